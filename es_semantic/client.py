@@ -1,0 +1,78 @@
+"""Build Elasticsearch clients from an ESConfig and fail fast with a one-line error."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import elastic_transport
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
+
+from es_semantic.config import ESConfig
+from es_semantic.errors import ConnectionFailedError, MissingDependencyError
+from es_semantic.redact import redact
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+CONNECT_CHECK_TIMEOUT_S = 10.0
+
+
+def make_client(config: ESConfig, *, check: bool = True) -> Elasticsearch:
+    """A sync client; with ``check`` one quick ``GET /`` (no retries) proves it answers."""
+    es = Elasticsearch(**config.client_kwargs(), retry_on_timeout=True, max_retries=3)
+    if check:
+        try:
+            es.options(request_timeout=CONNECT_CHECK_TIMEOUT_S, max_retries=0).info()
+        except Exception as exc:
+            es.close()
+            raise connection_error(config, exc) from None
+    return es
+
+
+def make_async_client(config: ESConfig) -> AsyncElasticsearch:
+    """An async client (needs the ``async`` extra); create it inside the loop that uses it."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("aiohttp", "async", "the async client") from exc
+    from elasticsearch import AsyncElasticsearch
+
+    return AsyncElasticsearch(**config.client_kwargs(), retry_on_timeout=True, max_retries=3)
+
+
+async def check_async_client(es: AsyncElasticsearch, config: ESConfig) -> None:
+    """Async twin of the ``check`` in :func:`make_client`."""
+    try:
+        await es.options(request_timeout=CONNECT_CHECK_TIMEOUT_S, max_retries=0).info()
+    except Exception as exc:
+        raise connection_error(config, exc) from None
+
+
+def connection_error(config: ESConfig, exc: BaseException) -> ConnectionFailedError:
+    """Turn a client exception into a one-line, secret-free ConnectionFailedError."""
+    where = config.display_url()
+    if isinstance(exc, AuthenticationException):
+        what = "authentication failed (check ES_API_KEY or ES_USERNAME/ES_PASSWORD)"
+    elif isinstance(exc, AuthorizationException):
+        what = "the credentials lack permission for GET / (cluster monitor privilege)"
+    elif isinstance(exc, elastic_transport.TlsError):
+        what = "TLS failed (check ES_CA_CERTS or ES_SSL_FINGERPRINT)"
+    elif isinstance(exc, elastic_transport.ConnectionTimeout):
+        what = "the connection timed out"
+    elif isinstance(exc, elastic_transport.ConnectionError):
+        what = f"cannot connect ({_root_cause(exc)})"
+    elif isinstance(exc, ApiError):
+        what = f"the server answered HTTP {exc.meta.status}"
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+    message = f"Elasticsearch at {where} is not reachable: {what}. Check --es-url / ES_URL."
+    return ConnectionFailedError(redact(message, config.secrets()))
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = " ".join(str(part) for part in (getattr(exc, "message", ""), exc.__cause__) if part)
+    text = text or str(exc)
+    for marker in ("Connection refused", "Name or service not known", "No route to host"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

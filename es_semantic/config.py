@@ -1,0 +1,107 @@
+"""Frozen configuration dataclasses, validated at construction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from es_semantic.errors import ConfigError
+
+DEFAULT_ES_URL = "http://localhost:9200"
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    """How to reach an Elasticsearch cluster.
+
+    >>> ESConfig(url="http://localhost:9200").redacted_url()
+    'http://localhost:9200'
+    """
+
+    url: str | None = DEFAULT_ES_URL
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    ssl_fingerprint: str | None = None
+    cloud_id: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.url and not self.cloud_id:
+            raise ConfigError("no Elasticsearch address: set --es-url / ES_URL or --cloud-id")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"ES_URL={self.url!r} must start with http:// or https:// "
+                "(for example http://localhost:9200)"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ConfigError("basic auth needs both --username/ES_USERNAME and --password")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"request_timeout={self.request_timeout} must be > 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ESConfig:
+        """Read ES_URL, ES_API_KEY, ES_USERNAME, ES_PASSWORD, ES_BEARER_TOKEN, ES_CA_CERTS,
+        ES_SSL_FINGERPRINT, ES_CLOUD_ID; explicit non-None ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "url": env.get("ES_URL") or (None if env.get("ES_CLOUD_ID") else DEFAULT_ES_URL),
+            "api_key": env.get("ES_API_KEY") or None,
+            "username": env.get("ES_USERNAME") or None,
+            "password": env.get("ES_PASSWORD") or None,
+            "bearer_token": env.get("ES_BEARER_TOKEN") or None,
+            "ca_certs": env.get("ES_CA_CERTS") or None,
+            "ssl_fingerprint": env.get("ES_SSL_FINGERPRINT") or None,
+            "cloud_id": env.get("ES_CLOUD_ID") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def display_url(self) -> str:
+        """The address for messages: URL without credentials, or the cloud id's name."""
+        if self.url:
+            return self.redacted_url()
+        return f"cloud:{(self.cloud_id or '').split(':', 1)[0]}"
+
+    def redacted_url(self) -> str:
+        """The URL with any user:password@ part masked."""
+        url = self.url or ""
+        scheme, sep, rest = url.partition("://")
+        if sep and "@" in rest.split("/", 1)[0]:
+            rest = "***@" + rest.split("@", 1)[1]
+        return f"{scheme}{sep}{rest}"
+
+    def secrets(self) -> list[str]:
+        """Every secret value held, for masking in logs and errors."""
+        found = [self.api_key, self.password, self.bearer_token]
+        url = self.url or ""
+        netloc = url.partition("://")[2].split("/", 1)[0]
+        if "@" in netloc:
+            found.append(netloc.split("@", 1)[0].partition(":")[2])
+        return [s for s in found if s]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Elasticsearch(...)`` / ``AsyncElasticsearch(...)``."""
+        kwargs: dict[str, Any] = {"request_timeout": self.request_timeout}
+        if self.cloud_id:
+            kwargs["cloud_id"] = self.cloud_id
+        else:
+            kwargs["hosts"] = [self.url]
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        elif self.bearer_token:
+            kwargs["bearer_auth"] = self.bearer_token
+        elif self.username is not None and self.password is not None:
+            kwargs["basic_auth"] = (self.username, self.password)
+        if self.ca_certs:
+            kwargs["ca_certs"] = self.ca_certs
+        if self.ssl_fingerprint:
+            kwargs["ssl_assert_fingerprint"] = self.ssl_fingerprint
+        if not self.verify_certs:
+            kwargs["verify_certs"] = False
+        return kwargs

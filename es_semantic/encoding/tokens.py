@@ -1,0 +1,85 @@
+"""Tokenisation shared by the encoder and the cross-encoder: truncate, count, pad."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from es_semantic.errors import EncoderError
+
+
+@dataclass(frozen=True)
+class TokenizedTexts:
+    """Unpadded token ids per text, and which texts were cut at max_length."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    truncated: npt.NDArray[np.bool_]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The folder's tokenizer (a fast one where a vocab allows it, e.g. BERT ``vocab.txt``)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EncoderError(f"cannot load the tokenizer in {path}: {exc}") from None
+
+
+def tokenize(
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    pairs: Sequence[str] | None = None,
+) -> TokenizedTexts:
+    """Tokenise with truncation; with ``pairs`` the second segment is truncated first."""
+    encoded = tokenizer(
+        list(texts),
+        list(pairs) if pairs is not None else None,
+        truncation="only_second" if pairs is not None else True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=pairs is not None,
+    )
+    ids: list[list[int]] = encoded["input_ids"]
+    encodings = getattr(encoded, "encodings", None)
+    if encodings:  # fast tokenizer: exact, the overflow is kept aside
+        truncated = np.array([bool(e.overflowing) for e in encodings], dtype=bool)
+    else:  # slow tokenizer: a text that fills the window was (most likely) cut
+        truncated = np.array([len(row) >= max_length for row in ids], dtype=bool)
+    type_ids = encoded.get("token_type_ids") if pairs is not None else None
+    return TokenizedTexts(ids, type_ids, truncated.reshape(len(ids)))
+
+
+def pad_batch(
+    tokens: TokenizedTexts, rows: list[int], tokenizer: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Dynamic padding of ``rows`` to their longest member, on the tokenizer's padding side.
+
+    Returns ids, attention mask and (for pairs) token type ids."""
+    width = max(len(tokens.input_ids[r]) for r in rows)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long) if tokens.token_type_ids else None
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    for j, r in enumerate(rows):
+        row = tokens.input_ids[r]
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[j, span] = torch.tensor(row, dtype=torch.long)
+        mask[j, span] = 1
+        if types is not None and tokens.token_type_ids is not None:
+            types[j, span] = torch.tensor(tokens.token_type_ids[r], dtype=torch.long)
+    return ids.to(device), mask.to(device), None if types is None else types.to(device)

@@ -1,0 +1,59 @@
+"""The exception tree of es-semantic.
+
+    EsSemanticError
+    ├── ConfigError              bad option or environment value (CLI exit 2)
+    ├── MissingDependencyError   an optional extra is not installed; names the pip command
+    ├── ConnectionFailedError    the cluster cannot be reached; names the URL, never secrets
+    ├── IndexContractError       index and encoder disagree, or the index has no contract
+    ├── EncoderError             a model folder cannot be loaded or used
+    ├── InputError               a corpus file or query cannot be read (names file and line)
+    ├── IndexingError            an indexing run could not go on
+    └── SearchError              a search request failed or was invalid
+
+Every message says what went wrong and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class EsSemanticError(Exception):
+    """Base class of every error es-semantic raises on purpose."""
+
+
+class ConfigError(EsSemanticError):
+    """An option, argument or environment variable has a value we cannot use."""
+
+
+class MissingDependencyError(EsSemanticError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package: pip install 'es-semantic[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class ConnectionFailedError(EsSemanticError):
+    """The Elasticsearch cluster could not be reached or refused our credentials."""
+
+
+class IndexContractError(EsSemanticError):
+    """The index was built with another model/pooling/dims than the encoder in use."""
+
+
+class EncoderError(EsSemanticError):
+    """A model could not be loaded or run."""
+
+
+class InputError(EsSemanticError):
+    """Input data (a corpus file, a query, a filter) is invalid."""
+
+
+class IndexingError(EsSemanticError):
+    """An indexing run had to stop (documents already sent are reported)."""
+
+
+class SearchError(EsSemanticError):
+    """A search failed on the server or was rejected before sending."""
