@@ -3,6 +3,7 @@
 from es_semantic._version import __version__
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.encoding.reranker import CrossEncoder
+from es_semantic.config import ESConfig
 from es_semantic.errors import (
     ConfigError,
     ConnectionFailedError,
@@ -14,18 +15,31 @@ from es_semantic.errors import (
     MissingDependencyError,
     SearchError,
 )
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.indexer import Indexer
+from es_semantic.search.searcher import AsyncSearcher, Searcher
+from es_semantic.types import Document, Hit, IndexReport, SearchResult
 
 __all__ = [
+    "AsyncSearcher",
     "ConfigError",
     "ConnectionFailedError",
     "CrossEncoder",
+    "Document",
+    "ESConfig",
     "Encoder",
     "EncoderError",
     "EsSemanticError",
+    "Hit",
+    "IndexContract",
     "IndexContractError",
+    "IndexReport",
+    "Indexer",
     "IndexingError",
     "InputError",
     "MissingDependencyError",
     "SearchError",
+    "SearchResult",
+    "Searcher",
     "__version__",
 ]

@@ -82,8 +82,8 @@ class Encoder:
         dtype: str | None = None,
         query_prefix: str | None = None,
         document_prefix: str | None = None,
-        batch_size: int = 64,
-        max_batch_tokens: int = 16_384,
+        batch_size: int = 32,
+        max_batch_tokens: int = 4096,
     ) -> None:
         path = resolve_model_path(model) if model is not None else default_model_path()
         spec = read_model_spec(path, name=str(model) if model is not None else None)

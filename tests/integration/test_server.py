@@ -63,5 +63,8 @@ def test_unreachable_es_url_fails_fast_with_one_line(tmp_path):
         timeout=120,
     )
     assert proc.returncode != 0
-    assert "Elasticsearch at http://127.0.0.1:1 is not reachable: cannot connect (connection refused)" in proc.stdout
+    expected = (
+        "Elasticsearch at http://127.0.0.1:1 is not reachable: cannot connect (connection refused)"
+    )
+    assert expected in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,159 @@
+"""What every command shares: connection/model options, error handling, output helpers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+from elasticsearch import Elasticsearch
+
+from es_semantic.client import make_client
+from es_semantic.config import ESConfig
+from es_semantic.errors import ConfigError, EsSemanticError, InputError
+from es_semantic.redact import RedactingFilter, redact
+
+F = TypeVar("F", bound=Callable[..., Any])
+USAGE_ERRORS = (ConfigError, InputError)
+
+CONNECTION_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--es-url",), {"help": "Elasticsearch URL [env ES_URL; default http://localhost:9200]"}),
+    (("--api-key",), {"help": "API key (encoded) [env ES_API_KEY]"}),
+    (("--username",), {"help": "basic-auth user [env ES_USERNAME]"}),
+    (("--password",), {"help": "basic-auth password [env ES_PASSWORD]"}),
+    (("--ca-certs",), {"help": "CA bundle for TLS [env ES_CA_CERTS]", "type": click.Path()}),
+    (("--cloud-id",), {"help": "Elastic Cloud id [env ES_CLOUD_ID]"}),
+    (
+        ("--model",),
+        {
+            "help": "model folder or hub id [env ES_SEMANTIC_MODEL; default: packaged "
+            "all-MiniLM-L6-v2 from the 'models' extra]"
+        },
+    ),
+    (("--debug",), {"is_flag": True, "default": None, "help": "tracebacks and request logging"}),
+]
+
+
+@dataclass
+class Settings:
+    """Connection and model settings merged from group options, command options and env."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, options: dict[str, Any]) -> None:
+        self.values.update({k: v for k, v in options.items() if v is not None})
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.values.get("debug"))
+
+    def es_config(self) -> ESConfig:
+        v = self.values
+        return ESConfig.from_env(
+            url=v.get("es_url"),
+            api_key=v.get("api_key"),
+            username=v.get("username"),
+            password=v.get("password"),
+            ca_certs=v.get("ca_certs"),
+            cloud_id=v.get("cloud_id"),
+        )
+
+    def model(self) -> str | None:
+        return self.values.get("model") or os.environ.get("ES_SEMANTIC_MODEL") or None
+
+    def secrets(self) -> list[str]:
+        try:
+            return self.es_config().secrets()
+        except ConfigError:
+            return [s for s in (self.values.get("api_key"), self.values.get("password")) if s]
+
+
+def connection_options(func: F) -> F:
+    """Add the connection/model options to a command or the group."""
+    for names, kwargs in reversed(CONNECTION_OPTIONS):
+        func = click.option(*names, **kwargs)(func)
+    return func
+
+
+def settings(ctx: click.Context, options: dict[str, Any]) -> Settings:
+    """The merged settings for this invocation (command options override group options)."""
+    root = ctx.find_root()
+    state: Settings = root.obj if isinstance(root.obj, Settings) else Settings()
+    root.obj = state
+    state.merge({k: options.pop(k) for k in list(options) if k in _OPTION_KEYS})
+    _configure_logging(state)
+    return state
+
+
+_OPTION_KEYS = {names[0].lstrip("-").replace("-", "_") for names, _ in CONNECTION_OPTIONS}
+
+
+def _configure_logging(state: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter(state.secrets()))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if state.debug else logging.WARNING)
+    if not state.debug:
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+        _quiet_transformers()
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def client(state: Settings) -> Elasticsearch:
+    return make_client(state.es_config())
+
+
+def encoder(state: Settings) -> Any:
+    from es_semantic.encoding.encoder import Encoder
+
+    return Encoder(state.model())
+
+
+def handle_errors(func: F) -> F:
+    """One line on stderr and exit 1 (runtime) or 2 (usage); full traceback with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            return func(*args, **kwargs)
+        except EsSemanticError as exc:
+            _fail(ctx, exc, 2 if isinstance(exc, USAGE_ERRORS) else 1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:  # last resort: still one line, never a secret
+            _fail(ctx, exc, 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
+    state = ctx.find_root().obj if isinstance(ctx.find_root().obj, Settings) else Settings()
+    secrets = state.secrets()
+    if state.debug:
+        click.echo(redact(traceback.format_exc(), secrets), err=True)
+    message = str(exc) if isinstance(exc, EsSemanticError) else f"{type(exc).__name__}: {exc}"
+    click.echo(f"error: {redact(message, secrets)}", err=True)
+    ctx.exit(code)

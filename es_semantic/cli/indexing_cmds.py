@@ -1,0 +1,256 @@
+"""create-index, index and info."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.errors import InputError
+from es_semantic.indexing.admin import create_index, index_info
+from es_semantic.indexing.contract import INDEX_OPTIONS, METADATA_TYPES, SIMILARITIES, IndexContract
+from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.readers import INPUT_FORMATS, FieldSpec, read_path, read_text_file
+from es_semantic.types import Document, IndexReport, ReadFailure
+
+
+def parse_metadata_fields(specs: tuple[str, ...]) -> dict[str, str]:
+    """``("lang", "year:long")`` -> ``{"lang": "keyword", "year": "long"}``."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, _, kind = spec.partition(":")
+        kind = kind or "keyword"
+        if not name or kind not in METADATA_TYPES:
+            raise InputError(
+                f"--metadata-field {spec!r}: use NAME or NAME:TYPE with TYPE one of "
+                f"{', '.join(METADATA_TYPES)}"
+            )
+        out[name] = kind
+    return out
+
+
+def _creation_options(
+    similarity: str | None,
+    index_options: str | None,
+    analyzer: str | None,
+    metadata: dict[str, str],
+    text_fields: tuple[str, ...],
+) -> dict[str, Any]:
+    return {
+        "similarity": similarity,
+        "index_options": index_options,
+        "analyzer": analyzer,
+        "metadata_fields": metadata,
+        "text_fields": text_fields or None,
+    }
+
+
+creation = [
+    click.option("--similarity", type=click.Choice(SIMILARITIES), help="similarity [cosine]"),
+    click.option(
+        "--index-options",
+        type=click.Choice(INDEX_OPTIONS),
+        help="dense_vector index type [int8_hnsw]; bbq_hnsw needs ES >= 8.18",
+    ),
+    click.option("--analyzer", help="BM25 analyzer: standard (default), english, cjk, smartcn"),
+]
+
+
+def creation_options(func: Any) -> Any:
+    """Add --similarity, --index-options and --analyzer."""
+    for option in reversed(creation):
+        func = option(func)
+    return func
+
+
+@click.command("create-index")
+@click.argument("index")
+@creation_options
+@click.option("--text-field", "text_fields", multiple=True, help="BM25 text field [title, text]")
+@click.option(
+    "--metadata-field",
+    "metadata_fields",
+    multiple=True,
+    help="filterable field, NAME or NAME:TYPE (keyword, long, double, date, boolean)",
+)
+@click.option("--m", "m", type=click.IntRange(2, 512), help="HNSW graph degree")
+@click.option("--ef-construction", type=click.IntRange(10, 3200), help="HNSW build beam width")
+@click.option("--keep-vectors", is_flag=True, help="keep vectors in _source (default: excluded)")
+@click.option("--recreate", is_flag=True, help="DELETE the index first if it exists")
+@connection_options
+@handle_errors
+def create_index_cmd(
+    index: str,
+    text_fields: tuple[str, ...],
+    metadata_fields: tuple[str, ...],
+    m: int | None,
+    ef_construction: int | None,
+    keep_vectors: bool,
+    recreate: bool,
+    similarity: str | None,
+    index_options: str | None,
+    analyzer: str | None,
+    **options: Any,
+) -> None:
+    """Create INDEX for the model's contract (never deletes, unless --recreate)."""
+    state = settings(click.get_current_context(), options)
+    enc = encoder(state)
+    contract = IndexContract.from_encoder(
+        enc.config,
+        keep_vectors_in_source=keep_vectors or None,
+        **_creation_options(
+            similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields
+        ),
+    )
+    es = client(state)
+    if recreate and es.indices.exists(index=index):
+        click.echo(f"--recreate: deleting the existing index {index}", err=True)
+    created = create_index(
+        es, index, contract, recreate=recreate, m=m, ef_construction=ef_construction
+    )
+    if created:
+        c = contract
+        click.echo(
+            f"created {index}: {c.model_name}, {c.dims}-d {c.similarity}, {c.index_options}, "
+            f"text fields {', '.join(c.text_fields)}"
+        )
+    else:
+        click.echo(f"{index} already exists; left unchanged (use --recreate to rebuild it)")
+
+
+@click.command("index")
+@click.argument("index")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(INPUT_FORMATS),
+    help="input format [from the extension; stdin: jsonl]",
+)
+@click.option(
+    "--text-unit",
+    type=click.Choice(["line", "file"]),
+    default="line",
+    help="text format: one document per line, or per file",
+)
+@click.option("--id-field", help="field holding the document id [id, or _id; else a content hash]")
+@click.option("--text-field", "text_fields", multiple=True, help="text field(s) [title, text]")
+@click.option(
+    "--metadata-field", "metadata_fields", multiple=True, help="filterable field, NAME or NAME:TYPE"
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    show_default=True,
+    help="documents encoded per batch",
+)
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False),
+    help="JSONL file for failed documents [INDEX.dead.jsonl, written on failure]",
+)
+@click.option("--report-json", type=click.Path(dir_okay=False), help="write the run report here")
+@click.option("--quiet", is_flag=True, help="no progress bar or summary")
+@creation_options
+@connection_options
+@handle_errors
+def index_cmd(
+    index: str,
+    paths: tuple[str, ...],
+    fmt: str | None,
+    text_unit: str,
+    id_field: str | None,
+    text_fields: tuple[str, ...],
+    metadata_fields: tuple[str, ...],
+    batch_size: int,
+    dead_letter: str | None,
+    report_json: str | None,
+    quiet: bool,
+    similarity: str | None,
+    index_options: str | None,
+    analyzer: str | None,
+    **options: Any,
+) -> None:
+    """Encode and index PATH... (files, a BEIR folder, or - for stdin) into INDEX.
+
+    Creates INDEX when missing; skips documents whose content is unchanged; every failed
+    document goes to the dead-letter file. Exit code 1 when any document failed.
+    """
+    state = settings(click.get_current_context(), options)
+    enc = encoder(state)
+    indexer = Indexer(
+        client(state),
+        index,
+        enc,
+        id_field=id_field,
+        batch_size=batch_size,
+        dead_letter=dead_letter or f"{index}.dead.jsonl",
+        progress=not quiet,
+        **_creation_options(
+            similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields
+        ),
+    )
+    spec = indexer.field_spec()
+    records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
+    report = indexer.index(records)
+    _finish_report(report, report_json, quiet)
+
+
+def _read(
+    path: str, fmt: str | None, text_unit: str, spec: FieldSpec
+) -> Iterator[Document | ReadFailure]:
+    if fmt == "text" and text_unit == "file" and path != "-":
+        yield read_text_file(path, spec)
+        return
+    yield from read_path(path, fmt, spec)  # type: ignore[arg-type]
+
+
+def _finish_report(report: IndexReport, report_json: str | None, quiet: bool) -> None:
+    if report_json:
+        Path(report_json).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    rate = report.total / report.seconds if report.seconds else 0.0
+    summary = (
+        f"{report.index}: indexed {report.indexed}, skipped {report.skipped} unchanged, "
+        f"failed {report.failed}; encoded {report.encoded} ({report.truncated} truncated) "
+        f"in {report.seconds:.1f}s, {rate:.1f} docs/s"
+    )
+    if report.failed:
+        summary += f"; failures in {report.dead_letter or 'the report'}"
+    if not quiet or report.failed:
+        click.echo(summary, err=bool(report.failed))
+    if report.failed:
+        click.get_current_context().exit(1)
+
+
+@click.command("info")
+@click.argument("index")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@connection_options
+@handle_errors
+def info_cmd(index: str, as_json: bool, **options: Any) -> None:
+    """Show INDEX's contract (model, pooling, dims, ...), document count and mapping."""
+    state = settings(click.get_current_context(), options)
+    info = index_info(client(state), index)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    c = info["contract"]
+    click.echo(f"index      {info['index']} ({', '.join(info['indices'])})")
+    click.echo(f"documents  {info['count']}")
+    click.echo(f"model      {c['model_name']} ({c['model_fingerprint']})")
+    click.echo(
+        f"vectors    {c['dims']}-d {c['similarity']} {c['index_options']}, pooling "
+        f"{c['pooling']}, normalize {c['normalize']}, max_length {c['max_length']}"
+    )
+    click.echo(f"prefixes   query {c['query_prefix']!r}, document {c['document_prefix']!r}")
+    click.echo(f"text       {', '.join(c['text_fields'])} (analyzer {c['analyzer']})")
+    meta = c["metadata_fields"]
+    click.echo(f"metadata   {', '.join(f'{k}:{v}' for k, v in meta.items()) or '-'}")
+    mib = info["vector_memory_estimate_bytes"] / 2**20
+    click.echo(f"vector RAM ~{mib:.1f} MiB (raw floats + quantized copy, estimate)")

@@ -1,0 +1,150 @@
+"""es-semantic search."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any, cast
+
+import click
+
+from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.search.core import DEFAULT_WINDOW, Fusion, Mode
+from es_semantic.search.filters import parse_cli_filters
+from es_semantic.search.searcher import Searcher
+from es_semantic.types import Hit, SearchResult
+
+
+@click.command("search")
+@click.argument("index")
+@click.argument("query")
+@click.option(
+    "--mode", type=click.Choice(["keyword", "knn", "hybrid"]), default="hybrid", show_default=True
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["auto", "server", "rrf", "weighted"]),
+    default="auto",
+    show_default=True,
+    help="hybrid: server rrf retriever where licensed (auto), or client rrf/weighted",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="weighted fusion: kNN weight (0 keyword only, 1 kNN only)",
+)
+@click.option("--rank-constant", type=click.IntRange(1), default=60, show_default=True)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_WINDOW,
+    show_default=True,
+    help="hybrid: candidates per leg before fusion",
+)
+@click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--offset", type=click.IntRange(0, 9_999), default=0, help="skip this many hits")
+@click.option(
+    "--num-candidates", type=click.IntRange(1, 10_000), help="kNN candidates [10*k, >=100]"
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="FIELD=VALUE (repeat for OR), FIELD>=V, FIELD<V, FIELD? (exists)",
+)
+@click.option("--exact", is_flag=True, help="kNN by exact script_score scan (selective filters)")
+@click.option("--highlight", is_flag=True, help="BM25 highlights in the output")
+@click.option("--rerank", "rerank_model", help="cross-encoder model folder to rerank with")
+@click.option("--rerank-top", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--rerank-budget-ms", type=click.FloatRange(min=1), help="give up reranking after")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
+@connection_options
+@handle_errors
+def search_cmd(
+    index: str,
+    query: str,
+    mode: str,
+    fusion: str,
+    alpha: float,
+    rank_constant: int,
+    window: int,
+    k: int,
+    offset: int,
+    num_candidates: int | None,
+    filters: tuple[str, ...],
+    exact: bool,
+    highlight: bool,
+    rerank_model: str | None,
+    rerank_top: int,
+    rerank_budget_ms: float | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Search INDEX for QUERY (keyword, kNN or hybrid; optional cross-encoder rerank)."""
+    state = settings(click.get_current_context(), options)
+    parsed_filters = parse_cli_filters(filters)
+    reranker = None
+    if rerank_model:
+        from es_semantic.encoding.reranker import CrossEncoder
+
+        reranker = CrossEncoder(rerank_model)
+    searcher = Searcher(client(state), index, encoder(state), reranker=reranker)
+    result = searcher.search(
+        query,
+        mode=cast(Mode, mode),
+        k=k,
+        offset=offset,
+        fusion=cast(Fusion, fusion),
+        alpha=alpha,
+        rank_constant=rank_constant,
+        window=window,
+        num_candidates=num_candidates,
+        filters=parsed_filters,
+        highlight=highlight,
+        exact=exact,
+        rerank=reranker is not None,
+        rerank_top=rerank_top,
+        rerank_budget_ms=rerank_budget_ms,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        click.echo(format_table(result, searcher.contract().text_fields, offset))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def snippet(hit: Hit, text_fields: tuple[str, ...], width: int) -> str:
+    """Title-ish first text field, then the start of the highlight or the text, on one line."""
+    if hit.highlights:
+        fragment = next(iter(hit.highlights.values()))[0]
+        text = fragment.replace("<em>", "[").replace("</em>", "]")
+    else:
+        values = [str(hit.source.get(f, "")) for f in text_fields]
+        text = " | ".join(v for v in values if v)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def format_table(result: SearchResult, text_fields: tuple[str, ...], offset: int = 0) -> str:
+    """A readable table: rank, id, score, snippet; then timings."""
+    columns = shutil.get_terminal_size((120, 20)).columns
+    ids = [h.id for h in result.hits] or ["-"]
+    id_width = min(max(len(i) for i in ids), 40)
+    lines = [f"{'#':>3}  {'id':<{id_width}}  {'score':>9}  text"]
+    for rank, hit in enumerate(result.hits, start=offset + 1):
+        room = max(columns - id_width - 20, 20)
+        lines.append(
+            f"{rank:>3}  {hit.id[:id_width]:<{id_width}}  {hit.score:>9.4f}  "
+            f"{snippet(hit, text_fields, room)}"
+        )
+    if not result.hits:
+        lines.append("     (no hits)")
+    timing = ", ".join(
+        f"{k} {v:.0f} ms" for k, v in result.took_ms.items() if not k.endswith("_server")
+    )
+    label = result.mode + (f"/{result.fusion}" if result.fusion else "")
+    lines.append(f"[{label}{', reranked' if result.reranked else ''}] {timing}")
+    return "\n".join(lines)

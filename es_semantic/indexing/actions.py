@@ -1,0 +1,93 @@
+"""No I/O: documents -> ids, content hashes and bulk actions; bulk results -> outcomes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.types import Document
+
+
+def content_hash(doc: Document, contract: IndexContract) -> str:
+    """sha256 over what decides the stored document and its vector: texts, metadata, model.
+
+    Equal hashes mean a re-run can skip the document without encoding it.
+    """
+    payload = {
+        "texts": dict(doc.texts),
+        "metadata": dict(doc.metadata),
+        "model": contract.model_fingerprint,
+        "prefix": contract.document_prefix,
+        "pooling": contract.pooling,
+        "max_length": contract.max_length,
+    }
+    data = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_id(doc: Document, digest: str) -> str:
+    """The given id, else the content hash (so a re-run finds the same document)."""
+    return doc.id if doc.id is not None else digest[:32]
+
+
+def to_action(
+    index: str,
+    doc_id: str,
+    doc: Document,
+    digest: str,
+    vector: npt.NDArray[np.float32],
+    contract: IndexContract,
+) -> dict[str, Any]:
+    """A bulk ``index`` action: metadata is ``_op_type``/``_index``/``_id`` only."""
+    source: dict[str, Any] = {name: text for name, text in doc.texts.items()}
+    source.update(doc.metadata)
+    source["content_hash"] = digest
+    source[contract.vector_field] = vector.tolist()
+    return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": source}
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One bulk item's result."""
+
+    doc_id: str
+    ok: bool
+    reason: str = ""
+
+
+def parse_bulk_item(ok: bool, item: Mapping[str, Any]) -> BulkOutcome:
+    """Read a ``streaming_bulk`` result item into a BulkOutcome with a readable reason."""
+    op = next(iter(item.values())) if item else {}
+    doc_id = str(op.get("_id", ""))
+    if ok:
+        return BulkOutcome(doc_id, True)
+    error = op.get("error", op.get("exception", "unknown error"))
+    if isinstance(error, Mapping):
+        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        caused = error.get("caused_by")
+        if isinstance(caused, Mapping) and caused.get("reason"):
+            reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+    else:
+        reason = str(error)
+    status = op.get("status")
+    return BulkOutcome(doc_id, False, f"HTTP {status} {reason}" if status else reason)
+
+
+def unchanged_ids(wanted: Mapping[str, str], mget_docs: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Ids whose stored ``content_hash`` equals the wanted one (from an ``mget`` response)."""
+    same: set[str] = set()
+    for entry in mget_docs:
+        if not entry.get("found"):
+            continue
+        stored = (entry.get("_source") or {}).get("content_hash")
+        doc_id = str(entry.get("_id"))
+        if stored is not None and wanted.get(doc_id) == stored:
+            same.add(doc_id)
+    return same

@@ -1,0 +1,110 @@
+"""Index administration over a sync client: create, read the contract, describe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
+
+from es_semantic.errors import ConfigError, IndexContractError
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
+
+log = logging.getLogger(__name__)
+
+
+def check_analyzer(es: Elasticsearch, analyzer: str) -> None:
+    """Ask the cluster to run ``analyzer`` once; a plugin analyzer it lacks gets a clear error."""
+    if analyzer in BUILTIN_ANALYZERS:
+        return
+    try:
+        es.indices.analyze(analyzer=analyzer, text="检索 search")
+    except BadRequestError:
+        raise ConfigError(analyzer_hint(analyzer)) from None
+
+
+def create_index(
+    es: Elasticsearch,
+    index: str,
+    contract: IndexContract,
+    *,
+    recreate: bool = False,
+    **body_options: Any,
+) -> bool:
+    """Create ``index`` for ``contract``; returns False when it already existed (never deletes
+    unless ``recreate``, which deletes the existing index first and logs that it did)."""
+    exists = bool(es.indices.exists(index=index))
+    if exists and not recreate:
+        return False
+    check_analyzer(es, contract.analyzer)
+    if exists:
+        log.warning("deleting index %s (--recreate)", index)
+        es.indices.delete(index=index)
+    body = index_body(contract, **body_options)
+    try:
+        es.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
+    except BadRequestError as exc:
+        if "resource_already_exists" in str(exc.error):
+            return False  # a concurrent run created it first
+        raise ConfigError(f"the cluster refused to create index {index!r}: {exc.message}") from None
+    return True
+
+
+def read_contract(es: Elasticsearch, index: str) -> IndexContract:
+    """The contract of ``index`` (or of the write index behind an alias)."""
+    try:
+        resp = es.indices.get_mapping(index=index)
+    except NotFoundError:
+        raise IndexContractError(
+            f"index {index!r} does not exist: create it with `es-semantic create-index {index}` "
+            "or `es-semantic index` (which creates it)"
+        ) from None
+    return contract_from_mapping_response(dict(resp.body), index)
+
+
+def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexContract:
+    """Pick the contract from a get-mapping response; all indices behind an alias must agree."""
+    contracts = {
+        name: IndexContract.from_meta(entry.get("mappings", {}).get("_meta"), name)
+        for name, entry in sorted(body.items())
+    }
+    if not contracts:
+        raise IndexContractError(f"index {index!r} does not exist")
+    distinct = {(c.model_fingerprint, c.dims, c.pooling) for c in contracts.values()}
+    if len(distinct) > 1:
+        raise IndexContractError(
+            f"alias {index!r} covers indices built with different models: {sorted(contracts)}"
+        )
+    return next(iter(contracts.values()))
+
+
+def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:
+    """Contract, document count, mapping summary and a vector memory estimate."""
+    contract = read_contract(es, index)
+    count = int(es.count(index=index)["count"])
+    mapping = es.indices.get_mapping(index=index).body
+    fields: dict[str, str] = {}
+    for entry in mapping.values():
+        for name, spec in entry.get("mappings", {}).get("properties", {}).items():
+            fields[name] = spec.get("type", "object")
+    bytes_per_dim = {"int8_hnsw": 1, "int8_flat": 1, "int4_hnsw": 0.5, "bbq_hnsw": 1 / 8}
+    per_vector = contract.dims * (4 + bytes_per_dim.get(contract.index_options, 0))
+    return {
+        "index": index,
+        "indices": sorted(mapping),
+        "count": count,
+        "contract": contract.to_meta()["es_semantic"],
+        "fields": fields,
+        "vector_memory_estimate_bytes": int(count * per_vector),
+    }
+
+
+def delete_index_quietly(es: Elasticsearch, index: str) -> None:
+    """Delete ``index`` if it exists (used by the quickstart for its own index)."""
+    try:
+        es.indices.delete(index=index)
+    except NotFoundError:
+        pass
+    except ApiError as exc:
+        log.warning("could not delete index %s: %s", index, exc.message)

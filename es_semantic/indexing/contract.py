@@ -1,0 +1,138 @@
+"""The index contract: how vectors in an index were made, kept in mapping ``_meta``.
+
+Pure: build from an encoder config, (de)serialise, and compare with the encoder in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from es_semantic._version import __version__
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.errors import ConfigError, IndexContractError
+
+Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
+SIMILARITIES: tuple[str, ...] = get_args(Similarity)
+IndexOptionsType = Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat"]
+INDEX_OPTIONS: tuple[str, ...] = get_args(IndexOptionsType)
+METADATA_TYPES = ("keyword", "long", "integer", "double", "float", "date", "boolean", "text")
+META_KEY = "es_semantic"
+VECTOR_FIELD = "embedding"
+# What must be equal between an index and the encoder that queries or feeds it.
+CHECKED_FIELDS = ("dims", "pooling", "normalize", "query_prefix", "document_prefix")
+
+
+@dataclass(frozen=True)
+class IndexContract:
+    """Everything needed to encode queries and documents compatibly with an index."""
+
+    model_name: str
+    model_fingerprint: str
+    pooling: str
+    normalize: bool
+    max_length: int
+    query_prefix: str
+    document_prefix: str
+    dims: int
+    similarity: Similarity = "cosine"
+    vector_field: str = VECTOR_FIELD
+    text_fields: tuple[str, ...] = ("title", "text")
+    metadata_fields: Mapping[str, str] = field(default_factory=dict)
+    index_options: str = "int8_hnsw"
+    analyzer: str = "standard"
+    keep_vectors_in_source: bool = False
+    es_semantic_version: str = __version__
+
+    def __post_init__(self) -> None:
+        if self.similarity not in SIMILARITIES:
+            raise ConfigError(
+                f"similarity={self.similarity!r} is not one of {', '.join(SIMILARITIES)}"
+            )
+        if self.similarity == "dot_product" and not self.normalize:
+            raise ConfigError(
+                "similarity='dot_product' needs unit-length vectors, but this encoder does not "
+                "normalise: use cosine, or normalize=True"
+            )
+        if self.index_options not in INDEX_OPTIONS:
+            raise ConfigError(
+                f"index_options={self.index_options!r} is not one of {', '.join(INDEX_OPTIONS)}"
+            )
+        if not self.text_fields:
+            raise ConfigError("at least one text field is needed")
+        for name, kind in self.metadata_fields.items():
+            if kind not in METADATA_TYPES:
+                raise ConfigError(
+                    f"metadata field {name!r} has type {kind!r}; use one of "
+                    f"{', '.join(METADATA_TYPES)}"
+                )
+        reserved = {self.vector_field, "content_hash"}
+        clash = reserved & (set(self.text_fields) | set(self.metadata_fields))
+        if clash or set(self.text_fields) & set(self.metadata_fields):
+            raise ConfigError(f"field names overlap or are reserved: {sorted(clash) or '...'}")
+
+    @classmethod
+    def from_encoder(cls, config: EncoderConfig, **options: Any) -> IndexContract:
+        """The contract an index gets when created for ``config``."""
+        return cls(
+            model_name=config.model_name,
+            model_fingerprint=config.fingerprint,
+            pooling=config.pooling,
+            normalize=config.normalize,
+            max_length=config.max_length,
+            query_prefix=config.query_prefix,
+            document_prefix=config.document_prefix,
+            dims=config.dim,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+
+    def to_meta(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["text_fields"] = list(self.text_fields)
+        data["metadata_fields"] = dict(self.metadata_fields)
+        return {META_KEY: data}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any] | None, index: str) -> IndexContract:
+        data = (meta or {}).get(META_KEY)
+        if not isinstance(data, Mapping):
+            raise IndexContractError(
+                f"index {index!r} has no es-semantic contract in its mapping _meta: it was not "
+                "created by es-semantic. Create one with `es-semantic create-index` or index "
+                "into a new index name."
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values["text_fields"] = tuple(values.get("text_fields") or ("text",))
+        try:
+            return cls(**values)
+        except (TypeError, ConfigError) as exc:
+            raise IndexContractError(f"index {index!r} has an unreadable contract: {exc}") from None
+
+    def differences(self, config: EncoderConfig, *, for_indexing: bool) -> list[str]:
+        """Human-readable differences between this contract and an encoder config."""
+        mine = {"dims": self.dims, **{k: getattr(self, k) for k in CHECKED_FIELDS[1:]}}
+        theirs = {"dims": config.dim, **{k: getattr(config, k) for k in CHECKED_FIELDS[1:]}}
+        if for_indexing:
+            mine["max_length"], theirs["max_length"] = self.max_length, config.max_length
+        diffs = [
+            f"{k}: index {mine[k]!r}, encoder {theirs[k]!r}" for k in mine if mine[k] != theirs[k]
+        ]
+        if self.model_fingerprint != config.fingerprint:
+            diffs.insert(
+                0,
+                f"model: index {self.model_name} ({self.model_fingerprint}), "
+                f"encoder {config.model_name} ({config.fingerprint})",
+            )
+        return diffs
+
+    def check(self, config: EncoderConfig, index: str, *, for_indexing: bool = False) -> None:
+        """Refuse an encoder that would make vectors incompatible with this index."""
+        diffs = self.differences(config, for_indexing=for_indexing)
+        if diffs:
+            raise IndexContractError(
+                f"index {index!r} was built with {self.model_name} ({self.dims}-d, "
+                f"{self.pooling}); the encoder in use differs: {'; '.join(diffs)}. Use the same "
+                "model and options (see `es-semantic info INDEX`), or index into a new index."
+            )

@@ -1,0 +1,99 @@
+"""Index body from the JSON template in ``mappings/`` and a contract (pure, no I/O)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from es_semantic.errors import ConfigError
+from es_semantic.indexing.contract import IndexContract
+
+BUILTIN_ANALYZERS = frozenset(
+    "standard simple whitespace stop keyword pattern fingerprint english french german spanish "
+    "italian portuguese dutch russian arabic cjk chinese brazilian czech danish finnish greek "
+    "hindi hungarian indonesian irish latvian lithuanian norwegian persian romanian sorani "
+    "swedish turkish thai bengali bulgarian catalan galician armenian basque".split()
+)
+PLUGIN_ANALYZERS = {
+    "smartcn": "analysis-smartcn",
+    "ik_max_word": "analysis-ik",
+    "ik_smart": "analysis-ik",
+    "icu_analyzer": "analysis-icu",
+    "kuromoji": "analysis-kuromoji",
+    "nori": "analysis-nori",
+}
+
+
+@cache
+def _template() -> dict[str, Any]:
+    text = resources.files("es_semantic").joinpath("mappings/index.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def vector_mapping(
+    contract: IndexContract, *, m: int | None = None, ef_construction: int | None = None
+) -> dict[str, Any]:
+    """The ``dense_vector`` field for the contract's dims, similarity and index options."""
+    field: dict[str, Any] = copy.deepcopy(_template()["field_templates"]["vector"])
+    field.update(dims=contract.dims, similarity=contract.similarity)
+    options: dict[str, Any] = {"type": contract.index_options}
+    if "hnsw" in contract.index_options:
+        if m is not None:
+            options["m"] = m
+        if ef_construction is not None:
+            options["ef_construction"] = ef_construction
+    elif m is not None or ef_construction is not None:
+        raise ConfigError(
+            f"m and ef_construction apply to *hnsw index options, not {options['type']}"
+        )
+    field["index_options"] = options
+    return field
+
+
+def index_body(
+    contract: IndexContract,
+    *,
+    m: int | None = None,
+    ef_construction: int | None = None,
+    shards: int | None = None,
+    replicas: int | None = None,
+) -> dict[str, Any]:
+    """``settings`` + ``mappings`` (with the contract in ``_meta``) for ``indices.create``."""
+    template = copy.deepcopy(_template())
+    fields = template["field_templates"]
+    mappings = template["mappings"]
+    props = mappings["properties"]
+    for name in contract.text_fields:
+        props[name] = {**fields["text"], "analyzer": contract.analyzer}
+    for name, kind in contract.metadata_fields.items():
+        props[name] = {**fields["metadata"], "type": kind}
+    props[contract.vector_field] = vector_mapping(contract, m=m, ef_construction=ef_construction)
+    if not contract.keep_vectors_in_source:
+        mappings["_source"]["excludes"] = [contract.vector_field]
+    else:
+        del mappings["_source"]
+    mappings["_meta"] = contract.to_meta()
+    settings = template["settings"]
+    if shards is not None:
+        settings["index"]["number_of_shards"] = shards
+    if replicas is not None:
+        settings["index"]["number_of_replicas"] = replicas
+    return {"settings": settings, "mappings": mappings}
+
+
+def analyzer_hint(analyzer: str) -> str:
+    """What to do when a cluster does not know ``analyzer``."""
+    plugin = PLUGIN_ANALYZERS.get(analyzer)
+    if plugin:
+        return (
+            f"analyzer {analyzer!r} needs the {plugin} plugin, which this cluster does not have "
+            f"(bin/elasticsearch-plugin install {plugin}); for Chinese without plugins use 'cjk'"
+        )
+    return (
+        f"analyzer {analyzer!r} is not known to this cluster; "
+        "built-in ones include standard, english, cjk"
+    )

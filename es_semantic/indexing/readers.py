@@ -1,0 +1,248 @@
+"""Turn files and Python records into Documents, or ReadFailures that say file:line and why.
+
+A bad record never stops the stream: it becomes a ReadFailure and reading goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal, get_args
+
+from es_semantic.errors import InputError
+from es_semantic.types import Document, ReadFailure
+
+InputFormat = Literal["jsonl", "csv", "tsv", "text", "beir"]
+INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
+Record = Document | ReadFailure
+MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+               ".tsv": "tsv", ".tab": "tsv", ".txt": "text", ".md": "text"}  # fmt: skip
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Which input fields are the id, the text (in order) and the metadata."""
+
+    id_field: str | None = None
+    text_fields: tuple[str, ...] = ("title", "text")
+    metadata_fields: tuple[str, ...] = ()
+
+    def id_candidates(self) -> tuple[str, ...]:
+        return (self.id_field,) if self.id_field else ("id", "_id")
+
+
+def to_document(record: Any, spec: FieldSpec, origin: str) -> Record:
+    """One input record (a mapping) -> Document, or a ReadFailure naming what is wrong."""
+    if isinstance(record, Document):
+        return record
+    if not isinstance(record, Mapping):
+        return ReadFailure(origin, f"expected an object, got {type(record).__name__}", record)
+    doc_id: str | None = None
+    for key in spec.id_candidates():
+        value = record.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return ReadFailure(
+                origin, f"id field {key!r} is {type(value).__name__}, not a string", record
+            )
+        doc_id = str(value)
+        if not doc_id.strip() or len(doc_id.encode()) > MAX_ID_BYTES:
+            return ReadFailure(
+                origin, f"id {doc_id[:40]!r} is empty or over {MAX_ID_BYTES} bytes", record
+            )
+        break
+    if spec.id_field and doc_id is None:
+        return ReadFailure(origin, f"missing id field {spec.id_field!r}", record)
+    texts: dict[str, str] = {}
+    for name in spec.text_fields:
+        value = record.get(name)
+        if value is None:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            return ReadFailure(
+                origin, f"text field {name!r} is {type(value).__name__}, not text", record
+            )
+        texts[name] = value
+    if not any(t.strip() for t in texts.values()):
+        return ReadFailure(
+            origin,
+            f"no text in field(s) {', '.join(spec.text_fields)}: empty, whitespace or missing "
+            "(choose the text fields with --text-field)",
+            record,
+        )
+    metadata: dict[str, Any] = {}
+    for name in spec.metadata_fields:
+        value = record.get(name)
+        if value is None:
+            continue
+        if not _is_scalar_or_scalar_list(value):
+            return ReadFailure(
+                origin, f"metadata field {name!r} must be a scalar or a list of them", record
+            )
+        metadata[name] = value
+    return Document(doc_id, texts, metadata, origin)
+
+
+def _is_scalar_or_scalar_list(value: Any) -> bool:
+    scalar = (str, int, float, bool)
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(v, scalar) for v in value)
+    )
+
+
+def records_from_iterable(
+    records: Iterable[Any], spec: FieldSpec, name: str = "input"
+) -> Iterator[Record]:
+    """Python dicts (or Documents) -> Records; origin is ``name#N`` (1-based)."""
+    for number, record in enumerate(records, start=1):
+        yield to_document(record, spec, f"{name}#{number}")
+
+
+def detect_format(path: str) -> InputFormat:
+    """Format from the extension (a folder with corpus.jsonl is BEIR); stdin is JSONL."""
+    if path == "-":
+        return "jsonl"
+    p = Path(path)
+    if p.is_dir():
+        if (p / "corpus.jsonl").is_file():
+            return "beir"
+        raise InputError(f"{path} is a folder without corpus.jsonl: pass files, or --format")
+    fmt = _EXTENSIONS.get(p.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot tell the format of {path} from its extension: pass --format")
+    return fmt  # type: ignore[return-value]
+
+
+def read_path(path: str, fmt: InputFormat | None, spec: FieldSpec) -> Iterator[Record]:
+    """All records of one PATH (``-`` is stdin), streamed."""
+    fmt = fmt or detect_format(path)
+    if fmt == "beir":
+        spec = FieldSpec(spec.id_field or "_id", spec.text_fields, spec.metadata_fields)
+        if Path(path).is_dir():
+            path = str(Path(path) / "corpus.jsonl")
+        fmt = "jsonl"
+    if path == "-":
+        yield from _read_stream(sys.stdin.buffer, "stdin", fmt, spec)
+        return
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror}") from None
+    with handle:
+        yield from _read_stream(handle, path, fmt, spec)
+
+
+def _read_stream(
+    stream: IO[bytes], name: str, fmt: InputFormat, spec: FieldSpec
+) -> Iterator[Record]:
+    if fmt == "jsonl":
+        yield from read_jsonl(stream, name, spec)
+    elif fmt in ("csv", "tsv"):
+        yield from read_delimited(stream, name, spec, "," if fmt == "csv" else "\t")
+    elif fmt == "text":
+        yield from read_text_lines(stream, name, spec)
+    else:
+        raise InputError(f"format {fmt!r} is not one of {', '.join(INPUT_FORMATS)}")
+
+
+def _decode(raw: bytes, name: str, number: int) -> str | ReadFailure:
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # UTF-8 byte order mark
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ReadFailure(
+            f"{name}:{number}",
+            f"invalid UTF-8 at byte {exc.start}: re-save the file as UTF-8",
+            raw.decode("utf-8", errors="replace"),
+        )
+
+
+def read_jsonl(stream: IO[bytes], name: str, spec: FieldSpec) -> Iterator[Record]:
+    """One JSON object a line; blank lines are skipped silently (they hold no document)."""
+    for number, raw in enumerate(stream, start=1):
+        line = _decode(raw, name, number)
+        if isinstance(line, ReadFailure):
+            yield line
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield ReadFailure(
+                f"{name}:{number}", f"invalid JSON at column {exc.colno}: {exc.msg}", line[:1000]
+            )
+            continue
+        yield to_document(record, spec, f"{name}:{number}")
+
+
+def read_delimited(
+    stream: IO[bytes], name: str, spec: FieldSpec, delimiter: str
+) -> Iterator[Record]:
+    """CSV/TSV with a header row; ragged rows are failures, not guesses."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{name}:1: cannot read the header row: {exc}") from None
+    missing = [f for f in (*spec.text_fields, *spec.metadata_fields) if f not in header]
+    if len(missing) == len(spec.text_fields) + len(spec.metadata_fields) or (
+        spec.id_field and spec.id_field not in header
+    ):
+        raise InputError(
+            f"{name}:1: header {header} lacks the fields asked for "
+            f"({', '.join(missing) or spec.id_field}); choose them with --text-field / --id-field"
+        )
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (UnicodeDecodeError, csv.Error) as exc:
+            yield ReadFailure(f"{name}:{reader.line_num}", f"unreadable row: {exc}")
+            continue
+        if not row:
+            continue
+        origin = f"{name}:{reader.line_num}"
+        if len(row) != len(header):
+            yield ReadFailure(
+                origin, f"row has {len(row)} fields, the header has {len(header)}", row
+            )
+            continue
+        yield to_document(dict(zip(header, row, strict=True)), spec, origin)
+
+
+def read_text_lines(stream: IO[bytes], name: str, spec: FieldSpec) -> Iterator[Record]:
+    """Plain text: one document a non-empty line, id ``name:line`` unless content-hashed."""
+    field = spec.text_fields[-1]
+    for number, raw in enumerate(stream, start=1):
+        line = _decode(raw, name, number)
+        if isinstance(line, ReadFailure):
+            yield line
+        elif line.strip():
+            yield Document(None, {field: line.rstrip("\r\n")}, {}, f"{name}:{number}")
+
+
+def read_text_file(path: str, spec: FieldSpec) -> Record:
+    """A whole file as one document, its path as id."""
+    raw = Path(path).read_bytes()
+    text = _decode(raw, path, 1)
+    if isinstance(text, ReadFailure):
+        return text
+    if not text.strip():
+        return ReadFailure(path, "empty file")
+    return Document(path, {spec.text_fields[-1]: text}, {}, path)

@@ -1,0 +1,309 @@
+"""The I/O-free heart of search: validate a request, plan the ES bodies, assemble the result.
+
+Sync and async searchers both call these functions; they only add the network and the model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
+
+from es_semantic.errors import InputError, SearchError
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.search import queries
+from es_semantic.search.filters import build_filters
+from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
+from es_semantic.types import Hit, SearchResult
+
+Mode = Literal["keyword", "knn", "hybrid"]
+Fusion = Literal["auto", "server", "rrf", "weighted"]
+MODES: tuple[str, ...] = get_args(Mode)
+FUSIONS: tuple[str, ...] = get_args(Fusion)
+MAX_K = 10_000
+MAX_QUERY_CHARS = 10_000
+DEFAULT_WINDOW = 100
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search: what to retrieve, how to fuse, whether to rerank."""
+
+    query: str
+    mode: Mode = "hybrid"
+    k: int = 10
+    offset: int = 0
+    fusion: Fusion = "auto"
+    alpha: float = 0.5
+    rank_constant: int = 60
+    window: int = DEFAULT_WINDOW
+    num_candidates: int | None = None
+    filters: Mapping[str, Any] | None = None
+    source: Sequence[str] | None = None
+    fields: Sequence[str] | None = None
+    highlight: bool = False
+    exact: bool = False
+    rerank: bool = False
+    rerank_top: int = 20
+    rerank_budget_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("fusion", self.fusion, FUSIONS)
+        if not isinstance(self.query, str):
+            raise InputError(f"query must be text, got {type(self.query).__name__}")
+        cleaned = clean_query(self.query)
+        if not cleaned:
+            raise InputError("query is empty (or only whitespace/control characters)")
+        if len(cleaned) > MAX_QUERY_CHARS:
+            raise InputError(
+                f"query is {len(cleaned)} characters; the limit is {MAX_QUERY_CHARS}: shorten it"
+            )
+        object.__setattr__(self, "query", cleaned)
+        _check_int("k", self.k, 1, MAX_K)
+        _check_int("offset", self.offset, 0, MAX_K - self.k)
+        _check_int("window", self.window, 1, MAX_K)
+        _check_int("rank_constant", self.rank_constant, 1, 1_000_000)
+        _check_int("rerank_top", self.rerank_top, 1, MAX_K)
+        if self.num_candidates is not None:
+            _check_int("num_candidates", self.num_candidates, 1, MAX_K)
+        if not (0.0 <= self.alpha <= 1.0) or math.isnan(self.alpha):
+            raise InputError(
+                f"alpha={self.alpha} must be between 0 (keyword only) and 1 (kNN only)"
+            )
+        if self.rerank_budget_ms is not None and self.rerank_budget_ms <= 0:
+            raise InputError("rerank_budget_ms must be > 0")
+
+    @property
+    def depth(self) -> int:
+        """How many candidates the final ranking needs (page end, or the rerank pool)."""
+        return max(self.offset + self.k, self.rerank_top if self.rerank else 0)
+
+
+def clean_query(text: str) -> str:
+    """Drop control characters and normalise Unicode (NFC); keep everything else verbatim."""
+    return unicodedata.normalize("NFC", _CONTROL.sub(" ", text)).strip()
+
+
+def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name}={value!r} must be an integer from {low} to {high}")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The bodies to send (one per leg, sent in one ``_msearch``) and how to combine them."""
+
+    bodies: dict[str, dict[str, Any]]
+    fusion: str | None  # "server-rrf", "rrf", "weighted" or None for a single leg
+    paged_by_server: bool  # from/size already applied by Elasticsearch
+
+
+def needs_vector(request: SearchRequest) -> bool:
+    return request.mode in ("knn", "hybrid")
+
+
+def plan_search(
+    request: SearchRequest,
+    contract: IndexContract,
+    vector: Sequence[float] | None,
+    *,
+    server_rrf: bool,
+) -> SearchPlan:
+    """Build the request bodies for ``request`` on an index with ``contract``."""
+    filters = build_filters(request.filters, list(contract.metadata_fields))
+    fields = _check_fields(request.fields, contract)
+    source = _source_with_texts(request, contract)
+    client_paging = request.rerank
+    size = request.depth if client_paging else request.k
+    offset = 0 if client_paging else request.offset
+    if request.mode == "keyword":
+        body = queries.keyword_body(
+            request.query, contract, size=size, offset=offset, fields=fields, filters=filters,
+            source=source, highlight=request.highlight,
+        )  # fmt: skip
+        return SearchPlan({"keyword": body}, None, not client_paging)
+    if vector is None:
+        raise SearchError("internal: a vector is needed for kNN and hybrid search")
+    if request.mode == "knn":
+        maker = queries.exact_knn_body if request.exact else queries.knn_body
+        extra = {} if request.exact else {"num_candidates": request.num_candidates}
+        body = maker(vector, contract, size=size, offset=offset, filters=filters, source=source,
+                     **extra)  # fmt: skip
+        return SearchPlan({"knn": body}, None, not client_paging)
+    window = max(request.window, request.depth)
+    use_server = request.fusion == "server" or (request.fusion == "auto" and server_rrf)
+    if use_server:
+        body = queries.rrf_body(
+            request.query, vector, contract, size=request.depth, window=window,
+            rank_constant=request.rank_constant, num_candidates=request.num_candidates,
+            fields=fields, filters=filters, source=source,
+        )  # fmt: skip
+        return SearchPlan({"rrf": body}, "server-rrf", False)
+    keyword = queries.keyword_body(
+        request.query, contract, size=window, fields=fields, filters=filters, source=source,
+        highlight=request.highlight,
+    )  # fmt: skip
+    knn = queries.knn_body(
+        vector, contract, size=window, num_candidates=request.num_candidates, filters=filters,
+        source=source,
+    )  # fmt: skip
+    fusion = "weighted" if request.fusion == "weighted" else "rrf"
+    return SearchPlan({"keyword": keyword, "knn": knn}, fusion, False)
+
+
+def _check_fields(fields: Sequence[str] | None, contract: IndexContract) -> list[str] | None:
+    if fields is None:
+        return None
+    for spec in fields:
+        name = spec.split("^", 1)[0]
+        if name not in contract.text_fields:
+            raise InputError(
+                f"cannot search field {name!r}: text fields are {', '.join(contract.text_fields)}"
+            )
+    return list(fields)
+
+
+def _source_with_texts(request: SearchRequest, contract: IndexContract) -> list[str] | None:
+    if request.source is None:
+        return None
+    return list(dict.fromkeys([*request.source, *(contract.text_fields if request.rerank else ())]))
+
+
+@dataclass
+class _Candidate:
+    id: str
+    score: float
+    source: dict[str, Any] = field(default_factory=dict)
+    highlights: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _leg_hits(response: Mapping[str, Any]) -> list[_Candidate]:
+    out = []
+    for raw in response.get("hits", {}).get("hits", []):
+        out.append(
+            _Candidate(
+                str(raw["_id"]),
+                float(raw.get("_score") or 0.0),
+                dict(raw.get("_source") or {}),
+                dict(raw.get("highlight") or {}),
+            )
+        )
+    return out
+
+
+def response_error(response: Mapping[str, Any]) -> str | None:
+    """The error of one ``_msearch`` response item, as text; None when it succeeded."""
+    error = response.get("error")
+    if error is None:
+        return None
+    if isinstance(error, Mapping):
+        root = (error.get("root_cause") or [error])[0]
+        return f"HTTP {response.get('status')} {root.get('type')}: {root.get('reason')}"
+    return str(error)
+
+
+def is_rrf_refusal(response: Mapping[str, Any]) -> bool:
+    """Whether an error means "this cluster will not do the rrf retriever" (licence/version)."""
+    text = (response_error(response) or "").lower()
+    status = response.get("status")
+    return (status == 403 and "licen" in text) or (
+        status == 400 and ("retriever" in text or "rrf" in text) and "unknown" in text
+    )
+
+
+def assemble(
+    request: SearchRequest,
+    contract: IndexContract,
+    plan: SearchPlan,
+    responses: Mapping[str, Mapping[str, Any]],
+    took_ms: dict[str, float],
+) -> SearchResult:
+    """Parse the leg responses, fuse when there are two, page, and build the SearchResult."""
+    for leg, response in responses.items():
+        took_ms[f"{leg}_server"] = float(response.get("took", 0))
+    legs = {leg: _leg_hits(resp) for leg, resp in responses.items()}
+    warnings: list[str] = []
+    by_id: dict[str, _Candidate] = {}
+    for leg_hits in legs.values():
+        for cand in leg_hits:
+            known = by_id.setdefault(cand.id, cand)
+            known.highlights = known.highlights or cand.highlights
+    if plan.fusion in ("rrf", "weighted"):
+        leg_lists = {leg: [LegHit(c.id, c.score) for c in cs] for leg, cs in legs.items()}
+        fused = (
+            rrf(leg_lists, rank_constant=request.rank_constant)
+            if plan.fusion == "rrf"
+            else weighted(leg_lists, {"knn": request.alpha, "keyword": 1.0 - request.alpha})
+        )
+    else:
+        ((leg, only),) = legs.items()
+        fused = [Fused(c.id, c.score, {leg: i + 1}, {leg: c.score}) for i, c in enumerate(only)]
+        if plan.fusion == "server-rrf":
+            for f in fused:
+                f.scores = {"rrf": f.score}
+    if request.mode == "knn" and request.filters and not request.exact:
+        found = len(legs["knn"]) + (request.offset if plan.paged_by_server else 0)
+        if found < request.offset + request.k:
+            warnings.append(
+                f"filtered kNN returned {found} hits, fewer than the {request.offset + request.k} "
+                "asked for: the filter is selective; use exact=True (--exact) for a full scan"
+            )
+    hits = [_to_hit(f, by_id[f.id], contract, plan.fusion) for f in fused]
+    total = responses[next(iter(responses))].get("hits", {}).get("total")
+    total_value = total.get("value") if isinstance(total, Mapping) else total
+    if plan.fusion is not None:
+        total_value = len(hits)
+    return SearchResult(
+        mode=request.mode, hits=hits, total=total_value, took_ms=took_ms, fusion=plan.fusion,
+        warnings=warnings,
+    )  # fmt: skip
+
+
+def _to_hit(f: Fused, cand: _Candidate, contract: IndexContract, fusion: str | None) -> Hit:
+    scores = dict(f.scores)
+    if fusion in ("rrf", "weighted"):
+        scores[fusion] = f.score
+    source = {k: v for k, v in cand.source.items() if k != contract.vector_field}
+    return Hit(f.id, f.score, source, cand.highlights, scores, dict(f.ranks))
+
+
+def page(result: SearchResult, request: SearchRequest, plan: SearchPlan) -> SearchResult:
+    """Apply offset/k on the client where the server did not."""
+    if plan.paged_by_server:
+        return result
+    return replace(result, hits=result.hits[request.offset : request.offset + request.k])
+
+
+def rerank_passage(hit: Hit, contract: IndexContract) -> str:
+    """The text a cross-encoder reads for ``hit``: its text fields, in contract order."""
+    parts = [hit.source.get(name) for name in contract.text_fields]
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+
+
+def apply_rerank(
+    result: SearchResult, request: SearchRequest, scores: Sequence[float] | None, elapsed_ms: float
+) -> SearchResult:
+    """Reorder the top ``rerank_top`` hits by cross-encoder score (None: budget ran out)."""
+    took = {**result.took_ms, "rerank": elapsed_ms}
+    if scores is None:
+        warning = f"rerank skipped: over the {request.rerank_budget_ms} ms budget"
+        return replace(result, took_ms=took, warnings=[*result.warnings, warning])
+    pool = result.hits[: request.rerank_top]
+    rescored = [
+        Hit(h.id, float(s), h.source, h.highlights, {**h.scores, "rerank": float(s)},
+            {**h.ranks, "retrieval": i + 1})
+        for i, (h, s) in enumerate(zip(pool, scores, strict=True))
+    ]  # fmt: skip
+    rescored.sort(key=lambda h: (-h.score, h.ranks["retrieval"]))
+    return replace(result, hits=rescored + result.hits[request.rerank_top :], reranked=True,
+                   took_ms=took)  # fmt: skip

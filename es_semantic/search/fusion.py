@@ -1,0 +1,95 @@
+"""Client-side fusion of ranked lists (pure): reciprocal rank fusion and weighted min-max."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LegHit:
+    """One hit of one retrieval leg."""
+
+    id: str
+    score: float
+
+
+@dataclass
+class Fused:
+    """A fused candidate: final score plus each leg's rank (1-based) and raw score."""
+
+    id: str
+    score: float = 0.0
+    ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _collect(legs: Mapping[str, Sequence[LegHit]], window: int | None) -> dict[str, Fused]:
+    fused: dict[str, Fused] = {}
+    for leg, hits in legs.items():
+        seen: set[str] = set()
+        for hit in hits[:window] if window else hits:
+            if hit.id in seen:  # a duplicate within one leg keeps its best rank
+                continue
+            seen.add(hit.id)
+            entry = fused.setdefault(hit.id, Fused(hit.id))
+            entry.ranks[leg] = len(seen)
+            entry.scores[leg] = hit.score
+    return fused
+
+
+def _ordered(fused: dict[str, Fused], leg_order: Sequence[str]) -> list[Fused]:
+    # ties: higher score, then ranks in the legs' priority order, then id (deterministic)
+    missing = 1 << 30
+    return sorted(
+        fused.values(),
+        key=lambda f: (-f.score, tuple(f.ranks.get(leg, missing) for leg in leg_order), f.id),
+    )
+
+
+def rrf(
+    legs: Mapping[str, Sequence[LegHit]], *, rank_constant: int = 60, window: int | None = None
+) -> list[Fused]:
+    """Reciprocal rank fusion: score = sum over legs of 1 / (rank_constant + rank).
+
+    >>> [f.id for f in rrf({"a": [LegHit("x", 9), LegHit("y", 1)], "b": [LegHit("y", 3)]})]
+    ['y', 'x']
+    """
+    if rank_constant < 1:
+        raise ValueError("rank_constant must be >= 1")
+    fused = _collect(legs, window)
+    for entry in fused.values():
+        entry.score = sum(1.0 / (rank_constant + r) for r in entry.ranks.values())
+    return _ordered(fused, list(legs))
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """Scale to [0, 1]; all-equal scores become 1.0 (every hit equally good on that leg)."""
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high == low:
+        return [1.0] * len(scores)
+    return [(s - low) / (high - low) for s in scores]
+
+
+def weighted(
+    legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, float], *, window: int | None = None
+) -> list[Fused]:
+    """Weighted sum of min-max-normalised leg scores; a leg that missed a hit adds 0.
+
+    With weights {"knn": alpha, "keyword": 1 - alpha}, alpha=1 ranks exactly like kNN alone.
+    """
+    if any(w < 0 for w in weights.values()):
+        raise ValueError("fusion weights must be >= 0")
+    fused = _collect(legs, window)
+    for leg, hits in legs.items():
+        kept = hits[:window] if window else hits
+        unique = {h.id: h.score for h in reversed(kept)}  # best (first) occurrence wins
+        normalised = dict(zip(unique, min_max(list(unique.values())), strict=True))
+        for doc_id, value in normalised.items():
+            fused[doc_id].score += weights.get(leg, 0.0) * value
+    ordered = _ordered(fused, sorted(legs, key=lambda leg: -weights.get(leg, 0.0)))
+    # a leg with weight 0 must not change the order of the others: drop hits only it found
+    active = {leg for leg, w in weights.items() if w > 0}
+    return [f for f in ordered if active & set(f.ranks)] if active else ordered

@@ -1,0 +1,182 @@
+"""Request bodies for keyword, kNN, exact kNN and server-side RRF searches (pure, no I/O).
+
+User text only ever goes into ``multi_match``'s ``query`` — never into query-string syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from es_semantic.indexing.contract import IndexContract
+
+# script_score expressions that reproduce the kNN scores Elasticsearch documents per similarity.
+# FIELD is the contract's vector field name (validated identifier, never user text).
+EXACT_SCORE_SCRIPTS = {
+    "cosine": "(cosineSimilarity(params.query_vector, 'FIELD') + 1.0) / 2.0",
+    "dot_product": "(dotProduct(params.query_vector, 'FIELD') + 1.0) / 2.0",
+    "l2_norm": "1.0 / (1.0 + Math.pow(l2norm(params.query_vector, 'FIELD'), 2))",
+    "max_inner_product": (
+        "double d = dotProduct(params.query_vector, 'FIELD'); d < 0 ? 1.0 / (1.0 - d) : d + 1.0"
+    ),
+}
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def default_num_candidates(k: int) -> int:
+    """A recall-friendly candidate pool: 10x k, at least 100, at most 10,000."""
+    return max(min(10 * k, 10_000), min(100, 10_000), k)
+
+
+def source_spec(contract: IndexContract, includes: Sequence[str] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"excludes": [contract.vector_field]}
+    if includes is not None:
+        spec["includes"] = list(includes)
+    return spec
+
+
+def keyword_query(
+    query: str, contract: IndexContract, fields: Sequence[str] | None, filters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """BM25 ``multi_match`` (best_fields, tie_breaker 0.3) inside a bool with filters."""
+    match = {
+        "multi_match": {
+            "query": query,
+            "fields": list(fields or contract.text_fields),
+            "type": "best_fields",
+            "tie_breaker": 0.3,
+        }
+    }
+    return {"bool": {"must": [match], "filter": filters}} if filters else match
+
+
+def keyword_body(
+    query: str,
+    contract: IndexContract,
+    *,
+    size: int,
+    offset: int = 0,
+    fields: Sequence[str] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+    highlight: bool = False,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "query": keyword_query(query, contract, fields, filters or []),
+        "size": size,
+        "from": offset,
+        "_source": source_spec(contract, source),
+        "track_total_hits": True,
+    }
+    if highlight:
+        body["highlight"] = {
+            "fields": {name: {} for name in (fields or contract.text_fields)},
+            "number_of_fragments": 2,
+            "fragment_size": 160,
+        }
+    return body
+
+
+def knn_section(
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    k: int,
+    num_candidates: int | None,
+    filters: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "field": contract.vector_field,
+        "query_vector": list(vector),
+        "k": k,
+        "num_candidates": max(num_candidates or default_num_candidates(k), k),
+    }
+    if filters:
+        section["filter"] = filters
+    return section
+
+
+def knn_body(
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    size: int,
+    offset: int = 0,
+    num_candidates: int | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Top-level ``knn`` (approximate, filters as pre-filters); k covers the requested page."""
+    k = offset + size
+    return {
+        "knn": knn_section(vector, contract, k=k, num_candidates=num_candidates, filters=filters),
+        "size": size,
+        "from": offset,
+        "_source": source_spec(contract, source),
+    }
+
+
+def exact_score_script(contract: IndexContract) -> str:
+    """The Painless source scoring like kNN for the contract's similarity and field."""
+    if not _FIELD_NAME.match(contract.vector_field):
+        raise ValueError(f"vector field {contract.vector_field!r} is not a plain field name")
+    return EXACT_SCORE_SCRIPTS[contract.similarity].replace("FIELD", contract.vector_field)
+
+
+def exact_knn_body(
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    size: int,
+    offset: int = 0,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Brute-force ``script_score`` over the filtered documents, scored like kNN."""
+    base = {"bool": {"filter": [*(filters or []), {"exists": {"field": contract.vector_field}}]}}
+    return {
+        "query": {
+            "script_score": {
+                "query": base,
+                "script": {
+                    "source": exact_score_script(contract),
+                    "params": {"query_vector": list(vector)},
+                },
+            }
+        },
+        "size": size,
+        "from": offset,
+        "_source": source_spec(contract, source),
+    }
+
+
+def rrf_body(
+    query: str,
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    size: int,
+    window: int,
+    rank_constant: int = 60,
+    num_candidates: int | None = None,
+    fields: Sequence[str] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever."""
+    standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
+    if filters:
+        standard["filter"] = filters
+    knn = knn_section(vector, contract, k=window, num_candidates=num_candidates, filters=filters)
+    return {
+        "retriever": {
+            "rrf": {
+                "retrievers": [{"standard": standard}, {"knn": knn}],
+                "rank_constant": rank_constant,
+                "rank_window_size": window,
+            }
+        },
+        "size": size,
+        "_source": source_spec(contract, source),
+    }

@@ -1,0 +1,83 @@
+import pytest
+
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.errors import ConfigError, IndexContractError
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.mapping import analyzer_hint, index_body
+
+ENC = EncoderConfig("m", "/m", "abc123", "mean", True, 256, "query: ", "passage: ", 384)
+
+
+def contract(**kw):
+    return IndexContract.from_encoder(ENC, **kw)
+
+
+def test_round_trip_through_meta():
+    c = contract(metadata_fields={"lang": "keyword", "year": "long"}, text_fields=("title", "body"))
+    assert IndexContract.from_meta(c.to_meta(), "i") == c
+
+
+def test_index_body_from_contract():
+    body = index_body(contract(metadata_fields={"year": "long"}, analyzer="english"), m=32)
+    props = body["mappings"]["properties"]
+    assert props["embedding"] == {
+        "type": "dense_vector",
+        "index": True,
+        "dims": 384,
+        "similarity": "cosine",
+        "index_options": {"type": "int8_hnsw", "m": 32},
+    }
+    assert props["title"] == {"type": "text", "analyzer": "english"}
+    assert props["text"] == {"type": "text", "analyzer": "english"}
+    assert props["year"] == {"type": "long"}
+    assert props["content_hash"] == {"type": "keyword"}
+    assert body["mappings"]["_source"] == {"excludes": ["embedding"]}
+    assert body["mappings"]["dynamic"] is False
+    assert body["mappings"]["_meta"]["es_semantic"]["model_fingerprint"] == "abc123"
+
+
+def test_keep_vectors_and_flat():
+    body = index_body(contract(keep_vectors_in_source=True, index_options="flat"))
+    assert "_source" not in body["mappings"]
+    assert body["mappings"]["properties"]["embedding"]["index_options"] == {"type": "flat"}
+    with pytest.raises(ConfigError, match="m and ef_construction"):
+        index_body(contract(index_options="flat"), m=16)
+
+
+def test_validation_names_bad_values():
+    with pytest.raises(ConfigError, match="similarity='cos' is not one of cosine"):
+        contract(similarity="cos")
+    with pytest.raises(ConfigError, match="index_options='ivf'"):
+        contract(index_options="ivf")
+    with pytest.raises(ConfigError, match="metadata field 'x' has type 'str'"):
+        contract(metadata_fields={"x": "str"})
+    unnormalised = EncoderConfig("m", "/m", "f", "mean", False, 256, "", "", 8)
+    with pytest.raises(ConfigError, match="similarity='dot_product' needs unit-length"):
+        IndexContract.from_encoder(unnormalised, similarity="dot_product")
+
+
+def test_check_refuses_mismatch_with_what_differs():
+    c = contract()
+    c.check(ENC, "docs")  # same encoder: fine
+    other = EncoderConfig("big", "/big", "fff", "cls", True, 512, "", "", 768)
+    with pytest.raises(IndexContractError) as err:
+        c.check(other, "docs")
+    text = str(err.value)
+    assert "index 'docs' was built with m (384-d, mean)" in text
+    assert "dims: index 384, encoder 768" in text
+    assert "pooling: index 'mean', encoder 'cls'" in text
+    # max_length only matters for indexing
+    longer = EncoderConfig("m", "/m", "abc123", "mean", True, 512, "query: ", "passage: ", 384)
+    c.check(longer, "docs")
+    with pytest.raises(IndexContractError, match="max_length"):
+        c.check(longer, "docs", for_indexing=True)
+
+
+def test_missing_contract_is_explained():
+    with pytest.raises(IndexContractError, match="no es-semantic contract"):
+        IndexContract.from_meta({}, "legacy")
+
+
+def test_analyzer_hint_names_plugin():
+    assert "analysis-smartcn" in analyzer_hint("smartcn")
+    assert "analysis-ik" in analyzer_hint("ik_max_word")

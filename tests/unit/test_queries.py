@@ -1,0 +1,155 @@
+import json
+
+import pytest
+
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.errors import InputError
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.search import queries
+from es_semantic.search.core import SearchRequest, plan_search
+from es_semantic.search.filters import build_filters, parse_cli_filters
+
+C = IndexContract.from_encoder(
+    EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3),
+    metadata_fields={"lang": "keyword", "year": "long"},
+)
+V = [0.1, 0.2, 0.3]
+
+
+def test_keyword_body_golden():
+    body = queries.keyword_body(
+        "hello world", C, size=10, offset=20, filters=[{"term": {"lang": "en"}}]
+    )
+    assert body == {
+        "query": {
+            "bool": {
+                "must": [
+                    {
+                        "multi_match": {
+                            "query": "hello world",
+                            "fields": ["title", "text"],
+                            "type": "best_fields",
+                            "tie_breaker": 0.3,
+                        }
+                    }
+                ],
+                "filter": [{"term": {"lang": "en"}}],
+            }
+        },
+        "size": 10,
+        "from": 20,
+        "_source": {"excludes": ["embedding"]},
+        "track_total_hits": True,
+    }
+
+
+def test_knn_body_golden():
+    body = queries.knn_body(V, C, size=10, offset=10, filters=[{"term": {"lang": "en"}}])
+    assert body == {
+        "knn": {
+            "field": "embedding",
+            "query_vector": V,
+            "k": 20,
+            "num_candidates": 200,
+            "filter": [{"term": {"lang": "en"}}],
+        },
+        "size": 10,
+        "from": 10,
+        "_source": {"excludes": ["embedding"]},
+    }
+    assert queries.default_num_candidates(1) == 100
+    assert queries.default_num_candidates(5000) == 10_000
+
+
+def test_exact_knn_body_scores_like_knn():
+    body = queries.exact_knn_body(V, C, size=5)
+    script = body["query"]["script_score"]["script"]
+    assert script["source"] == "(cosineSimilarity(params.query_vector, 'embedding') + 1.0) / 2.0"
+    assert script["params"] == {"query_vector": V}
+
+
+def test_rrf_retriever_golden():
+    body = queries.rrf_body("q", V, C, size=10, window=50, filters=[{"term": {"lang": "en"}}])
+    rrf = body["retriever"]["rrf"]
+    assert rrf["rank_constant"] == 60 and rrf["rank_window_size"] == 50
+    standard, knn = rrf["retrievers"]
+    assert standard["standard"]["filter"] == [{"term": {"lang": "en"}}]
+    assert standard["standard"]["query"]["multi_match"]["query"] == "q"
+    assert knn["knn"]["k"] == 50 and knn["knn"]["filter"] == [{"term": {"lang": "en"}}]
+
+
+def test_plan_modes():
+    req = SearchRequest("q", mode="hybrid", k=10)
+    assert list(plan_search(req, C, V, server_rrf=True).bodies) == ["rrf"]
+    client = plan_search(req, C, V, server_rrf=False)
+    assert list(client.bodies) == ["keyword", "knn"] and client.fusion == "rrf"
+    assert client.bodies["keyword"]["size"] == 100  # the fusion window
+    forced = plan_search(SearchRequest("q", fusion="weighted"), C, V, server_rrf=True)
+    assert forced.fusion == "weighted"
+    assert plan_search(SearchRequest("q", mode="keyword"), C, None, server_rrf=True).fusion is None
+
+
+HOSTILE = [
+    "*",
+    '"',
+    "AND OR NOT",
+    '{"script": {"source": "System.exit(0)"}}',
+    "x" * 10_000,
+    "a\x00b\x07c",
+    "中文 English русский العربية",
+    "title:foo OR text:(bar)",
+    "\\",
+    "field:*",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_queries_stay_plain_match_text(text):
+    req = SearchRequest(text, mode="hybrid")
+    for body in plan_search(req, C, V, server_rrf=False).bodies.values():
+        dumped = json.dumps(body)
+        assert "query_string" not in dumped and "script" not in json.dumps(
+            body.get("query", {}).get("bool", {})
+        )
+    kw = plan_search(req, C, V, server_rrf=False).bodies["keyword"]
+    assert kw["query"]["multi_match"]["query"] == req.query
+    assert "\x00" not in req.query
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x01", "y" * 10_001])
+def test_empty_or_huge_query_is_a_clear_error(text):
+    with pytest.raises(InputError, match="query is"):
+        SearchRequest(text)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k=0 must be an integer from 1 to 10000"),
+        ({"k": 10_001}, "k=10001"),
+        ({"mode": "semantic"}, "mode='semantic' is not one of keyword, knn, hybrid"),
+        ({"alpha": 2.0}, "alpha=2.0"),
+        ({"offset": -1}, "offset=-1"),
+    ],
+)
+def test_request_validation(kwargs, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SearchRequest("q", **kwargs)
+
+
+def test_filters():
+    assert parse_cli_filters(["lang=en", "lang=fr", "year>=2020", "year<2024", "tag?"]) == {
+        "lang": ["en", "fr"],
+        "year": {"gte": "2020", "lt": "2024"},
+        "tag": {"exists": True},
+    }
+    assert build_filters({"lang": ["en", "fr"], "year": {"gte": 2020}}, ["lang", "year"]) == [
+        {"terms": {"lang": ["en", "fr"]}},
+        {"range": {"year": {"gte": 2020}}},
+    ]
+    with pytest.raises(InputError, match="cannot filter on 'author': filterable fields are lang"):
+        build_filters({"author": "x"}, ["lang"])
+    with pytest.raises(InputError, match="not FIELD=VALUE"):
+        parse_cli_filters(["no operator"])
+    with pytest.raises(InputError, match="range filter"):
+        build_filters({"year": {"between": 1}}, ["year"])
