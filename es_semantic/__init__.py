@@ -1,9 +1,9 @@
 """es-semantic: semantic and hybrid search for the Elasticsearch cluster you already run."""
 
 from es_semantic._version import __version__
+from es_semantic.config import ESConfig
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.encoding.reranker import CrossEncoder
-from es_semantic.config import ESConfig
 from es_semantic.errors import (
     ConfigError,
     ConnectionFailedError,
