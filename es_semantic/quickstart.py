@@ -45,14 +45,14 @@ def stdlib_documents(limit: int | None = None) -> list[dict[str, Any]]:
     kind); with ``limit``, modules first, then classes, functions and methods across all
     modules, so that a small corpus still spans the whole library."""
     docs: list[dict[str, Any]] = []
-    for name in STDLIB_MODULES:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+    with warnings.catch_warnings():  # deprecated modules warn on import and attribute access
+        warnings.simplefilter("ignore")
+        for name in STDLIB_MODULES:
+            try:
                 module = importlib.import_module(name)
-        except ImportError:
-            continue
-        docs.extend(_module_documents(name, module))
+            except ImportError:
+                continue
+            docs.extend(_module_documents(name, module))
     docs = list({d["id"]: d for d in docs}.values())
     docs.sort(key=lambda d: KIND_ORDER[d["kind"]])
     return docs[:limit] if limit is not None else docs

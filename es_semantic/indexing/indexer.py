@@ -269,7 +269,9 @@ class _BulkPipeline:
         """After an error or interrupt: every queued or unconfirmed document is a failure."""
         if self._thread.is_alive():
             self.error = self.error or KeyboardInterrupt()
-            self._drain()
+            self._drain("not sent: indexing was interrupted")
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(_DONE)  # wake the bulk thread; it flushes and stops
             self._thread.join(timeout=60)
         reason = f"not confirmed by the server ({_describe(self.error)})" if self.error else ""
         self._drain(reason)

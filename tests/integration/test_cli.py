@@ -1,0 +1,136 @@
+"""The es-semantic command line against the real ES-API server (CliRunner, exit codes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from es_semantic.cli import cli
+
+
+@pytest.fixture
+def run(es_server, tiny_st_dir):
+    def invoke(*args, model=True, input=None):
+        extra = ["--es-url", es_server.config.url] + (
+            ["--model", str(tiny_st_dir)] if model else []
+        )
+        return CliRunner().invoke(cli, [*args, *extra], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_create_index_never_deletes_without_recreate(run, es, index_name):
+    first = run("create-index", index_name, "--metadata-field", "lang", "--index-options", "flat")
+    assert first.exit_code == 0, first.output
+    assert "created" in first.output
+    es.index(index=index_name, id="keep", document={"text": "x"}, refresh=True)
+    again = run("create-index", index_name)
+    assert again.exit_code == 0 and "already exists" in again.output
+    assert es.count(index=index_name)["count"] == 1
+    rebuilt = run("create-index", index_name, "--recreate")
+    assert rebuilt.exit_code == 0 and "deleting" in rebuilt.output
+    assert es.count(index=index_name)["count"] == 0
+
+
+def test_index_search_info_round_trip(run, index_name, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "text": t, "lang": lang})
+            for i, (t, lang) in enumerate(
+                [
+                    ("the cat and the dog", "en"),
+                    ("search engine index", "en"),
+                    ("python code test", "fr"),
+                ]
+            )
+        )
+        + "\n{bad json\n"
+    )
+    report = tmp_path / "report.json"
+    dead = tmp_path / "dead.jsonl"
+    result = run(
+        "index",
+        index_name,
+        str(corpus),
+        "--metadata-field",
+        "lang",
+        "--report-json",
+        str(report),
+        "--dead-letter",
+        str(dead),
+        "--quiet",
+    )
+    assert result.exit_code == 1  # one line failed
+    data = json.loads(report.read_text())
+    assert {k: data[k] for k in ("indexed", "skipped", "failed", "encoded")} == {
+        "indexed": 3,
+        "skipped": 0,
+        "failed": 1,
+        "encoded": 3,
+    }
+    assert json.loads(dead.read_text())["source"] == f"{corpus}:4"
+
+    found = run("search", index_name, "search engine", "--mode", "keyword", "--json")
+    assert found.exit_code == 0, found.output
+    payload = json.loads(found.output)
+    assert payload["mode"] == "keyword" and payload["hits"][0]["id"] == "1"
+    assert set(payload["hits"][0]) >= {"id", "score", "source", "scores"}
+    assert "embedding" not in payload["hits"][0]["source"]
+
+    filtered = run(
+        "search", index_name, "code", "--mode", "hybrid", "--filter", "lang=fr", "--json"
+    )
+    assert [h["id"] for h in json.loads(filtered.output)["hits"]] == ["2"]
+
+    table = run("search", index_name, "cat", "--mode", "knn")
+    assert table.exit_code == 0 and "  id" in table.output and "[knn]" in table.output
+
+    info = run("info", index_name, "--json")
+    assert json.loads(info.output)["count"] == 3
+    assert json.loads(info.output)["contract"]["dims"] == 32
+
+
+def test_stdin_and_exit_codes(run, index_name):
+    ok = run("index", index_name, "-", "--quiet", input='{"id": "a", "text": "the cat"}\n')
+    assert ok.exit_code == 0, ok.output
+    bad_filter = run("search", index_name, "cat", "--filter", "nonsense")
+    assert bad_filter.exit_code == 2 and "not FIELD=VALUE" in bad_filter.output
+    missing = run("search", "no-such-index-xyz", "cat")
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    empty = run("search", index_name, "   ")
+    assert empty.exit_code == 2 and "query is empty" in empty.output
+
+
+def test_unreachable_server_is_one_line_exit_1(tiny_st_dir):
+    result = CliRunner().invoke(
+        cli, ["info", "x", "--es-url", "http://127.0.0.1:1", "--model", str(tiny_st_dir)]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: Elasticsearch at http://127.0.0.1:1 is not reachable: cannot connect (connection refused). Check --es-url / ES_URL."
+    ]
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(es_server):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "quickstart",
+            "--limit",
+            "120",
+            "--index",
+            "test-quickstart",
+            "--es-url",
+            es_server.config.url,
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    for mode in ("keyword (", "knn (", "hybrid/"):
+        assert mode in result.output
+    assert "120 indexed" in result.output
+    assert result.output.count("1. ") >= 15  # a first hit for every mode of every demo query

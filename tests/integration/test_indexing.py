@@ -1,0 +1,143 @@
+"""Indexer against the real ES-API server, with the tiny model (fast) and failure injection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from elasticsearch import helpers
+
+from es_semantic import Encoder, Indexer, IndexContractError, Searcher
+from es_semantic.indexing import indexer as indexer_module
+from es_semantic.indexing.readers import FieldSpec, read_path
+from tests.tiny_models import WORDS, build_tiny_bert
+
+
+def corpus(n: int, start: int = 0) -> list[dict]:
+    words = [w for w in WORDS if w.isalpha()]
+    return [
+        {
+            "id": f"doc-{i}",
+            "title": f"{words[i % len(words)]} {i}",
+            "text": " ".join(words[(i * 7 + j) % len(words)] for j in range(5 + i % 40)),
+            "lang": "en" if i % 2 else "fr",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_st_dir):
+    return Encoder(tiny_st_dir)
+
+
+def test_mapping_and_contract_come_from_the_encoder(es, index_name, tiny):
+    Indexer(es, index_name, tiny, metadata_fields={"lang": "keyword"}).ensure_index()
+    mapping = es.indices.get_mapping(index=index_name)[index_name]["mappings"]
+    assert mapping["properties"]["embedding"]["dims"] == tiny.dim == 32
+    assert mapping["properties"]["embedding"]["similarity"] == "cosine"
+    assert mapping["properties"]["lang"] == {"type": "keyword"}
+    meta = mapping["_meta"]["es_semantic"]
+    assert meta["model_fingerprint"] == tiny.config.fingerprint
+    assert (meta["pooling"], meta["query_prefix"], meta["document_prefix"]) == (
+        "mean",
+        "query: ",
+        "passage: ",
+    )
+
+
+def test_contract_mismatch_is_refused(es, index_name, tiny, tmp_path):
+    Indexer(es, index_name, tiny).index(corpus(5))
+    other = Encoder(build_tiny_bert(tmp_path / "other", seed=1), pooling="cls")
+    with pytest.raises(IndexContractError, match="pooling: index 'mean', encoder 'cls'"):
+        Indexer(es, index_name, other).index(corpus(5))
+    with pytest.raises(IndexContractError, match="was built with"):
+        Searcher(es, index_name, other).search("cat", mode="knn")
+
+
+def test_thousand_documents_then_a_rerun_encodes_nothing(es, index_name, tiny_st_dir):
+    docs = corpus(1000)
+    first = Indexer(es, index_name, Encoder(tiny_st_dir), batch_size=128).index(docs)
+    assert (first.indexed, first.skipped, first.failed, first.encoded) == (1000, 0, 0, 1000)
+    assert es.count(index=index_name)["count"] == 1000
+    fresh = Encoder(tiny_st_dir)
+    second = Indexer(es, index_name, fresh).index(docs)
+    assert (second.indexed, second.skipped, second.encoded) == (0, 1000, 0)
+    assert fresh.calls == 0
+    changed = [
+        dict(d, text=d["text"] + " changed") if i % 100 == 0 else d for i, d in enumerate(docs)
+    ]
+    third = Indexer(es, index_name, fresh).index(changed)
+    assert (third.indexed, third.skipped, third.encoded) == (10, 990, 10)
+    assert es.count(index=index_name)["count"] == 1000
+
+
+def test_malformed_lines_go_to_the_dead_letter_file(es, index_name, tiny, tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(
+        b'{"id": "1", "text": "the cat"}\n'
+        b'{"id": "2", "text": "the dog"\n'
+        b'{"id": "3", "text": ""}\n'
+        b'{"id": "4", "text": "a bird"}\n'
+        b'\xff\xfe{"id": "5"}\n'
+    )
+    dead = tmp_path / "dead.jsonl"
+    indexer = Indexer(es, index_name, tiny, dead_letter=dead)
+    report = indexer.index(read_path(str(path), None, indexer.field_spec()))
+    assert (report.indexed, report.failed, report.total) == (2, 3, 5)
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert [d["source"] for d in letters] == [f"{path}:2", f"{path}:3", f"{path}:5"]
+    assert "invalid JSON" in letters[0]["reason"] and "no text" in letters[1]["reason"]
+    assert "invalid UTF-8" in letters[2]["reason"]
+    assert es.count(index=index_name)["count"] == 2
+
+
+def test_a_bulk_item_rejected_by_the_server_is_reported(
+    es, index_name, tiny, tmp_path, monkeypatch
+):
+    real = indexer_module.to_action
+
+    def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract):
+        action = real(index, doc_id, doc, digest, vector, contract)
+        if doc_id == "doc-7":
+            action["_source"]["embedding"] = action["_source"]["embedding"][:5]
+        return action
+
+    monkeypatch.setattr(indexer_module, "to_action", wrong_length_for_doc_7)
+    dead = tmp_path / "dead.jsonl"
+    report = Indexer(es, index_name, tiny, dead_letter=dead).index(corpus(20))
+    assert (report.indexed, report.failed) == (19, 1)
+    (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert letter["document"]["id"] == "doc-7"
+    assert letter["reason"].startswith("HTTP 400")
+    assert es.count(index=index_name)["count"] == 19
+
+
+def test_an_interrupted_run_resumes_to_the_exact_set(es, index_name, tiny_st_dir):
+    docs = corpus(600)
+
+    def interrupted():
+        for i, doc in enumerate(docs):
+            if i == 350:
+                raise KeyboardInterrupt
+            yield doc
+
+    with pytest.raises(KeyboardInterrupt):
+        Indexer(es, index_name, Encoder(tiny_st_dir), batch_size=100).index(interrupted())
+    es.indices.refresh(index=index_name)
+    done_before = es.count(index=index_name)["count"]
+    assert 0 < done_before < 600
+    resumed = Indexer(es, index_name, Encoder(tiny_st_dir), batch_size=100).index(docs)
+    assert resumed.skipped == done_before and resumed.encoded == 600 - done_before
+    stored = {
+        h["_id"]: h["_source"]["content_hash"]
+        for h in helpers.scan(es, index=index_name, _source=["content_hash"])
+    }
+    assert sorted(stored) == sorted(d["id"] for d in docs)
+    assert es.count(index=index_name)["count"] == 600
+
+
+def test_field_spec_follows_the_existing_index(es, index_name, tiny):
+    Indexer(es, index_name, tiny, text_fields=["body"], id_field="key").ensure_index()
+    spec = Indexer(es, index_name, tiny, id_field="key").field_spec()
+    assert spec == FieldSpec("key", ("body",), ())

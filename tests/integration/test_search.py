@@ -1,0 +1,165 @@
+"""Search with the packaged MiniLM on the real ES-API server: every mode, filters, paging, async."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from es_semantic import AsyncSearcher, CrossEncoder, Encoder, Indexer, Searcher
+from es_semantic.client import make_async_client
+from es_semantic.errors import InputError
+from tests.integration.corpus import DOCS, EXPECTED
+from tests.integration.rrf_refusing_proxy import rrf_refusing_proxy
+
+pytestmark = pytest.mark.slow
+INDEX = "test-search-minilm"
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir):
+    return Encoder(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def search_index(es, minilm):
+    es.options(ignore_status=404).indices.delete(index=INDEX)
+    report = Indexer(
+        es, INDEX, minilm, metadata_fields={"lang": "keyword", "year": "long"}, index_options="flat"
+    ).index(DOCS)
+    assert report.indexed == len(DOCS)
+    yield INDEX
+    es.indices.delete(index=INDEX)
+
+
+# Paraphrases without shared words ("sleep", "photosynthesis") are not keyword cases.
+CASES = [
+    (m, q, e)
+    for q, e in EXPECTED.items()
+    for m in ("keyword", "knn", "hybrid")
+    if not (m == "keyword" and e in ("sleep", "photosynthesis"))
+]
+
+
+@pytest.mark.parametrize(("mode", "query", "expected"), CASES)
+def test_each_mode_finds_the_answer(es, search_index, minilm, mode, query, expected):
+    result = Searcher(es, search_index, minilm).search(query, mode=mode, k=3)
+    assert result.hits[0].id == expected, [h.id for h in result.hits]
+    assert result.mode == mode
+
+
+def test_hybrid_hits_keep_both_legs(es, search_index, minilm):
+    result = Searcher(es, search_index, minilm).search(
+        "boil spaghetti", mode="hybrid", fusion="rrf", k=5
+    )
+    top = result.hits[0]
+    assert top.id == "pasta" and set(top.scores) == {"keyword", "knn", "rrf"}
+    assert top.ranks == {"keyword": 1, "knn": 1}
+
+
+def test_filters_restrict(es, search_index, minilm):
+    searcher = Searcher(es, search_index, minilm)
+    for mode in ("keyword", "knn", "hybrid"):
+        result = searcher.search("thé feuilles eau chaude", mode=mode, k=5, filters={"lang": "fr"})
+        assert [h.id for h in result.hits] == ["tea-fr"]
+    recent = searcher.search(
+        "energy from the sun", mode="knn", k=10, filters={"year": {"gte": 2022}}
+    )
+    assert recent.hits and all(h.source["year"] >= 2022 for h in recent.hits)
+    assert any("fewer than" in w for w in recent.warnings)
+    exact = searcher.search(
+        "energy from the sun", mode="knn", k=3, exact=True, filters={"year": {"gte": 2022}}
+    )
+    assert [h.id for h in exact.hits] == [h.id for h in recent.hits[:3]]
+    with pytest.raises(InputError, match="cannot filter on 'author'"):
+        searcher.search("x", filters={"author": "me"})
+
+
+@pytest.mark.parametrize(
+    ("mode", "fusion"),
+    [("keyword", "auto"), ("knn", "auto"), ("hybrid", "rrf"), ("hybrid", "server")],
+)
+def test_pages_are_disjoint(es, search_index, minilm, mode, fusion):
+    searcher = Searcher(es, search_index, minilm)
+    query = "how to cook and bake at home"
+    pages = [
+        searcher.search(query, mode=mode, fusion=fusion, k=4, offset=o).hits for o in (0, 4, 8)
+    ]
+    ids = [h.id for page in pages for h in page]
+    assert len(ids) == len(set(ids)) and len(pages[0]) == 4
+    whole = searcher.search(query, mode=mode, fusion=fusion, k=12).hits
+    if mode != "keyword":
+        assert ids == [h.id for h in whole][: len(ids)]
+
+
+def test_client_and_server_rrf_agree(es, search_index, minilm):
+    searcher = Searcher(es, search_index, minilm)
+    for query in EXPECTED:
+        server = searcher.search(query, mode="hybrid", fusion="server", k=10, window=20)
+        client = searcher.search(query, mode="hybrid", fusion="rrf", k=10, window=20)
+        assert server.fusion == "server-rrf" and client.fusion == "rrf"
+        assert [h.score for h in server.hits] == pytest.approx(
+            [h.score for h in client.hits], abs=1e-6
+        )
+        assert {h.id for h in server.hits} == {h.id for h in client.hits}
+
+
+def test_weighted_extremes_equal_single_legs(es, search_index, minilm):
+    searcher = Searcher(es, search_index, minilm)
+    query = "home solar electricity"
+    knn = [h.id for h in searcher.search(query, mode="knn", k=12).hits]
+    only_knn = [
+        h.id for h in searcher.search(query, mode="hybrid", fusion="weighted", alpha=1.0, k=12).hits
+    ]
+    assert only_knn == knn
+
+
+def test_async_matches_sync(es, es_server, search_index, minilm):
+    sync = Searcher(es, search_index, minilm)
+
+    async def run():
+        aes = make_async_client(es_server.config)
+        try:
+            searcher = AsyncSearcher(aes, search_index, minilm)
+            return await asyncio.gather(
+                *(searcher.search(q, mode="hybrid", fusion="rrf", k=5) for q in EXPECTED)
+            )
+        finally:
+            await aes.close()
+
+    for query, result in zip(EXPECTED, asyncio.run(run()), strict=True):
+        expected = sync.search(query, mode="hybrid", fusion="rrf", k=5)
+        assert [h.id for h in result.hits] == [h.id for h in expected.hits]
+
+
+def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_index, minilm):
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+
+    with rrf_refusing_proxy(es_server.config.url) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        searcher = Searcher(client, search_index, minilm)
+        first = searcher.search("boil spaghetti", mode="hybrid", k=3)
+        assert first.fusion == "rrf" and first.hits[0].id == "pasta"
+        assert proxy.refused == 1
+        second = searcher.search("bake bread", mode="hybrid", k=3)
+        assert second.fusion == "rrf" and second.hits[0].id == "bread"
+        assert proxy.refused == 1  # cached: no second rrf attempt
+        client.close()
+
+
+def test_rerank_reorders_and_budget_flags(es, search_index, minilm, tiny_cross_encoder_dir):
+    reranker = CrossEncoder(tiny_cross_encoder_dir)
+    searcher = Searcher(es, search_index, minilm, reranker=reranker)
+    result = searcher.search(
+        "boil spaghetti", mode="hybrid", fusion="rrf", k=5, rerank=True, rerank_top=8
+    )
+    assert result.reranked and all("rerank" in h.scores for h in result.hits)
+    scores = [h.scores["rerank"] for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    passages = [" ".join([h.source["title"], h.source["text"]]) for h in result.hits]
+    assert scores == pytest.approx(reranker.score("boil spaghetti", passages).tolist(), abs=1e-5)
+    late = searcher.search(
+        "boil spaghetti", mode="hybrid", k=5, rerank=True, rerank_top=12, rerank_budget_ms=0.001
+    )
+    assert not late.reranked and any("budget" in w for w in late.warnings)
