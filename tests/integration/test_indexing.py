@@ -7,7 +7,7 @@ import json
 import pytest
 from elasticsearch import helpers
 
-from es_semantic import Encoder, Indexer, IndexContractError, Searcher
+from es_semantic import Encoder, IndexContractError, Indexer, Searcher
 from es_semantic.indexing import indexer as indexer_module
 from es_semantic.indexing.readers import FieldSpec, read_path
 from tests.tiny_models import WORDS, build_tiny_bert
