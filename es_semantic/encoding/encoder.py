@@ -22,6 +22,7 @@ from es_semantic.encoding.model_folder import (
     resolve_model_path,
 )
 from es_semantic.encoding.pooling import POOLING_MODES, PoolingMode, pool
+from es_semantic.encoding.quantize import quantize_model
 from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, pad_batch, tokenize
 from es_semantic.errors import ConfigError, EncoderError, InputError, MissingDependencyError
 
@@ -80,6 +81,7 @@ class Encoder:
         device: str | None = None,
         *,
         dtype: str | None = None,
+        quantize: str = "none",
         query_prefix: str | None = None,
         document_prefix: str | None = None,
         batch_size: int = 32,
@@ -94,7 +96,10 @@ class Encoder:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.tokenizer = load_tokenizer(path)
-        self.model = _load_model(path, self.device, self.torch_dtype)
+        self.model = quantize_model(
+            _load_model(path, self.device, self.torch_dtype), quantize, self.device
+        )
+        self.quantize = quantize
         self.config = EncoderConfig(
             model_name=_display_name(model, path),
             model_path=str(path),

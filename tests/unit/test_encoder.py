@@ -160,3 +160,17 @@ def test_bf16_runs_close_to_fp32(tiny_bert_dir):
     assert bf16.dtype == np.float32
     cos = (fp32 * bf16).sum(axis=1)
     assert cos.min() > 0.98
+
+
+def test_int8_fast_path_quantises_feed_forward_only(tiny_bert_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantLinear
+
+    fp32 = Encoder(tiny_bert_dir)
+    fast = Encoder(tiny_bert_dir, quantize="int8")
+    kinds = {name: type(m) for name, m in fast.model.named_modules()}
+    assert kinds["encoder.layer.0.intermediate.dense"] is DynamicQuantLinear
+    assert kinds["encoder.layer.0.attention.self.query"] is torch.nn.Linear
+    a, b = fp32.encode_documents(MIXED), fast.encode_documents(MIXED)
+    assert float((a * b).sum(axis=1).min()) > 0.98
+    with pytest.raises(ConfigError, match="quantize='int4'"):
+        Encoder(tiny_bert_dir, quantize="int4")
