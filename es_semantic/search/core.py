@@ -108,6 +108,16 @@ class SearchPlan:
     paged_by_server: bool  # from/size already applied by Elasticsearch
 
 
+def given_vector(vector: Sequence[float] | None, contract: IndexContract) -> list[float] | None:
+    """A caller-supplied query vector, checked against the index's dims."""
+    if vector is None:
+        return None
+    values = [float(v) for v in vector]
+    if len(values) != contract.dims:
+        raise InputError(f"query_vector has {len(values)} dims; the index has {contract.dims}")
+    return values
+
+
 def needs_vector(request: SearchRequest) -> bool:
     return request.mode in ("knn", "hybrid")
 

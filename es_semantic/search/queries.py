@@ -39,13 +39,13 @@ def source_spec(contract: IndexContract, includes: Sequence[str] | None) -> dict
 def keyword_query(
     query: str, contract: IndexContract, fields: Sequence[str] | None, filters: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """BM25 ``multi_match`` (best_fields, tie_breaker 0.3) inside a bool with filters."""
+    """BM25 ``multi_match`` (best_fields, tie_breaker 0.5 as in BEIR) inside a bool with filters."""
     match = {
         "multi_match": {
             "query": query,
             "fields": list(fields or contract.text_fields),
             "type": "best_fields",
-            "tie_breaker": 0.3,
+            "tie_breaker": 0.5,
         }
     }
     return {"bool": {"must": [match], "filter": filters}} if filters else match

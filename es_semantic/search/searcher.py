@@ -189,8 +189,12 @@ class Searcher(_SearcherBase):
         rerank: bool = False,
         rerank_top: int = 20,
         rerank_budget_ms: float | None = None,
+        query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
-        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options."""
+        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options.
+
+        ``query_vector``: a vector already made with this index's encoder (skips encoding).
+        """
         started = time.perf_counter()
         request = self._request(
             query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
@@ -200,8 +204,8 @@ class Searcher(_SearcherBase):
         )  # fmt: skip
         contract = self.contract()
         took: dict[str, float] = {}
-        vector = None
-        if core.needs_vector(request):
+        vector = core.given_vector(query_vector, contract)
+        if vector is None and core.needs_vector(request):
             t0 = time.perf_counter()
             vector = self.encoder.encode_queries([request.query])[0].tolist()
             took["encode"] = (time.perf_counter() - t0) * 1000
@@ -292,8 +296,12 @@ class AsyncSearcher(_SearcherBase):
         rerank: bool = False,
         rerank_top: int = 20,
         rerank_budget_ms: float | None = None,
+        query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
-        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options."""
+        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options.
+
+        ``query_vector``: a vector already made with this index's encoder (skips encoding).
+        """
         started = time.perf_counter()
         request = self._request(
             query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
@@ -303,8 +311,8 @@ class AsyncSearcher(_SearcherBase):
         )  # fmt: skip
         contract = await self.contract()
         took: dict[str, float] = {}
-        vector = None
-        if core.needs_vector(request):
+        vector = core.given_vector(query_vector, contract)
+        if vector is None and core.needs_vector(request):
             t0 = time.perf_counter()
             vectors = await asyncio.to_thread(self.encoder.encode_queries, [request.query])
             vector = vectors[0].tolist()

@@ -29,7 +29,7 @@ def test_keyword_body_golden():
                             "query": "hello world",
                             "fields": ["title", "text"],
                             "type": "best_fields",
-                            "tie_breaker": 0.3,
+                            "tie_breaker": 0.5,
                         }
                     }
                 ],

@@ -1,0 +1,247 @@
+"""es-semantic eval: nDCG/recall/MRR/MAP and latency per mode, from one pass over each leg."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.errors import ConfigError, InputError, MissingDependencyError
+from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
+from es_semantic.evaluation.metrics import DEFAULT_METRICS
+from es_semantic.evaluation.runner import build_modes, check_modes, run_legs, summarise
+from es_semantic.evaluation.tuning import split_queries, tune
+from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.readers import read_path
+from es_semantic.search.searcher import Searcher
+
+DEFAULT_MODES = "keyword,knn,hybrid,weighted"
+
+
+def beir_index_name(folder: str) -> str:
+    """``../data/scifact`` -> ``beir-scifact`` (a valid, lowercase index name)."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", Path(folder).resolve().name.lower()).strip("-_")
+    return f"beir-{name or 'corpus'}"
+
+
+@click.command("eval")
+@click.argument("index", required=False)
+@click.option(
+    "--beir",
+    "beir_dir",
+    type=click.Path(file_okay=False),
+    help="BEIR folder; indexes its corpus first",
+)
+@click.option("--split", default="test", show_default=True, help="BEIR qrels split")
+@click.option("--index", "index_opt", help="index for --beir [beir-<folder name>]")
+@click.option(
+    "--queries", "queries_file", type=click.Path(dir_okay=False), help="queries JSONL or TSV"
+)
+@click.option(
+    "--qrels", "qrels_file", type=click.Path(dir_okay=False), help="qrels (BEIR TSV or TREC)"
+)
+@click.option(
+    "--modes",
+    default=DEFAULT_MODES,
+    show_default=True,
+    help="comma list of keyword, knn, hybrid (=rrf), rrf, weighted, server-rrf; +rerank each",
+)
+@click.option(
+    "--depth", type=click.IntRange(10, 1000), default=100, show_default=True, help="hits per leg"
+)
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--rank-constant", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--rerank", "rerank_model", help="cross-encoder folder for the +rerank modes")
+@click.option("--rerank-top", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--tune", is_flag=True, help="sweep alpha and rank constant on part of the queries")
+@click.option(
+    "--tune-fraction",
+    type=click.FloatRange(0.1, 0.9),
+    default=0.5,
+    show_default=True,
+    help="share of queries tuned on; the rest reports the gain",
+)
+@click.option("--limit-queries", type=click.IntRange(1), help="evaluate only the first N queries")
+@click.option(
+    "--analyzer",
+    default="english",
+    show_default=True,
+    help="BM25 analyzer when --beir creates the index",
+)
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="write a PNG bar chart (needs matplotlib)"
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@connection_options
+@handle_errors
+def eval_cmd(
+    index: str | None,
+    beir_dir: str | None,
+    split: str,
+    index_opt: str | None,
+    queries_file: str | None,
+    qrels_file: str | None,
+    modes: str,
+    depth: int,
+    alpha: float,
+    rank_constant: int,
+    rerank_model: str | None,
+    rerank_top: int,
+    tune: bool,
+    tune_fraction: float,
+    limit_queries: int | None,
+    analyzer: str,
+    plot: str | None,
+    as_json: bool,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Evaluate retrieval modes of INDEX on queries + qrels (or a BEIR folder) side by side."""
+    state = settings(click.get_current_context(), options)
+    mode_list = check_modes([m.strip() for m in modes.split(",") if m.strip()])
+    index, queries, qrels = _inputs(index, beir_dir, split, index_opt, queries_file, qrels_file)
+    if limit_queries:
+        queries = dict(list(queries.items())[:limit_queries])
+    qrels = {q: r for q, r in qrels.items() if q in queries}
+    if not qrels:
+        raise InputError("no query of the queries file has qrels: check the ids and --split")
+    queries = {q: queries[q] for q in qrels}
+    es, enc = client(state), encoder(state)
+    if beir_dir:
+        corpus = beir_paths(beir_dir, split)[0]
+        indexer = Indexer(
+            es,
+            index,
+            enc,
+            analyzer=analyzer,
+            id_field="_id",
+            progress=not quiet,
+            dead_letter=f"{index}.dead.jsonl",
+        )
+        report = indexer.index(read_path(str(corpus), "beir", indexer.field_spec()))
+        _log(
+            f"indexed {report.indexed}, skipped {report.skipped} unchanged, "
+            f"failed {report.failed}, encoded {report.encoded} in {report.seconds:.1f}s",
+            as_json,
+        )
+    reranker = None
+    if rerank_model:
+        from es_semantic.encoding.reranker import CrossEncoder
+
+        reranker = CrossEncoder(rerank_model)
+    searcher = Searcher(es, index, enc)
+    legs = run_legs(searcher, queries, depth=depth, progress=not quiet)
+    for leg, seconds in legs.seconds.items():
+        _log(
+            f"{leg} leg: {len(queries)} queries in {seconds:.1f}s "
+            f"({1000 * seconds / len(queries):.0f} ms/query)",
+            as_json,
+        )
+    runs = build_modes(
+        mode_list,
+        legs,
+        queries,
+        searcher=searcher,
+        alpha=alpha,
+        rank_constant=rank_constant,
+        reranker=reranker,
+        rerank_top=rerank_top,
+        depth=depth,
+    )
+    table = {
+        mode: {k: round(v, 4) for k, v in summarise(run, qrels).items()}
+        for mode, run in runs.items()
+    }
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+    else:
+        click.echo(format_table(table, len(qrels)))
+    if tune:
+        _report_tuning(legs, qrels, tune_fraction, as_json)
+    if plot:
+        write_plot(table, plot)
+
+
+def _inputs(
+    index: str | None,
+    beir_dir: str | None,
+    split: str,
+    index_opt: str | None,
+    queries_file: str | None,
+    qrels_file: str | None,
+) -> tuple[str, dict[str, str], dict[str, dict[str, int]]]:
+    if beir_dir:
+        _, queries_path, qrels_path = beir_paths(beir_dir, split)
+        name = index_opt or index or beir_index_name(beir_dir)
+        return name, load_queries(queries_path), load_qrels(qrels_path)
+    if not (index and queries_file and qrels_file):
+        raise ConfigError("eval needs INDEX --queries FILE --qrels FILE, or --beir DIR")
+    return index, load_queries(queries_file), load_qrels(qrels_file)
+
+
+def _log(message: str, as_json: bool) -> None:
+    click.echo(message, err=as_json)
+
+
+def format_table(table: dict[str, dict[str, float]], n_queries: int) -> str:
+    columns = [*DEFAULT_METRICS, "p50_ms", "p95_ms"]
+    width = max(len(m) for m in table) + 2
+    lines = [f"{'mode':<{width}}" + "".join(f"{c:>12}" for c in columns)]
+    for mode, row in table.items():
+        lines.append(
+            f"{mode:<{width}}"
+            + "".join(
+                f"{row[c]:>12.1f}" if c.endswith("_ms") else f"{row[c]:>12.4f}" for c in columns
+            )
+        )
+    lines.append(
+        f"({n_queries} queries; latency of fused modes = both legs + fusion on the client)"
+    )
+    return "\n".join(lines)
+
+
+def _report_tuning(
+    legs: Any, qrels: dict[str, dict[str, int]], fraction: float, as_json: bool
+) -> None:
+    tune_qrels, test_qrels = split_queries(qrels, fraction)
+    _log(
+        f"tuning on {len(tune_qrels)} queries, reporting on the other {len(test_qrels)} "
+        "(tuning and testing on the same queries overfits)",
+        as_json,
+    )
+    for r in tune(legs, tune_qrels, test_qrels):
+        name = "alpha" if r.method == "weighted" else "rank_constant"
+        _log(
+            f"  {r.method}: best {name}={r.setting} ({r.metric} {r.tuned_score:.4f} tuned); "
+            f"held out {r.held_out_score:.4f} vs default {r.default_held_out:.4f} "
+            f"({r.gain:+.4f})",
+            as_json,
+        )
+
+
+def write_plot(table: dict[str, dict[str, float]], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "plot", "--plot") from exc
+    modes = list(table)
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(modes), 4))
+    width = 0.8 / len(DEFAULT_METRICS)
+    for i, metric in enumerate(DEFAULT_METRICS):
+        xs = [j + i * width for j in range(len(modes))]
+        ax.bar(xs, [table[m][metric] for m in modes], width, label=metric)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(modes))], modes)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("es-semantic eval")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,90 @@
+"""es-semantic eval on a tiny BEIR folder written here; keyword metrics computed by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from click.testing import CliRunner
+
+from es_semantic.cli import cli
+
+
+def write_beir(folder):
+    corpus = [
+        {"_id": "d1", "title": "zebra", "text": "stripes on the savanna"},
+        {"_id": "d2", "title": "horse", "text": "a stable animal"},
+        {"_id": "d3", "title": "yak", "text": "long hair in the mountains"},
+        {"_id": "d4", "title": "fish", "text": "river swimming"},
+    ]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus) + "\n")
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "zebra"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "yak"})
+        + "\n"
+    )
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t1\nq2\td3\t1\n"
+    )
+
+
+def test_eval_beir_keyword_metrics_by_hand(es_server, tiny_st_dir, tmp_path, es, index_name):
+    write_beir(tmp_path)
+    args = [
+        "eval",
+        "--beir",
+        str(tmp_path),
+        "--index",
+        index_name,
+        "--modes",
+        "keyword,knn,hybrid,weighted",
+        "--json",
+        "--quiet",
+        "--es-url",
+        es_server.config.url,
+        "--model",
+        str(tiny_st_dir),
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.stdout)
+    assert list(table) == ["keyword", "knn", "hybrid", "weighted"]
+    # q1: only d1 matches "zebra"; d2 is relevant but never retrieved. q2: d3 alone, relevant.
+    q1_ndcg = 1 / (1 + 1 / math.log2(3))
+    keyword = table["keyword"]
+    assert keyword["ndcg@10"] == round((q1_ndcg + 1) / 2, 4)
+    assert keyword["recall@100"] == 0.75
+    assert keyword["mrr@10"] == 1.0
+    assert keyword["map@100"] == 0.75
+    assert keyword["p50_ms"] > 0
+    for mode in ("knn", "hybrid", "weighted"):
+        assert set(table[mode]) == {
+            "ndcg@10",
+            "recall@100",
+            "mrr@10",
+            "map@100",
+            "p50_ms",
+            "p95_ms",
+        }
+        assert table[mode]["recall@100"] == 1.0  # kNN returns every document of a 4-doc index
+
+    again = CliRunner().invoke(
+        cli,
+        [
+            *args[:-4],
+            "--tune",
+            "--plot",
+            str(tmp_path / "eval.png"),
+            "--es-url",
+            es_server.config.url,
+            "--model",
+            str(tiny_st_dir),
+        ],
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 0, again.output
+    assert "skipped 4 unchanged" in again.output and "encoded 0" in again.output
+    assert "best alpha=" in again.output and "held out" in again.output
+    assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
