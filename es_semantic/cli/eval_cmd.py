@@ -16,7 +16,7 @@ from es_semantic.evaluation.metrics import DEFAULT_METRICS
 from es_semantic.evaluation.runner import build_modes, check_modes, run_legs, summarise
 from es_semantic.evaluation.tuning import split_queries, tune
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.readers import read_path
+from es_semantic.indexing.readers import InputFormat, read_path
 from es_semantic.search.searcher import Searcher
 
 DEFAULT_MODES = "keyword,knn,hybrid,weighted"
@@ -43,6 +43,12 @@ def beir_index_name(folder: str) -> str:
 )
 @click.option(
     "--qrels", "qrels_file", type=click.Path(dir_okay=False), help="qrels (BEIR TSV or TREC)"
+)
+@click.option(
+    "--index-corpus",
+    "corpus_file",
+    type=click.Path(exists=True),
+    help="index this corpus (BEIR corpus.jsonl or any indexable file) into INDEX first",
 )
 @click.option(
     "--modes",
@@ -86,6 +92,7 @@ def eval_cmd(
     index_opt: str | None,
     queries_file: str | None,
     qrels_file: str | None,
+    corpus_file: str | None,
     modes: str,
     depth: int,
     alpha: float,
@@ -112,18 +119,13 @@ def eval_cmd(
         raise InputError("no query of the queries file has qrels: check the ids and --split")
     queries = {q: queries[q] for q in qrels}
     es, enc = client(state), encoder(state)
-    if beir_dir:
-        corpus = beir_paths(beir_dir, split)[0]
+    corpus = str(beir_paths(beir_dir, split)[0]) if beir_dir else corpus_file
+    if corpus:
         indexer = Indexer(
-            es,
-            index,
-            enc,
-            analyzer=analyzer,
-            id_field="_id",
-            progress=not quiet,
-            dead_letter=f"{index}.dead.jsonl",
+            es, index, enc, analyzer=analyzer, progress=not quiet, dead_letter=f"{index}.dead.jsonl"
         )
-        report = indexer.index(read_path(str(corpus), "beir", indexer.field_spec()))
+        fmt: InputFormat | None = "beir" if corpus.endswith("corpus.jsonl") else None
+        report = indexer.index(read_path(corpus, fmt, indexer.field_spec()))
         _log(
             f"indexed {report.indexed}, skipped {report.skipped} unchanged, "
             f"failed {report.failed}, encoded {report.encoded} in {report.seconds:.1f}s",

@@ -54,6 +54,9 @@ from es_semantic.types import Hit, SearchResult
     multiple=True,
     help="FIELD=VALUE (repeat for OR), FIELD>=V, FIELD<V, FIELD? (exists)",
 )
+@click.option(
+    "--source", "source_fields", multiple=True, help="return only these _source fields (repeat)"
+)
 @click.option("--exact", is_flag=True, help="kNN by exact script_score scan (selective filters)")
 @click.option("--highlight", is_flag=True, help="BM25 highlights in the output")
 @click.option("--rerank", "rerank_model", help="cross-encoder model folder to rerank with")
@@ -74,6 +77,7 @@ def search_cmd(
     offset: int,
     num_candidates: int | None,
     filters: tuple[str, ...],
+    source_fields: tuple[str, ...],
     exact: bool,
     highlight: bool,
     rerank_model: str | None,
@@ -102,6 +106,7 @@ def search_cmd(
         window=window,
         num_candidates=num_candidates,
         filters=parsed_filters,
+        source=list(source_fields) or None,
         highlight=highlight,
         exact=exact,
         rerank=reranker is not None,

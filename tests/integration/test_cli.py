@@ -85,6 +85,9 @@ def test_index_search_info_round_trip(run, index_name, tmp_path):
     )
     assert [h["id"] for h in json.loads(filtered.output)["hits"]] == ["2"]
 
+    only_lang = run("search", index_name, "cat", "--mode", "knn", "--source", "lang", "--json")
+    assert all(set(h["source"]) == {"lang"} for h in json.loads(only_lang.output)["hits"])
+
     table = run("search", index_name, "cat", "--mode", "knn")
     assert table.exit_code == 0 and "  id" in table.output and "[knn]" in table.output
 

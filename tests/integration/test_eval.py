@@ -88,3 +88,31 @@ def test_eval_beir_keyword_metrics_by_hand(es_server, tiny_st_dir, tmp_path, es,
     assert "skipped 4 unchanged" in again.output and "encoded 0" in again.output
     assert "best alpha=" in again.output and "held out" in again.output
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_with_trec_qrels_and_index_corpus(es_server, tiny_st_dir, tmp_path, index_name):
+    write_beir(tmp_path)
+    (tmp_path / "qrels.trec").write_text("q1 0 d1 1\nq1 0 d2 1\nq2 0 d3 1\n")
+    args = [
+        "eval",
+        index_name,
+        "--queries",
+        str(tmp_path / "queries.jsonl"),
+        "--qrels",
+        str(tmp_path / "qrels.trec"),
+        "--index-corpus",
+        str(tmp_path / "corpus.jsonl"),
+        "--modes",
+        "keyword",
+        "--json",
+        "--quiet",
+        "--es-url",
+        es_server.config.url,
+        "--model",
+        str(tiny_st_dir),
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["keyword"]["recall@100"] == 0.75
+    usage = CliRunner().invoke(cli, ["eval", index_name, "--es-url", es_server.config.url])
+    assert usage.exit_code == 2 and "--queries FILE --qrels FILE" in usage.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.integration.corpus import DOCS, EXPECTED
 from tests.integration.rrf_refusing_proxy import rrf_refusing_proxy
 
 pytestmark = pytest.mark.slow
-INDEX = "test-search-minilm"
+INDEX = f"test-search-minilm-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
