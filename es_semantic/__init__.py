@@ -15,12 +15,14 @@ from es_semantic.errors import (
     MissingDependencyError,
     SearchError,
 )
+from es_semantic.indexing.async_indexer import AsyncIndexer
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.search.searcher import AsyncSearcher, Searcher
 from es_semantic.types import Document, Hit, IndexReport, SearchResult
 
 __all__ = [
+    "AsyncIndexer",
     "AsyncSearcher",
     "ConfigError",
     "ConnectionFailedError",

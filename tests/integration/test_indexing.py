@@ -8,7 +8,7 @@ import pytest
 from elasticsearch import helpers
 
 from es_semantic import Encoder, IndexContractError, Indexer, Searcher
-from es_semantic.indexing import indexer as indexer_module
+from es_semantic.indexing import batch as batch_module
 from es_semantic.indexing.readers import FieldSpec, read_path
 from tests.tiny_models import WORDS, build_tiny_bert
 
@@ -95,7 +95,7 @@ def test_malformed_lines_go_to_the_dead_letter_file(es, index_name, tiny, tmp_pa
 def test_a_bulk_item_rejected_by_the_server_is_reported(
     es, index_name, tiny, tmp_path, monkeypatch
 ):
-    real = indexer_module.to_action
+    real = batch_module.to_action
 
     def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract):
         action = real(index, doc_id, doc, digest, vector, contract)
@@ -103,7 +103,7 @@ def test_a_bulk_item_rejected_by_the_server_is_reported(
             action["_source"]["embedding"] = action["_source"]["embedding"][:5]
         return action
 
-    monkeypatch.setattr(indexer_module, "to_action", wrong_length_for_doc_7)
+    monkeypatch.setattr(batch_module, "to_action", wrong_length_for_doc_7)
     dead = tmp_path / "dead.jsonl"
     report = Indexer(es, index_name, tiny, dead_letter=dead).index(corpus(20))
     assert (report.indexed, report.failed) == (19, 1)
@@ -141,3 +141,40 @@ def test_field_spec_follows_the_existing_index(es, index_name, tiny):
     Indexer(es, index_name, tiny, text_fields=["body"], id_field="key").ensure_index()
     spec = Indexer(es, index_name, tiny, id_field="key").field_spec()
     assert spec == FieldSpec("key", ("body",), ())
+
+
+def test_async_indexer_matches_sync(es, es_server, index_name, tiny_st_dir, tmp_path):
+    import asyncio
+
+    from es_semantic import AsyncIndexer
+    from es_semantic.client import make_async_client
+
+    docs = [*corpus(300), {"id": "empty", "text": ""}]
+    Indexer(es, f"{index_name}-sync", Encoder(tiny_st_dir)).index(docs)
+    encoder = Encoder(tiny_st_dir)
+
+    async def run(records):
+        aes = make_async_client(es_server.config)
+        try:
+            return await AsyncIndexer(
+                aes, index_name, encoder, batch_size=64, dead_letter=tmp_path / "d.jsonl"
+            ).index(records)
+        finally:
+            await aes.close()
+
+    async def agen():
+        for d in docs:
+            yield d
+
+    first = asyncio.run(run(agen()))
+    assert (first.indexed, first.failed, first.encoded) == (300, 1, 300)
+    again = asyncio.run(run(docs))
+    assert (again.indexed, again.skipped, again.encoded) == (0, 300, 0)
+
+    def hashes(name):
+        return {
+            h["_id"]: h["_source"]["content_hash"]
+            for h in helpers.scan(es, index=name, _source=["content_hash"])
+        }
+
+    assert hashes(index_name) == hashes(f"{index_name}-sync")

@@ -1,6 +1,10 @@
 import inspect
 
+import pytest
+
 import es_semantic
+from es_semantic.indexing.async_indexer import AsyncIndexer
+from es_semantic.indexing.indexer import Indexer
 from es_semantic.search.searcher import AsyncSearcher, Searcher
 
 
@@ -21,8 +25,11 @@ def _public_methods(cls):
     }
 
 
-def test_sync_and_async_searchers_have_the_same_api():
-    sync, async_ = _public_methods(Searcher), _public_methods(AsyncSearcher)
+@pytest.mark.parametrize(
+    ("sync_cls", "async_cls"), [(Searcher, AsyncSearcher), (Indexer, AsyncIndexer)]
+)
+def test_sync_and_async_twins_have_the_same_api(sync_cls, async_cls):
+    sync, async_ = _public_methods(sync_cls), _public_methods(async_cls)
     assert set(sync) == set(async_)
     for name, signature in sync.items():
         assert list(signature.parameters) == list(async_[name].parameters), name
@@ -30,4 +37,4 @@ def test_sync_and_async_searchers_have_the_same_api():
             if param in ("es", "self"):
                 continue
             assert signature.parameters[param].default == async_[name].parameters[param].default
-        assert inspect.iscoroutinefunction(getattr(AsyncSearcher, name)) or name == "__init__"
+        assert inspect.iscoroutinefunction(getattr(async_cls, name)) or name == "__init__"
