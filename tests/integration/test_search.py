@@ -164,3 +164,30 @@ def test_rerank_reorders_and_budget_flags(es, search_index, minilm, tiny_cross_e
         "boil spaghetti", mode="hybrid", k=5, rerank=True, rerank_top=12, rerank_budget_ms=0.001
     )
     assert not late.reranked and any("budget" in w for w in late.warnings)
+
+
+def test_one_searcher_shared_by_threads(es, search_index, minilm):
+    from concurrent.futures import ThreadPoolExecutor
+
+    searcher = Searcher(es, search_index, minilm)
+    queries = list(EXPECTED) * 3
+    serial = [
+        [h.id for h in searcher.search(q, mode="hybrid", fusion="rrf", k=5).hits] for q in queries
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(
+            pool.map(
+                lambda q: [h.id for h in searcher.search(q, mode="hybrid", fusion="rrf", k=5).hits],
+                queries,
+            )
+        )
+    assert parallel == serial
+
+
+def test_highlights_and_source_selection(es, search_index, minilm):
+    result = Searcher(es, search_index, minilm).search(
+        "spaghetti", mode="keyword", k=1, highlight=True, source=["title"]
+    )
+    hit = result.hits[0]
+    assert hit.id == "pasta" and set(hit.source) == {"title"}
+    assert any("<em>spaghetti</em>" in frag for frag in hit.highlights["text"])
