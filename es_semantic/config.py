@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class ESConfig:
     def secrets(self) -> list[str]:
         """Every secret value held, for masking in logs and errors."""
         found = [self.api_key, self.password, self.bearer_token]
+        if self.username is not None and self.password:
+            # what an Authorization: Basic header would carry
+            found.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
         url = self.url or ""
         netloc = url.partition("://")[2].split("/", 1)[0]
         if "@" in netloc:

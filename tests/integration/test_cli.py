@@ -137,3 +137,38 @@ def test_quickstart_end_to_end(es_server):
         assert mode in result.output
     assert "120 indexed" in result.output
     assert result.output.count("1. ") >= 15  # a first hit for every mode of every demo query
+
+
+def test_debug_output_never_shows_secrets(tiny_st_dir):
+    args = [
+        "info",
+        "x",
+        "--debug",
+        "--es-url",
+        "http://127.0.0.1:1",
+        "--api-key",
+        "S3CRET-API-KEY",
+        "--model",
+        str(tiny_st_dir),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "Traceback" in result.output  # --debug shows the traceback...
+    assert "S3CRET-API-KEY" not in result.output  # ...but never the key
+    with_password = CliRunner().invoke(
+        cli,
+        [
+            "--username",
+            "elastic",
+            "--password",
+            "hunter2-pw",
+            "--debug",
+            "info",
+            "x",
+            "--es-url",
+            "http://127.0.0.1:1",
+            "--model",
+            str(tiny_st_dir),
+        ],
+    )
+    assert with_password.exit_code == 1 and "hunter2-pw" not in with_password.output

@@ -1,0 +1,51 @@
+import base64
+import logging
+
+import pytest
+
+from es_semantic.config import ESConfig
+from es_semantic.errors import ConfigError
+from es_semantic.redact import RedactingFilter, redact
+
+
+def test_from_env_and_overrides():
+    env = {"ES_URL": "https://es.example:9200", "ES_API_KEY": "k3y", "ES_CA_CERTS": "/ca.pem"}
+    cfg = ESConfig.from_env(env)
+    assert cfg.client_kwargs() == {
+        "request_timeout": 30.0,
+        "hosts": ["https://es.example:9200"],
+        "api_key": "k3y",
+        "ca_certs": "/ca.pem",
+    }
+    assert ESConfig.from_env(env, url="http://other:9200").url == "http://other:9200"
+    assert ESConfig.from_env({}).url == "http://localhost:9200"
+    cloud = ESConfig.from_env({"ES_CLOUD_ID": "name:abc"})
+    assert cloud.client_kwargs()["cloud_id"] == "name:abc" and cloud.display_url() == "cloud:name"
+
+
+def test_validation():
+    with pytest.raises(ConfigError, match="must start with http"):
+        ESConfig(url="localhost:9200")
+    with pytest.raises(ConfigError, match="both"):
+        ESConfig(username="elastic")
+
+
+def test_secrets_are_masked_in_any_form():
+    cfg = ESConfig(
+        url="https://u:urlpass@es:9200", username="elastic", password="hunter2", api_key="AbC=="
+    )
+    basic = base64.b64encode(b"elastic:hunter2").decode()
+    text = f"auth hunter2 key AbC== header Basic {basic} url https://u:urlpass@es:9200"
+    masked = redact(text, cfg.secrets())
+    for secret in ("hunter2", "AbC==", basic, "urlpass"):
+        assert secret not in masked
+    assert cfg.redacted_url() == "https://***@es:9200"
+    assert "hunter2" not in repr(cfg) and "AbC==" not in repr(cfg)
+
+
+def test_logging_filter_masks(caplog):
+    logger = logging.getLogger("es_semantic.test")
+    handler_filter = RedactingFilter(["s3cret"])
+    record = logger.makeRecord("x", logging.INFO, __file__, 1, "password=%s", ("s3cret",), None)
+    assert handler_filter.filter(record)
+    assert record.getMessage() == "password=***"
