@@ -27,7 +27,9 @@ CONNECTION_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--api-key",), {"help": "API key (encoded) [env ES_API_KEY]"}),
     (("--username",), {"help": "basic-auth user [env ES_USERNAME]"}),
     (("--password",), {"help": "basic-auth password [env ES_PASSWORD]"}),
+    (("--bearer-token",), {"help": "bearer token [env ES_BEARER_TOKEN]"}),
     (("--ca-certs",), {"help": "CA bundle for TLS [env ES_CA_CERTS]", "type": click.Path()}),
+    (("--ssl-fingerprint",), {"help": "pin the server certificate [env ES_SSL_FINGERPRINT]"}),
     (("--cloud-id",), {"help": "Elastic Cloud id [env ES_CLOUD_ID]"}),
     (
         ("--model",),
@@ -58,6 +60,8 @@ class Settings:
         return ESConfig.from_env(
             url=v.get("es_url"),
             api_key=v.get("api_key"),
+            bearer_token=v.get("bearer_token"),
+            ssl_fingerprint=v.get("ssl_fingerprint"),
             username=v.get("username"),
             password=v.get("password"),
             ca_certs=v.get("ca_certs"),
@@ -71,7 +75,8 @@ class Settings:
         try:
             return self.es_config().secrets()
         except ConfigError:
-            return [s for s in (self.values.get("api_key"), self.values.get("password")) if s]
+            keys = ("api_key", "password", "bearer_token")
+            return [s for s in (self.values.get(k) for k in keys) if s]
 
 
 def connection_options(func: F) -> F:
