@@ -204,8 +204,8 @@ def _leg_hits(response: Mapping[str, Any]) -> list[_Candidate]:
             _Candidate(
                 str(raw["_id"]),
                 float(raw.get("_score") or 0.0),
-                dict(raw.get("_source") or {}),
-                dict(raw.get("highlight") or {}),
+                raw.get("_source") or {},
+                raw.get("highlight") or {},
             )
         )
     return out
@@ -268,11 +268,12 @@ def assemble(
                 f"filtered kNN returned {found} hits, fewer than the {request.offset + request.k} "
                 "asked for: the filter is selective; use exact=True (--exact) for a full scan"
             )
-    hits = [_to_hit(f, by_id[f.id], contract, plan.fusion) for f in fused]
+    # only the hits the page (or the rerank pool) can use become Hit objects
+    hits = [_to_hit(f, by_id[f.id], contract, plan.fusion) for f in fused[: request.depth]]
     total = responses[next(iter(responses))].get("hits", {}).get("total")
     total_value = total.get("value") if isinstance(total, Mapping) else total
     if plan.fusion is not None:
-        total_value = len(hits)
+        total_value = len(fused)
     return SearchResult(
         mode=request.mode, hits=hits, total=total_value, took_ms=took_ms, fusion=plan.fusion,
         warnings=warnings,
