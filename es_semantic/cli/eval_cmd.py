@@ -71,6 +71,13 @@ def beir_index_name(folder: str) -> str:
     show_default=True,
     help="share of queries tuned on; the rest reports the gain",
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="requests in flight (helps on a real cluster; the local server answers one at a time)",
+)
 @click.option("--limit-queries", type=click.IntRange(1), help="evaluate only the first N queries")
 @click.option(
     "--analyzer",
@@ -101,6 +108,7 @@ def eval_cmd(
     rerank_top: int,
     tune: bool,
     tune_fraction: float,
+    concurrency: int,
     limit_queries: int | None,
     analyzer: str,
     plot: str | None,
@@ -137,7 +145,7 @@ def eval_cmd(
 
         reranker = CrossEncoder(rerank_model)
     searcher = Searcher(es, index, enc)
-    legs = run_legs(searcher, queries, depth=depth, progress=not quiet)
+    legs = run_legs(searcher, queries, depth=depth, progress=not quiet, concurrency=concurrency)
     for leg, seconds in legs.seconds.items():
         _log(
             f"{leg} leg: {len(queries)} queries in {seconds:.1f}s "

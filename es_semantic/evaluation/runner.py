@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +55,18 @@ def check_modes(modes: Sequence[str]) -> list[str]:
 
 
 def run_legs(
-    searcher: Searcher, queries: Mapping[str, str], *, depth: int = 100, progress: bool = False
+    searcher: Searcher,
+    queries: Mapping[str, str],
+    *,
+    depth: int = 100,
+    progress: bool = False,
+    concurrency: int = 1,
 ) -> LegRuns:
-    """Keyword and kNN once per query (query vectors encoded in one batch)."""
+    """Keyword and kNN once per query (query vectors encoded in one batch).
+
+    ``concurrency`` > 1 sends that many requests at once (threads share the Searcher); it helps
+    on a real cluster, not on a server that answers one request at a time.
+    """
     contract = searcher.contract()
     runs = LegRuns()
     ids = list(queries)
@@ -66,15 +76,25 @@ def run_legs(
     for leg in LEG_MODES:
         runs.hits[leg], runs.ms[leg] = {}, {}
         leg_started = time.perf_counter()
-        for i, qid in enumerate(tqdm(ids, desc=f"{leg} leg", unit="q", disable=not progress)):
-            result = searcher.search(
-                queries[qid], mode=leg, k=depth,  # type: ignore[arg-type]
-                query_vector=vectors[i].tolist() if leg == "knn" else None,
-            )  # fmt: skip
-            runs.hits[leg][qid] = [LegHit(h.id, h.score) for h in result.hits]
-            runs.ms[leg][qid] = result.took_ms["request"] + (encode_share_ms if leg == "knn" else 0)
-            for hit in result.hits:
-                runs.texts.setdefault(hit.id, _passage(hit.source, contract.text_fields))
+
+        def one(i: int, leg: str = leg) -> Any:
+            vector = vectors[i].tolist() if leg == "knn" else None
+            return searcher.search(queries[ids[i]], mode=leg, k=depth, query_vector=vector)  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            results = pool.map(one, range(len(ids)))
+            for qid, result in tqdm(
+                zip(ids, results, strict=True),
+                total=len(ids),
+                desc=f"{leg} leg",
+                unit="q",
+                disable=not progress,
+            ):
+                runs.hits[leg][qid] = [LegHit(h.id, h.score) for h in result.hits]
+                share = encode_share_ms if leg == "knn" else 0.0
+                runs.ms[leg][qid] = result.took_ms["request"] + share
+                for hit in result.hits:
+                    runs.texts.setdefault(hit.id, _passage(hit.source, contract.text_fields))
         runs.seconds[leg] = time.perf_counter() - leg_started
     return runs
 

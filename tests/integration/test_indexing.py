@@ -178,3 +178,16 @@ def test_async_indexer_matches_sync(es, es_server, index_name, tiny_st_dir, tmp_
         }
 
     assert hashes(index_name) == hashes(f"{index_name}-sync")
+
+
+def test_writes_and_reads_through_an_alias(es, index_name, tiny):
+    concrete = f"{index_name}-v1"
+    Indexer(es, concrete, tiny).ensure_index()
+    es.indices.put_alias(index=concrete, name=index_name)
+    report = Indexer(es, index_name, tiny).index(corpus(30))
+    assert report.indexed == 30
+    assert es.count(index=concrete)["count"] == 30
+    hits = Searcher(es, index_name, tiny).search("cat", mode="knn", k=5).hits
+    assert len(hits) == 5
+    again = Indexer(es, index_name, tiny).index(corpus(30))
+    assert again.skipped == 30
