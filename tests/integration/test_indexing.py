@@ -191,3 +191,26 @@ def test_writes_and_reads_through_an_alias(es, index_name, tiny):
     assert len(hits) == 5
     again = Indexer(es, index_name, tiny).index(corpus(30))
     assert again.skipped == 30
+
+
+def test_429_rejections_are_retried_and_nothing_is_lost(es, es_server, index_name, tiny):
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+    from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
+
+    Indexer(es, index_name, tiny).ensure_index()
+    with fault_proxy(es_server.config.url, reject_first_bulks(3)) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        # no client-level retries: the indexer's own backoff must carry the run
+        report = Indexer(
+            client.options(max_retries=0),
+            index_name,
+            tiny,
+            chunk_size=50,
+            initial_backoff=0.05,
+            max_backoff=0.2,
+        ).index(corpus(200))
+        client.close()
+    assert proxy.injected == 3
+    assert (report.indexed, report.failed) == (200, 0)
+    assert es.count(index=index_name)["count"] == 200

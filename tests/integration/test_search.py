@@ -11,7 +11,7 @@ from es_semantic import AsyncSearcher, CrossEncoder, Encoder, Indexer, Searcher
 from es_semantic.client import make_async_client
 from es_semantic.errors import InputError
 from tests.integration.corpus import DOCS, EXPECTED
-from tests.integration.rrf_refusing_proxy import rrf_refusing_proxy
+from tests.integration.fault_proxy import fault_proxy, refuse_rrf
 
 pytestmark = pytest.mark.slow
 INDEX = f"test-search-minilm-{uuid.uuid4().hex[:8]}"
@@ -137,15 +137,15 @@ def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_inde
     from es_semantic.client import make_client
     from es_semantic.config import ESConfig
 
-    with rrf_refusing_proxy(es_server.config.url) as proxy:
+    with fault_proxy(es_server.config.url, refuse_rrf) as proxy:
         client = make_client(ESConfig(url=proxy.url))
         searcher = Searcher(client, search_index, minilm)
         first = searcher.search("boil spaghetti", mode="hybrid", k=3)
         assert first.fusion == "rrf" and first.hits[0].id == "pasta"
-        assert proxy.refused == 1
+        assert proxy.injected == 1
         second = searcher.search("bake bread", mode="hybrid", k=3)
         assert second.fusion == "rrf" and second.hits[0].id == "bread"
-        assert proxy.refused == 1  # cached: no second rrf attempt
+        assert proxy.injected == 1  # cached: no second rrf attempt
         client.close()
 
 

@@ -1,5 +1,8 @@
-"""A loopback HTTP proxy that answers rrf-retriever searches with Elasticsearch's 403 licence
-error (as a basic-licence cluster does) and forwards everything else to the real server."""
+"""A loopback HTTP proxy in front of the real server that can answer chosen requests itself.
+
+Used to inject what a production cluster does and the local server does not: a basic-licence
+403 for the rrf retriever, 429 rejections under load. Everything else is forwarded unchanged.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,12 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+# (method, path, body) -> (status, JSON payload) to answer instead of the server, or None
+Rule = Callable[[str, str, bytes], "tuple[int, Any] | None"]
 
 LICENSE_ERROR = {
     "error": {
@@ -27,39 +34,52 @@ LICENSE_ERROR = {
     },
     "status": 403,
 }
+REJECTED = {
+    "error": {
+        "root_cause": [
+            {
+                "type": "es_rejected_execution_exception",
+                "reason": "rejected execution of coordinating operation",
+            }
+        ],
+        "type": "es_rejected_execution_exception",
+        "reason": "rejected execution of coordinating operation",
+    },
+    "status": 429,
+}
 
 
 @dataclass
 class ProxyState:
-    url: str
-    refused: int = 0
+    url: str = ""
+    injected: int = 0
 
 
 @contextlib.contextmanager
-def rrf_refusing_proxy(upstream: str) -> Iterator[ProxyState]:
-    state = ProxyState(url="")
+def fault_proxy(upstream: str, rule: Rule) -> Iterator[ProxyState]:
+    state = ProxyState()
+    lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet
+        def log_message(self, *args: Any) -> None:
             pass
 
-        def _forward(self):
+        def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            if body and b'"rrf"' in body and b"retriever" in body:
-                state.refused += 1
-                if self.path.split("?")[0].endswith("_msearch"):
-                    payload = {"took": 1, "responses": [LICENSE_ERROR]}
-                    return self._reply(200, payload)
-                return self._reply(403, LICENSE_ERROR)
+            body = self.rfile.read(length) if length else b""
+            answer = rule(self.command, self.path, body)
+            if answer is not None:
+                with lock:
+                    state.injected += 1
+                return self._reply(*answer)
             headers = {
                 k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
             }
             request = urllib.request.Request(
-                upstream + self.path, data=body, method=self.command, headers=headers
+                upstream + self.path, data=body or None, method=self.command, headers=headers
             )
             try:
-                with urllib.request.urlopen(request, timeout=60) as resp:
+                with urllib.request.urlopen(request, timeout=120) as resp:
                     status, data, resp_headers = resp.status, resp.read(), resp.headers
             except urllib.error.HTTPError as err:
                 status, data, resp_headers = err.code, err.read(), err.headers
@@ -72,7 +92,7 @@ def rrf_refusing_proxy(upstream: str) -> Iterator[ProxyState]:
             self.wfile.write(data)
             return None
 
-        def _reply(self, status, payload):
+        def _reply(self, status: int, payload: Any) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/vnd.elasticsearch+json;compatible-with=8")
@@ -92,3 +112,25 @@ def rrf_refusing_proxy(upstream: str) -> Iterator[ProxyState]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def refuse_rrf(method: str, path: str, body: bytes) -> tuple[int, Any] | None:
+    """Answer rrf-retriever searches as a basic-licence cluster does."""
+    if b'"rrf"' in body and b"retriever" in body:
+        if path.split("?")[0].endswith("_msearch"):
+            return 200, {"took": 1, "responses": [LICENSE_ERROR]}
+        return 403, LICENSE_ERROR
+    return None
+
+
+def reject_first_bulks(count: int) -> Rule:
+    """Answer the first ``count`` _bulk requests with 429, as an overloaded cluster does."""
+    seen = {"n": 0}
+
+    def rule(method: str, path: str, body: bytes) -> tuple[int, Any] | None:
+        if path.split("?")[0].endswith("_bulk") and seen["n"] < count:
+            seen["n"] += 1
+            return 429, REJECTED
+        return None
+
+    return rule
