@@ -36,6 +36,7 @@ class ServerHandle:
     config: ESConfig
     kind: ServerKind
     description: str
+    pid: int | None = None  # the process we started, if any
 
 
 def docker_engine_answers() -> tuple[bool, str]:
@@ -132,9 +133,8 @@ def noida_server(data_dir: Path | None = None, port: int | None = None) -> Itera
         stack.callback(_stop, proc)
         url = f"http://127.0.0.1:{port}"
         _wait_until_answers(url, proc, log_path)
-        yield ServerHandle(
-            ESConfig(url=url), "noida-db", f"local noida-db (pid {proc.pid}) at {url}"
-        )
+        description = f"local noida-db (pid {proc.pid}) at {url}"
+        yield ServerHandle(ESConfig(url=url), "noida-db", description, proc.pid)
 
 
 def _wait_until_answers(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
