@@ -130,6 +130,34 @@ class _SearcherBase:
         _raise_for_errors(self.index, responses)
         return core.assemble(request, contract, plan, responses, took)
 
+    @staticmethod
+    def _wants_server_rrf(request: SearchRequest) -> bool:
+        return request.mode == "hybrid" and request.fusion in ("auto", "server")
+
+    def _fallback(
+        self,
+        request: SearchRequest,
+        contract: IndexContract,
+        vector: list[float] | None,
+        plan: SearchPlan,
+        responses: Mapping[str, Mapping[str, Any]],
+    ) -> SearchPlan | None:
+        """The client-fusion plan when the cluster refused the rrf retriever (then cached)."""
+        if plan.fusion != "server-rrf" or not core.is_rrf_refusal(responses["rrf"]):
+            return None
+        self._server_rrf = False  # later searches go straight to client fusion
+        if request.fusion == "server":
+            _raise_for_errors(self.index, responses)
+        return core.plan_search(request, contract, vector, server_rrf=False)
+
+    @staticmethod
+    def _paged(
+        result: SearchResult, request: SearchRequest, plan: SearchPlan, started: float
+    ) -> SearchResult:
+        result = core.page(result, request, plan)
+        result.took_ms["total"] = (time.perf_counter() - started) * 1000
+        return result
+
 
 class Searcher(_SearcherBase):
     """Keyword, kNN and hybrid search over an es-semantic index; safe to share across threads.
@@ -209,24 +237,17 @@ class Searcher(_SearcherBase):
             t0 = time.perf_counter()
             vector = self.encoder.encode_queries([request.query])[0].tolist()
             took["encode"] = (time.perf_counter() - t0) * 1000
-        server_rrf = request.mode == "hybrid" and request.fusion in ("auto", "server")
-        plan = core.plan_search(
-            request, contract, vector, server_rrf=server_rrf and self.server_rrf()
-        )
+        server_rrf = self._wants_server_rrf(request) and self.server_rrf()
+        plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
         responses = self._msearch(plan, took)
-        if plan.fusion == "server-rrf" and core.is_rrf_refusal(responses["rrf"]):
-            self._server_rrf = False  # cached: later searches go straight to client fusion
-            if request.fusion == "server":
-                _raise_for_errors(self.index, responses)
-            plan = core.plan_search(request, contract, vector, server_rrf=False)
-            responses = self._msearch(plan, took)
+        if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
+            plan, responses = fallback, self._msearch(fallback, took)
         result = self._finish(request, contract, plan, responses, took)
         if request.rerank:
-            scores, elapsed = self._rerank_scores(request, result, contract)
-            result = core.apply_rerank(result, request, scores, elapsed)
-        result = core.page(result, request, plan)
-        result.took_ms["total"] = (time.perf_counter() - started) * 1000
-        return result
+            result = core.apply_rerank(
+                result, request, *self._rerank_scores(request, result, contract)
+            )
+        return self._paged(result, request, plan, started)
 
     def _msearch(self, plan: SearchPlan, took: dict[str, float]) -> dict[str, Mapping[str, Any]]:
         t0 = time.perf_counter()
@@ -317,26 +338,16 @@ class AsyncSearcher(_SearcherBase):
             vectors = await asyncio.to_thread(self.encoder.encode_queries, [request.query])
             vector = vectors[0].tolist()
             took["encode"] = (time.perf_counter() - t0) * 1000
-        server_rrf = request.mode == "hybrid" and request.fusion in ("auto", "server")
-        plan = core.plan_search(
-            request, contract, vector, server_rrf=server_rrf and await self.server_rrf()
-        )
+        server_rrf = self._wants_server_rrf(request) and await self.server_rrf()
+        plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
         responses = await self._msearch(plan, took)
-        if plan.fusion == "server-rrf" and core.is_rrf_refusal(responses["rrf"]):
-            self._server_rrf = False
-            if request.fusion == "server":
-                _raise_for_errors(self.index, responses)
-            plan = core.plan_search(request, contract, vector, server_rrf=False)
-            responses = await self._msearch(plan, took)
+        if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
+            plan, responses = fallback, await self._msearch(fallback, took)
         result = self._finish(request, contract, plan, responses, took)
         if request.rerank:
-            scores, elapsed = await asyncio.to_thread(
-                self._rerank_scores, request, result, contract
-            )
-            result = core.apply_rerank(result, request, scores, elapsed)
-        result = core.page(result, request, plan)
-        result.took_ms["total"] = (time.perf_counter() - started) * 1000
-        return result
+            scored = await asyncio.to_thread(self._rerank_scores, request, result, contract)
+            result = core.apply_rerank(result, request, *scored)
+        return self._paged(result, request, plan, started)
 
     async def _msearch(
         self, plan: SearchPlan, took: dict[str, float]
