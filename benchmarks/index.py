@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=5183)
     parser.add_argument("--skip-langchain", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--only-rss", action="store_true")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -156,7 +157,8 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child, args.url, args.model)
         return
-    throughput(args.limit, args.skip_langchain)
+    if not args.only_rss:
+        throughput(args.limit, args.skip_langchain)
     if not args.skip_rss:
         rss_compare()
 

@@ -172,3 +172,12 @@ def test_debug_output_never_shows_secrets(tiny_st_dir):
         ],
     )
     assert with_password.exit_code == 1 and "hunter2-pw" not in with_password.output
+
+
+def test_plugin_analyzer_missing_on_the_cluster_is_explained(run, es, index_name):
+    result = run("create-index", index_name, "--analyzer", "smartcn")
+    assert result.exit_code == 2
+    assert "analysis-smartcn plugin" in result.output and "'cjk'" in result.output
+    assert not es.indices.exists(index=index_name)
+    cjk = run("create-index", index_name, "--analyzer", "cjk")
+    assert cjk.exit_code == 0, cjk.output
