@@ -12,7 +12,8 @@ import time
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import BadRequestError, NotFoundError
+from elastic_transport import TransportError
+from elasticsearch import ApiError, BadRequestError, NotFoundError
 from elasticsearch.helpers import async_streaming_bulk
 
 from es_semantic.encoding.encoder import Encoder
@@ -88,14 +89,18 @@ class AsyncIndexer(_IndexerOptions):
         error: BaseException | None = None
         try:
             async for batch in _abatched(docs, self._spec(contract), self.batch_size):
-                actions = await self._encode_batch(batch, contract, report, sink, bar)
+                try:
+                    actions = await self._encode_batch(batch, contract, report, sink, bar)
+                except (ApiError, TransportError) as exc:
+                    error = exc
+                    break
                 if actions and not await _put_or_fail(queue, actions, consumer):
                     accounting.fail(actions, "not sent: indexing stopped")
                     break
             if not consumer.done():
                 await queue.put(None)
             await asyncio.wait([consumer])
-            error = consumer.exception()
+            error = error or consumer.exception()
         finally:
             if not consumer.done():
                 consumer.cancel()
@@ -118,7 +123,11 @@ class AsyncIndexer(_IndexerOptions):
         self, batch: list[Any], contract: IndexContract, report: IndexReport, sink: Any, bar: Any
     ) -> list[steps.Action]:
         prepared = steps.prepare(batch, contract, report, sink, bar)
-        unchanged = set() if self.created else await self._unchanged(prepared)
+        try:
+            unchanged = set() if self.created else await self._unchanged(prepared)
+        except (ApiError, TransportError) as exc:  # the cluster went away between batches
+            steps.fail_prepared(prepared, sink, exc)
+            raise
         todo = steps.skip_unchanged(prepared, unchanged, report, bar)
         if not todo:
             return []

@@ -93,6 +93,12 @@ def build_actions(
     ]
 
 
+def fail_prepared(prepared: list[Prepared], sink: DeadLetterSink, exc: BaseException) -> None:
+    """Dead-letter a batch that could not be sent because the cluster failed."""
+    for p in prepared:
+        sink.add(p.doc.origin or p.doc_id, f"not sent: {describe(exc)}", doc_json(p.doc))
+
+
 def doc_json(doc: Document) -> dict[str, Any]:
     return {"id": doc.id, **dict(doc.texts), **dict(doc.metadata)}
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch, helpers
 from tqdm import tqdm
 
 from es_semantic.encoding.encoder import Encoder
@@ -180,7 +181,12 @@ class Indexer(_IndexerOptions):
                 sink.add(record.origin, "not sent: indexing stopped", raw)
             raise _PipelineStopped
         prepared = steps.prepare(batch, contract, report, sink, bar)
-        unchanged = set() if self.created else self._unchanged(prepared)
+        try:
+            unchanged = set() if self.created else self._unchanged(prepared)
+        except (ApiError, TransportError) as exc:  # the cluster went away between batches
+            pipe.error = pipe.error or exc
+            steps.fail_prepared(prepared, sink, exc)
+            raise _PipelineStopped from None
         todo = steps.skip_unchanged(prepared, unchanged, report, bar)
         if todo:
             t0 = time.perf_counter()
