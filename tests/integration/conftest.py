@@ -26,8 +26,10 @@ def es_server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
         with resolve_server() as handle:
             client = make_client(handle.config)  # fails fast: one line naming the URL
             client.close()
-            if reporter is not None:
-                reporter.write_line(f"es-semantic test server: {handle.description}")
+            capture = request.config.pluginmanager.get_plugin("capturemanager")
+            if reporter is not None and capture is not None:
+                with capture.global_and_fixture_disabled():  # shown even while output is captured
+                    reporter.write_line(f"es-semantic test server: {handle.description}")
             yield handle
     except ConnectionFailedError as exc:
         pytest.exit(str(exc), returncode=1)
