@@ -192,6 +192,13 @@ def read_delimited(
 ) -> Iterator[Record]:
     """CSV/TSV with a header row; ragged rows are failures, not guesses."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        yield from _read_csv_rows(text, name, spec, delimiter)
+    finally:
+        text.detach()  # the caller owns (and closes) the byte stream
+
+
+def _read_csv_rows(text: IO[str], name: str, spec: FieldSpec, delimiter: str) -> Iterator[Record]:
     reader = csv.reader(text, delimiter=delimiter)
     try:
         header = next(reader)
