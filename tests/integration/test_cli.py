@@ -181,3 +181,21 @@ def test_plugin_analyzer_missing_on_the_cluster_is_explained(run, es, index_name
     assert not es.indices.exists(index=index_name)
     cjk = run("create-index", index_name, "--analyzer", "cjk")
     assert cjk.exit_code == 0, cjk.output
+
+
+@pytest.mark.parametrize(
+    ("make_url", "expected"),
+    [
+        (
+            lambda server: "http://no-such-host.invalid:9200",
+            "http://no-such-host.invalid:9200 is not reachable",
+        ),
+        (lambda server: server.config.url.replace("http://", "https://"), "TLS failed"),
+    ],
+)
+def test_dns_and_tls_failures_are_one_line_exit_1(es_server, tiny_st_dir, make_url, expected):
+    url = make_url(es_server)
+    result = CliRunner().invoke(cli, ["info", "x", "--es-url", url, "--model", str(tiny_st_dir)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.output
