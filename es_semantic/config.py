@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,46 @@ from typing import Any
 from es_semantic.errors import ConfigError
 
 DEFAULT_ES_URL = "http://localhost:9200"
+ENV_VARS = {
+    "url": "ES_URL",
+    "api_key": "ES_API_KEY",
+    "username": "ES_USERNAME",
+    "password": "ES_PASSWORD",
+    "bearer_token": "ES_BEARER_TOKEN",
+    "ca_certs": "ES_CA_CERTS",
+    "ssl_fingerprint": "ES_SSL_FINGERPRINT",
+    "cloud_id": "ES_CLOUD_ID",
+}
+FILE_KEYS = (*ENV_VARS, "verify_certs", "request_timeout")
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``[elasticsearch]`` table of a TOML file (keys as ESConfig fields), checked.
+
+    ``model = "..."`` at the top level is returned under ``"model"``.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("elasticsearch", {})
+    unknown = sorted(set(section) - set(FILE_KEYS)) + sorted(set(data) - {"elasticsearch", "model"})
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; [elasticsearch] takes "
+            f"{', '.join(FILE_KEYS)}, and 'model' may stand at the top"
+        )
+    values = dict(section)
+    if "model" in data:
+        values["model"] = data["model"]
+    return values
 
 
 @dataclass(frozen=True)
@@ -46,21 +87,22 @@ class ESConfig:
             raise ConfigError(f"request_timeout={self.request_timeout} must be > 0")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ESConfig:
-        """Read ES_URL, ES_API_KEY, ES_USERNAME, ES_PASSWORD, ES_BEARER_TOKEN, ES_CA_CERTS,
-        ES_SSL_FINGERPRINT, ES_CLOUD_ID; explicit non-None ``overrides`` win."""
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        file_values: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> ESConfig:
+        """Settings from a config file (see :func:`load_config_file`), then the environment
+        (ES_URL, ES_API_KEY, ES_USERNAME, ES_PASSWORD, ES_BEARER_TOKEN, ES_CA_CERTS,
+        ES_SSL_FINGERPRINT, ES_CLOUD_ID), then explicit non-None ``overrides``: later wins."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {
-            "url": env.get("ES_URL") or (None if env.get("ES_CLOUD_ID") else DEFAULT_ES_URL),
-            "api_key": env.get("ES_API_KEY") or None,
-            "username": env.get("ES_USERNAME") or None,
-            "password": env.get("ES_PASSWORD") or None,
-            "bearer_token": env.get("ES_BEARER_TOKEN") or None,
-            "ca_certs": env.get("ES_CA_CERTS") or None,
-            "ssl_fingerprint": env.get("ES_SSL_FINGERPRINT") or None,
-            "cloud_id": env.get("ES_CLOUD_ID") or None,
-        }
+        values: dict[str, Any] = dict(file_values or {})
+        values.update({key: env[var] for key, var in ENV_VARS.items() if env.get(var)})
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("url"):
+            values["url"] = None if values.get("cloud_id") else DEFAULT_ES_URL
         return cls(**values)
 
     def display_url(self) -> str:

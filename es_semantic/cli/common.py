@@ -15,7 +15,7 @@ import click
 from elasticsearch import Elasticsearch
 
 from es_semantic.client import make_client
-from es_semantic.config import ESConfig
+from es_semantic.config import ESConfig, load_config_file
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
 from es_semantic.redact import RedactingFilter, redact
 
@@ -38,6 +38,13 @@ CONNECTION_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "all-MiniLM-L6-v2 from the 'models' extra]"
         },
     ),
+    (
+        ("--config",),
+        {
+            "help": "TOML file with an [elasticsearch] table [env ES_SEMANTIC_CONFIG]",
+            "type": click.Path(dir_okay=False),
+        },
+    ),
     (("--debug",), {"is_flag": True, "default": None, "help": "tracebacks and request logging"}),
 ]
 
@@ -55,9 +62,15 @@ class Settings:
     def debug(self) -> bool:
         return bool(self.values.get("debug"))
 
+    def file_values(self) -> dict[str, Any]:
+        path = self.values.get("config") or os.environ.get("ES_SEMANTIC_CONFIG")
+        return load_config_file(path) if path else {}
+
     def es_config(self) -> ESConfig:
         v = self.values
+        file_values = {k: x for k, x in self.file_values().items() if k != "model"}
         return ESConfig.from_env(
+            file_values=file_values,
             url=v.get("es_url"),
             api_key=v.get("api_key"),
             bearer_token=v.get("bearer_token"),
@@ -69,7 +82,12 @@ class Settings:
         )
 
     def model(self) -> str | None:
-        return self.values.get("model") or os.environ.get("ES_SEMANTIC_MODEL") or None
+        return (
+            self.values.get("model")
+            or os.environ.get("ES_SEMANTIC_MODEL")
+            or self.file_values().get("model")
+            or None
+        )
 
     def secrets(self) -> list[str]:
         try:

@@ -199,3 +199,20 @@ def test_dns_and_tls_failures_are_one_line_exit_1(es_server, tiny_st_dir, make_u
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.output
+
+
+def test_config_file_supplies_connection_and_model(
+    es_server, tiny_st_dir, index_name, tmp_path, monkeypatch
+):
+    config = tmp_path / "es-semantic.toml"
+    config.write_text(f'model = "{tiny_st_dir}"\n[elasticsearch]\nurl = "{es_server.config.url}"\n')
+    monkeypatch.delenv("ES_URL", raising=False)
+    created = CliRunner().invoke(cli, ["create-index", index_name, "--config", str(config)])
+    assert created.exit_code == 0, created.output
+    monkeypatch.setenv("ES_SEMANTIC_CONFIG", str(config))
+    info = CliRunner().invoke(cli, ["info", index_name, "--json"])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["contract"]["dims"] == 32
+    config.write_text("[elasticsearch]\nurll = 'typo'\n")
+    bad = CliRunner().invoke(cli, ["info", index_name])
+    assert bad.exit_code == 2 and "unknown key(s) urll" in bad.output

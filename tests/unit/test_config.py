@@ -49,3 +49,40 @@ def test_logging_filter_masks(caplog):
     record = logger.makeRecord("x", logging.INFO, __file__, 1, "password=%s", ("s3cret",), None)
     assert handler_filter.filter(record)
     assert record.getMessage() == "password=***"
+
+
+def test_config_file_then_env_then_flags(tmp_path):
+    from es_semantic.config import load_config_file
+
+    path = tmp_path / "es-semantic.toml"
+    path.write_text(
+        'model = "/models/e5"\n[elasticsearch]\nurl = "https://file:9200"\napi_key = "filekey"\nrequest_timeout = 5\n'
+    )
+    values = load_config_file(path)
+    assert values["model"] == "/models/e5"
+    file_values = {k: v for k, v in values.items() if k != "model"}
+    cfg = ESConfig.from_env({}, file_values=file_values)
+    assert (cfg.url, cfg.api_key, cfg.request_timeout) == ("https://file:9200", "filekey", 5)
+    cfg = ESConfig.from_env({"ES_URL": "https://env:9200"}, file_values=file_values)
+    assert (cfg.url, cfg.api_key) == ("https://env:9200", "filekey")
+    assert (
+        ESConfig.from_env(
+            {"ES_URL": "https://env:9200"}, file_values=file_values, url="http://flag:9200"
+        ).url
+        == "http://flag:9200"
+    )
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path):
+    from es_semantic.config import load_config_file
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[elasticsearch]\nurll = 'x'\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: unknown key\(s\) urll"):
+        load_config_file(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[elasticsearch\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config_file(broken)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config_file(tmp_path / "missing.toml")
