@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,23 @@ def test_unreachable_es_url_fails_fast_with_one_line(tmp_path):
     )
     assert expected in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_local_server_listens_on_loopback_only(es_server):
+    if es_server.kind != "noida-db":
+        pytest.skip("only the server es-semantic starts itself is checked")
+    port = int(es_server.config.url.rsplit(":", 1)[1])
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
+                listening.append(address)
+    assert listening, f"nothing listens on port {port}"
+    # 0100007F is 127.0.0.1 in /proc's little-endian hex; any other address would be reachable
+    assert set(listening) == {"0100007F"}, listening
