@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# (method, path, body) -> (status, JSON payload) to answer instead of the server, or None
-Rule = Callable[[str, str, bytes], "tuple[int, Any] | None"]
+# (method, path, body, headers) -> (status, JSON payload) to answer instead of the server, or None
+Rule = Callable[[str, str, bytes, Any], "tuple[int, Any] | None"]
 
 LICENSE_ERROR = {
     "error": {
@@ -67,7 +67,7 @@ def fault_proxy(upstream: str, rule: Rule) -> Iterator[ProxyState]:
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            answer = rule(self.command, self.path, body)
+            answer = rule(self.command, self.path, body, self.headers)
             if answer is not None:
                 with lock:
                     state.injected += 1
@@ -114,7 +114,7 @@ def fault_proxy(upstream: str, rule: Rule) -> Iterator[ProxyState]:
         server.server_close()
 
 
-def refuse_rrf(method: str, path: str, body: bytes) -> tuple[int, Any] | None:
+def refuse_rrf(method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
     """Answer rrf-retriever searches as a basic-licence cluster does."""
     if b'"rrf"' in body and b"retriever" in body:
         if path.split("?")[0].endswith("_msearch"):
@@ -123,14 +123,36 @@ def refuse_rrf(method: str, path: str, body: bytes) -> tuple[int, Any] | None:
     return None
 
 
-def reject_first_bulks(count: int) -> Rule:
-    """Answer the first ``count`` _bulk requests with 429, as an overloaded cluster does."""
+def reject_first_bulks(count: int, status: int = 429) -> Rule:
+    """Answer the first ``count`` _bulk requests with 429 (overloaded) or 503 (unavailable)."""
     seen = {"n": 0}
+    body = (
+        REJECTED
+        if status == 429
+        else {"error": {"type": "unavailable", "reason": "node restarting"}, "status": status}
+    )
 
-    def rule(method: str, path: str, body: bytes) -> tuple[int, Any] | None:
+    def rule(method: str, path: str, payload: bytes, headers: Any) -> tuple[int, Any] | None:
         if path.split("?")[0].endswith("_bulk") and seen["n"] < count:
             seen["n"] += 1
-            return 429, REJECTED
+            return status, body
+        return None
+
+    return rule
+
+
+def require_authorization(expected: str) -> Rule:
+    """Answer 401 (as a secured cluster does) unless the Authorization header equals ``expected``."""
+
+    def rule(method: str, path: str, payload: bytes, headers: Any) -> tuple[int, Any] | None:
+        if headers.get("Authorization") != expected:
+            return 401, {
+                "error": {
+                    "type": "security_exception",
+                    "reason": "missing authentication credentials",
+                },
+                "status": 401,
+            }
         return None
 
     return rule

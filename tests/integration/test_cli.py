@@ -216,3 +216,45 @@ def test_config_file_supplies_connection_and_model(
     config.write_text("[elasticsearch]\nurll = 'typo'\n")
     bad = CliRunner().invoke(cli, ["info", index_name])
     assert bad.exit_code == 2 and "unknown key(s) urll" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "header"),
+    [
+        (["--api-key", "a2V5OnNlY3JldA=="], "ApiKey a2V5OnNlY3JldA=="),
+        (["--username", "elastic", "--password", "pw-123"], "Basic ZWxhc3RpYzpwdy0xMjM="),
+        (["--bearer-token", "tok-456"], "Bearer tok-456"),
+    ],
+)
+def test_each_auth_method_reaches_a_checking_server(
+    es_server, tiny_st_dir, index_name, flags, header
+):
+    from tests.integration.fault_proxy import fault_proxy, require_authorization
+
+    with fault_proxy(es_server.config.url, require_authorization(header)) as proxy:
+        ok = CliRunner().invoke(
+            cli,
+            [
+                "create-index",
+                index_name,
+                "--es-url",
+                proxy.url,
+                "--model",
+                str(tiny_st_dir),
+                *flags,
+            ],
+        )
+        assert ok.exit_code == 0, ok.output
+        refused = CliRunner().invoke(
+            cli, ["info", index_name, "--es-url", proxy.url, "--model", str(tiny_st_dir)]
+        )
+        assert refused.exit_code == 1 and "authentication failed" in refused.output
+    assert proxy.injected == 1  # only the call without credentials was refused
+
+
+def test_index_without_contract_and_huge_query(run, es, index_name):
+    es.indices.create(index=index_name, mappings={"properties": {"text": {"type": "text"}}})
+    plain = run("search", index_name, "cat")
+    assert plain.exit_code == 1 and "no es-semantic contract" in plain.output
+    huge = run("search", index_name, "x" * 100_000)
+    assert huge.exit_code == 2 and "limit is 10000" in huge.output

@@ -193,17 +193,20 @@ def test_writes_and_reads_through_an_alias(es, index_name, tiny):
     assert again.skipped == 30
 
 
-def test_429_rejections_are_retried_and_nothing_is_lost(es, es_server, index_name, tiny):
+@pytest.mark.parametrize(("status", "client_retries"), [(429, 0), (503, 3)])
+def test_rejections_are_retried_and_nothing_is_lost(
+    es, es_server, index_name, tiny, status, client_retries
+):
+    """429: the indexer's own backoff (client retries off); 503: the client's transport retries."""
     from es_semantic.client import make_client
     from es_semantic.config import ESConfig
     from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
 
     Indexer(es, index_name, tiny).ensure_index()
-    with fault_proxy(es_server.config.url, reject_first_bulks(3)) as proxy:
+    with fault_proxy(es_server.config.url, reject_first_bulks(3, status)) as proxy:
         client = make_client(ESConfig(url=proxy.url))
-        # no client-level retries: the indexer's own backoff must carry the run
         report = Indexer(
-            client.options(max_retries=0),
+            client.options(max_retries=client_retries, retry_on_status=(503,)),
             index_name,
             tiny,
             chunk_size=50,
