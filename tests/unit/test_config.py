@@ -86,3 +86,14 @@ def test_config_file_errors_name_the_file_and_key(tmp_path):
         load_config_file(broken)
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_cloud_id_builds_an_https_client_for_the_deployment():
+    from elasticsearch import Elasticsearch
+
+    cloud_id = "prod:" + base64.b64encode(b"us-east-1.aws.found.io$abc123$def456").decode()
+    cfg = ESConfig.from_env({"ES_CLOUD_ID": cloud_id, "ES_API_KEY": "k"})
+    client = Elasticsearch(**cfg.client_kwargs())
+    node = client.transport.node_pool.all()[0].config
+    assert (node.scheme, node.host, node.port) == ("https", "abc123.us-east-1.aws.found.io", 443)
+    client.close()
