@@ -12,6 +12,8 @@ from elasticsearch import helpers
 
 from es_semantic import Encoder, Indexer, IndexingError
 from es_semantic.client import make_client
+from es_semantic.indexing.actions import content_hash
+from es_semantic.indexing.readers import FieldSpec, to_document
 from es_semantic.server import free_loopback_port, noida_server
 from tests.integration.test_indexing import corpus
 
@@ -58,7 +60,13 @@ def test_server_killed_mid_run_then_resumed_exactly_once(own_server_dir, tiny_st
         report = Indexer(es, "crash", encoder, batch_size=100).index(docs)
         assert report.skipped == survived and report.encoded == len(docs) - survived
         assert report.failed == 0
-        stored = {h["_id"] for h in helpers.scan(es, index="crash", _source=False)}
-        assert stored == {d["id"] for d in docs}
+        stored = {
+            h["_id"]: h["_source"]["content_hash"]
+            for h in helpers.scan(es, index="crash", _source=["content_hash"])
+        }
+        contract = Indexer(es, "crash", encoder).ensure_index()
+        spec = FieldSpec(None, contract.text_fields, ())
+        expected = {d["id"]: content_hash(to_document(d, spec, "t"), contract) for d in docs}
+        assert stored == expected  # every id once, with the content of the input
         assert es.count(index="crash")["count"] == len(docs)
         es.close()
