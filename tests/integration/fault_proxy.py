@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -56,7 +57,10 @@ class ProxyState:
 
 
 @contextlib.contextmanager
-def fault_proxy(upstream: str, rule: Rule) -> Iterator[ProxyState]:
+def fault_proxy(
+    upstream: str, rule: Rule, tls: tuple[str, str] | None = None
+) -> Iterator[ProxyState]:
+    """``tls=(certfile, keyfile)`` serves https (a TLS-terminating front of the real server)."""
     state = ProxyState()
     lock = threading.Lock()
 
@@ -104,7 +108,13 @@ def fault_proxy(upstream: str, rule: Rule) -> Iterator[ProxyState]:
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -156,3 +166,8 @@ def require_authorization(expected: str) -> Rule:
         return None
 
     return rule
+
+
+def forward_all(method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
+    """Inject nothing (a plain TLS front)."""
+    return None

@@ -258,3 +258,57 @@ def test_index_without_contract_and_huge_query(run, es, index_name):
     assert plain.exit_code == 1 and "no es-semantic contract" in plain.output
     huge = run("search", index_name, "x" * 100_000)
     assert huge.exit_code == 2 and "limit is 10000" in huge.output
+
+
+def test_tls_with_ca_file_or_fingerprint(es_server, tiny_st_dir, index_name, tmp_path):
+    import hashlib
+    import shutil
+    import ssl
+    import subprocess
+
+    from tests.integration.fault_proxy import fault_proxy, forward_all
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
+    base = ["--model", str(tiny_st_dir)]
+    with fault_proxy(es_server.config.url, forward_all, tls=(str(cert), str(key))) as proxy:
+        assert proxy.url.startswith("https://")
+        with_ca = CliRunner().invoke(
+            cli, ["create-index", index_name, "--es-url", proxy.url, "--ca-certs", str(cert), *base]
+        )
+        assert with_ca.exit_code == 0, with_ca.output
+        pinned = CliRunner().invoke(
+            cli,
+            ["info", index_name, "--es-url", proxy.url, "--ssl-fingerprint", fingerprint, *base],
+        )
+        assert pinned.exit_code == 0, pinned.output
+        untrusted = CliRunner().invoke(cli, ["info", index_name, "--es-url", proxy.url, *base])
+        assert untrusted.exit_code == 1 and "TLS failed" in untrusted.output
+        wrong_pin = CliRunner().invoke(
+            cli, ["info", index_name, "--es-url", proxy.url, "--ssl-fingerprint", "00" * 32, *base]
+        )
+        assert wrong_pin.exit_code == 1 and "TLS failed" in wrong_pin.output
