@@ -9,7 +9,7 @@ import click
 from es_semantic._version import __version__
 from es_semantic.cli.common import connection_options, settings
 from es_semantic.cli.eval_cmd import eval_cmd
-from es_semantic.cli.indexing_cmds import create_index_cmd, index_cmd, info_cmd
+from es_semantic.cli.indexing_cmds import create_index_cmd, delete_cmd, index_cmd, info_cmd
 from es_semantic.cli.quickstart_cmd import quickstart_cmd
 from es_semantic.cli.search_cmd import search_cmd
 
@@ -27,7 +27,15 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     settings(ctx, options)
 
 
-for command in (create_index_cmd, index_cmd, search_cmd, eval_cmd, info_cmd, quickstart_cmd):
+for command in (
+    create_index_cmd,
+    index_cmd,
+    search_cmd,
+    eval_cmd,
+    info_cmd,
+    delete_cmd,
+    quickstart_cmd,
+):
     cli.add_command(command)
 
 

@@ -254,3 +254,43 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"metadata   {', '.join(f'{k}:{v}' for k, v in meta.items()) or '-'}")
     mib = info["vector_memory_estimate_bytes"] / 2**20
     click.echo(f"vector RAM ~{mib:.1f} MiB (raw floats + quantized copy, estimate)")
+
+
+@click.command("delete")
+@click.argument("index")
+@click.option("--ids", "ids", multiple=True, help="document ids (repeat, or comma-separated)")
+@click.option(
+    "--query", "queries", multiple=True, help="metadata filter FIELD=VALUE (as search --filter)"
+)
+@click.option("--dry-run", is_flag=True, help="list what would be deleted, delete nothing")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@connection_options
+@handle_errors
+def delete_cmd(
+    index: str,
+    ids: tuple[str, ...],
+    queries: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Delete documents from INDEX by id or by metadata filter (--dry-run lists them first)."""
+    from es_semantic.indexing.deletion import delete_documents
+    from es_semantic.search.filters import parse_cli_filters
+
+    state = settings(click.get_current_context(), options)
+    id_list = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]
+    filters = parse_cli_filters(queries) if queries else None
+    report = delete_documents(client(state), index, ids=id_list, filters=filters, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    count = report.matched if dry_run else report.deleted
+    click.echo(f"{index}: {verb} {count} of {report.matched} matching documents")
+    for doc_id in report.sample_ids:
+        click.echo(f"  {doc_id}")
+    if report.matched > len(report.sample_ids):
+        click.echo(f"  ... and {report.matched - len(report.sample_ids)} more")
+    if report.missing_ids:
+        click.echo(f"not found: {', '.join(report.missing_ids[:20])}", err=True)

@@ -312,3 +312,32 @@ def test_tls_with_ca_file_or_fingerprint(es_server, tiny_st_dir, index_name, tmp
             cli, ["info", index_name, "--es-url", proxy.url, "--ssl-fingerprint", "00" * 32, *base]
         )
         assert wrong_pin.exit_code == 1 and "TLS failed" in wrong_pin.output
+
+
+def test_delete_by_ids_and_by_filter_with_dry_run(run, es, index_name):
+    docs = "\n".join(
+        json.dumps({"id": str(i), "text": f"the cat {i}", "lang": "fr" if i % 3 == 0 else "en"})
+        for i in range(9)
+    )
+    assert (
+        run(
+            "index", index_name, "-", "--metadata-field", "lang", "--quiet", input=docs + "\n"
+        ).exit_code
+        == 0
+    )
+    dry = run("delete", index_name, "--query", "lang=fr", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["matched"] == 3 and es.count(index=index_name)["count"] == 9
+    gone = run("delete", index_name, "--query", "lang=fr", "--json")
+    assert json.loads(gone.output)["deleted"] == 3 and es.count(index=index_name)["count"] == 6
+    by_id = run("delete", index_name, "--ids", "1,2", "--ids", "404")
+    assert (
+        by_id.exit_code == 0
+        and "deleted 2 of 2" in by_id.output
+        and "not found: 404" in by_id.output
+    )
+    assert es.count(index=index_name)["count"] == 4
+    neither = run("delete", index_name)
+    assert neither.exit_code == 2 and "either ids or a filter" in neither.output
+    unknown = run("delete", index_name, "--query", "author=me")
+    assert unknown.exit_code == 2 and "cannot filter on 'author'" in unknown.output

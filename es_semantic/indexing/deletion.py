@@ -1,0 +1,61 @@
+"""Delete documents by id or by metadata filter, with a dry run that lists them first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from es_semantic.errors import InputError
+from es_semantic.indexing.admin import read_contract
+from es_semantic.search.filters import build_filters
+
+SAMPLE = 20
+
+
+@dataclass
+class DeleteReport:
+    """What a delete matched and removed (``deleted`` is 0 on a dry run)."""
+
+    index: str
+    matched: int = 0
+    deleted: int = 0
+    dry_run: bool = False
+    sample_ids: list[str] = field(default_factory=list)
+    missing_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def delete_documents(
+    es: Elasticsearch,
+    index: str,
+    *,
+    ids: Sequence[str] = (),
+    filters: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+) -> DeleteReport:
+    """Delete ``ids`` or every document matching ``filters`` (metadata fields only)."""
+    if bool(ids) == bool(filters):
+        raise InputError("delete needs either ids or a filter (not both, not neither)")
+    contract = read_contract(es, index)
+    report = DeleteReport(index, dry_run=dry_run)
+    if ids:
+        found = es.mget(index=index, ids=list(ids), source=False)["docs"]
+        present = [str(d["_id"]) for d in found if d.get("found")]
+        report.missing_ids = [i for i in ids if i not in set(present)]
+        report.matched, report.sample_ids = len(present), present[:SAMPLE]
+        if not dry_run and present:
+            resp = es.delete_by_query(index=index, query={"ids": {"values": present}}, refresh=True)
+            report.deleted = int(resp["deleted"])
+        return report
+    query = {"bool": {"filter": build_filters(filters, list(contract.metadata_fields))}}
+    sample = es.search(index=index, query=query, size=SAMPLE, source=False, track_total_hits=True)
+    report.matched = int(sample["hits"]["total"]["value"])
+    report.sample_ids = [str(h["_id"]) for h in sample["hits"]["hits"]]
+    if not dry_run and report.matched:
+        report.deleted = int(es.delete_by_query(index=index, query=query, refresh=True)["deleted"])
+    return report
