@@ -157,6 +157,14 @@ def create_index_cmd(
 )
 @click.option("--report-json", type=click.Path(dir_okay=False), help="write the run report here")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
+@click.option(
+    "--delete-missing",
+    is_flag=True,
+    help="after indexing, delete documents whose ids were not in the input",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="with --delete-missing: only list what it would delete"
+)
 @creation_options
 @connection_options
 @handle_errors
@@ -172,6 +180,8 @@ def index_cmd(
     dead_letter: str | None,
     report_json: str | None,
     quiet: bool,
+    delete_missing: bool,
+    dry_run: bool,
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
@@ -181,7 +191,11 @@ def index_cmd(
 
     Creates INDEX when missing; skips documents whose content is unchanged; every failed
     document goes to the dead-letter file. Exit code 1 when any document failed.
+    --delete-missing then removes documents the input no longer has (never after a run with
+    failures: a broken line must not delete its document); --dry-run lists them instead.
     """
+    if dry_run and not delete_missing:
+        raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
     state = settings(click.get_current_context(), options)
     enc = encoder(state)
     indexer = Indexer(
@@ -192,6 +206,7 @@ def index_cmd(
         batch_size=batch_size,
         dead_letter=dead_letter or f"{index}.dead.jsonl",
         progress=not quiet,
+        track_ids=delete_missing,
         **_creation_options(
             similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields
         ),
@@ -199,7 +214,29 @@ def index_cmd(
     spec = indexer.field_spec()
     records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
     report = indexer.index(records)
+    if delete_missing:
+        _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
+
+
+def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> None:
+    from es_semantic.indexing.deletion import delete_missing
+
+    if report.failed and not dry_run:
+        click.echo(
+            f"--delete-missing skipped: {report.failed} input documents failed, so their "
+            "ids are unknown; fix them (see the dead-letter file) and re-run",
+            err=True,
+        )
+        dry_run = True
+    result = delete_missing(
+        indexer.es, indexer.index_name, indexer.seen_ids or set(), dry_run=dry_run
+    )
+    verb = "would delete" if dry_run else "deleted"
+    count = result.matched if dry_run else result.deleted
+    click.echo(f"{indexer.index_name}: {verb} {count} documents missing from the input", err=True)
+    for doc_id in result.sample_ids:
+        click.echo(f"  {doc_id}", err=True)
 
 
 def _read(

@@ -122,7 +122,7 @@ class AsyncIndexer(_IndexerOptions):
     async def _encode_batch(
         self, batch: list[Any], contract: IndexContract, report: IndexReport, sink: Any, bar: Any
     ) -> list[steps.Action]:
-        prepared = steps.prepare(batch, contract, report, sink, bar)
+        prepared = steps.prepare(batch, contract, report, sink, bar, self.seen_ids)
         try:
             unchanged = set() if self.created else await self._unchanged(prepared)
         except (ApiError, TransportError) as exc:  # the cluster went away between batches

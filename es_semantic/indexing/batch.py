@@ -55,8 +55,10 @@ def prepare(
     report: IndexReport,
     sink: DeadLetterSink,
     bar: tqdm[Any],
+    seen: set[str] | None = None,
 ) -> list[Prepared]:
-    """Dead-letter the read failures; hash and id the documents; count in-batch duplicates."""
+    """Dead-letter the read failures; hash and id the documents; count in-batch duplicates;
+    add every id to ``seen`` when given (for --delete-missing)."""
     prepared: list[Prepared] = []
     for record in batch:
         if isinstance(record, ReadFailure):
@@ -65,7 +67,10 @@ def prepare(
             continue
         digest = content_hash(record, contract)
         prepared.append(Prepared(document_id(record, digest), digest, record))
-    report.duplicates += len(prepared) - len({p.doc_id for p in prepared})
+    ids = {p.doc_id for p in prepared}
+    report.duplicates += len(prepared) - len(ids)
+    if seen is not None:
+        seen.update(ids)
     return prepared
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from es_semantic.errors import InputError
 from es_semantic.indexing.admin import read_contract
@@ -58,4 +58,24 @@ def delete_documents(
     report.sample_ids = [str(h["_id"]) for h in sample["hits"]["hits"]]
     if not dry_run and report.matched:
         report.deleted = int(es.delete_by_query(index=index, query=query, refresh=True)["deleted"])
+    return report
+
+
+def delete_missing(
+    es: Elasticsearch, index: str, seen_ids: set[str], *, dry_run: bool = False
+) -> DeleteReport:
+    """Delete the documents of ``index`` whose ids were not in this run's input."""
+    report = DeleteReport(index, dry_run=dry_run)
+    stored = (
+        str(h["_id"])
+        for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}, "source": False})
+    )
+    missing = [doc_id for doc_id in stored if doc_id not in seen_ids]
+    report.matched, report.sample_ids = len(missing), missing[:SAMPLE]
+    if dry_run or not missing:
+        return report
+    actions = ({"_op_type": "delete", "_index": index, "_id": doc_id} for doc_id in missing)
+    for ok, _item in helpers.streaming_bulk(es, actions, raise_on_error=False, chunk_size=500):
+        report.deleted += int(ok)
+    es.indices.refresh(index=index)
     return report

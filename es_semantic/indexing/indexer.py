@@ -55,6 +55,7 @@ class _IndexerOptions:
         dead_letter: str | Path | None = None,
         progress: bool = False,
         refresh: bool = True,
+        track_ids: bool = False,
     ) -> None:
         if batch_size < 1 or chunk_size < 1:
             raise ConfigError("batch_size and chunk_size must be >= 1")
@@ -87,6 +88,8 @@ class _IndexerOptions:
         self.refresh = refresh
         self.contract: IndexContract | None = None
         self.created = False
+        # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
+        self.seen_ids: set[str] | None = set() if track_ids else None
 
     def _new_contract(self) -> IndexContract:
         return IndexContract.from_encoder(self.encoder.config, **self._create_options)
@@ -180,7 +183,7 @@ class Indexer(_IndexerOptions):
                 raw = getattr(record, "raw", None) or steps.doc_json(record)
                 sink.add(record.origin, "not sent: indexing stopped", raw)
             raise _PipelineStopped
-        prepared = steps.prepare(batch, contract, report, sink, bar)
+        prepared = steps.prepare(batch, contract, report, sink, bar, self.seen_ids)
         try:
             unchanged = set() if self.created else self._unchanged(prepared)
         except (ApiError, TransportError) as exc:  # the cluster went away between batches

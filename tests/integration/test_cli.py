@@ -341,3 +341,29 @@ def test_delete_by_ids_and_by_filter_with_dry_run(run, es, index_name):
     assert neither.exit_code == 2 and "either ids or a filter" in neither.output
     unknown = run("delete", index_name, "--query", "author=me")
     assert unknown.exit_code == 2 and "cannot filter on 'author'" in unknown.output
+
+
+def test_delete_missing_with_dry_run(run, es, index_name):
+    def docs(ids):
+        return "\n".join(json.dumps({"id": i, "text": f"the cat {i}"}) for i in ids) + "\n"
+
+    assert run("index", index_name, "-", "--quiet", input=docs(["a", "b", "c", "d"])).exit_code == 0
+    dry = run(
+        "index", index_name, "-", "--quiet", "--delete-missing", "--dry-run", input=docs(["a", "b"])
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 2 documents" in dry.output and "  c" in dry.output
+    assert es.count(index=index_name)["count"] == 4
+    with_failure = run(
+        "index", index_name, "-", "--quiet", "--delete-missing", input=docs(["a"]) + "{broken\n"
+    )
+    assert with_failure.exit_code == 1 and "--delete-missing skipped" in with_failure.output
+    assert es.count(index=index_name)["count"] == 4
+    real = run("index", index_name, "-", "--quiet", "--delete-missing", input=docs(["a", "b"]))
+    assert real.exit_code == 0 and "deleted 2 documents" in real.output
+    assert sorted(h["_id"] for h in es.search(index=index_name, size=10)["hits"]["hits"]) == [
+        "a",
+        "b",
+    ]
+    alone = run("index", index_name, "-", "--dry-run", input=docs(["a"]))
+    assert alone.exit_code == 2 and "--dry-run goes with --delete-missing" in alone.output
