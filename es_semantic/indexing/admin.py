@@ -56,11 +56,16 @@ def read_contract(es: Elasticsearch, index: str) -> IndexContract:
     try:
         resp = es.indices.get_mapping(index=index)
     except NotFoundError:
-        raise IndexContractError(
-            f"index {index!r} does not exist: create it with `es-semantic create-index {index}` "
-            "or `es-semantic index` (which creates it)"
-        ) from None
+        raise missing_index_error(index) from None
     return contract_from_mapping_response(dict(resp.body), index)
+
+
+def missing_index_error(index: str) -> IndexContractError:
+    """The one error for an index (or alias) that is not there, saying how to make it."""
+    return IndexContractError(
+        f"index {index!r} does not exist: create it with `es-semantic create-index {index}` "
+        "or `es-semantic index` (which creates it)"
+    )
 
 
 def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexContract:
@@ -70,7 +75,7 @@ def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexCon
         for name, entry in sorted(body.items())
     }
     if not contracts:
-        raise IndexContractError(f"index {index!r} does not exist")
+        raise missing_index_error(index)
     distinct = {(c.model_fingerprint, c.dims, c.pooling) for c in contracts.values()}
     if len(distinct) > 1:
         raise IndexContractError(

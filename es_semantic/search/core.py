@@ -295,9 +295,9 @@ def page(result: SearchResult, request: SearchRequest, plan: SearchPlan) -> Sear
     return replace(result, hits=result.hits[request.offset : request.offset + request.k])
 
 
-def rerank_passage(hit: Hit, contract: IndexContract) -> str:
-    """The text a cross-encoder reads for ``hit``: its text fields, in contract order."""
-    parts = [hit.source.get(name) for name in contract.text_fields]
+def passage_text(source: Mapping[str, Any], text_fields: Sequence[str]) -> str:
+    """The text a cross-encoder reads for a hit: its text fields, in contract order."""
+    parts = [source.get(name) for name in text_fields]
     return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
 
 

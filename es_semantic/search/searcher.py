@@ -16,8 +16,12 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.encoding.reranker import CrossEncoder
-from es_semantic.errors import ConfigError, IndexContractError, SearchError
-from es_semantic.indexing.admin import contract_from_mapping_response
+from es_semantic.errors import ConfigError, SearchError
+from es_semantic.indexing.admin import (
+    contract_from_mapping_response,
+    missing_index_error,
+    read_contract,
+)
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.search import core
 from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
@@ -65,7 +69,7 @@ def _raise_for_errors(index: str, responses: Mapping[str, Mapping[str, Any]]) ->
         error = core.response_error(response)
         if error is not None:
             if "index_not_found" in error:
-                raise IndexContractError(f"index {index!r} does not exist")
+                raise missing_index_error(index)
             raise SearchError(f"{leg} search on {index!r} failed: {error}")
 
 
@@ -94,8 +98,7 @@ class _SearcherBase:
         options.setdefault("fields", self.fields)
         return SearchRequest(query, **options)
 
-    def _accept_contract(self, mapping: dict[str, Any]) -> IndexContract:
-        contract = contract_from_mapping_response(mapping, self.index)
+    def _accept_contract(self, contract: IndexContract) -> IndexContract:
         contract.check(self.encoder.config, self.index)
         with self._lock:
             self._contract = contract
@@ -108,7 +111,7 @@ class _SearcherBase:
         assert self.reranker is not None
         started = time.perf_counter()
         pool = result.hits[: request.rerank_top]
-        passages = [core.rerank_passage(h, contract) for h in pool]
+        passages = [core.passage_text(h.source, contract.text_fields) for h in pool]
         scores: list[float] = []
         for i in range(0, len(passages), RERANK_CHUNK):
             chunk = passages[i : i + RERANK_CHUNK]
@@ -181,11 +184,7 @@ class Searcher(_SearcherBase):
         """The index contract, read once and checked against the encoder."""
         if self._contract is not None:
             return self._contract
-        try:
-            mapping = self.es.indices.get_mapping(index=self.index).body
-        except NotFoundError:
-            raise IndexContractError(f"index {self.index!r} does not exist") from None
-        return self._accept_contract(dict(mapping))
+        return self._accept_contract(read_contract(self.es, self.index))
 
     def server_rrf(self) -> bool:
         """Probe once (version, licence) whether the cluster may run the rrf retriever."""
@@ -284,8 +283,8 @@ class AsyncSearcher(_SearcherBase):
         try:
             mapping = (await self.es.indices.get_mapping(index=self.index)).body
         except NotFoundError:
-            raise IndexContractError(f"index {self.index!r} does not exist") from None
-        return self._accept_contract(dict(mapping))
+            raise missing_index_error(self.index) from None
+        return self._accept_contract(contract_from_mapping_response(dict(mapping), self.index))
 
     async def server_rrf(self) -> bool:
         """Probe once (version, licence) whether the cluster may run the rrf retriever."""
