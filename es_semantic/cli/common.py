@@ -54,6 +54,7 @@ class Settings:
     """Connection and model settings merged from group options, command options and env."""
 
     values: dict[str, Any] = field(default_factory=dict)
+    _files: dict[str, dict[str, Any]] = field(default_factory=dict)  # read once per invocation
 
     def merge(self, options: dict[str, Any]) -> None:
         self.values.update({k: v for k, v in options.items() if v is not None})
@@ -64,7 +65,11 @@ class Settings:
 
     def file_values(self) -> dict[str, Any]:
         path = self.values.get("config") or os.environ.get("ES_SEMANTIC_CONFIG")
-        return load_config_file(path) if path else {}
+        if not path:
+            return {}
+        if path not in self._files:
+            self._files[path] = load_config_file(path)
+        return self._files[path]
 
     def es_config(self) -> ESConfig:
         v = self.values
