@@ -54,7 +54,9 @@ class IndexReport:
     skipped: int = 0
     failed: int = 0
     encoded: int = 0
-    truncated: int = 0
+    truncated: int = 0  # documents whose text was cut (window or passage limit)
+    chunked: int = 0  # documents split into more than one passage (chunked indices)
+    passages: int = 0  # passages encoded (chunked indices)
     duplicates: int = 0
     seconds: float = 0.0
     encode_seconds: float = 0.0
@@ -79,7 +81,9 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: final score, source, highlights and every stage's score and rank."""
+    """One search result: final score, source, highlights and every stage's score and rank.
+
+    ``passage``: for chunked indices, the text of the document's best-matching passage."""
 
     id: str
     score: float
@@ -87,10 +91,12 @@ class Hit:
     highlights: Mapping[str, list[str]] = field(default_factory=dict)
     scores: Mapping[str, float] = field(default_factory=dict)
     ranks: Mapping[str, int] = field(default_factory=dict)
+    passage: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "passage": self.passage,
             "score": self.score,
             "source": dict(self.source),
             "scores": dict(self.scores),

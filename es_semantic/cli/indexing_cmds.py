@@ -40,14 +40,28 @@ def _creation_options(
     analyzer: str | None,
     metadata: dict[str, str],
     text_fields: tuple[str, ...],
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Contract options for a new index; pops the --chunk* options out of ``options``."""
+    chunking = chunking_options(options if options is not None else {})
     return {
         "similarity": similarity,
         "index_options": index_options,
         "analyzer": analyzer,
         "metadata_fields": metadata,
         "text_fields": text_fields or None,
+        **chunking,
     }
+
+
+def chunking_options(options: dict[str, Any]) -> dict[str, Any]:
+    """--chunk / --chunk-tokens / --chunk-overlap -> contract options (popped from options)."""
+    chunk = options.pop("chunk", False)
+    tokens = options.pop("chunk_tokens", None)
+    overlap = options.pop("chunk_overlap", None)
+    if not (chunk or tokens or overlap is not None):
+        return {}
+    return {"chunking": "nested", "chunk_tokens": tokens, "chunk_overlap": overlap}
 
 
 creation = [
@@ -58,11 +72,27 @@ creation = [
         help="dense_vector index type [int8_hnsw]; bbq_hnsw needs ES >= 8.18",
     ),
     click.option("--analyzer", help="BM25 analyzer: standard (default), english, cjk, smartcn"),
+    click.option(
+        "--chunk",
+        is_flag=True,
+        help="index long documents as passages (nested vectors; the best passage scores the "
+        "document); default: one vector per document, cut at the model's window",
+    ),
+    click.option(
+        "--chunk-tokens",
+        type=click.IntRange(8, 100_000),
+        help="with --chunk: passage length in tokens [the model's max_length]",
+    ),
+    click.option(
+        "--chunk-overlap",
+        type=click.IntRange(0, 50_000),
+        help="with --chunk: tokens of whole sentences repeated between passages [32]",
+    ),
 ]
 
 
 def creation_options(func: Any) -> Any:
-    """Add --similarity, --index-options and --analyzer."""
+    """Add --similarity, --index-options, --analyzer and the --chunk options (new indices)."""
     for option in reversed(creation):
         func = option(func)
     return func
@@ -98,14 +128,16 @@ def create_index_cmd(
     **options: Any,
 ) -> None:
     """Create INDEX for the model's contract (never deletes, unless --recreate)."""
+    creation_opts = _creation_options(
+        similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields,
+        options,
+    )  # fmt: skip
     state = settings(click.get_current_context(), options)
     enc = encoder(state)
     contract = IndexContract.from_encoder(
         enc.config,
         keep_vectors_in_source=keep_vectors or None,
-        **_creation_options(
-            similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields
-        ),
+        **creation_opts,
     )
     es = client(state)
     if recreate and es.indices.exists(index=index):
@@ -117,10 +149,16 @@ def create_index_cmd(
         c = contract
         click.echo(
             f"created {index}: {c.model_name}, {c.dims}-d {c.similarity}, {c.index_options}, "
-            f"text fields {', '.join(c.text_fields)}"
+            f"text fields {', '.join(c.text_fields)}{chunking_summary(c)}"
         )
     else:
         click.echo(f"{index} already exists; left unchanged (use --recreate to rebuild it)")
+
+
+def chunking_summary(contract: IndexContract) -> str:
+    if not contract.nested:
+        return ""
+    return f", passages of {contract.chunk_tokens} tokens (overlap {contract.chunk_overlap})"
 
 
 @click.command("index")
@@ -196,6 +234,10 @@ def index_cmd(
     """
     if dry_run and not delete_missing:
         raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
+    creation_opts = _creation_options(
+        similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields,
+        options,
+    )  # fmt: skip
     state = settings(click.get_current_context(), options)
     enc = encoder(state)
     indexer = Indexer(
@@ -207,9 +249,7 @@ def index_cmd(
         dead_letter=dead_letter or f"{index}.dead.jsonl",
         progress=not quiet,
         track_ids=delete_missing,
-        **_creation_options(
-            similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields
-        ),
+        **creation_opts,
     )
     spec = indexer.field_spec()
     records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
@@ -252,11 +292,19 @@ def _finish_report(report: IndexReport, report_json: str | None, quiet: bool) ->
     if report_json:
         Path(report_json).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
     rate = report.total / report.seconds if report.seconds else 0.0
+    chunked = (
+        f", {report.chunked} chunked into {report.passages} passages" if report.passages else ""
+    )
     summary = (
         f"{report.index}: indexed {report.indexed}, skipped {report.skipped} unchanged, "
-        f"failed {report.failed}; encoded {report.encoded} ({report.truncated} truncated) "
-        f"in {report.seconds:.1f}s, {rate:.1f} docs/s"
+        f"failed {report.failed}; encoded {report.encoded} ({report.truncated} truncated"
+        f"{chunked}) in {report.seconds:.1f}s, {rate:.1f} docs/s"
     )
+    if report.truncated and not report.passages:
+        summary += (
+            f"; {report.truncated} documents were longer than the model's window and were cut: "
+            "index them as passages with --chunk (a new index, or `es-semantic migrate`)"
+        )
     if report.failed:
         summary += f"; failures in {report.dead_letter or 'the report'}"
     if not quiet or report.failed:
@@ -287,6 +335,12 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     )
     click.echo(f"prefixes   query {c['query_prefix']!r}, document {c['document_prefix']!r}")
     click.echo(f"text       {', '.join(c['text_fields'])} (analyzer {c['analyzer']})")
+    chunking = (
+        f"passages of {c['chunk_tokens']} tokens, overlap {c['chunk_overlap']} (nested kNN)"
+        if c.get("chunking") == "nested"
+        else "none (one vector per document)"
+    )
+    click.echo(f"chunking   {chunking}")
     meta = c["metadata_fields"]
     click.echo(f"metadata   {', '.join(f'{k}:{v}' for k, v in meta.items()) or '-'}")
     mib = info["vector_memory_estimate_bytes"] / 2**20

@@ -122,8 +122,12 @@ def search_cmd(
 
 
 def snippet(hit: Hit, text_fields: tuple[str, ...], width: int) -> str:
-    """Title-ish first text field, then the start of the highlight or the text, on one line."""
-    if hit.highlights:
+    """One line: the best passage (chunked indices) under the title, else the start of the
+    highlight or of the text fields."""
+    if hit.passage:
+        title = str(hit.source.get(text_fields[0], "")) if len(text_fields) > 1 else ""
+        text = f"{title} | {hit.passage}" if title else hit.passage
+    elif hit.highlights:
         fragment = next(iter(hit.highlights.values()))[0]
         text = fragment.replace("<em>", "[").replace("</em>", "]")
     else:

@@ -23,7 +23,13 @@ from es_semantic.encoding.model_folder import (
 )
 from es_semantic.encoding.pooling import POOLING_MODES, PoolingMode, pool
 from es_semantic.encoding.quantize import quantize_model
-from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, pad_batch, tokenize
+from es_semantic.encoding.tokens import (
+    TokenizedTexts,
+    load_tokenizer,
+    pad_batch,
+    token_spans,
+    tokenize,
+)
 from es_semantic.errors import ConfigError, EncoderError, InputError, MissingDependencyError
 
 TextKind = Literal["query", "document"]
@@ -131,6 +137,17 @@ class Encoder:
         """Token counts (special tokens included) before truncation."""
         encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of each text's tokens, for chunking (no prefix, no special tokens)."""
+        return token_spans(self.tokenizer, texts)
+
+    def passage_budget(self) -> int:
+        """How many text tokens fit one window once special tokens and the prefix are added."""
+        prefix = self.config.document_prefix
+        prefix_tokens = len(token_spans(self.tokenizer, [prefix])[0]) if prefix.strip() else 0
+        specials = int(self.tokenizer.num_special_tokens_to_add(pair=False))
+        return max(1, self.config.max_length - specials - prefix_tokens)
 
     def embed(self, texts: Sequence[str], *, kind: TextKind = "document") -> Embeddings:
         """Length-sorted, token-budgeted batches; results in input order, float32 (n, dim)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,3 +84,37 @@ def pad_batch(
         if types is not None and tokens.token_type_ids is not None:
             types[j, span] = torch.tensor(tokens.token_type_ids[r], dtype=torch.long)
     return ids.to(device), mask.to(device), None if types is None else types.to(device)
+
+
+# Scripts written without spaces: every character is its own piece for the slow-tokenizer path.
+_PIECES = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\s]+")
+
+
+def token_spans(tokenizer: Any, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """Character spans of each text's tokens (no special tokens, no truncation).
+
+    Fast tokenizers give exact offsets; slow ones are approximated piece by piece (words, and
+    single characters of CJK scripts), each piece's tokens sharing its span.
+    """
+    if not texts:
+        return []
+    # long texts are the point here: silence "sequence length is longer than the maximum"
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+    if getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        return [
+            [(int(s), int(e)) for s, e in offsets if e > s] for offsets in encoded["offset_mapping"]
+        ]
+    out: list[list[tuple[int, int]]] = []
+    for text in texts:
+        pieces = [(m.start(), m.end()) for m in _PIECES.finditer(text)]
+        if not pieces:
+            out.append([])
+            continue
+        counts = tokenizer([text[s:e] for s, e in pieces], add_special_tokens=False)["input_ids"]
+        out.append([span for span, ids in zip(pieces, counts, strict=True) for _ in ids])
+    return out

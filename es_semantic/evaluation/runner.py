@@ -18,7 +18,7 @@ from tqdm import tqdm
 from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError
 from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, percentile
-from es_semantic.search.core import passage_text
+from es_semantic.search.core import rerank_text
 from es_semantic.search.fusion import LegHit, rrf, weighted
 from es_semantic.search.searcher import Searcher
 
@@ -95,7 +95,7 @@ def run_legs(
                 share = encode_share_ms if leg == "knn" else 0.0
                 runs.ms[leg][qid] = result.took_ms["request"] + share
                 for hit in result.hits:
-                    runs.texts.setdefault(hit.id, passage_text(hit.source, contract.text_fields))
+                    runs.texts.setdefault(hit.id, rerank_text(hit, contract.text_fields))
         runs.seconds[leg] = time.perf_counter() - leg_started
     return runs
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.types import Document
 
 
@@ -20,7 +20,7 @@ def content_hash(doc: Document, contract: IndexContract) -> str:
 
     Equal hashes mean a re-run can skip the document without encoding it.
     """
-    payload = {
+    payload: dict[str, Any] = {
         "texts": dict(doc.texts),
         "metadata": dict(doc.metadata),
         "model": contract.model_fingerprint,
@@ -28,6 +28,8 @@ def content_hash(doc: Document, contract: IndexContract) -> str:
         "pooling": contract.pooling,
         "max_length": contract.max_length,
     }
+    if contract.nested:
+        payload["chunking"] = [contract.chunk_tokens, contract.chunk_overlap]
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
@@ -37,19 +39,40 @@ def document_id(doc: Document, digest: str) -> str:
     return doc.id if doc.id is not None else digest[:32]
 
 
+@dataclass(frozen=True)
+class EncodedDoc:
+    """A document's vectors: one for the whole text, or one per passage (chunked indices)."""
+
+    vector: npt.NDArray[np.float32] | None = None
+    passages: Sequence[tuple[str, npt.NDArray[np.float32]]] = ()
+    truncated: bool = False  # text was cut: at max_length, or passages beyond MAX_PASSAGES
+
+    @property
+    def chunked(self) -> bool:
+        return len(self.passages) > 1
+
+
 def to_action(
     index: str,
     doc_id: str,
     doc: Document,
     digest: str,
-    vector: npt.NDArray[np.float32],
+    encoded: EncodedDoc | npt.NDArray[np.float32],
     contract: IndexContract,
 ) -> dict[str, Any]:
     """A bulk ``index`` action: metadata is ``_op_type``/``_index``/``_id`` only."""
+    if not isinstance(encoded, EncodedDoc):
+        encoded = EncodedDoc(vector=encoded)
     source: dict[str, Any] = {name: text for name, text in doc.texts.items()}
     source.update(doc.metadata)
     source["content_hash"] = digest
-    source[contract.vector_field] = vector.tolist()
+    if encoded.vector is not None:
+        source[contract.vector_field] = encoded.vector.tolist()
+    else:
+        source[PASSAGES_FIELD] = [
+            {"text": text, contract.vector_field: vector.tolist()}
+            for text, vector in encoded.passages
+        ]
     return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": source}
 
 

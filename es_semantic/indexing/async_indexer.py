@@ -24,6 +24,7 @@ from es_semantic.indexing.admin import contract_from_mapping_response
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.indexer import _IndexerOptions
 from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
+from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.types import IndexReport
 
@@ -133,9 +134,9 @@ class AsyncIndexer(_IndexerOptions):
             return []
         t0 = time.perf_counter()
         texts = [p.doc.full_text() for p in todo]
-        embedded = await asyncio.to_thread(self.encoder.embed, texts, kind="document")
+        encoded = await asyncio.to_thread(encode_texts, self.encoder, texts, contract)
         report.encode_seconds += time.perf_counter() - t0
-        return steps.build_actions(self.index_name, todo, embedded, contract, report)
+        return steps.build_actions(self.index_name, todo, encoded, contract, report)
 
     async def _unchanged(self, prepared: list[steps.Prepared]) -> set[str]:
         if not prepared:

@@ -15,8 +15,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from es_semantic.encoding.encoder import Embeddings
-from es_semantic.indexing.actions import BulkOutcome, content_hash, document_id, to_action
+from es_semantic.indexing.actions import (
+    BulkOutcome,
+    EncodedDoc,
+    content_hash,
+    document_id,
+    to_action,
+)
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.readers import FieldSpec, to_document
@@ -86,15 +91,18 @@ def skip_unchanged(
 def build_actions(
     index: str,
     todo: list[Prepared],
-    embedded: Embeddings,
+    encoded: Sequence[EncodedDoc],
     contract: IndexContract,
     report: IndexReport,
 ) -> list[Action]:
+    """Bulk actions for the encoded documents; counts encoded, truncated and chunked ones."""
     report.encoded += len(todo)
-    report.truncated += embedded.truncated_count
+    report.truncated += sum(e.truncated for e in encoded)
+    report.chunked += sum(e.chunked for e in encoded)
+    report.passages += sum(len(e.passages) for e in encoded)
     return [
-        (to_action(index, p.doc_id, p.doc, p.digest, vector, contract), p.doc)
-        for p, vector in zip(todo, embedded.vectors, strict=True)
+        (to_action(index, p.doc_id, p.doc, p.digest, e, contract), p.doc)
+        for p, e in zip(todo, encoded, strict=True)
     ]
 
 

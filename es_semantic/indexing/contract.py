@@ -17,9 +17,14 @@ Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 IndexOptionsType = Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat"]
 INDEX_OPTIONS: tuple[str, ...] = get_args(IndexOptionsType)
+Chunking = Literal["none", "nested"]
+CHUNKINGS: tuple[str, ...] = get_args(Chunking)
 METADATA_TYPES = ("keyword", "long", "integer", "double", "float", "date", "boolean", "text")
 META_KEY = "es_semantic"
 VECTOR_FIELD = "embedding"
+PASSAGES_FIELD = "passages"  # nested: one object per passage, {"text", "embedding"}
+DEFAULT_CHUNK_OVERLAP = 32
+MAX_PASSAGES = 1000  # passages kept per document; more are dropped and counted as truncated
 # What must be equal between an index and the encoder that queries or feeds it.
 CHECKED_FIELDS = ("dims", "pooling", "normalize", "query_prefix", "document_prefix")
 
@@ -43,6 +48,9 @@ class IndexContract:
     index_options: str = "int8_hnsw"
     analyzer: str = "standard"
     keep_vectors_in_source: bool = False
+    chunking: Chunking = "none"
+    chunk_tokens: int = 0
+    chunk_overlap: int = 0
     es_semantic_version: str = __version__
 
     def __post_init__(self) -> None:
@@ -59,6 +67,7 @@ class IndexContract:
             raise ConfigError(
                 f"index_options={self.index_options!r} is not one of {', '.join(INDEX_OPTIONS)}"
             )
+        self._check_chunking()
         if not self.text_fields:
             raise ConfigError("at least one text field is needed")
         for name, kind in self.metadata_fields.items():
@@ -67,14 +76,47 @@ class IndexContract:
                     f"metadata field {name!r} has type {kind!r}; use one of "
                     f"{', '.join(METADATA_TYPES)}"
                 )
-        reserved = {self.vector_field, "content_hash"}
+        reserved = {self.vector_field, "content_hash", PASSAGES_FIELD}
         clash = reserved & (set(self.text_fields) | set(self.metadata_fields))
         if clash or set(self.text_fields) & set(self.metadata_fields):
             raise ConfigError(f"field names overlap or are reserved: {sorted(clash) or '...'}")
 
+    def _check_chunking(self) -> None:
+        if self.chunking not in CHUNKINGS:
+            raise ConfigError(f"chunking={self.chunking!r} is not one of {', '.join(CHUNKINGS)}")
+        if self.chunking == "none":
+            return
+        if not 8 <= self.chunk_tokens <= self.max_length:
+            raise ConfigError(
+                f"chunk_tokens={self.chunk_tokens} must be from 8 to the model's max_length "
+                f"({self.max_length})"
+            )
+        if not 0 <= self.chunk_overlap <= self.chunk_tokens // 2:
+            raise ConfigError(
+                f"chunk_overlap={self.chunk_overlap} must be from 0 to half of chunk_tokens "
+                f"({self.chunk_tokens // 2})"
+            )
+
+    @property
+    def nested(self) -> bool:
+        """Whether documents carry their passages' vectors in a nested field."""
+        return self.chunking == "nested"
+
+    @property
+    def vector_path(self) -> str:
+        """The dense_vector field that kNN searches: top-level, or inside the passages."""
+        return f"{PASSAGES_FIELD}.{self.vector_field}" if self.nested else self.vector_field
+
     @classmethod
     def from_encoder(cls, config: EncoderConfig, **options: Any) -> IndexContract:
-        """The contract an index gets when created for ``config``."""
+        """The contract an index gets when created for ``config``.
+
+        ``chunking="nested"`` without sizes gives passages as long as the model's window with
+        DEFAULT_CHUNK_OVERLAP tokens of overlap."""
+        options = {k: v for k, v in options.items() if v is not None}
+        if options.get("chunking") == "nested":
+            tokens = options.setdefault("chunk_tokens", config.max_length)
+            options.setdefault("chunk_overlap", min(DEFAULT_CHUNK_OVERLAP, tokens // 4))
         return cls(
             model_name=config.model_name,
             model_fingerprint=config.fingerprint,
@@ -84,7 +126,7 @@ class IndexContract:
             query_prefix=config.query_prefix,
             document_prefix=config.document_prefix,
             dims=config.dim,
-            **{k: v for k, v in options.items() if v is not None},
+            **options,
         )
 
     def to_meta(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
 from es_semantic.indexing.admin import create_index, read_contract
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.types import IndexReport
 
@@ -46,6 +47,9 @@ class _IndexerOptions:
         index_options: str | None = None,
         analyzer: str | None = None,
         keep_vectors_in_source: bool | None = None,
+        chunking: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
         batch_size: int = 256,
         chunk_size: int = 500,
         max_chunk_bytes: int = 20 * 1024 * 1024,
@@ -74,6 +78,9 @@ class _IndexerOptions:
             "index_options": index_options,
             "analyzer": analyzer,
             "keep_vectors_in_source": keep_vectors_in_source,
+            "chunking": chunking,
+            "chunk_tokens": chunk_tokens,
+            "chunk_overlap": chunk_overlap,
         }
         self.batch_size = batch_size
         self._bulk_options: dict[str, Any] = {
@@ -193,9 +200,10 @@ class Indexer(_IndexerOptions):
         todo = steps.skip_unchanged(prepared, unchanged, report, bar)
         if todo:
             t0 = time.perf_counter()
-            embedded = self.encoder.embed([p.doc.full_text() for p in todo], kind="document")
+            texts = [p.doc.full_text() for p in todo]
+            encoded = encode_texts(self.encoder, texts, contract)
             report.encode_seconds += time.perf_counter() - t0
-            pipe.put(steps.build_actions(self.index_name, todo, embedded, contract, report))
+            pipe.put(steps.build_actions(self.index_name, todo, encoded, contract, report))
 
     def _unchanged(self, prepared: list[steps.Prepared]) -> set[str]:
         if not prepared:

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from es_semantic.errors import ConfigError
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 
 BUILTIN_ANALYZERS = frozenset(
     "standard simple whitespace stop keyword pattern fingerprint english french german spanish "
@@ -71,9 +71,15 @@ def index_body(
         props[name] = {**fields["text"], "analyzer": contract.analyzer}
     for name, kind in contract.metadata_fields.items():
         props[name] = {**fields["metadata"], "type": kind}
-    props[contract.vector_field] = vector_mapping(contract, m=m, ef_construction=ef_construction)
+    vector = vector_mapping(contract, m=m, ef_construction=ef_construction)
+    if contract.nested:
+        passages = fields["passages"]
+        passages["properties"][contract.vector_field] = vector
+        props[PASSAGES_FIELD] = passages
+    else:
+        props[contract.vector_field] = vector
     if not contract.keep_vectors_in_source:
-        mappings["_source"]["excludes"] = [contract.vector_field]
+        mappings["_source"]["excludes"] = [contract.vector_path]
     else:
         del mappings["_source"]
     mappings["_meta"] = contract.to_meta()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from es_semantic.errors import InputError, SearchError
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.search import queries
 from es_semantic.search.filters import build_filters
 from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
@@ -151,7 +151,10 @@ def plan_search(
                      **extra)  # fmt: skip
         return SearchPlan({"knn": body}, None, not client_paging)
     window = max(request.window, request.depth)
-    use_server = request.fusion == "server" or (request.fusion == "auto" and server_rrf)
+    # chunked indices: client-side fusion by default, as only it returns the best passage
+    use_server = request.fusion == "server" or (
+        request.fusion == "auto" and server_rrf and not contract.nested
+    )
     if use_server:
         body = queries.rrf_body(
             request.query, vector, contract, size=request.depth, window=window,
@@ -195,6 +198,21 @@ class _Candidate:
     score: float
     source: dict[str, Any] = field(default_factory=dict)
     highlights: dict[str, list[str]] = field(default_factory=dict)
+    passage: str | None = None
+
+
+def best_passage(raw_hit: Mapping[str, Any]) -> str | None:
+    """The text of the best passage a chunked document's hit carries as its inner hit."""
+    inner = (raw_hit.get("inner_hits") or {}).get(PASSAGES_FIELD) or {}
+    for hit in inner.get("hits", {}).get("hits", []):
+        for entry in (hit.get("fields") or {}).get(PASSAGES_FIELD, []):
+            texts = entry.get("text") if isinstance(entry, Mapping) else None
+            if texts:
+                return str(texts[0])
+        text = (hit.get("_source") or {}).get("text")
+        if isinstance(text, str):
+            return text
+    return None
 
 
 def _leg_hits(response: Mapping[str, Any]) -> list[_Candidate]:
@@ -206,6 +224,7 @@ def _leg_hits(response: Mapping[str, Any]) -> list[_Candidate]:
                 float(raw.get("_score") or 0.0),
                 raw.get("_source") or {},
                 raw.get("highlight") or {},
+                best_passage(raw),
             )
         )
     return out
@@ -248,6 +267,7 @@ def assemble(
         for cand in leg_hits:
             known = by_id.setdefault(cand.id, cand)
             known.highlights = known.highlights or cand.highlights
+            known.passage = known.passage or cand.passage
     if plan.fusion in ("rrf", "weighted"):
         leg_lists = {leg: [LegHit(c.id, c.score) for c in cs] for leg, cs in legs.items()}
         fused = (
@@ -284,8 +304,9 @@ def _to_hit(f: Fused, cand: _Candidate, contract: IndexContract, fusion: str | N
     scores = dict(f.scores)
     if fusion in ("rrf", "weighted"):
         scores[fusion] = f.score
-    source = {k: v for k, v in cand.source.items() if k != contract.vector_field}
-    return Hit(f.id, f.score, source, cand.highlights, scores, dict(f.ranks))
+    hidden = {contract.vector_field, PASSAGES_FIELD}
+    source = {k: v for k, v in cand.source.items() if k not in hidden}
+    return Hit(f.id, f.score, source, cand.highlights, scores, dict(f.ranks), cand.passage)
 
 
 def page(result: SearchResult, request: SearchRequest, plan: SearchPlan) -> SearchResult:
@@ -301,6 +322,11 @@ def passage_text(source: Mapping[str, Any], text_fields: Sequence[str]) -> str:
     return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
 
 
+def rerank_text(hit: Hit, text_fields: Sequence[str]) -> str:
+    """What the cross-encoder reads: the best passage of a chunked document, else its texts."""
+    return hit.passage or passage_text(hit.source, text_fields)
+
+
 def apply_rerank(
     result: SearchResult, request: SearchRequest, scores: Sequence[float] | None, elapsed_ms: float
 ) -> SearchResult:
@@ -312,7 +338,7 @@ def apply_rerank(
     pool = result.hits[: request.rerank_top]
     rescored = [
         Hit(h.id, float(s), h.source, h.highlights, {**h.scores, "rerank": float(s)},
-            {**h.ranks, "retrieval": i + 1})
+            {**h.ranks, "retrieval": i + 1}, h.passage)
         for i, (h, s) in enumerate(zip(pool, scores, strict=True))
     ]  # fmt: skip
     rescored.sort(key=lambda h: (-h.score, h.ranks["retrieval"]))

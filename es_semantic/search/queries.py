@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 
 # script_score expressions that reproduce the kNN scores Elasticsearch documents per similarity.
 # FIELD is the contract's vector field name (validated identifier, never user text).
@@ -30,7 +30,9 @@ def default_num_candidates(k: int) -> int:
 
 
 def source_spec(contract: IndexContract, includes: Sequence[str] | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"excludes": [contract.vector_field]}
+    """Hits never carry vectors; chunked documents' passages come back as inner hits only."""
+    hidden = PASSAGES_FIELD if contract.nested else contract.vector_field
+    spec: dict[str, Any] = {"excludes": [hidden]}
     if includes is not None:
         spec["includes"] = list(includes)
     return spec
@@ -78,6 +80,11 @@ def keyword_body(
     return body
 
 
+def best_passage_inner_hits() -> dict[str, Any]:
+    """The best-matching passage of a chunked document, its text only (no vector)."""
+    return {"size": 1, "_source": False, "fields": [f"{PASSAGES_FIELD}.text"]}
+
+
 def knn_section(
     vector: Sequence[float],
     contract: IndexContract,
@@ -85,15 +92,20 @@ def knn_section(
     k: int,
     num_candidates: int | None,
     filters: list[dict[str, Any]] | None,
+    inner_hits: bool = True,
 ) -> dict[str, Any]:
+    """A ``knn`` clause; on chunked indices it searches the nested passage vectors (k counts
+    documents, each scored by its best passage) and returns that passage as an inner hit."""
     section: dict[str, Any] = {
-        "field": contract.vector_field,
+        "field": contract.vector_path,
         "query_vector": list(vector),
         "k": k,
         "num_candidates": max(num_candidates or default_num_candidates(k), k),
     }
     if filters:
         section["filter"] = filters
+    if contract.nested and inner_hits:
+        section["inner_hits"] = best_passage_inner_hits()
     return section
 
 
@@ -119,9 +131,9 @@ def knn_body(
 
 def exact_score_script(contract: IndexContract) -> str:
     """The Painless source scoring like kNN for the contract's similarity and field."""
-    if not _FIELD_NAME.match(contract.vector_field):
-        raise ValueError(f"vector field {contract.vector_field!r} is not a plain field name")
-    return EXACT_SCORE_SCRIPTS[contract.similarity].replace("FIELD", contract.vector_field)
+    if not _FIELD_NAME.match(contract.vector_path):
+        raise ValueError(f"vector field {contract.vector_path!r} is not a plain field name")
+    return EXACT_SCORE_SCRIPTS[contract.similarity].replace("FIELD", contract.vector_path)
 
 
 def exact_knn_body(
@@ -133,18 +145,29 @@ def exact_knn_body(
     filters: list[dict[str, Any]] | None = None,
     source: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Brute-force ``script_score`` over the filtered documents, scored like kNN."""
-    base = {"bool": {"filter": [*(filters or []), {"exists": {"field": contract.vector_field}}]}}
-    return {
-        "query": {
-            "script_score": {
-                "query": base,
-                "script": {
-                    "source": exact_score_script(contract),
-                    "params": {"query_vector": list(vector)},
-                },
+    """Brute-force ``script_score`` over the filtered documents, scored like kNN.
+
+    On chunked indices: a ``nested`` query scoring every passage, the best one (max) wins."""
+    exists = {"exists": {"field": contract.vector_path}}
+    script = {"source": exact_score_script(contract), "params": {"query_vector": list(vector)}}
+    if contract.nested:
+        passages = {"script_score": {"query": {"bool": {"filter": [exists]}}, "script": script}}
+        nested = {
+            "nested": {
+                "path": PASSAGES_FIELD,
+                "score_mode": "max",
+                "query": passages,
+                "inner_hits": best_passage_inner_hits(),
             }
-        },
+        }
+        query: dict[str, Any] = (
+            {"bool": {"must": [nested], "filter": filters}} if filters else nested
+        )
+    else:
+        base = {"bool": {"filter": [*(filters or []), exists]}}
+        query = {"script_score": {"query": base, "script": script}}
+    return {
+        "query": query,
         "size": size,
         "from": offset,
         "_source": source_spec(contract, source),
@@ -168,7 +191,11 @@ def rrf_body(
     standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
     if filters:
         standard["filter"] = filters
-    knn = knn_section(vector, contract, k=window, num_candidates=num_candidates, filters=filters)
+    # the knn retriever takes no inner_hits (ES 8.15): no best-passage snippet with server RRF
+    knn = knn_section(
+        vector, contract, k=window, num_candidates=num_candidates, filters=filters,
+        inner_hits=False,
+    )  # fmt: skip
     return {
         "retriever": {
             "rrf": {

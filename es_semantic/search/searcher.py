@@ -111,7 +111,7 @@ class _SearcherBase:
         assert self.reranker is not None
         started = time.perf_counter()
         pool = result.hits[: request.rerank_top]
-        passages = [core.passage_text(h.source, contract.text_fields) for h in pool]
+        passages = [core.rerank_text(h, contract.text_fields) for h in pool]
         scores: list[float] = []
         for i in range(0, len(passages), RERANK_CHUNK):
             chunk = passages[i : i + RERANK_CHUNK]

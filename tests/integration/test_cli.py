@@ -367,3 +367,23 @@ def test_delete_missing_with_dry_run(run, es, index_name):
     ]
     alone = run("index", index_name, "-", "--dry-run", input=docs(["a"]))
     assert alone.exit_code == 2 and "--dry-run goes with --delete-missing" in alone.output
+
+
+def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
+    long_text = "\n\n".join(
+        " ".join(f"Paragraph {p} sentence {i} is about harbours and boats." for i in range(6))
+        for p in range(12)
+    )
+    doc = {"id": "long", "title": "Harbours", "text": long_text + "\n\nZebras graze in Kenya."}
+    created = run("create-index", index_name, "--chunk", "--chunk-tokens", "48")
+    assert created.exit_code == 0 and "passages of 48 tokens (overlap 12)" in created.output
+    report = run("index", index_name, "-", input=json.dumps(doc) + "\n")
+    assert report.exit_code == 0, report.output
+    assert "1 chunked into" in report.output
+    info = json.loads(run("info", index_name, "--json").output)
+    assert info["contract"]["chunking"] == "nested" and info["contract"]["chunk_tokens"] == 48
+    found = json.loads(run("search", index_name, "zebras kenya", "--mode", "knn", "--json").output)
+    (hit,) = found["hits"]
+    assert hit["id"] == "long" and hit["passage"] and "passages" not in hit["source"]
+    table = run("search", index_name, "zebras kenya", "--mode", "knn")
+    assert table.exit_code == 0 and "Harbours | " in table.output

@@ -81,3 +81,29 @@ def test_missing_contract_is_explained():
 def test_analyzer_hint_names_plugin():
     assert "analysis-smartcn" in analyzer_hint("smartcn")
     assert "analysis-ik" in analyzer_hint("ik_max_word")
+
+
+def test_chunked_contract_defaults_mapping_and_old_meta():
+    from es_semantic.indexing.contract import IndexContract as IC
+    from es_semantic.indexing.mapping import index_body as body_of
+
+    cfg = EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+    chunked = IC.from_encoder(cfg, chunking="nested")
+    assert (chunked.chunk_tokens, chunked.chunk_overlap) == (256, 32)
+    assert chunked.vector_path == "passages.embedding"
+    assert IC.from_meta(chunked.to_meta(), "i") == chunked
+    mappings = body_of(chunked)["mappings"]
+    passages = mappings["properties"]["passages"]
+    assert passages["type"] == "nested"
+    assert passages["properties"]["embedding"]["dims"] == 3
+    assert "embedding" not in mappings["properties"]
+    assert mappings["_source"]["excludes"] == ["passages.embedding"]
+    # an index made before chunking existed reads as one vector per document
+    old = IC.from_encoder(cfg).to_meta()
+    for key in ("chunking", "chunk_tokens", "chunk_overlap"):
+        old["es_semantic"].pop(key)
+    assert IC.from_meta(old, "i").vector_path == "embedding"
+    with pytest.raises(ConfigError, match="chunk_tokens=999"):
+        IC.from_encoder(cfg, chunking="nested", chunk_tokens=999)
+    with pytest.raises(ConfigError, match="chunk_overlap=100"):
+        IC.from_encoder(cfg, chunking="nested", chunk_tokens=128, chunk_overlap=100)

@@ -153,3 +153,75 @@ def test_filters():
         parse_cli_filters(["no operator"])
     with pytest.raises(InputError, match="range filter"):
         build_filters({"year": {"between": 1}}, ["year"])
+
+
+NESTED = IndexContract.from_encoder(
+    EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3),
+    metadata_fields={"lang": "keyword"},
+    chunking="nested",
+)
+
+
+def test_nested_knn_searches_passages_and_asks_for_the_best_one():
+    body = queries.knn_body(V, NESTED, size=5, filters=[{"term": {"lang": "en"}}])
+    knn = body["knn"]
+    assert knn["field"] == "passages.embedding" and knn["k"] == 5
+    assert knn["filter"] == [{"term": {"lang": "en"}}]  # top-level metadata: a pre-filter
+    assert knn["inner_hits"] == {"size": 1, "_source": False, "fields": ["passages.text"]}
+    assert body["_source"] == {"excludes": ["passages"]}
+
+
+def test_nested_exact_knn_is_a_max_scored_nested_script():
+    body = queries.exact_knn_body(V, NESTED, size=3, filters=[{"term": {"lang": "en"}}])
+    nested = body["query"]["bool"]["must"][0]["nested"]
+    assert nested["path"] == "passages" and nested["score_mode"] == "max"
+    script = nested["query"]["script_score"]["script"]
+    assert "'passages.embedding'" in script["source"]
+    assert body["query"]["bool"]["filter"] == [{"term": {"lang": "en"}}]
+
+
+def test_nested_hybrid_fuses_client_side_unless_server_is_asked():
+    request = SearchRequest("q", mode="hybrid")
+    plan = plan_search(request, NESTED, V, server_rrf=True)
+    assert plan.fusion == "rrf" and "inner_hits" in plan.bodies["knn"]["knn"]
+    forced = plan_search(SearchRequest("q", fusion="server"), NESTED, V, server_rrf=True)
+    knn = forced.bodies["rrf"]["retriever"]["rrf"]["retrievers"][1]["knn"]
+    assert "inner_hits" not in knn and knn["field"] == "passages.embedding"
+
+
+def test_best_passage_comes_from_the_inner_hit():
+    from es_semantic.search.core import assemble
+
+    response = {
+        "took": 3,
+        "hits": {
+            "total": {"value": 1, "relation": "eq"},
+            "hits": [
+                {
+                    "_id": "d1",
+                    "_score": 0.9,
+                    "_source": {"text": "whole document", "lang": "en"},
+                    "inner_hits": {
+                        "passages": {
+                            "hits": {
+                                "hits": [
+                                    {
+                                        "_id": "d1",
+                                        "_nested": {"field": "passages", "offset": 7},
+                                        "_score": 0.9,
+                                        "fields": {"passages": [{"text": ["the best passage"]}]},
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    request = SearchRequest("q", mode="knn")
+    plan = plan_search(request, NESTED, V, server_rrf=False)
+    result = assemble(request, NESTED, plan, {"knn": response}, {})
+    (hit,) = result.hits
+    assert hit.passage == "the best passage" and hit.to_json()["passage"] == "the best passage"
+    assert hit.source == {"text": "whole document", "lang": "en"}

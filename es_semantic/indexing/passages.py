@@ -1,0 +1,58 @@
+"""Encode a batch of document texts for an index: one vector each, or passages for chunked ones.
+
+The thin layer between the pure chunker and the encoder; shared by both indexers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from es_semantic.encoding.encoder import Encoder
+from es_semantic.indexing.actions import EncodedDoc
+from es_semantic.indexing.chunking import Passage, chunk_text
+from es_semantic.indexing.contract import MAX_PASSAGES, IndexContract
+
+
+def passage_sizes(encoder: Encoder, contract: IndexContract) -> tuple[int, int]:
+    """Passage length and overlap in text tokens, within the encoder's window."""
+    size = min(contract.chunk_tokens, encoder.passage_budget())
+    return size, min(contract.chunk_overlap, size // 2)
+
+
+def split_passages(
+    encoder: Encoder, texts: Sequence[str], contract: IndexContract
+) -> list[tuple[list[Passage], bool]]:
+    """Each text's passages (at most MAX_PASSAGES) and whether any had to be dropped."""
+    size, overlap = passage_sizes(encoder, contract)
+    out = []
+    for text, spans in zip(texts, encoder.token_spans(texts), strict=True):
+        passages = chunk_text(text, spans, size, overlap) or [Passage(text, 0, len(text), 0)]
+        out.append((passages[:MAX_PASSAGES], len(passages) > MAX_PASSAGES))
+    return out
+
+
+def encode_texts(
+    encoder: Encoder, texts: Sequence[str], contract: IndexContract
+) -> list[EncodedDoc]:
+    """Vectors for documents' texts as the index's contract wants them."""
+    if not contract.nested:
+        embedded = encoder.embed(texts, kind="document")
+        return [
+            EncodedDoc(vector=v, truncated=bool(t))
+            for v, t in zip(embedded.vectors, embedded.truncated, strict=True)
+        ]
+    split = split_passages(encoder, texts, contract)
+    flat = [p.text for passages, _ in split for p in passages]
+    embedded = encoder.embed(flat, kind="document")
+    out, i = [], 0
+    for passages, dropped in split:
+        n = len(passages)
+        vectors, cut = embedded.vectors[i : i + n], bool(embedded.truncated[i : i + n].any())
+        out.append(
+            EncodedDoc(
+                passages=[(p.text, v) for p, v in zip(passages, vectors, strict=True)],
+                truncated=dropped or cut,
+            )
+        )
+        i += n
+    return out

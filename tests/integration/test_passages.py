@@ -1,0 +1,107 @@
+"""Long documents as passages (nested vectors) on the real ES-API server, and updates."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from es_semantic import Encoder, Indexer, Searcher
+from tests.integration.corpus import DOCS
+
+ANSWER = (
+    "The old lighthouse stands at the far end of the harbour wall. Its keeper has lived there "
+    "for thirty years. He shares the lighthouse with a ginger cat called Marmalade, who sleeps "
+    "by the lamp."
+)
+QUESTION = "What is the name of the lighthouse keeper's cat?"
+
+
+def long_document(tokens_wanted: int, tokenizer) -> str:
+    """Paragraphs of varied prose about a town's trade, then ANSWER as the last paragraph."""
+    rng = random.Random(7)
+    subjects = ["The market", "The council", "A merchant", "The ferry", "The mill", "A farmer"]
+    verbs = ["recorded", "discussed", "reported", "measured", "traded", "repaired"]
+    objects = [
+        "grain prices", "the spring tides", "wool exports", "the new road", "rainfall",
+        "timber deliveries", "tax accounts", "the river bridge", "barley harvests",
+    ]  # fmt: skip
+    times = ["in the winter of 1820", "every autumn", "after the flood", "during the fair"]
+    paragraphs: list[str] = []
+    text = ""
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < tokens_wanted:
+        sentences = [
+            f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} "
+            f"{rng.choice(times)}, and {rng.choice(objects)} {rng.choice(verbs)} "
+            f"{rng.choice(times)}."
+            for _ in range(rng.randint(3, 6))
+        ]
+        paragraphs.append(" ".join(sentences))
+        text = "\n\n".join(paragraphs)
+    return f"{text}\n\n{ANSWER}"
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir):
+    return Encoder(minilm_dir)
+
+
+@pytest.mark.slow
+def test_a_3000_token_document_is_found_by_its_last_passage(es, index_name, minilm):
+    text = long_document(3000, minilm.tokenizer)
+    assert len(minilm.tokenizer(text)["input_ids"]) >= 3000
+    docs = [*DOCS, {"id": "town", "title": "A harbour town", "text": text, "lang": "en"}]
+    indexer = Indexer(
+        es, index_name, minilm, metadata_fields={"lang": "keyword"}, index_options="flat",
+        chunking="nested",
+    )  # fmt: skip
+    report = indexer.index(docs)
+    assert (report.indexed, report.failed, report.truncated) == (len(docs), 0, 0)
+    assert report.chunked == 1 and report.passages >= len(DOCS) + 12  # ~3000 / 254 tokens
+    searcher = Searcher(es, index_name, minilm)
+    for mode, exact in (("knn", False), ("knn", True), ("hybrid", False)):
+        result = searcher.search(QUESTION, mode=mode, k=5, exact=exact)
+        ids = [h.id for h in result.hits]
+        assert ids[0] == "town", (mode, exact, ids)
+        assert len(ids) == len(set(ids))  # the document once, however many passages match
+        assert "Marmalade" in (result.hits[0].passage or ""), (mode, result.hits[0].passage)
+        assert "passages" not in result.hits[0].source
+    filtered = searcher.search(QUESTION, mode="knn", k=3, filters={"lang": "de"})
+    assert filtered.hits == []
+
+
+@pytest.mark.slow
+def test_the_same_document_unchunked_is_reported_truncated(es, index_name, minilm):
+    text = long_document(3000, minilm.tokenizer)
+    report = Indexer(es, index_name, minilm, index_options="flat").index(
+        [{"id": "town", "text": text}]
+    )
+    assert (report.indexed, report.truncated, report.chunked, report.passages) == (1, 1, 0, 0)
+
+
+def test_updates_reencode_only_changed_documents(es, index_name, tiny_st_dir):
+    enc = Encoder(tiny_st_dir)
+    body = "Sentence number {i} talks about {topic} in some detail."
+
+    def docs(changed=()):
+        out = []
+        for d in range(12):
+            topic = "rivers" if d in changed else "mountains"
+            text = " ".join(body.format(i=i, topic=topic) for i in range(d * 4 + 1))
+            out.append({"id": f"d{d}", "text": text})
+        return out
+
+    options = {"chunking": "nested", "chunk_tokens": 24, "chunk_overlap": 4}
+    first = Indexer(es, index_name, enc, **options).index(docs())
+    assert (first.indexed, first.encoded, first.truncated) == (12, 12, 0)
+    assert first.chunked == 11  # d0 is one short sentence
+    again = Indexer(es, index_name, enc, **options).index(docs())
+    assert (again.encoded, again.skipped) == (0, 12)
+    calls = enc.calls
+    changed = Indexer(es, index_name, enc, **options).index(docs(changed={3, 7}))
+    assert (changed.encoded, changed.skipped, changed.indexed) == (2, 10, 2)
+    assert enc.calls == calls + 1  # one batch, holding only the two changed documents
+    stored = es.get(index=index_name, id="d7")["_source"]
+    assert stored["text"].count("rivers") == 29
+    assert all("rivers" in p["text"] for p in stored["passages"])
+    assert es.count(index=index_name)["count"] == 12  # top-level documents, not passages
