@@ -10,6 +10,7 @@ from es_semantic._version import __version__
 from es_semantic.cli.common import connection_options, settings
 from es_semantic.cli.eval_cmd import eval_cmd
 from es_semantic.cli.indexing_cmds import create_index_cmd, delete_cmd, index_cmd, info_cmd
+from es_semantic.cli.migrate_cmd import migrate_cmd
 from es_semantic.cli.quickstart_cmd import quickstart_cmd
 from es_semantic.cli.search_cmd import search_cmd
 
@@ -34,6 +35,7 @@ for command in (
     eval_cmd,
     info_cmd,
     delete_cmd,
+    migrate_cmd,
     quickstart_cmd,
 ):
     cli.add_command(command)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.indexing_cmds import chunking_options
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import DEFAULT_METRICS
@@ -22,10 +23,15 @@ from es_semantic.search.searcher import Searcher
 DEFAULT_MODES = "keyword,knn,hybrid,weighted"
 
 
-def beir_index_name(folder: str) -> str:
-    """``../data/scifact`` -> ``beir-scifact`` (a valid, lowercase index name)."""
+def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
+    """``../data/scifact`` -> ``beir-scifact`` (a valid, lowercase index name); chunked:
+    ``beir-scifact-passages[-TOKENS]``."""
     name = re.sub(r"[^a-z0-9_-]+", "-", Path(folder).resolve().name.lower()).strip("-_")
-    return f"beir-{name or 'corpus'}"
+    suffix = ""
+    if chunking:
+        tokens = chunking.get("chunk_tokens")
+        suffix = "-passages" + (f"-{tokens}" if tokens else "")
+    return f"beir-{name or 'corpus'}{suffix}"
 
 
 @click.command("eval")
@@ -85,6 +91,9 @@ def beir_index_name(folder: str) -> str:
     show_default=True,
     help="BM25 analyzer when --beir creates the index",
 )
+@click.option("--chunk", is_flag=True, help="when --beir creates the index: as passages")
+@click.option("--chunk-tokens", type=click.IntRange(8, 100_000), help="passage length (--chunk)")
+@click.option("--chunk-overlap", type=click.IntRange(0, 50_000), help="passage overlap (--chunk)")
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="write a PNG bar chart (needs matplotlib)"
 )
@@ -117,9 +126,12 @@ def eval_cmd(
     **options: Any,
 ) -> None:
     """Evaluate retrieval modes of INDEX on queries + qrels (or a BEIR folder) side by side."""
+    chunking = chunking_options(options)
     state = settings(click.get_current_context(), options)
     mode_list = check_modes([m.strip() for m in modes.split(",") if m.strip()])
-    index, queries, qrels = _inputs(index, beir_dir, split, index_opt, queries_file, qrels_file)
+    index, queries, qrels = _inputs(
+        index, beir_dir, split, index_opt, queries_file, qrels_file, chunking
+    )
     if limit_queries:
         queries = dict(list(queries.items())[:limit_queries])
     qrels = {q: r for q, r in qrels.items() if q in queries}
@@ -130,13 +142,15 @@ def eval_cmd(
     corpus = str(beir_paths(beir_dir, split)[0]) if beir_dir else corpus_file
     if corpus:
         indexer = Indexer(
-            es, index, enc, analyzer=analyzer, progress=not quiet, dead_letter=f"{index}.dead.jsonl"
-        )
+            es, index, enc, analyzer=analyzer, progress=not quiet,
+            dead_letter=f"{index}.dead.jsonl", **chunking,
+        )  # fmt: skip
         fmt: InputFormat | None = "beir" if corpus.endswith("corpus.jsonl") else None
         report = indexer.index(read_path(corpus, fmt, indexer.field_spec()))
         _log(
             f"indexed {report.indexed}, skipped {report.skipped} unchanged, "
-            f"failed {report.failed}, encoded {report.encoded} in {report.seconds:.1f}s",
+            f"failed {report.failed}, encoded {report.encoded} ({report.truncated} truncated, "
+            f"{report.chunked} chunked into {report.passages} passages) in {report.seconds:.1f}s",
             as_json,
         )
     reranker = None
@@ -184,10 +198,11 @@ def _inputs(
     index_opt: str | None,
     queries_file: str | None,
     qrels_file: str | None,
+    chunking: dict[str, Any],
 ) -> tuple[str, dict[str, str], dict[str, dict[str, int]]]:
     if beir_dir:
         _, queries_path, qrels_path = beir_paths(beir_dir, split)
-        name = index_opt or index or beir_index_name(beir_dir)
+        name = index_opt or index or beir_index_name(beir_dir, chunking)
         return name, load_queries(queries_path), load_qrels(qrels_path)
     if not (index and queries_file and qrels_file):
         raise ConfigError("eval needs INDEX --queries FILE --qrels FILE, or --beir DIR")

@@ -103,6 +103,12 @@ class _IndexerOptions:
 
     def _accept_existing(self, contract: IndexContract) -> IndexContract:
         contract.check(self.encoder.config, self.index_name, for_indexing=True)
+        wanted = self._create_options.get("chunking")
+        if wanted is not None and wanted != contract.chunking:
+            raise ConfigError(
+                f"index {self.index_name!r} has chunking {contract.chunking!r}, not {wanted!r}: "
+                "index into a new index, or convert this one with `es-semantic migrate`"
+            )
         if self._text_fields and self._text_fields != contract.text_fields:
             raise ConfigError(
                 f"index {self.index_name!r} has text fields {list(contract.text_fields)}; "

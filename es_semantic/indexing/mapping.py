@@ -61,8 +61,11 @@ def index_body(
     ef_construction: int | None = None,
     shards: int | None = None,
     replicas: int | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``settings`` + ``mappings`` (with the contract in ``_meta``) for ``indices.create``."""
+    """``settings`` + ``mappings`` (with the contract in ``_meta``) for ``indices.create``.
+
+    ``extra_meta``: more ``_meta`` keys beside the contract (e.g. where a migration came from)."""
     template = copy.deepcopy(_template())
     fields = template["field_templates"]
     mappings = template["mappings"]
@@ -82,7 +85,7 @@ def index_body(
         mappings["_source"]["excludes"] = [contract.vector_path]
     else:
         del mappings["_source"]
-    mappings["_meta"] = contract.to_meta()
+    mappings["_meta"] = {**(extra_meta or {}), **contract.to_meta()}
     settings = template["settings"]
     if shards is not None:
         settings["index"]["number_of_shards"] = shards

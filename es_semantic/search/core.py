@@ -230,6 +230,16 @@ def _leg_hits(response: Mapping[str, Any]) -> list[_Candidate]:
     return out
 
 
+def hit_indices(responses: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The concrete indices the hits of some ``_msearch`` responses came from."""
+    return {
+        str(hit["_index"])
+        for response in responses.values()
+        for hit in response.get("hits", {}).get("hits", [])
+        if "_index" in hit
+    }
+
+
 def response_error(response: Mapping[str, Any]) -> str | None:
     """The error of one ``_msearch`` response item, as text; None when it succeeded."""
     error = response.get("error")

@@ -1,7 +1,10 @@
 """Searcher (sync) and AsyncSearcher: encode -> one _msearch -> fuse -> optional rerank.
 
 Both are thin shells over :mod:`es_semantic.search.core`; a unit test keeps their public
-signatures identical. The contract of the index is read once and checked against the encoder.
+signatures identical. The contract of the index is read once and checked against the encoder;
+when an alias moves to an index built with another model (``es-semantic migrate``), a searcher
+given both encoders notices (hits from another index, or an error), re-reads the contract and
+repeats the search with the encoder that fits, so queries keep working across the swap.
 """
 
 from __future__ import annotations
@@ -17,11 +20,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError, SearchError
-from es_semantic.indexing.admin import (
-    contract_from_mapping_response,
-    missing_index_error,
-    read_contract,
-)
+from es_semantic.indexing.admin import contract_from_mapping_response, missing_index_error
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.search import core
 from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
@@ -79,16 +78,20 @@ class _SearcherBase:
     def __init__(
         self,
         index: str,
-        encoder: Encoder,
+        encoder: Encoder | Sequence[Encoder],
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
     ) -> None:
         self.index = index
-        self.encoder = encoder
+        self.encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+        if not self.encoders:
+            raise ConfigError("a Searcher needs at least one Encoder")
+        self.encoder = self.encoders[0]  # the one matching the index's contract, once read
         self.reranker = reranker
         self.fields = list(fields) if fields else None
         self._contract: IndexContract | None = None
+        self._indices: frozenset[str] = frozenset()
         self._server_rrf: bool | None = None
         self._lock = threading.Lock()
 
@@ -98,11 +101,27 @@ class _SearcherBase:
         options.setdefault("fields", self.fields)
         return SearchRequest(query, **options)
 
-    def _accept_contract(self, contract: IndexContract) -> IndexContract:
-        contract.check(self.encoder.config, self.index)
+    def _accept_mapping(self, mapping: Mapping[str, Any]) -> IndexContract:
+        """Read the contract from a get-mapping response and pick the encoder that fits it."""
+        contract = contract_from_mapping_response(dict(mapping), self.index)
+        fitting = [
+            e for e in self.encoders if not contract.differences(e.config, for_indexing=False)
+        ]
+        if not fitting:
+            contract.check(self.encoders[0].config, self.index)  # raises, naming the differences
         with self._lock:
-            self._contract = contract
+            self._contract, self._indices, self.encoder = contract, frozenset(mapping), fitting[0]
         return contract
+
+    def _stale(self, responses: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Whether the alias may have moved since the contract was read (hits from another
+        index, or an error): then the contract is forgotten and the search made once more."""
+        errors = any(core.response_error(r) is not None for r in responses.values())
+        if not errors and core.hit_indices(responses) <= self._indices:
+            return False
+        with self._lock:
+            self._contract = None
+        return True
 
     def _rerank_scores(
         self, request: SearchRequest, result: SearchResult, contract: IndexContract
@@ -172,7 +191,7 @@ class Searcher(_SearcherBase):
         self,
         es: Elasticsearch,
         index: str,
-        encoder: Encoder,
+        encoder: Encoder | Sequence[Encoder],
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
@@ -181,10 +200,15 @@ class Searcher(_SearcherBase):
         self.es = es
 
     def contract(self) -> IndexContract:
-        """The index contract, read once and checked against the encoder."""
+        """The index contract, read once (again when the alias moves), checked against the
+        encoder(s)."""
         if self._contract is not None:
             return self._contract
-        return self._accept_contract(read_contract(self.es, self.index))
+        try:
+            mapping = self.es.indices.get_mapping(index=self.index).body
+        except NotFoundError:
+            raise missing_index_error(self.index) from None
+        return self._accept_mapping(mapping)
 
     def server_rrf(self) -> bool:
         """Probe once (version, licence) whether the cluster may run the rrf retriever."""
@@ -229,18 +253,22 @@ class Searcher(_SearcherBase):
             filters=filters, source=source, highlight=highlight, exact=exact, rerank=rerank,
             rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        contract = self.contract()
         took: dict[str, float] = {}
-        vector = core.given_vector(query_vector, contract)
-        if vector is None and core.needs_vector(request):
-            t0 = time.perf_counter()
-            vector = self.encoder.encode_queries([request.query])[0].tolist()
-            took["encode"] = (time.perf_counter() - t0) * 1000
-        server_rrf = self._wants_server_rrf(request) and self.server_rrf()
-        plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
-        responses = self._msearch(plan, took)
-        if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
-            plan, responses = fallback, self._msearch(fallback, took)
+        for attempt in range(2):
+            contract = self.contract()
+            vector = core.given_vector(query_vector, contract)
+            if vector is None and core.needs_vector(request):
+                t0 = time.perf_counter()
+                vector = self.encoder.encode_queries([request.query])[0].tolist()
+                took["encode"] = (time.perf_counter() - t0) * 1000
+            server_rrf = self._wants_server_rrf(request) and self.server_rrf()
+            plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
+            responses = self._msearch(plan, took)
+            if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
+                plan, responses = fallback, self._msearch(fallback, took)
+            if attempt == 0 and query_vector is None and self._stale(responses):
+                continue
+            break
         result = self._finish(request, contract, plan, responses, took)
         if request.rerank:
             result = core.apply_rerank(
@@ -268,7 +296,7 @@ class AsyncSearcher(_SearcherBase):
         self,
         es: AsyncElasticsearch,
         index: str,
-        encoder: Encoder,
+        encoder: Encoder | Sequence[Encoder],
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
@@ -277,14 +305,15 @@ class AsyncSearcher(_SearcherBase):
         self.es = es
 
     async def contract(self) -> IndexContract:
-        """The index contract, read once and checked against the encoder."""
+        """The index contract, read once (again when the alias moves), checked against the
+        encoder(s)."""
         if self._contract is not None:
             return self._contract
         try:
             mapping = (await self.es.indices.get_mapping(index=self.index)).body
         except NotFoundError:
             raise missing_index_error(self.index) from None
-        return self._accept_contract(contract_from_mapping_response(dict(mapping), self.index))
+        return self._accept_mapping(mapping)
 
     async def server_rrf(self) -> bool:
         """Probe once (version, licence) whether the cluster may run the rrf retriever."""
@@ -329,19 +358,23 @@ class AsyncSearcher(_SearcherBase):
             filters=filters, source=source, highlight=highlight, exact=exact, rerank=rerank,
             rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        contract = await self.contract()
         took: dict[str, float] = {}
-        vector = core.given_vector(query_vector, contract)
-        if vector is None and core.needs_vector(request):
-            t0 = time.perf_counter()
-            vectors = await asyncio.to_thread(self.encoder.encode_queries, [request.query])
-            vector = vectors[0].tolist()
-            took["encode"] = (time.perf_counter() - t0) * 1000
-        server_rrf = self._wants_server_rrf(request) and await self.server_rrf()
-        plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
-        responses = await self._msearch(plan, took)
-        if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
-            plan, responses = fallback, await self._msearch(fallback, took)
+        for attempt in range(2):
+            contract = await self.contract()
+            vector = core.given_vector(query_vector, contract)
+            if vector is None and core.needs_vector(request):
+                t0 = time.perf_counter()
+                vectors = await asyncio.to_thread(self.encoder.encode_queries, [request.query])
+                vector = vectors[0].tolist()
+                took["encode"] = (time.perf_counter() - t0) * 1000
+            server_rrf = self._wants_server_rrf(request) and await self.server_rrf()
+            plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
+            responses = await self._msearch(plan, took)
+            if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
+                plan, responses = fallback, await self._msearch(fallback, took)
+            if attempt == 0 and query_vector is None and self._stale(responses):
+                continue
+            break
         result = self._finish(request, contract, plan, responses, took)
         if request.rerank:
             scored = await asyncio.to_thread(self._rerank_scores, request, result, contract)

@@ -1,0 +1,111 @@
+"""Model migration, the pure part: the new contract and index name, the gate, the alias swap.
+
+The I/O (backfill, eval, swap) lives in :mod:`es_semantic.indexing.migrator`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.indexing.contract import IndexContract
+
+MIGRATION_META_KEY = "es_semantic_migration"  # in the new index's _meta: where it came from
+# Kept from the old contract unless overridden: what the documents and queries look like.
+CARRIED = (
+    "text_fields",
+    "metadata_fields",
+    "similarity",
+    "index_options",
+    "analyzer",
+    "keep_vectors_in_source",
+    "chunking",
+    "chunk_tokens",
+    "chunk_overlap",
+)
+_UNSAFE = re.compile(r"[^a-z0-9_\-]+")
+
+
+def new_contract(old: IndexContract, config: EncoderConfig, **overrides: Any) -> IndexContract:
+    """The contract for ``config``'s model, carrying the old index's fields and layout."""
+    options = {name: getattr(old, name) for name in CARRIED}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("chunking", old.chunking) != old.chunking:
+        del options["chunk_tokens"], options["chunk_overlap"]  # the new layout's defaults
+    options.update(given)
+    if options["chunking"] == "none":
+        options["chunk_tokens"], options["chunk_overlap"] = 0, 0
+    elif "chunk_tokens" in options:  # the old passage size may not fit the new model's window
+        options["chunk_tokens"] = min(int(options["chunk_tokens"]), config.max_length)
+        options["chunk_overlap"] = min(
+            int(options.get("chunk_overlap") or 0), options["chunk_tokens"] // 2
+        )
+    return IndexContract.from_encoder(config, **options)
+
+
+def contract_key(contract: IndexContract) -> str:
+    """A short digest of what makes two indices' vectors different."""
+    essentials = contract.to_meta()["es_semantic"]
+    essentials.pop("es_semantic_version", None)
+    data = json.dumps(essentials, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()[:8]
+
+
+def new_index_name(alias: str, contract: IndexContract) -> str:
+    """``ALIAS-MODEL-KEY``: stable for the same target, so a re-run resumes the same index."""
+    model = _UNSAFE.sub("-", contract.model_name.lower().rsplit("/", 1)[-1]).strip("-_")
+    return f"{alias}-{model[:60] or 'model'}-{contract_key(contract)}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The eval gate: the old and new index scored on the same queries."""
+
+    metric: str
+    mode: str
+    old: float
+    new: float
+    max_drop: float
+
+    @property
+    def passed(self) -> bool:
+        return self.new >= self.old - self.max_drop
+
+    def describe(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"eval gate {verdict}: {self.mode} {self.metric} old {self.old:.4f}, new "
+            f"{self.new:.4f} (change {self.new - self.old:+.4f}, allowed drop {self.max_drop})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric, "mode": self.mode, "old": self.old, "new": self.new,
+            "max_drop": self.max_drop, "passed": self.passed,
+        }  # fmt: skip
+
+
+def swap_actions(
+    alias: str, old_index: str, new_index: str, alias_properties: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One atomic ``_aliases`` request: the alias leaves the old index and joins the new one
+    with the same properties (filter, routing, is_write_index)."""
+    kept = {k: v for k, v in alias_properties.items() if k in _ALIAS_PROPERTIES}
+    return [
+        {"remove": {"index": old_index, "alias": alias}},
+        {"add": {"index": new_index, "alias": alias, **kept}},
+    ]
+
+
+_ALIAS_PROPERTIES = frozenset(
+    {"filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden"}
+)
+
+
+def migration_meta(alias: str, old_index: str) -> dict[str, Any]:
+    return {MIGRATION_META_KEY: {"alias": alias, "from_index": old_index}}

@@ -1,0 +1,260 @@
+"""Zero-downtime model migration behind an alias: new index, backfill, eval gate, atomic swap.
+
+Queries keep going to the alias (and so to the old index) until one ``_aliases`` request moves
+it. The old index is kept until ``drop_old``. A re-run resumes: the new index's name is stable
+for the same target, and documents already copied are skipped by content hash, unencoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
+
+from es_semantic.encoding.encoder import Encoder
+from es_semantic.errors import ConfigError, IndexingError
+from es_semantic.indexing.admin import create_index, missing_index_error, read_contract
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.deletion import delete_missing
+from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.migration import (
+    MIGRATION_META_KEY,
+    GateResult,
+    migration_meta,
+    new_contract,
+    new_index_name,
+    swap_actions,
+)
+from es_semantic.types import Document, IndexReport, ReadFailure
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 500
+PIT_KEEP_ALIVE = "10m"
+
+
+class MigrationRefused(IndexingError):
+    """The migration stopped before the swap (failures, or the eval gate); the alias is as it
+    was and the new index is kept for inspection or a re-run."""
+
+
+@dataclass(frozen=True)
+class EvalGate:
+    """Compare old and new index on these queries before switching."""
+
+    queries: Mapping[str, str]
+    qrels: Mapping[str, Mapping[str, int]]
+    old_encoder: Encoder
+    mode: str = "knn"
+    metric: str = "ndcg@10"
+    max_drop: float = 0.01
+
+
+@dataclass
+class MigrationReport:
+    alias: str
+    old_index: str
+    new_index: str
+    copy: IndexReport | None = None
+    removed_stale: int = 0
+    gate: GateResult | None = None
+    swapped: bool = False
+    dropped: str | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "old_index": self.old_index,
+            "new_index": self.new_index,
+            "copy": self.copy.to_json() if self.copy else None,
+            "removed_stale": self.removed_stale,
+            "gate": self.gate.to_json() if self.gate else None,
+            "swapped": self.swapped,
+            "dropped": self.dropped,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+        }
+
+
+def resolve_alias(es: Elasticsearch, alias: str) -> tuple[str, dict[str, Any]]:
+    """The one index behind ``alias`` and the alias's properties there."""
+    try:
+        found = es.indices.get_alias(name=alias).body
+    except NotFoundError:
+        if es.indices.exists(index=alias):
+            raise ConfigError(
+                f"{alias!r} is an index, not an alias: a zero-downtime migration moves an alias. "
+                f"Point your application at an alias first, e.g. POST _aliases "
+                f'{{"actions": [{{"add": {{"index": "{alias}", "alias": "{alias}-live"}}}}]}}, '
+                f"then run migrate --from {alias}-live"
+            ) from None
+        raise missing_index_error(alias) from None
+    if len(found) != 1:
+        raise ConfigError(
+            f"alias {alias!r} points at {len(found)} indices ({', '.join(sorted(found))}); "
+            "migrate needs an alias on exactly one index"
+        )
+    ((index, entry),) = found.items()
+    return index, dict(entry.get("aliases", {}).get(alias, {}))
+
+
+def stored_documents(
+    es: Elasticsearch, index: str, contract: IndexContract, *, page_size: int = PAGE_SIZE
+) -> Iterator[Document | ReadFailure]:
+    """Every document's stored text and metadata, read through a point in time with
+    ``search_after`` (a consistent snapshot, whatever is written meanwhile)."""
+    fields = [*contract.text_fields, *contract.metadata_fields]
+    pit = es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE)["id"]
+    after: list[Any] | None = None
+    try:
+        while True:
+            resp = es.search(
+                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
+                size=page_size,
+                sort=["_shard_doc"],
+                source_includes=fields,
+                track_total_hits=False,
+                search_after=after,
+            )
+            pit = resp.get("pit_id", pit)
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return
+            for hit in hits:
+                yield _to_document(hit, contract, index)
+            after = hits[-1]["sort"]
+    finally:
+        try:
+            es.close_point_in_time(id=pit)
+        except (ApiError, TransportError) as exc:  # a courtesy: the PIT expires anyway
+            log.debug("closing the point in time failed: %s", exc)
+
+
+def _to_document(
+    hit: Mapping[str, Any], contract: IndexContract, index: str
+) -> Document | ReadFailure:
+    source = hit.get("_source") or {}
+    doc_id = str(hit["_id"])
+    texts = {f: source[f] for f in contract.text_fields if isinstance(source.get(f), str)}
+    origin = f"{index}/{doc_id}"
+    if not any(t.strip() for t in texts.values()):
+        reason = (
+            f"no stored text in {', '.join(contract.text_fields)}: the source index keeps no "
+            "text for this document, so it cannot be re-encoded; re-index it from its source"
+        )
+        return ReadFailure(origin, reason, {"id": doc_id, **source})
+    metadata = {f: source[f] for f in contract.metadata_fields if f in source}
+    return Document(doc_id, texts, metadata, origin)
+
+
+def migrate(
+    es: Elasticsearch,
+    alias: str,
+    encoder: Encoder,
+    *,
+    new_index: str | None = None,
+    gate: EvalGate | None = None,
+    drop_old: bool = False,
+    batch_size: int = 256,
+    dead_letter: str | Path | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> MigrationReport:
+    """Move ``alias`` to a new index built with ``encoder`` (see the module docstring).
+
+    ``overrides``: contract options for the new index (chunking, chunk_tokens, similarity, ...);
+    everything else is carried over from the old index's contract."""
+    started = time.perf_counter()
+    old_index, properties = resolve_alias(es, alias)
+    old = read_contract(es, old_index)
+    target = new_contract(old, encoder.config, **overrides)
+    name = new_index or new_index_name(alias, target)
+    report = MigrationReport(alias, old_index, name)
+    if old_index == name:
+        return _already_done(es, report, drop_old, started)
+    created = create_index(es, name, target, extra_meta=migration_meta(alias, old_index))
+    report.notes.append(
+        f"created {name}" if created else f"{name} exists: resuming (copied documents skipped)"
+    )
+    indexer = Indexer(
+        es, name, encoder, batch_size=batch_size, dead_letter=dead_letter, progress=progress,
+        track_ids=True,
+    )  # fmt: skip
+    indexer.ensure_index()  # checks an existing index's contract against the encoder
+    indexer.created = created  # a new index has nothing to skip: no look-ups
+    report.copy = indexer.index(stored_documents(es, old_index, old))
+    if report.copy.failed:
+        raise MigrationRefused(
+            f"{report.copy.failed} documents could not be copied into {name} (see "
+            f"{report.copy.dead_letter}); the alias {alias!r} still points at {old_index}. "
+            "Fix them and re-run: copied documents are skipped."
+        )
+    # a resumed run may have copied documents deleted from the old index since
+    report.removed_stale = delete_missing(es, name, indexer.seen_ids or set()).deleted
+    if gate is not None:
+        report.gate = run_gate(es, gate, old_index, name, encoder)
+        if not report.gate.passed:
+            raise MigrationRefused(
+                f"{report.gate.describe()}; the alias {alias!r} still points at {old_index}. "
+                f"Inspect {name}, or raise --max-drop to accept it."
+            )
+    es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
+    report.swapped = True
+    if drop_old:
+        es.indices.delete(index=old_index)
+        report.dropped = old_index
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _already_done(
+    es: Elasticsearch, report: MigrationReport, drop_old: bool, started: float
+) -> MigrationReport:
+    """The alias already points at the target: only --drop-old is left to do."""
+    report.notes.append(f"{report.alias} already points at {report.new_index}")
+    if drop_old:
+        meta = es.indices.get_mapping(index=report.new_index).body
+        info = meta[report.new_index]["mappings"].get("_meta", {}).get(MIGRATION_META_KEY, {})
+        previous = info.get("from_index")
+        if previous and es.indices.exists(index=previous):
+            es.indices.delete(index=previous)
+            report.dropped = previous
+        else:
+            report.notes.append("no previous index left to drop")
+    report.old_index = report.new_index
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def run_gate(
+    es: Elasticsearch, gate: EvalGate, old_index: str, new_index: str, encoder: Encoder
+) -> GateResult:
+    """Score both indices on the gate's queries, each with its own model."""
+    return GateResult(
+        gate.metric,
+        gate.mode,
+        _score(es, old_index, gate.old_encoder, gate),
+        _score(es, new_index, encoder, gate),
+        gate.max_drop,
+    )
+
+
+def _score(es: Elasticsearch, index: str, encoder: Encoder, gate: EvalGate) -> float:
+    from es_semantic.evaluation.runner import build_modes, run_legs, summarise
+    from es_semantic.search.searcher import Searcher
+
+    searcher = Searcher(es, index, encoder)
+    queries = {q: t for q, t in gate.queries.items() if q in gate.qrels}
+    if not queries:
+        raise ConfigError("the eval gate's queries and qrels share no query id")
+    legs = run_legs(searcher, queries)
+    runs = build_modes([gate.mode], legs, queries, searcher=searcher)
+    qrels = {q: dict(r) for q, r in gate.qrels.items() if q in queries}
+    return summarise(runs[gate.mode], qrels, [gate.metric])[gate.metric]

@@ -1,0 +1,165 @@
+"""es-semantic migrate on the real ES-API server: tiny model -> packaged MiniLM behind an alias,
+with searches running throughout; the eval gate; resuming; --drop-old."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from es_semantic import Encoder, Indexer, Searcher
+from es_semantic.cli import cli
+from es_semantic.errors import ConfigError
+from es_semantic.indexing import migrator
+from es_semantic.indexing.admin import read_contract
+from es_semantic.indexing.migrator import EvalGate, MigrationRefused, migrate
+from tests.integration.corpus import DOCS, EXPECTED
+
+QUERIES = {f"q{i}": q for i, q in enumerate(EXPECTED)}
+QRELS = {f"q{i}": {doc: 1} for i, doc in enumerate(EXPECTED.values())}
+LONG = {
+    "id": "long",
+    "title": "Harbour notes",
+    "text": " ".join(f"Note {i} on tides, boats and nets." for i in range(120))
+    + " The ferry to the island leaves at noon.",
+    "lang": "en",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_st_dir):
+    return Encoder(tiny_st_dir)
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir):
+    return Encoder(minilm_dir)
+
+
+@pytest.fixture
+def live(es, index_name, tiny):
+    """Index ``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""
+    old = f"{index_name}-v1"
+    report = Indexer(es, old, tiny, metadata_fields={"lang": "keyword"}).index([*DOCS, LONG])
+    assert report.indexed == len(DOCS) + 1
+    es.indices.put_alias(index=old, name=index_name)
+    return index_name, old
+
+
+def _search_loop(searcher, stop, outcomes):
+    queries = [*EXPECTED, "ferry to the island"]
+    i = 0
+    while not stop.is_set():
+        query = queries[i % len(queries)]
+        try:
+            result = searcher.search(query, mode="hybrid", k=3)
+            outcomes.append((query, len(result.hits), searcher.encoder.config.model_name))
+        except Exception as exc:  # the test fails on any
+            outcomes.append((query, exc, None))
+        i += 1
+
+
+@pytest.mark.slow
+def test_migrate_tiny_to_minilm_while_searching(es, live, tiny, minilm):
+    alias, old = live
+    searcher = Searcher(es, alias, [tiny, minilm])  # an app that knows both models
+    stop, outcomes = threading.Event(), []
+    loop = threading.Thread(target=_search_loop, args=(searcher, stop, outcomes))
+    loop.start()
+    try:
+        gate = EvalGate(QUERIES, QRELS, old_encoder=tiny, mode="knn", max_drop=0.0)
+        report = migrate(es, alias, minilm, gate=gate, chunking="nested", chunk_tokens=64)
+        after_swap = len(outcomes)
+        while len(outcomes) < after_swap + 5:  # keep searching after the swap
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        loop.join()
+    errors = [o for o in outcomes if not isinstance(o[1], int)]
+    assert not errors, errors[:3]
+    assert all(n > 0 for _, n, _ in outcomes), "a search came back empty"
+    models = [m for _, _, m in outcomes]
+    assert models[0] != models[-1] and models[-1] == minilm.config.model_name
+    # the swap happened, atomically, to the new index; the old one is intact
+    assert report.swapped and report.copy.indexed == len(DOCS) + 1
+    assert report.copy.chunked == 1 and report.gate.passed and report.gate.new > report.gate.old
+    assert list(es.indices.get_alias(name=alias).body) == [report.new_index]
+    assert es.count(index=old)["count"] == len(DOCS) + 1
+    assert read_contract(es, old).model_fingerprint == tiny.config.fingerprint
+    new = read_contract(es, report.new_index)
+    assert new.model_fingerprint == minilm.config.fingerprint and new.chunk_tokens == 64
+    assert dict(new.metadata_fields) == {"lang": "keyword"}  # carried from the old index
+    hit = Searcher(es, alias, minilm).search("ferry to the island", mode="knn", k=1).hits[0]
+    assert hit.id == "long" and "ferry" in (hit.passage or "")
+    assert es.get(index=report.new_index, id="pasta")["_source"]["lang"] == "en"
+    # a re-run finds the work done; --drop-old then deletes the old index
+    again = migrate(es, alias, minilm, chunking="nested", chunk_tokens=64, drop_old=True)
+    assert not again.swapped and again.dropped == old
+    assert not es.indices.exists(index=old)
+
+
+def test_a_failing_gate_keeps_the_alias(es, live, minilm, tiny_bert_dir):
+    alias, _ = live
+    good = migrate(es, alias, minilm)  # no gate: the alias now serves MiniLM vectors
+    assert good.swapped
+    worse = Encoder(tiny_bert_dir, pooling="cls")  # a random model: near chance on these queries
+    gate = EvalGate(QUERIES, QRELS, old_encoder=minilm, mode="knn", max_drop=0.05)
+    with pytest.raises(MigrationRefused, match=r"eval gate FAILED: knn ndcg@10 old [01]\.\d+"):
+        migrate(es, alias, worse, gate=gate)
+    assert list(es.indices.get_alias(name=alias).body) == [good.new_index]  # unchanged
+
+
+def test_an_interrupted_migration_resumes(es, live, tiny_bert_dir, monkeypatch):
+    alias, old = live
+    target = Encoder(tiny_bert_dir)
+    real = migrator.stored_documents
+
+    def broken(*args, **kwargs):
+        for n, doc in enumerate(real(*args, **kwargs)):
+            if n == 8:
+                raise ConnectionError("the cluster went away")
+            yield doc
+
+    monkeypatch.setattr(migrator, "stored_documents", broken)
+    with pytest.raises(ConnectionError):
+        migrate(es, alias, target, batch_size=4)
+    assert list(es.indices.get_alias(name=alias).body) == [old]  # not swapped
+    monkeypatch.setattr(migrator, "stored_documents", real)
+    report = migrate(es, alias, target, batch_size=4)
+    assert report.copy.skipped == 8 and report.copy.encoded == len(DOCS) + 1 - 8
+    assert report.swapped and es.count(index=report.new_index)["count"] == len(DOCS) + 1
+
+
+def test_migrate_refuses_a_plain_index(es, live, tiny):
+    _, old = live
+    with pytest.raises(ConfigError, match="is an index, not an alias"):
+        migrate(es, old, tiny)
+
+
+def test_migrate_cli_json(es, es_server, live, tiny_bert_dir, tiny_st_dir, tmp_path):
+    alias, old = live
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"_id": q, "text": t}) for q, t in QUERIES.items()))
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"{q}\t{d}\t1\n" for q, r in QRELS.items() for d in r)
+    )
+    base = ["--es-url", es_server.config.url, "--model", str(tiny_bert_dir)]
+    no_old_model = CliRunner().invoke(
+        cli, ["migrate", "--from", alias, "--queries", str(queries), "--qrels", str(qrels), *base]
+    )
+    assert no_old_model.exit_code == 2 and "--old-model" in no_old_model.output
+    result = CliRunner().invoke(
+        cli,
+        ["migrate", "--from", alias, "--to", f"{alias}-v2", "--json", "--gate-mode", "keyword",
+         "--queries", str(queries), "--qrels", str(qrels), "--old-model", str(tiny_st_dir),
+         *base],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["swapped"] and report["new_index"] == f"{alias}-v2"
+    assert report["gate"]["passed"] and report["copy"]["indexed"] == len(DOCS) + 1
+    assert es.indices.exists(index=old)

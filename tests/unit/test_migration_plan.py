@@ -1,0 +1,64 @@
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.migration import (
+    GateResult,
+    new_contract,
+    new_index_name,
+    swap_actions,
+)
+
+OLD_CFG = EncoderConfig("old-model", "/o", "fp-old", "cls", True, 512, "", "", 8)
+NEW_CFG = EncoderConfig("org/New_Model", "/n", "fp-new", "mean", True, 128, "query: ", "", 16)
+OLD = IndexContract.from_encoder(
+    OLD_CFG,
+    text_fields=("body",),
+    metadata_fields={"lang": "keyword"},
+    similarity="dot_product",
+    chunking="nested",
+    chunk_tokens=300,
+    chunk_overlap=40,
+)
+
+
+def test_new_contract_carries_fields_and_layout_and_fits_the_window():
+    new = new_contract(OLD, NEW_CFG)
+    assert (new.model_fingerprint, new.dims, new.pooling) == ("fp-new", 16, "mean")
+    assert new.text_fields == ("body",) and dict(new.metadata_fields) == {"lang": "keyword"}
+    assert new.similarity == "dot_product" and new.chunking == "nested"
+    assert (new.chunk_tokens, new.chunk_overlap) == (128, 40)  # 300 does not fit 128
+    flat = new_contract(OLD, NEW_CFG, chunking="none", similarity="cosine")
+    assert (flat.chunking, flat.chunk_tokens, flat.similarity) == ("none", 0, "cosine")
+    plain = IndexContract.from_encoder(OLD_CFG)
+    chunked = new_contract(plain, NEW_CFG, chunking="nested")
+    assert (chunked.chunk_tokens, chunked.chunk_overlap) == (128, 32)
+
+
+def test_new_index_name_is_stable_and_depends_on_the_target():
+    a, b = new_contract(OLD, NEW_CFG), new_contract(OLD, NEW_CFG)
+    assert new_index_name("docs", a) == new_index_name("docs", b)
+    assert new_index_name("docs", a).startswith("docs-new_model-")
+    other = new_contract(OLD, NEW_CFG, chunk_tokens=64)
+    assert new_index_name("docs", other) != new_index_name("docs", a)
+
+
+def test_swap_is_one_request_keeping_alias_properties():
+    actions = swap_actions(
+        "docs", "v1", "v2", {"is_write_index": True, "filter": {"term": {"a": 1}}, "x": 1}
+    )
+    assert actions == [
+        {"remove": {"index": "v1", "alias": "docs"}},
+        {
+            "add": {
+                "index": "v2",
+                "alias": "docs",
+                "is_write_index": True,
+                "filter": {"term": {"a": 1}},
+            }
+        },
+    ]
+
+
+def test_gate_allows_a_small_drop_only():
+    assert GateResult("ndcg@10", "knn", 0.60, 0.595, 0.01).passed
+    failed = GateResult("ndcg@10", "knn", 0.60, 0.58, 0.01)
+    assert not failed.passed and "FAILED" in failed.describe() and "-0.0200" in failed.describe()
