@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
-from es_semantic.cli.indexing_cmds import chunking_options
+from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import DEFAULT_METRICS
@@ -91,9 +91,7 @@ def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
     show_default=True,
     help="BM25 analyzer when --beir creates the index",
 )
-@click.option("--chunk", is_flag=True, help="when --beir creates the index: as passages")
-@click.option("--chunk-tokens", type=click.IntRange(8, 100_000), help="passage length (--chunk)")
-@click.option("--chunk-overlap", type=click.IntRange(0, 50_000), help="passage overlap (--chunk)")
+@chunk_options
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="write a PNG bar chart (needs matplotlib)"
 )

@@ -72,6 +72,8 @@ creation = [
         help="dense_vector index type [int8_hnsw]; bbq_hnsw needs ES >= 8.18",
     ),
     click.option("--analyzer", help="BM25 analyzer: standard (default), english, cjk, smartcn"),
+]
+chunking = [
     click.option(
         "--chunk",
         is_flag=True,
@@ -93,7 +95,14 @@ creation = [
 
 def creation_options(func: Any) -> Any:
     """Add --similarity, --index-options, --analyzer and the --chunk options (new indices)."""
-    for option in reversed(creation):
+    for option in reversed(creation + chunking):
+        func = option(func)
+    return func
+
+
+def chunk_options(func: Any) -> Any:
+    """Add --chunk, --chunk-tokens and --chunk-overlap."""
+    for option in reversed(chunking):
         func = option(func)
     return func
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
-from es_semantic.cli.indexing_cmds import chunking_options
+from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
 from es_semantic.indexing.contract import INDEX_OPTIONS, SIMILARITIES
 
@@ -18,9 +18,7 @@ from es_semantic.indexing.contract import INDEX_OPTIONS, SIMILARITIES
 @click.option("--to", "new_index", help="name of the new index [ALIAS-MODEL-KEY, stable]")
 @click.option("--similarity", type=click.Choice(SIMILARITIES), help="[the old index's]")
 @click.option("--index-options", type=click.Choice(INDEX_OPTIONS), help="[the old index's]")
-@click.option("--chunk", is_flag=True, help="index the new copy as passages (see index --help)")
-@click.option("--chunk-tokens", type=click.IntRange(8, 100_000), help="passage length in tokens")
-@click.option("--chunk-overlap", type=click.IntRange(0, 50_000), help="passage overlap in tokens")
+@chunk_options
 @click.option("--queries", "queries_file", type=click.Path(dir_okay=False), help="eval gate")
 @click.option("--qrels", "qrels_file", type=click.Path(dir_okay=False), help="eval gate")
 @click.option(

@@ -105,3 +105,36 @@ def test_updates_reencode_only_changed_documents(es, index_name, tiny_st_dir):
     assert stored["text"].count("rivers") == 29
     assert all("rivers" in p["text"] for p in stored["passages"])
     assert es.count(index=index_name)["count"] == 12  # top-level documents, not passages
+
+
+def test_async_indexer_and_searcher_chunk_like_the_sync_ones(
+    es, es_server, index_name, tiny_st_dir
+):
+    import asyncio
+
+    from es_semantic import AsyncIndexer, AsyncSearcher
+    from es_semantic.client import make_async_client
+
+    enc = Encoder(tiny_st_dir)
+    text = " ".join(f"Line {i} says something about ships." for i in range(40))
+    docs = [{"id": "a", "text": text}, {"id": "b", "text": "short one"}]
+    options = {"chunking": "nested", "chunk_tokens": 24, "chunk_overlap": 6}
+    Indexer(es, f"{index_name}-sync", enc, **options).index(docs)
+
+    async def run():
+        aes = make_async_client(es_server.config)
+        try:
+            report = await AsyncIndexer(aes, index_name, enc, **options).index(docs)
+            result = await AsyncSearcher(aes, index_name, enc).search("ships", mode="knn", k=2)
+            return report, result
+        finally:
+            await aes.close()
+
+    report, result = asyncio.run(run())
+    assert (report.indexed, report.chunked) == (2, 1) and report.passages > 5
+    assert {h.id for h in result.hits} == {"a", "b"} and all(h.passage for h in result.hits)
+
+    def passages(name):
+        return [p["text"] for p in es.get(index=name, id="a")["_source"]["passages"]]
+
+    assert passages(index_name) == passages(f"{index_name}-sync")
