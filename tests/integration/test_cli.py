@@ -387,3 +387,12 @@ def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
     assert hit["id"] == "long" and hit["passage"] and "passages" not in hit["source"]
     table = run("search", index_name, "zebras kenya", "--mode", "knn")
     assert table.exit_code == 0 and "Harbours | " in table.output
+
+
+def test_chunk_on_an_unchunked_index_is_refused_and_cut_documents_are_reported(run, index_name):
+    long_doc = {"id": "l", "text": " ".join(f"word{i}" for i in range(600))}
+    first = run("index", index_name, "-", input=json.dumps(long_doc) + "\n")
+    assert first.exit_code == 0, first.output
+    assert "1 truncated" in first.output and "index them as passages with --chunk" in first.output
+    again = run("index", index_name, "-", "--chunk", input=json.dumps(long_doc) + "\n")
+    assert again.exit_code == 2 and "es-semantic migrate" in again.output

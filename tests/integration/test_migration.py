@@ -163,3 +163,18 @@ def test_migrate_cli_json(es, es_server, live, tiny_bert_dir, tiny_st_dir, tmp_p
     assert report["swapped"] and report["new_index"] == f"{alias}-v2"
     assert report["gate"]["passed"] and report["copy"]["indexed"] == len(DOCS) + 1
     assert es.indices.exists(index=old)
+
+
+def test_a_searcher_without_the_new_model_fails_loudly_after_the_swap(
+    es, live, tiny, tiny_bert_dir
+):
+    from es_semantic.errors import IndexContractError
+
+    alias, _ = live
+    searcher = Searcher(es, alias, tiny)
+    assert searcher.search("pasta", mode="knn", k=2).hits
+    other = Encoder(tiny_bert_dir, pooling="cls")  # same 32 dims: vectors would "work", wrongly
+    assert other.dim == tiny.dim
+    migrate(es, alias, other)
+    with pytest.raises(IndexContractError, match="pooling"):
+        searcher.search("pasta", mode="knn", k=2)
