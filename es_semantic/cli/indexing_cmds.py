@@ -336,7 +336,8 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
         return
     c = info["contract"]
     click.echo(f"index      {info['index']} ({', '.join(info['indices'])})")
-    click.echo(f"documents  {info['count']}")
+    vectors = f" ({info['vectors']} passage vectors)" if c.get("chunking") == "nested" else ""
+    click.echo(f"documents  {info['count']}{vectors}")
     click.echo(f"model      {c['model_name']} ({c['model_fingerprint']})")
     click.echo(
         f"vectors    {c['dims']}-d {c['similarity']} {c['index_options']}, pooling "

@@ -8,7 +8,7 @@ from typing import Any
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
 from es_semantic.errors import ConfigError, IndexContractError
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,18 @@ def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:
             fields[name] = spec.get("type", "object")
     bytes_per_dim = {"int8_hnsw": 1, "int8_flat": 1, "int4_hnsw": 0.5, "bbq_hnsw": 1 / 8}
     per_vector = contract.dims * (4 + bytes_per_dim.get(contract.index_options, 0))
+    vectors = count
+    if contract.nested:  # one vector per passage: count the nested objects
+        resp = es.search(index=index, size=0, aggs={"p": {"nested": {"path": PASSAGES_FIELD}}})
+        vectors = int(resp["aggregations"]["p"]["doc_count"])
     return {
         "index": index,
         "indices": sorted(mapping),
         "count": count,
+        "vectors": vectors,
         "contract": contract.to_meta()["es_semantic"],
         "fields": fields,
-        "vector_memory_estimate_bytes": int(count * per_vector),
+        "vector_memory_estimate_bytes": int(vectors * per_vector),
     }
 
 

@@ -382,6 +382,8 @@ def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
     assert "1 chunked into" in report.output
     info = json.loads(run("info", index_name, "--json").output)
     assert info["contract"]["chunking"] == "nested" and info["contract"]["chunk_tokens"] == 48
+    assert info["count"] == 1 and info["vectors"] > 3
+    assert "passage vectors" in run("info", index_name).output
     found = json.loads(run("search", index_name, "zebras kenya", "--mode", "knn", "--json").output)
     (hit,) = found["hits"]
     assert hit["id"] == "long" and hit["passage"] and "passages" not in hit["source"]
