@@ -39,6 +39,11 @@ from es_semantic.indexing.contract import INDEX_OPTIONS, SIMILARITIES
     help="refuse the swap when the new index scores lower than the old by more than this",
 )
 @click.option("--drop-old", is_flag=True, help="delete the old index after the swap")
+@click.option(
+    "--no-freeze",
+    is_flag=True,
+    help="skip the write block + catch-up before the swap (only when nothing writes to the alias)",
+)
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=256, show_default=True)
 @click.option("--dead-letter", type=click.Path(dir_okay=False), help="[NEW_INDEX.dead.jsonl]")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
@@ -57,6 +62,7 @@ def migrate_cmd(
     gate_metric: str,
     max_drop: float,
     drop_old: bool,
+    no_freeze: bool,
     batch_size: int,
     dead_letter: str | None,
     as_json: bool,
@@ -69,7 +75,9 @@ def migrate_cmd(
     Queries keep working against the alias throughout. The new index gets the new model's
     contract and the old one's fields and layout (override with --similarity, --chunk, ...);
     it is filled from the old index's stored text (point in time + search_after). A re-run
-    resumes: documents already copied are skipped without encoding. With --queries/--qrels
+    resumes: documents already copied are skipped without encoding. Before the swap, writes to
+    the old index are blocked while what changed meanwhile is copied (--no-freeze skips that);
+    the old index stays read-only. With --queries/--qrels
     both indices are evaluated first and the swap is refused when the new one scores lower by
     more than --max-drop. The old index is kept until --drop-old (also on a later run).
     """
@@ -83,6 +91,7 @@ def migrate_cmd(
     gate = _gate(es, alias, queries_file, qrels_file, old_model, gate_mode, gate_metric, max_drop)
     report = migrate(
         es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
+        freeze=not no_freeze,
         batch_size=batch_size, dead_letter=dead_letter, progress=not quiet and not as_json,
         similarity=similarity, index_options=index_options, **overrides,
     )  # fmt: skip
@@ -96,6 +105,10 @@ def migrate_cmd(
         click.echo(
             f"copied {c.indexed} documents ({c.skipped} already there, {c.encoded} encoded, "
             f"{c.truncated} truncated, {c.chunked} chunked) in {c.seconds:.1f}s"
+        )
+    if report.catch_up is not None:
+        click.echo(
+            f"catch-up with writes blocked: {report.catch_up.encoded} changed documents copied"
         )
     if report.gate is not None:
         click.echo(report.gate.describe())

@@ -1,8 +1,10 @@
 """Zero-downtime model migration behind an alias: new index, backfill, eval gate, atomic swap.
 
 Queries keep going to the alias (and so to the old index) until one ``_aliases`` request moves
-it. The old index is kept until ``drop_old``. A re-run resumes: the new index's name is stable
-for the same target, and documents already copied are skipped by content hash, unencoded.
+it. Before that, writes to the old index are blocked for a short catch-up pass (what changed
+during the long first pass), so no write is lost. The old index is kept, read-only, until
+``drop_old``. A re-run resumes: the new index's name is stable for the same target, and
+documents already copied are skipped by content hash, unencoded.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class MigrationReport:
     old_index: str
     new_index: str
     copy: IndexReport | None = None
+    catch_up: IndexReport | None = None
     removed_stale: int = 0
     gate: GateResult | None = None
     swapped: bool = False
@@ -74,6 +77,7 @@ class MigrationReport:
             "old_index": self.old_index,
             "new_index": self.new_index,
             "copy": self.copy.to_json() if self.copy else None,
+            "catch_up": self.catch_up.to_json() if self.catch_up else None,
             "removed_stale": self.removed_stale,
             "gate": self.gate.to_json() if self.gate else None,
             "swapped": self.swapped,
@@ -162,6 +166,7 @@ def migrate(
     new_index: str | None = None,
     gate: EvalGate | None = None,
     drop_old: bool = False,
+    freeze: bool = True,
     batch_size: int = 256,
     dead_letter: str | Path | None = None,
     progress: bool = False,
@@ -169,6 +174,8 @@ def migrate(
 ) -> MigrationReport:
     """Move ``alias`` to a new index built with ``encoder`` (see the module docstring).
 
+    ``freeze``: before the swap, block writes to the old index and copy what changed since the
+    first pass, so no write is lost (writers see a brief ``cluster_block_exception`` instead).
     ``overrides``: contract options for the new index (chunking, chunk_tokens, similarity, ...);
     everything else is carried over from the old index's contract."""
     started = time.perf_counter()
@@ -183,21 +190,8 @@ def migrate(
     report.notes.append(
         f"created {name}" if created else f"{name} exists: resuming (copied documents skipped)"
     )
-    indexer = Indexer(
-        es, name, encoder, batch_size=batch_size, dead_letter=dead_letter, progress=progress,
-        track_ids=True,
-    )  # fmt: skip
-    indexer.ensure_index()  # checks an existing index's contract against the encoder
-    indexer.created = created  # a new index has nothing to skip: no look-ups
-    report.copy = indexer.index(stored_documents(es, old_index, old))
-    if report.copy.failed:
-        raise MigrationRefused(
-            f"{report.copy.failed} documents could not be copied into {name} (see "
-            f"{report.copy.dead_letter}); the alias {alias!r} still points at {old_index}. "
-            "Fix them and re-run: copied documents are skipped."
-        )
-    # a resumed run may have copied documents deleted from the old index since
-    report.removed_stale = delete_missing(es, name, indexer.seen_ids or set()).deleted
+    options = {"batch_size": batch_size, "dead_letter": dead_letter, "progress": progress}
+    report.copy = _copy(es, report, encoder, old, options, created=created)
     if gate is not None:
         report.gate = run_gate(es, gate, old_index, name, encoder)
         if not report.gate.passed:
@@ -205,13 +199,55 @@ def migrate(
                 f"{report.gate.describe()}; the alias {alias!r} still points at {old_index}. "
                 f"Inspect {name}, or raise --max-drop to accept it."
             )
-    es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
+    if freeze:
+        # no write may land in the old index unseen: block writes, copy what changed, swap
+        _block_writes(es, old_index, True)
+        try:
+            es.indices.refresh(index=old_index)
+            report.catch_up = _copy(es, report, encoder, old, options, created=False)
+            es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
+        except BaseException:
+            _block_writes(es, old_index, False)
+            raise
+        report.notes.append(f"{old_index} is read-only now (index.blocks.write)")
+    else:
+        es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
     report.swapped = True
     if drop_old:
         es.indices.delete(index=old_index)
         report.dropped = old_index
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _copy(
+    es: Elasticsearch,
+    report: MigrationReport,
+    encoder: Encoder,
+    old: IndexContract,
+    options: Mapping[str, Any],
+    *,
+    created: bool,
+) -> IndexReport:
+    """One pass over the old index into the new one: changed documents are encoded, unchanged
+    ones skipped, documents no longer in the old index deleted from the new one."""
+    indexer = Indexer(es, report.new_index, encoder, track_ids=True, **options)
+    indexer.ensure_index()  # checks an existing index's contract against the encoder
+    indexer.created = created  # a new index has nothing to skip: no look-ups
+    copied = indexer.index(stored_documents(es, report.old_index, old))
+    if copied.failed:
+        raise MigrationRefused(
+            f"{copied.failed} documents could not be copied into {report.new_index} (see "
+            f"{copied.dead_letter}); the alias {report.alias!r} still points at "
+            f"{report.old_index}. Fix them and re-run: copied documents are skipped."
+        )
+    stale = delete_missing(es, report.new_index, indexer.seen_ids or set())
+    report.removed_stale += stale.deleted
+    return copied
+
+
+def _block_writes(es: Elasticsearch, index: str, blocked: bool) -> None:
+    es.indices.put_settings(index=index, settings={"index.blocks.write": blocked})
 
 
 def _already_done(

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from click.testing import CliRunner
+from elasticsearch import ApiError
 
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
@@ -123,13 +124,17 @@ def test_an_interrupted_migration_resumes(es, live, tiny_bert_dir, monkeypatch):
             yield doc
 
     monkeypatch.setattr(migrator, "stored_documents", broken)
+    new = f"{alias}-v2"
     with pytest.raises(ConnectionError):
-        migrate(es, alias, target, batch_size=4)
+        migrate(es, alias, target, new_index=new, batch_size=4)
     assert list(es.indices.get_alias(name=alias).body) == [old]  # not swapped
+    es.indices.refresh(index=new)
+    first = es.count(index=new)["count"]  # the batches the bulk thread had sent (4 or 8)
+    assert 4 <= first <= 8
     monkeypatch.setattr(migrator, "stored_documents", real)
-    report = migrate(es, alias, target, batch_size=4)
-    assert report.copy.skipped == 8 and report.copy.encoded == len(DOCS) + 1 - 8
-    assert report.swapped and es.count(index=report.new_index)["count"] == len(DOCS) + 1
+    report = migrate(es, alias, target, new_index=new, batch_size=4)
+    assert report.copy.skipped == first and report.copy.encoded == len(DOCS) + 1 - first
+    assert report.swapped and es.count(index=new)["count"] == len(DOCS) + 1
 
 
 def test_migrate_refuses_a_plain_index(es, live, tiny):
@@ -178,3 +183,37 @@ def test_a_searcher_without_the_new_model_fails_loudly_after_the_swap(
     migrate(es, alias, other)
     with pytest.raises(IndexContractError, match="pooling"):
         searcher.search("pasta", mode="knn", k=2)
+
+
+def test_writes_during_the_backfill_are_caught_up_not_lost(
+    es, live, tiny, tiny_bert_dir, monkeypatch
+):
+    alias, old = live
+    target = Encoder(tiny_bert_dir)
+    real = migrator.stored_documents
+    passes = []
+
+    def writer_meanwhile(*args, **kwargs):
+        yield from real(*args, **kwargs)
+        passes.append(1)
+        if len(passes) == 1:  # the application writes while the first pass is finishing
+            Indexer(es, alias, tiny, refresh=False).index(
+                [{"id": "late", "text": "written during the migration", "lang": "en"},
+                 {**DOCS[0], "text": "an edited pasta recipe"}]
+            )  # fmt: skip
+            es.delete(index=alias, id=DOCS[1]["id"])
+
+    monkeypatch.setattr(migrator, "stored_documents", writer_meanwhile)
+    report = migrate(es, alias, target)
+    assert len(passes) == 2 and report.swapped
+    assert (report.catch_up.encoded, report.catch_up.skipped) == (2, len(DOCS) - 1)
+    assert report.removed_stale == 1
+    new = report.new_index
+    assert es.get(index=new, id="late")["_source"]["text"] == "written during the migration"
+    assert es.get(index=new, id=DOCS[0]["id"])["_source"]["text"] == "an edited pasta recipe"
+    assert not es.exists(index=new, id=DOCS[1]["id"])
+    assert es.count(index=new)["count"] == es.count(index=old)["count"] == len(DOCS) + 1
+    with pytest.raises(ApiError, match="blocked"):  # the old index is read-only now
+        es.index(index=old, id="x", document={"text": "too late"})
+    es.index(index=alias, id="after", document={"text": "goes to the new index"}, refresh=True)
+    assert es.exists(index=new, id="after")
