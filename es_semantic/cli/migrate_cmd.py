@@ -91,8 +91,8 @@ def migrate_cmd(
     gate = _gate(es, alias, queries_file, qrels_file, old_model, gate_mode, gate_metric, max_drop)
     report = migrate(
         es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
-        freeze=not no_freeze,
-        batch_size=batch_size, dead_letter=dead_letter, progress=not quiet and not as_json,
+        freeze=not no_freeze, batch_size=batch_size,
+        dead_letter=dead_letter or "{index}.dead.jsonl", progress=not quiet and not as_json,
         similarity=similarity, index_options=index_options, **overrides,
     )  # fmt: skip
     if as_json:

@@ -176,6 +176,8 @@ def migrate(
 
     ``freeze``: before the swap, block writes to the old index and copy what changed since the
     first pass, so no write is lost (writers see a brief ``cluster_block_exception`` instead).
+    ``dead_letter``: file for documents that could not be copied; ``{index}`` in it becomes the
+    new index's name.
     ``overrides``: contract options for the new index (chunking, chunk_tokens, similarity, ...);
     everything else is carried over from the old index's contract."""
     started = time.perf_counter()
@@ -190,6 +192,8 @@ def migrate(
     report.notes.append(
         f"created {name}" if created else f"{name} exists: resuming (copied documents skipped)"
     )
+    if isinstance(dead_letter, str):
+        dead_letter = dead_letter.replace("{index}", name)
     options = {"batch_size": batch_size, "dead_letter": dead_letter, "progress": progress}
     report.copy = _copy(es, report, encoder, old, options, created=created)
     if gate is not None:

@@ -217,3 +217,19 @@ def test_writes_during_the_backfill_are_caught_up_not_lost(
         es.index(index=old, id="x", document={"text": "too late"})
     es.index(index=alias, id="after", document={"text": "goes to the new index"}, refresh=True)
     assert es.exists(index=new, id="after")
+
+
+def test_a_document_without_stored_text_is_dead_lettered_and_stops_the_swap(
+    es, live, tiny, tmp_path
+):
+    alias, old = live
+    es.index(index=old, id="no-text", document={"lang": "en"}, refresh=True)
+    dead = tmp_path / "{index}.dead.jsonl"
+    with pytest.raises(MigrationRefused, match="1 documents could not be copied"):
+        migrate(es, alias, tiny, chunking="nested", new_index=f"{alias}-v2", dead_letter=str(dead))
+    (letter,) = [
+        json.loads(x) for x in (tmp_path / f"{alias}-v2.dead.jsonl").read_text().splitlines()
+    ]
+    assert letter["source"] == f"{old}/no-text" and "no stored text" in letter["reason"]
+    assert list(es.indices.get_alias(name=alias).body) == [old]
+    es.index(index=old, id="still-writable", document={"text": "the block was never set"})
