@@ -168,6 +168,7 @@ def migrate(
     drop_old: bool = False,
     freeze: bool = True,
     batch_size: int = 256,
+    chunk_size: int = 500,
     dead_letter: str | Path | None = None,
     progress: bool = False,
     **overrides: Any,
@@ -176,6 +177,7 @@ def migrate(
 
     ``freeze``: before the swap, block writes to the old index and copy what changed since the
     first pass, so no write is lost (writers see a brief ``cluster_block_exception`` instead).
+    ``batch_size``: documents encoded at a time; ``chunk_size``: documents per bulk request.
     ``dead_letter``: file for documents that could not be copied; ``{index}`` in it becomes the
     new index's name.
     ``overrides``: contract options for the new index (chunking, chunk_tokens, similarity, ...);
@@ -194,7 +196,10 @@ def migrate(
     )
     if isinstance(dead_letter, str):
         dead_letter = dead_letter.replace("{index}", name)
-    options = {"batch_size": batch_size, "dead_letter": dead_letter, "progress": progress}
+    options = {
+        "batch_size": batch_size, "chunk_size": chunk_size, "dead_letter": dead_letter,
+        "progress": progress,
+    }  # fmt: skip
     report.copy = _copy(es, report, encoder, old, options, created=created)
     if gate is not None:
         report.gate = run_gate(es, gate, old_index, name, encoder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -116,20 +117,25 @@ def test_an_interrupted_migration_resumes(es, live, tiny_bert_dir, monkeypatch):
     alias, old = live
     target = Encoder(tiny_bert_dir)
     real = migrator.stored_documents
+    new = f"{alias}-v2"
 
     def broken(*args, **kwargs):
         for n, doc in enumerate(real(*args, **kwargs)):
-            if n == 8:
+            if n == 8:  # once the first batch has reached the new index
+                for _ in range(100):
+                    es.indices.refresh(index=new)
+                    if es.count(index=new)["count"] >= 4:
+                        break
+                    time.sleep(0.1)
                 raise ConnectionError("the cluster went away")
             yield doc
 
     monkeypatch.setattr(migrator, "stored_documents", broken)
-    new = f"{alias}-v2"
     with pytest.raises(ConnectionError):
-        migrate(es, alias, target, new_index=new, batch_size=4)
+        migrate(es, alias, target, new_index=new, batch_size=4, chunk_size=4)
     assert list(es.indices.get_alias(name=alias).body) == [old]  # not swapped
     es.indices.refresh(index=new)
-    first = es.count(index=new)["count"]  # the batches the bulk thread had sent (4 or 8)
+    first = es.count(index=new)["count"]  # the bulk requests sent before the break (4 or 8)
     assert 4 <= first <= 8
     monkeypatch.setattr(migrator, "stored_documents", real)
     report = migrate(es, alias, target, new_index=new, batch_size=4)
