@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
@@ -58,6 +59,36 @@ def read_contract(es: Elasticsearch, index: str) -> IndexContract:
     except NotFoundError:
         raise missing_index_error(index) from None
     return contract_from_mapping_response(dict(resp.body), index)
+
+
+def write_index_of(name: str, aliases: Mapping[str, Any]) -> str:
+    """The concrete index that writes to alias ``name`` go to (from a get-alias response)."""
+    if len(aliases) == 1:
+        return str(next(iter(aliases)))
+    writers = [
+        index
+        for index, entry in aliases.items()
+        if (entry.get("aliases", {}).get(name) or {}).get("is_write_index")
+    ]
+    if len(writers) != 1:
+        raise ConfigError(
+            f"alias {name!r} points at {len(aliases)} indices and none is its write index: "
+            "index into one of them by name, or set is_write_index on one"
+        )
+    return str(writers[0])
+
+
+def resolve_write_index(es: Elasticsearch, name: str) -> str:
+    """``name`` itself, or the concrete index behind alias ``name``.
+
+    Indexers write there, not to the alias: when a migration later moves the alias to an index
+    built with another model, a writer still holding the old model fails loudly on the old
+    (write-blocked) index instead of putting old-model vectors into the new one."""
+    try:
+        aliases = es.indices.get_alias(name=name).body
+    except NotFoundError:
+        return name
+    return write_index_of(name, aliases)
 
 
 def missing_index_error(index: str) -> IndexContractError:

@@ -20,7 +20,7 @@ from es_semantic.encoding.encoder import Encoder
 from es_semantic.errors import ConfigError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
-from es_semantic.indexing.admin import contract_from_mapping_response
+from es_semantic.indexing.admin import contract_from_mapping_response, write_index_of
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.indexer import _IndexerOptions
 from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
@@ -51,10 +51,19 @@ class AsyncIndexer(_IndexerOptions):
                 mapping = (await self.es.indices.get_mapping(index=self.index_name)).body
                 existing = contract_from_mapping_response(dict(mapping), self.index_name)
                 self.contract = self._accept_existing(existing)
+                self.target = await self._write_index()
             except NotFoundError:
                 self.contract = self._new_contract()
                 self.created = await self._create(self.contract)
         return self.contract
+
+    async def _write_index(self) -> str:
+        """The concrete index behind the alias, if it is one (see ``resolve_write_index``)."""
+        try:
+            aliases = (await self.es.indices.get_alias(name=self.index_name)).body
+        except NotFoundError:
+            return self.index_name
+        return write_index_of(self.index_name, aliases)
 
     async def field_spec(self) -> FieldSpec:
         """Which input fields are id, text and metadata for this index."""
@@ -117,7 +126,7 @@ class AsyncIndexer(_IndexerOptions):
         if error is not None:
             raise self._stopped_error(error, report) from None
         if self.refresh:
-            await self.es.indices.refresh(index=self.index_name)
+            await self.es.indices.refresh(index=self.target)
         return report
 
     async def _encode_batch(
@@ -136,14 +145,14 @@ class AsyncIndexer(_IndexerOptions):
         texts = [p.doc.full_text() for p in todo]
         encoded = await asyncio.to_thread(encode_texts, self.encoder, texts, contract)
         report.encode_seconds += time.perf_counter() - t0
-        return steps.build_actions(self.index_name, todo, encoded, contract, report)
+        return steps.build_actions(self.target, todo, encoded, contract, report)
 
     async def _unchanged(self, prepared: list[steps.Prepared]) -> set[str]:
         if not prepared:
             return set()
         wanted = {p.doc_id: p.digest for p in prepared}
         resp = await self.es.mget(
-            index=self.index_name, ids=list(wanted), source_includes=["content_hash"]
+            index=self.target, ids=list(wanted), source_includes=["content_hash"]
         )
         return unchanged_ids(wanted, resp["docs"])
 

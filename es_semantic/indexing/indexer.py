@@ -22,7 +22,7 @@ from es_semantic.encoding.encoder import Encoder
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
-from es_semantic.indexing.admin import create_index, read_contract
+from es_semantic.indexing.admin import create_index, read_contract, resolve_write_index
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.passages import encode_texts
@@ -95,6 +95,7 @@ class _IndexerOptions:
         self.refresh = refresh
         self.contract: IndexContract | None = None
         self.created = False
+        self.target = index  # the concrete index written to (the alias's, once resolved)
         # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
         self.seen_ids: set[str] | None = set() if track_ids else None
 
@@ -148,6 +149,7 @@ class Indexer(_IndexerOptions):
         if self.contract is None:
             if self.es.indices.exists(index=self.index_name):
                 self.contract = self._accept_existing(read_contract(self.es, self.index_name))
+                self.target = resolve_write_index(self.es, self.index_name)
             else:
                 self.contract = self._new_contract()
                 self.created = create_index(self.es, self.index_name, self.contract)
@@ -179,7 +181,7 @@ class Indexer(_IndexerOptions):
         if pipe.error is not None:
             raise self._stopped_error(pipe.error, report) from None
         if self.refresh:
-            self.es.indices.refresh(index=self.index_name)
+            self.es.indices.refresh(index=self.target)
         return report
 
     def _index_batch(
@@ -209,15 +211,13 @@ class Indexer(_IndexerOptions):
             texts = [p.doc.full_text() for p in todo]
             encoded = encode_texts(self.encoder, texts, contract)
             report.encode_seconds += time.perf_counter() - t0
-            pipe.put(steps.build_actions(self.index_name, todo, encoded, contract, report))
+            pipe.put(steps.build_actions(self.target, todo, encoded, contract, report))
 
     def _unchanged(self, prepared: list[steps.Prepared]) -> set[str]:
         if not prepared:
             return set()
         wanted = {p.doc_id: p.digest for p in prepared}
-        resp = self.es.mget(
-            index=self.index_name, ids=list(wanted), source_includes=["content_hash"]
-        )
+        resp = self.es.mget(index=self.target, ids=list(wanted), source_includes=["content_hash"])
         return unchanged_ids(wanted, resp["docs"])
 
 

@@ -225,6 +225,18 @@ def test_writes_during_the_backfill_are_caught_up_not_lost(
     assert es.exists(index=new, id="after")
 
 
+def test_a_writer_still_on_the_old_model_fails_loudly_after_the_swap(es, live, tiny, tiny_bert_dir):
+    alias, old = live
+    stale = Indexer(es, alias, tiny)  # an application's indexer, made before the migration
+    assert stale.field_spec() and stale.target == old
+    report = migrate(es, alias, Encoder(tiny_bert_dir))
+    late = stale.index([{"id": "late", "text": "indexed with the old model", "lang": "en"}])
+    assert (late.indexed, late.failed) == (0, 1) and "blocked" in late.failures[0].reason
+    assert not es.exists(index=report.new_index, id="late")  # no old-model vector in the new index
+    fresh = Indexer(es, alias, Encoder(tiny_bert_dir)).index([{"id": "late", "text": "now"}])
+    assert fresh.indexed == 1 and es.exists(index=report.new_index, id="late")
+
+
 def test_a_document_without_stored_text_is_dead_lettered_and_stops_the_swap(
     es, live, tiny, tmp_path
 ):

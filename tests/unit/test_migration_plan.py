@@ -62,3 +62,20 @@ def test_gate_allows_a_small_drop_only():
     assert GateResult("ndcg@10", "knn", 0.60, 0.595, 0.01).passed
     failed = GateResult("ndcg@10", "knn", 0.60, 0.58, 0.01)
     assert not failed.passed and "FAILED" in failed.describe() and "-0.0200" in failed.describe()
+
+
+def test_writes_go_to_the_alias_write_index():
+    import pytest
+
+    from es_semantic.errors import ConfigError
+    from es_semantic.indexing.admin import write_index_of
+
+    assert write_index_of("docs", {"docs-v1": {"aliases": {"docs": {}}}}) == "docs-v1"
+    two = {
+        "docs-v1": {"aliases": {"docs": {}}},
+        "docs-v2": {"aliases": {"docs": {"is_write_index": True}}},
+    }
+    assert write_index_of("docs", two) == "docs-v2"
+    two["docs-v2"]["aliases"]["docs"] = {}
+    with pytest.raises(ConfigError, match="none is its write index"):
+        write_index_of("docs", two)
