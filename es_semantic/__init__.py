@@ -18,6 +18,7 @@ from es_semantic.errors import (
 from es_semantic.indexing.async_indexer import AsyncIndexer
 from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.migrator import EvalGate, MigrationRefused, migrate
 from es_semantic.search.searcher import AsyncSearcher, Searcher
 from es_semantic.types import Document, Hit, IndexReport, SearchResult
 
@@ -32,6 +33,7 @@ __all__ = [
     "Encoder",
     "EncoderError",
     "EsSemanticError",
+    "EvalGate",
     "Hit",
     "IndexContract",
     "IndexContractError",
@@ -39,9 +41,11 @@ __all__ = [
     "Indexer",
     "IndexingError",
     "InputError",
+    "MigrationRefused",
     "MissingDependencyError",
     "SearchError",
     "SearchResult",
     "Searcher",
     "__version__",
+    "migrate",
 ]
