@@ -199,3 +199,18 @@ def test_a_long_chinese_document_is_found_by_its_last_passage(es, index_name):
         top = searcher.search("守塔人的猫叫什么名字？", mode=mode, k=3).hits[0]
         assert top.id == "town", mode
         assert "橘子" in (top.passage or ""), (mode, top.passage)
+
+
+def test_passages_beyond_the_limit_are_counted_as_truncated(
+    es, index_name, tiny_st_dir, monkeypatch
+):
+    from es_semantic.indexing import passages as passages_module
+
+    monkeypatch.setattr(passages_module, "MAX_PASSAGES", 3)
+    text = " ".join(f"Sentence {i} is about the sea." for i in range(60))
+    report = Indexer(
+        es, index_name, Encoder(tiny_st_dir), chunking="nested", chunk_tokens=16, chunk_overlap=0
+    ).index([{"id": "a", "text": text}, {"id": "b", "text": "short"}])
+    assert (report.indexed, report.truncated, report.chunked, report.passages) == (2, 1, 1, 4)
+    stored = es.get(index=index_name, id="a")["_source"]
+    assert len(stored["passages"]) == 3 and stored["text"] == text  # BM25 keeps the whole text
