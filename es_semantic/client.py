@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import elastic_transport
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
+from es_semantic.cluster import ClusterInfo
 from es_semantic.config import ESConfig
 from es_semantic.errors import ConnectionFailedError, MissingDependencyError
 from es_semantic.redact import redact
@@ -76,3 +77,24 @@ def _root_cause(exc: BaseException) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def probe_cluster(es: Elasticsearch) -> ClusterInfo:
+    """Version (``GET /``) and licence (``GET /_license``; unknown when it is refused or
+    absent) of the cluster behind ``es``."""
+    info = es.info().body
+    try:
+        license_resp: Any = es.license.get().body
+    except (ApiError, elastic_transport.TransportError):
+        license_resp = None
+    return ClusterInfo.from_responses(info, license_resp)
+
+
+async def probe_cluster_async(es: AsyncElasticsearch) -> ClusterInfo:
+    """Async twin of :func:`probe_cluster`."""
+    info = (await es.info()).body
+    try:
+        license_resp: Any = (await es.license.get()).body
+    except (ApiError, elastic_transport.TransportError):
+        license_resp = None
+    return ClusterInfo.from_responses(info, license_resp)

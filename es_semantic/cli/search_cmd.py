@@ -23,10 +23,12 @@ from es_semantic.types import Hit, SearchResult
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["auto", "server", "rrf", "weighted"]),
+    type=click.Choice(["auto", "server", "rrf", "weighted", "linear"]),
     default="auto",
     show_default=True,
-    help="hybrid: server rrf retriever where licensed (auto), or client rrf/weighted",
+    help="hybrid: auto = the rrf retriever where version and licence allow (8.14+, enterprise "
+    "or trial), else client-side RRF; server = the rrf retriever or an error; rrf/weighted = "
+    "client-side; linear = the linear retriever (8.18+, licensed), else client-side weighted",
 )
 @click.option(
     "--alpha",
@@ -47,6 +49,11 @@ from es_semantic.types import Hit, SearchResult
 @click.option("--offset", type=click.IntRange(0, 9_999), default=0, help="skip this many hits")
 @click.option(
     "--num-candidates", type=click.IntRange(1, 10_000), help="kNN candidates [10*k, >=100]"
+)
+@click.option(
+    "--oversample",
+    type=click.FloatRange(1, 10),
+    help="kNN rescore_vector oversampling for quantized indices (Elasticsearch 8.18+)",
 )
 @click.option(
     "--filter",
@@ -76,6 +83,7 @@ def search_cmd(
     k: int,
     offset: int,
     num_candidates: int | None,
+    oversample: float | None,
     filters: tuple[str, ...],
     source_fields: tuple[str, ...],
     exact: bool,
@@ -105,6 +113,7 @@ def search_cmd(
         rank_constant=rank_constant,
         window=window,
         num_candidates=num_candidates,
+        oversample=oversample,
         filters=parsed_filters,
         source=list(source_fields) or None,
         highlight=highlight,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
+from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import InputError, SearchError
 from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.search import queries
@@ -20,7 +21,7 @@ from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
 from es_semantic.types import Hit, SearchResult
 
 Mode = Literal["keyword", "knn", "hybrid"]
-Fusion = Literal["auto", "server", "rrf", "weighted"]
+Fusion = Literal["auto", "server", "rrf", "weighted", "linear"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 MAX_K = 10_000
@@ -42,6 +43,7 @@ class SearchRequest:
     rank_constant: int = 60
     window: int = DEFAULT_WINDOW
     num_candidates: int | None = None
+    oversample: float | None = None
     filters: Mapping[str, Any] | None = None
     source: Sequence[str] | None = None
     fields: Sequence[str] | None = None
@@ -77,6 +79,8 @@ class SearchRequest:
             )
         if self.rerank_budget_ms is not None and self.rerank_budget_ms <= 0:
             raise InputError("rerank_budget_ms must be > 0")
+        if self.oversample is not None and not 1.0 <= self.oversample <= 10.0:
+            raise InputError(f"oversample={self.oversample} must be from 1 to 10")
 
     @property
     def depth(self) -> int:
@@ -104,8 +108,17 @@ class SearchPlan:
     """The bodies to send (one per leg, sent in one ``_msearch``) and how to combine them."""
 
     bodies: dict[str, dict[str, Any]]
-    fusion: str | None  # "server-rrf", "rrf", "weighted" or None for a single leg
+    fusion: str | None  # "server-rrf", "server-linear", "rrf", "weighted"; None: one leg
     paged_by_server: bool  # from/size already applied by Elasticsearch
+
+    @property
+    def server_fusion(self) -> str | None:
+        """``rrf`` or ``linear`` when the cluster fuses, else None."""
+        return self.fusion.removeprefix("server-") if self.fusion in SERVER_FUSIONS else None
+
+
+SERVER_FUSIONS = ("server-rrf", "server-linear")
+UNKNOWN_CLUSTER = ClusterInfo("0.0.0", (0, 0, 0))
 
 
 def given_vector(vector: Sequence[float] | None, contract: IndexContract) -> list[float] | None:
@@ -127,9 +140,20 @@ def plan_search(
     contract: IndexContract,
     vector: Sequence[float] | None,
     *,
-    server_rrf: bool,
+    cluster: ClusterInfo = UNKNOWN_CLUSTER,
+    refused: frozenset[str] = frozenset(),
 ) -> SearchPlan:
-    """Build the request bodies for ``request`` on an index with ``contract``."""
+    """Build the request bodies for ``request`` on an index with ``contract``.
+
+    ``cluster`` decides what the server may do (server-side fusion, rescoring); ``refused``:
+    server fusions this cluster already refused (licence), not tried again."""
+    if request.oversample is not None and not cluster.rescore_vector:
+        raise SearchError(
+            f"oversample (kNN rescore_vector) needs Elasticsearch 8.18 or later; this cluster "
+            f"is {cluster.number}"
+        )
+    if request.fusion == "server" and (why := cluster.fusion_refusal("rrf")):
+        raise SearchError(why)
     filters = build_filters(request.filters, list(contract.metadata_fields))
     fields = _check_fields(request.fields, contract)
     source = _source_with_texts(request, contract)
@@ -145,33 +169,57 @@ def plan_search(
     if vector is None:
         raise SearchError("internal: a vector is needed for kNN and hybrid search")
     if request.mode == "knn":
-        maker = queries.exact_knn_body if request.exact else queries.knn_body
-        extra = {} if request.exact else {"num_candidates": request.num_candidates}
-        body = maker(vector, contract, size=size, offset=offset, filters=filters, source=source,
-                     **extra)  # fmt: skip
+        if request.exact:
+            body = queries.exact_knn_body(vector, contract, size=size, offset=offset,
+                                          filters=filters, source=source)  # fmt: skip
+        else:
+            body = queries.knn_body(
+                vector, contract, size=size, offset=offset, filters=filters, source=source,
+                num_candidates=request.num_candidates, oversample=request.oversample,
+            )  # fmt: skip
         return SearchPlan({"knn": body}, None, not client_paging)
     window = max(request.window, request.depth)
-    # chunked indices: client-side fusion by default, as only it returns the best passage
-    use_server = request.fusion == "server" or (
-        request.fusion == "auto" and server_rrf and not contract.nested
-    )
-    if use_server:
+    server = _server_fusion(request, contract, cluster, refused)
+    if server == "rrf":
         body = queries.rrf_body(
             request.query, vector, contract, size=request.depth, window=window,
             rank_constant=request.rank_constant, num_candidates=request.num_candidates,
-            fields=fields, filters=filters, source=source,
+            fields=fields, filters=filters, source=source, window_key=cluster.rrf_window_key,
         )  # fmt: skip
         return SearchPlan({"rrf": body}, "server-rrf", False)
+    if server == "linear":
+        body = queries.linear_body(
+            request.query, vector, contract, size=request.depth, window=window,
+            alpha=request.alpha, num_candidates=request.num_candidates, fields=fields,
+            filters=filters, source=source,
+        )  # fmt: skip
+        return SearchPlan({"linear": body}, "server-linear", False)
     keyword = queries.keyword_body(
         request.query, contract, size=window, fields=fields, filters=filters, source=source,
         highlight=request.highlight,
     )  # fmt: skip
     knn = queries.knn_body(
         vector, contract, size=window, num_candidates=request.num_candidates, filters=filters,
-        source=source,
+        source=source, oversample=request.oversample,
     )  # fmt: skip
-    fusion = "weighted" if request.fusion == "weighted" else "rrf"
+    fusion = "weighted" if request.fusion in ("weighted", "linear") else "rrf"
     return SearchPlan({"keyword": keyword, "knn": knn}, fusion, False)
+
+
+def _server_fusion(
+    request: SearchRequest, contract: IndexContract, cluster: ClusterInfo, refused: frozenset[str]
+) -> str | None:
+    """Which retriever fuses on the server (``rrf``/``linear``), or None for client fusion.
+
+    ``server`` always asks for rrf (a refusal is an error); ``auto`` and ``linear`` use the
+    server only where version and licence allow and it has not refused before, and not on
+    chunked indices, whose best passage only client fusion returns."""
+    if request.fusion == "server":
+        return "rrf"
+    kind = {"auto": "rrf", "linear": "linear"}.get(request.fusion)
+    if kind is None or contract.nested or kind in refused:
+        return None
+    return kind if cluster.server_fusion(kind) else None  # type: ignore[arg-type]
 
 
 def _check_fields(fields: Sequence[str] | None, contract: IndexContract) -> list[str] | None:
@@ -251,8 +299,8 @@ def response_error(response: Mapping[str, Any]) -> str | None:
     return str(error)
 
 
-def is_rrf_refusal(response: Mapping[str, Any]) -> bool:
-    """Whether an error means "this cluster will not do the rrf retriever" (licence/version)."""
+def is_fusion_refusal(response: Mapping[str, Any]) -> bool:
+    """Whether an error means "this cluster will not run that retriever" (licence/version)."""
     text = (response_error(response) or "").lower()
     status = response.get("status")
     return (status == 403 and "licen" in text) or (
@@ -288,9 +336,9 @@ def assemble(
     else:
         ((leg, only),) = legs.items()
         fused = [Fused(c.id, c.score, {leg: i + 1}, {leg: c.score}) for i, c in enumerate(only)]
-        if plan.fusion == "server-rrf":
+        if plan.server_fusion is not None:
             for f in fused:
-                f.scores = {"rrf": f.score}
+                f.scores = {plan.server_fusion: f.score}
     if request.mode == "knn" and request.filters and not request.exact:
         found = len(legs["knn"]) + (request.offset if plan.paged_by_server else 0)
         if found < request.offset + request.k:

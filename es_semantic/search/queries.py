@@ -21,6 +21,7 @@ EXACT_SCORE_SCRIPTS = {
         "double d = dotProduct(params.query_vector, 'FIELD'); d < 0 ? 1.0 / (1.0 - d) : d + 1.0"
     ),
 }
+MINMAX = {"normalizer": "minmax"}
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -93,9 +94,13 @@ def knn_section(
     num_candidates: int | None,
     filters: list[dict[str, Any]] | None,
     inner_hits: bool = True,
+    oversample: float | None = None,
 ) -> dict[str, Any]:
     """A ``knn`` clause; on chunked indices it searches the nested passage vectors (k counts
-    documents, each scored by its best passage) and returns that passage as an inner hit."""
+    documents, each scored by its best passage) and returns that passage as an inner hit.
+
+    ``oversample``: ``rescore_vector`` (8.18+): quantized indices gather ``k * oversample``
+    candidates and rescore them with the float vectors."""
     section: dict[str, Any] = {
         "field": contract.vector_path,
         "query_vector": list(vector),
@@ -106,6 +111,8 @@ def knn_section(
         section["filter"] = filters
     if contract.nested and inner_hits:
         section["inner_hits"] = best_passage_inner_hits()
+    if oversample is not None:
+        section["rescore_vector"] = {"oversample": oversample}
     return section
 
 
@@ -118,11 +125,14 @@ def knn_body(
     num_candidates: int | None = None,
     filters: list[dict[str, Any]] | None = None,
     source: Sequence[str] | None = None,
+    oversample: float | None = None,
 ) -> dict[str, Any]:
     """Top-level ``knn`` (approximate, filters as pre-filters); k covers the requested page."""
     k = offset + size
+    section = knn_section(vector, contract, k=k, num_candidates=num_candidates, filters=filters,
+                          oversample=oversample)  # fmt: skip
     return {
-        "knn": knn_section(vector, contract, k=k, num_candidates=num_candidates, filters=filters),
+        "knn": section,
         "size": size,
         "from": offset,
         "_source": source_spec(contract, source),
@@ -186,24 +196,74 @@ def rrf_body(
     fields: Sequence[str] | None = None,
     filters: list[dict[str, Any]] | None = None,
     source: Sequence[str] | None = None,
+    window_key: str = "rank_window_size",
 ) -> dict[str, Any]:
-    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever."""
-    standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
-    if filters:
-        standard["filter"] = filters
-    # the knn retriever takes no inner_hits (ES 8.15): no best-passage snippet with server RRF
-    knn = knn_section(
-        vector, contract, k=window, num_candidates=num_candidates, filters=filters,
-        inner_hits=False,
-    )  # fmt: skip
+    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever.
+
+    ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name)."""
+    standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
+                                    filters)  # fmt: skip
     return {
         "retriever": {
             "rrf": {
                 "retrievers": [{"standard": standard}, {"knn": knn}],
                 "rank_constant": rank_constant,
+                window_key: window,
+            }
+        },
+        "size": size,
+        "_source": source_spec(contract, source),
+    }
+
+
+def linear_body(
+    query: str,
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    size: int,
+    window: int,
+    alpha: float,
+    num_candidates: int | None = None,
+    fields: Sequence[str] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Server-side weighted fusion (8.18+): the ``linear`` retriever, each leg min-max
+    normalised and weighted like client-side weighted fusion (kNN ``alpha``, BM25 1-alpha)."""
+    standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
+                                    filters)  # fmt: skip
+    return {
+        "retriever": {
+            "linear": {
+                "retrievers": [
+                    {"retriever": {"standard": standard}, "weight": 1.0 - alpha, **MINMAX},
+                    {"retriever": {"knn": knn}, "weight": alpha, **MINMAX},
+                ],
                 "rank_window_size": window,
             }
         },
         "size": size,
         "_source": source_spec(contract, source),
     }
+
+
+def _leg_retrievers(
+    query: str,
+    vector: Sequence[float],
+    contract: IndexContract,
+    window: int,
+    num_candidates: int | None,
+    fields: Sequence[str] | None,
+    filters: list[dict[str, Any]] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``standard`` (BM25) and ``knn`` retriever bodies of a server-side fusion."""
+    standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
+    if filters:
+        standard["filter"] = filters
+    # the knn retriever takes no inner_hits: no best-passage snippet with server-side fusion
+    knn = knn_section(
+        vector, contract, k=window, num_candidates=num_candidates, filters=filters,
+        inner_hits=False,
+    )  # fmt: skip
+    return standard, knn

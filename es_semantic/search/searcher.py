@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
+from es_semantic.client import probe_cluster, probe_cluster_async
+from es_semantic.cluster import ClusterInfo
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError, SearchError
@@ -29,27 +32,22 @@ from es_semantic.types import SearchResult
 if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
-RRF_MIN_VERSION = (8, 14)
-RRF_LICENSES = {"platinum", "enterprise", "trial"}
 RERANK_CHUNK = 8
 
 
-def server_rrf_from_probe(info: Mapping[str, Any], license_type: str | None) -> bool:
-    """Whether to try the rrf retriever: version >= 8.14 and a licence that grants it
-    (an unreadable licence, e.g. a server without the _license API, is tried once)."""
-    number = str(info.get("version", {}).get("number", "0.0"))
-    try:
-        version = tuple(int(part) for part in number.split(".")[:2])
-    except ValueError:
-        return False
-    if version < RRF_MIN_VERSION:
-        return False
-    return license_type is None or license_type in RRF_LICENSES
+@dataclass(frozen=True)
+class _Need:
+    """One piece of I/O the search steps ask their shell for (sans-I/O, so that the sync and
+    async searchers run the very same steps)."""
+
+    what: Literal["mapping", "cluster", "encode", "msearch", "rerank"]
+    plan: SearchPlan | None = None
+    request: SearchRequest | None = None
+    result: SearchResult | None = None
+    contract: IndexContract | None = None
 
 
-def _license_type(resp: Any) -> str | None:
-    lic = resp.get("license") if isinstance(resp, Mapping) else None
-    return str(lic.get("type")) if isinstance(lic, Mapping) else None
+Steps = Generator[_Need, Any, SearchResult]
 
 
 def _msearch_lines(index: str, bodies: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -73,7 +71,7 @@ def _raise_for_errors(index: str, responses: Mapping[str, Mapping[str, Any]]) ->
 
 
 class _SearcherBase:
-    """State and pure steps shared by the sync and async searchers."""
+    """State and the search steps shared by the sync and async searchers."""
 
     def __init__(
         self,
@@ -92,7 +90,8 @@ class _SearcherBase:
         self.fields = list(fields) if fields else None
         self._contract: IndexContract | None = None
         self._indices: frozenset[str] = frozenset()
-        self._server_rrf: bool | None = None
+        self._cluster: ClusterInfo | None = None
+        self._refused: frozenset[str] = frozenset()  # server fusions the cluster refused
         self._lock = threading.Lock()
 
     def _request(self, query: str, **options: Any) -> SearchRequest:
@@ -113,19 +112,74 @@ class _SearcherBase:
             self._contract, self._indices, self.encoder = contract, frozenset(mapping), fitting[0]
         return contract
 
-    def _stale(self, responses: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Whether the alias may have moved since the contract was read (hits from another
-        index, or an error): then the contract is forgotten and the search made once more."""
-        errors = any(core.response_error(r) is not None for r in responses.values())
-        if not errors and core.hit_indices(responses) <= self._indices:
-            return False
+    def _forget_contract(self) -> None:
         with self._lock:
             self._contract = None
+
+    def _steps(self, request: SearchRequest, query_vector: Sequence[float] | None) -> Steps:
+        """The whole search as steps: contract, encode, one _msearch, licence fallback, alias
+        move check, fuse, rerank. Each ``yield`` hands one piece of I/O to the shell."""
+        started = time.perf_counter()
+        took: dict[str, float] = {}
+        for attempt in range(2):
+            contract = self._contract or self._accept_mapping((yield _Need("mapping")))
+            vector = core.given_vector(query_vector, contract)
+            if vector is None and core.needs_vector(request):
+                t0 = time.perf_counter()
+                vector = yield _Need("encode", request=request)
+                took["encode"] = (time.perf_counter() - t0) * 1000
+            cluster = self._cluster or core.UNKNOWN_CLUSTER
+            if self._cluster is None and _needs_cluster(request):
+                cluster = self._cluster = yield _Need("cluster")
+            plan = core.plan_search(request, contract, vector, cluster=cluster,
+                                    refused=self._refused)  # fmt: skip
+            responses = yield from self._msearch(plan, took)
+            if plan.server_fusion and core.is_fusion_refusal(responses[plan.server_fusion]):
+                self._refused |= {plan.server_fusion}  # later searches fuse on the client
+                if request.fusion == "server":
+                    _raise_for_errors(self.index, responses)
+                plan = core.plan_search(request, contract, vector, cluster=cluster,
+                                        refused=self._refused)  # fmt: skip
+                responses = yield from self._msearch(plan, took)
+            if attempt == 0 and query_vector is None and (yield from self._moved(responses)):
+                continue
+            break
+        _raise_for_errors(self.index, responses)
+        result = core.assemble(request, contract, plan, responses, took)
+        if request.rerank:
+            t0 = time.perf_counter()
+            scores = yield _Need("rerank", request=request, result=result, contract=contract)
+            result = core.apply_rerank(result, request, scores, (time.perf_counter() - t0) * 1000)
+        result = core.page(result, request, plan)
+        result.took_ms["total"] = (time.perf_counter() - started) * 1000
+        return result
+
+    def _msearch(
+        self, plan: SearchPlan, took: dict[str, float]
+    ) -> Generator[_Need, Any, dict[str, Mapping[str, Any]]]:
+        t0 = time.perf_counter()
+        resp = yield _Need("msearch", plan=plan)
+        took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
+        return _split_responses(plan, resp)
+
+    def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Generator[_Need, Any, bool]:
+        """Whether the alias may have moved since the contract was read: an error, hits from
+        another index, or no hits at all and another index behind the name now. Then the
+        contract is read again and the search made once more."""
+        errors = any(core.response_error(r) is not None for r in responses.values())
+        found = core.hit_indices(responses)
+        if not errors and found and found <= self._indices:
+            return False
+        if not errors and not found:  # nothing to tell from: look at the name itself
+            mapping = yield _Need("mapping")
+            if frozenset(mapping) == self._indices:
+                return False
+        self._forget_contract()
         return True
 
     def _rerank_scores(
         self, request: SearchRequest, result: SearchResult, contract: IndexContract
-    ) -> tuple[list[float] | None, float]:
+    ) -> list[float] | None:
         """Cross-encoder scores for the rerank pool, in chunks; None when over budget."""
         assert self.reranker is not None
         started = time.perf_counter()
@@ -138,47 +192,21 @@ class _SearcherBase:
             elapsed = (time.perf_counter() - started) * 1000
             budget = request.rerank_budget_ms
             if budget is not None and elapsed > budget and i + RERANK_CHUNK < len(passages):
-                return None, elapsed
-        return scores, (time.perf_counter() - started) * 1000
+                return None
+        return scores
 
-    def _finish(
-        self,
-        request: SearchRequest,
-        contract: IndexContract,
-        plan: SearchPlan,
-        responses: Mapping[str, Mapping[str, Any]],
-        took: dict[str, float],
-    ) -> SearchResult:
-        _raise_for_errors(self.index, responses)
-        return core.assemble(request, contract, plan, responses, took)
+    def _encode_query(self, request: SearchRequest) -> list[float]:
+        vector: list[float] = self.encoder.encode_queries([request.query])[0].tolist()
+        return vector
 
-    @staticmethod
-    def _wants_server_rrf(request: SearchRequest) -> bool:
-        return request.mode == "hybrid" and request.fusion in ("auto", "server")
+    def _search_error(self, exc: ApiError) -> SearchError:
+        return SearchError(f"search on {self.index!r} failed: {exc.message}")
 
-    def _fallback(
-        self,
-        request: SearchRequest,
-        contract: IndexContract,
-        vector: list[float] | None,
-        plan: SearchPlan,
-        responses: Mapping[str, Mapping[str, Any]],
-    ) -> SearchPlan | None:
-        """The client-fusion plan when the cluster refused the rrf retriever (then cached)."""
-        if plan.fusion != "server-rrf" or not core.is_rrf_refusal(responses["rrf"]):
-            return None
-        self._server_rrf = False  # later searches go straight to client fusion
-        if request.fusion == "server":
-            _raise_for_errors(self.index, responses)
-        return core.plan_search(request, contract, vector, server_rrf=False)
 
-    @staticmethod
-    def _paged(
-        result: SearchResult, request: SearchRequest, plan: SearchPlan, started: float
-    ) -> SearchResult:
-        result = core.page(result, request, plan)
-        result.took_ms["total"] = (time.perf_counter() - started) * 1000
-        return result
+def _needs_cluster(request: SearchRequest) -> bool:
+    """Whether planning depends on the cluster's version and licence."""
+    server_fusion = request.mode == "hybrid" and request.fusion in ("auto", "server", "linear")
+    return server_fusion or request.oversample is not None
 
 
 class Searcher(_SearcherBase):
@@ -210,16 +238,11 @@ class Searcher(_SearcherBase):
             raise missing_index_error(self.index) from None
         return self._accept_mapping(mapping)
 
-    def server_rrf(self) -> bool:
-        """Probe once (version, licence) whether the cluster may run the rrf retriever."""
-        if self._server_rrf is None:
-            info = self.es.info().body
-            try:
-                license_type = _license_type(self.es.license.get().body)
-            except ApiError:
-                license_type = None
-            self._server_rrf = server_rrf_from_probe(info, license_type)
-        return self._server_rrf
+    def cluster(self) -> ClusterInfo:
+        """The cluster's version and licence, probed once."""
+        if self._cluster is None:
+            self._cluster = probe_cluster(self.es)
+        return self._cluster
 
     def search(
         self,
@@ -233,6 +256,7 @@ class Searcher(_SearcherBase):
         rank_constant: int = 60,
         window: int = core.DEFAULT_WINDOW,
         num_candidates: int | None = None,
+        oversample: float | None = None,
         filters: Mapping[str, Any] | None = None,
         source: Sequence[str] | None = None,
         highlight: bool = False,
@@ -246,44 +270,41 @@ class Searcher(_SearcherBase):
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """
-        started = time.perf_counter()
         request = self._request(
             query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
-            filters=filters, source=source, highlight=highlight, exact=exact, rerank=rerank,
-            rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
+            oversample=oversample, filters=filters, source=source, highlight=highlight,
+            exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        took: dict[str, float] = {}
-        for attempt in range(2):
-            contract = self.contract()
-            vector = core.given_vector(query_vector, contract)
-            if vector is None and core.needs_vector(request):
-                t0 = time.perf_counter()
-                vector = self.encoder.encode_queries([request.query])[0].tolist()
-                took["encode"] = (time.perf_counter() - t0) * 1000
-            server_rrf = self._wants_server_rrf(request) and self.server_rrf()
-            plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
-            responses = self._msearch(plan, took)
-            if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
-                plan, responses = fallback, self._msearch(fallback, took)
-            if attempt == 0 and query_vector is None and self._stale(responses):
-                continue
-            break
-        result = self._finish(request, contract, plan, responses, took)
-        if request.rerank:
-            result = core.apply_rerank(
-                result, request, *self._rerank_scores(request, result, contract)
-            )
-        return self._paged(result, request, plan, started)
+        steps = self._steps(request, query_vector)
+        answer: Any = None
+        while True:
+            try:
+                need = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = self._perform(need)
 
-    def _msearch(self, plan: SearchPlan, took: dict[str, float]) -> dict[str, Mapping[str, Any]]:
-        t0 = time.perf_counter()
+    def _perform(self, need: _Need) -> Any:
+        """Do one piece of I/O for the search steps."""
+        if need.what == "mapping":
+            try:
+                return self.es.indices.get_mapping(index=self.index).body
+            except NotFoundError:
+                raise missing_index_error(self.index) from None
+        if need.what == "cluster":
+            return self.cluster()
+        if need.what == "encode":
+            assert need.request is not None
+            return self._encode_query(need.request)
+        if need.what == "rerank":
+            assert need.request and need.result and need.contract
+            return self._rerank_scores(need.request, need.result, need.contract)
+        assert need.plan is not None
         try:
-            resp = self.es.msearch(searches=_msearch_lines(self.index, plan.bodies)).body
+            return self.es.msearch(searches=_msearch_lines(self.index, need.plan.bodies)).body
         except ApiError as exc:
-            raise SearchError(f"search on {self.index!r} failed: {exc.message}") from None
-        took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
-        return _split_responses(plan, resp)
+            raise self._search_error(exc) from None
 
 
 class AsyncSearcher(_SearcherBase):
@@ -315,16 +336,11 @@ class AsyncSearcher(_SearcherBase):
             raise missing_index_error(self.index) from None
         return self._accept_mapping(mapping)
 
-    async def server_rrf(self) -> bool:
-        """Probe once (version, licence) whether the cluster may run the rrf retriever."""
-        if self._server_rrf is None:
-            info = (await self.es.info()).body
-            try:
-                license_type = _license_type((await self.es.license.get()).body)
-            except ApiError:
-                license_type = None
-            self._server_rrf = server_rrf_from_probe(info, license_type)
-        return self._server_rrf
+    async def cluster(self) -> ClusterInfo:
+        """The cluster's version and licence, probed once."""
+        if self._cluster is None:
+            self._cluster = await probe_cluster_async(self.es)
+        return self._cluster
 
     async def search(
         self,
@@ -338,6 +354,7 @@ class AsyncSearcher(_SearcherBase):
         rank_constant: int = 60,
         window: int = core.DEFAULT_WINDOW,
         num_candidates: int | None = None,
+        oversample: float | None = None,
         filters: Mapping[str, Any] | None = None,
         source: Sequence[str] | None = None,
         highlight: bool = False,
@@ -351,43 +368,41 @@ class AsyncSearcher(_SearcherBase):
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """
-        started = time.perf_counter()
         request = self._request(
             query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
-            filters=filters, source=source, highlight=highlight, exact=exact, rerank=rerank,
-            rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
+            oversample=oversample, filters=filters, source=source, highlight=highlight,
+            exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        took: dict[str, float] = {}
-        for attempt in range(2):
-            contract = await self.contract()
-            vector = core.given_vector(query_vector, contract)
-            if vector is None and core.needs_vector(request):
-                t0 = time.perf_counter()
-                vectors = await asyncio.to_thread(self.encoder.encode_queries, [request.query])
-                vector = vectors[0].tolist()
-                took["encode"] = (time.perf_counter() - t0) * 1000
-            server_rrf = self._wants_server_rrf(request) and await self.server_rrf()
-            plan = core.plan_search(request, contract, vector, server_rrf=server_rrf)
-            responses = await self._msearch(plan, took)
-            if (fallback := self._fallback(request, contract, vector, plan, responses)) is not None:
-                plan, responses = fallback, await self._msearch(fallback, took)
-            if attempt == 0 and query_vector is None and self._stale(responses):
-                continue
-            break
-        result = self._finish(request, contract, plan, responses, took)
-        if request.rerank:
-            scored = await asyncio.to_thread(self._rerank_scores, request, result, contract)
-            result = core.apply_rerank(result, request, *scored)
-        return self._paged(result, request, plan, started)
+        steps = self._steps(request, query_vector)
+        answer: Any = None
+        while True:
+            try:
+                need = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = await self._perform(need)
 
-    async def _msearch(
-        self, plan: SearchPlan, took: dict[str, float]
-    ) -> dict[str, Mapping[str, Any]]:
-        t0 = time.perf_counter()
+    async def _perform(self, need: _Need) -> Any:
+        """Do one piece of I/O for the search steps (model work in a thread)."""
+        if need.what == "mapping":
+            try:
+                return (await self.es.indices.get_mapping(index=self.index)).body
+            except NotFoundError:
+                raise missing_index_error(self.index) from None
+        if need.what == "cluster":
+            return await self.cluster()
+        if need.what == "encode":
+            assert need.request is not None
+            return await asyncio.to_thread(self._encode_query, need.request)
+        if need.what == "rerank":
+            assert need.request and need.result and need.contract
+            return await asyncio.to_thread(
+                self._rerank_scores, need.request, need.result, need.contract
+            )
+        assert need.plan is not None
         try:
-            resp = (await self.es.msearch(searches=_msearch_lines(self.index, plan.bodies))).body
+            lines = _msearch_lines(self.index, need.plan.bodies)
+            return (await self.es.msearch(searches=lines)).body
         except ApiError as exc:
-            raise SearchError(f"search on {self.index!r} failed: {exc.message}") from None
-        took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
-        return _split_responses(plan, resp)
+            raise self._search_error(exc) from None

@@ -1,7 +1,6 @@
-import json
-
 import pytest
 
+from es_semantic.cluster import ClusterInfo
 from es_semantic.encoding.encoder import EncoderConfig
 from es_semantic.errors import InputError
 from es_semantic.indexing.contract import IndexContract
@@ -14,6 +13,12 @@ C = IndexContract.from_encoder(
     metadata_fields={"lang": "keyword", "year": "long"},
 )
 V = [0.1, 0.2, 0.3]
+LICENSED = ClusterInfo.from_responses(
+    {"version": {"number": "8.19.3"}}, {"license": {"type": "enterprise", "status": "active"}}
+)
+BASIC = ClusterInfo.from_responses(
+    {"version": {"number": "8.19.3"}}, {"license": {"type": "basic", "status": "active"}}
+)
 
 
 def test_keyword_body_golden():
@@ -80,13 +85,13 @@ def test_rrf_retriever_golden():
 
 def test_plan_modes():
     req = SearchRequest("q", mode="hybrid", k=10)
-    assert list(plan_search(req, C, V, server_rrf=True).bodies) == ["rrf"]
-    client = plan_search(req, C, V, server_rrf=False)
+    assert list(plan_search(req, C, V, cluster=LICENSED).bodies) == ["rrf"]
+    client = plan_search(req, C, V)
     assert list(client.bodies) == ["keyword", "knn"] and client.fusion == "rrf"
     assert client.bodies["keyword"]["size"] == 100  # the fusion window
-    forced = plan_search(SearchRequest("q", fusion="weighted"), C, V, server_rrf=True)
+    forced = plan_search(SearchRequest("q", fusion="weighted"), C, V, cluster=LICENSED)
     assert forced.fusion == "weighted"
-    assert plan_search(SearchRequest("q", mode="keyword"), C, None, server_rrf=True).fusion is None
+    assert plan_search(SearchRequest("q", mode="keyword"), C, None, cluster=LICENSED).fusion is None
 
 
 HOSTILE = [
@@ -103,17 +108,41 @@ HOSTILE = [
 ]
 
 
+def _walk(node, path=()):
+    """Every (path, key or value) in a request body."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key
+            yield from _walk(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, (*path, i))
+    else:
+        yield path, node
+
+
+UNSAFE_KEYS = {"script", "script_score", "query_string", "simple_query_string", "source"}
+
+
 @pytest.mark.parametrize("text", HOSTILE)
-def test_hostile_queries_stay_plain_match_text(text):
-    req = SearchRequest(text, mode="hybrid")
-    for body in plan_search(req, C, V, server_rrf=False).bodies.values():
-        dumped = json.dumps(body)
-        assert "query_string" not in dumped and "script" not in json.dumps(
-            body.get("query", {}).get("bool", {})
-        )
-    kw = plan_search(req, C, V, server_rrf=False).bodies["keyword"]
-    assert kw["query"]["multi_match"]["query"] == req.query
+@pytest.mark.parametrize("cluster", [BASIC, LICENSED], ids=["client-fusion", "server-fusion"])
+@pytest.mark.parametrize("fusion", ["auto", "linear"])
+def test_hostile_queries_stay_plain_match_text(text, cluster, fusion):
+    req = SearchRequest(text, mode="hybrid", fusion=fusion)
+    plan = plan_search(req, C, V, cluster=cluster)
+    places = []
+    for body in plan.bodies.values():
+        items = list(_walk(body))
+        assert not UNSAFE_KEYS & {k for _, k in items if isinstance(k, str)}, body
+        places += [path for path, value in items if value == req.query]
+    # the user text sits in exactly one place, as multi_match's query, and nowhere else
+    assert len(places) == 1 and places[0][-2:] == ("multi_match", "query"), places
     assert "\x00" not in req.query
+
+
+def test_the_injection_check_catches_a_script():
+    body = {"query": {"script_score": {"query": {"match_all": {}}, "script": {"source": "x"}}}}
+    assert UNSAFE_KEYS & {k for _, k in _walk(body) if isinstance(k, str)}
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\x00\x01", "y" * 10_001])
@@ -182,9 +211,9 @@ def test_nested_exact_knn_is_a_max_scored_nested_script():
 
 def test_nested_hybrid_fuses_client_side_unless_server_is_asked():
     request = SearchRequest("q", mode="hybrid")
-    plan = plan_search(request, NESTED, V, server_rrf=True)
+    plan = plan_search(request, NESTED, V, cluster=LICENSED)
     assert plan.fusion == "rrf" and "inner_hits" in plan.bodies["knn"]["knn"]
-    forced = plan_search(SearchRequest("q", fusion="server"), NESTED, V, server_rrf=True)
+    forced = plan_search(SearchRequest("q", fusion="server"), NESTED, V, cluster=LICENSED)
     knn = forced.bodies["rrf"]["retriever"]["rrf"]["retrievers"][1]["knn"]
     assert "inner_hits" not in knn and knn["field"] == "passages.embedding"
 
@@ -220,7 +249,7 @@ def test_best_passage_comes_from_the_inner_hit():
         },
     }
     request = SearchRequest("q", mode="knn")
-    plan = plan_search(request, NESTED, V, server_rrf=False)
+    plan = plan_search(request, NESTED, V)
     result = assemble(request, NESTED, plan, {"knn": response}, {})
     (hit,) = result.hits
     assert hit.passage == "the best passage" and hit.to_json()["passage"] == "the best passage"

@@ -1,0 +1,172 @@
+"""The version/licence probe on the response shapes real clusters send."""
+
+import pytest
+
+from es_semantic.cluster import ClusterInfo, parse_version
+from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.errors import ConfigError, SearchError
+from es_semantic.indexing.contract import IndexContract
+from es_semantic.search.core import SearchRequest, plan_search
+
+LUCENE = {"8.13": "9.10.0", "8.14": "9.10.0", "8.15": "9.11.1", "8.16": "9.12.0",
+          "8.18": "9.12.1", "8.19": "9.12.2", "9.0": "10.1.0", "9.2": "10.3.0"}  # fmt: skip
+
+
+def root(number: str, flavor: str = "default") -> dict:
+    """``GET /`` as Elasticsearch answers it."""
+    return {
+        "name": "es01",
+        "cluster_name": "docker-cluster",
+        "cluster_uuid": "n3Y5mZk2QyG0r5s4dX1cGw",
+        "version": {
+            "number": number,
+            "build_flavor": flavor,
+            "build_type": "docker",
+            "build_hash": "0b8d8f6b0a2c5e2f3f4e1c0b9a8d7e6f5c4b3a2d",
+            "build_date": "2025-01-10T10:08:26.972230187Z",
+            "build_snapshot": False,
+            "lucene_version": LUCENE.get(number.rsplit(".", 1)[0], "9.12.0"),
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+        },
+        "tagline": "You Know, for Search",
+    }
+
+
+def license_body(kind: str, status: str = "active") -> dict:
+    """``GET /_license`` as Elasticsearch answers it."""
+    body = {
+        "status": status,
+        "uid": "a1b2c3d4-e5f6-4a5b-8c7d-0e1f2a3b4c5d",
+        "type": kind,
+        "issue_date": "2025-01-10T10:08:26.972Z",
+        "issue_date_in_millis": 1736503706972,
+        "max_nodes": 1000,
+        "max_resource_units": None,
+        "issued_to": "docker-cluster",
+        "issuer": "elasticsearch",
+        "start_date_in_millis": -1,
+    }
+    if kind == "trial":
+        body["expiry_date"] = "2025-02-09T10:08:26.972Z"
+    return {"license": body}
+
+
+VERSIONS = ["8.13.4", "8.14.3", "8.15.5", "8.16.6", "8.18.8", "8.19.3", "9.0.8", "9.2.1"]
+LICENSES = ["basic", "gold", "platinum", "enterprise", "trial"]
+
+
+@pytest.mark.parametrize("number", VERSIONS)
+@pytest.mark.parametrize("kind", LICENSES)
+def test_server_rrf_needs_8_14_and_an_enterprise_or_trial_licence(number, kind):
+    info = ClusterInfo.from_responses(root(number), license_body(kind))
+    expected = parse_version(number) >= (8, 14, 0) and kind in ("enterprise", "trial")
+    assert info.server_fusion("rrf") is expected
+    assert (info.fusion_refusal("rrf") is None) is expected
+    linear = parse_version(number) >= (8, 18, 0) and kind in ("enterprise", "trial")
+    assert info.server_fusion("linear") is linear
+
+
+def test_refusal_names_the_licence_or_the_version():
+    basic = ClusterInfo.from_responses(root("8.19.3"), license_body("basic"))
+    assert "licence is basic" in basic.fusion_refusal("rrf")
+    expired = ClusterInfo.from_responses(root("8.19.3"), license_body("enterprise", "expired"))
+    assert not expired.server_fusion("rrf")
+    assert "enterprise (expired)" in expired.fusion_refusal("rrf")
+    old = ClusterInfo.from_responses(root("8.13.4"), license_body("enterprise"))
+    assert "8.14" in old.fusion_refusal("rrf") and "8.13.4" in old.fusion_refusal("rrf")
+
+
+def test_unknown_licence_is_tried_and_serverless_is_current():
+    # a server without the _license API (or a user without monitor rights): try, then remember
+    unknown = ClusterInfo.from_responses(root("8.15.3"), None)
+    assert unknown.licensed is None and unknown.server_fusion("rrf")
+    serverless = ClusterInfo.from_responses(root("8.11.0", "serverless"), None)
+    assert serverless.server_fusion("linear") and serverless.rescore_vector
+
+
+@pytest.mark.parametrize(
+    ("number", "key"),
+    [("8.14.0", "window_size"), ("8.14.3", "window_size"), ("8.15.0", "rank_window_size"),
+     ("8.19.3", "rank_window_size"), ("9.1.0", "rank_window_size")],
+)  # fmt: skip
+def test_rrf_window_parameter_follows_the_version(number, key):
+    info = ClusterInfo.from_responses(root(number), license_body("trial"))
+    assert info.rrf_window_key == key
+    contract = IndexContract.from_encoder(
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+    )
+    plan = plan_search(SearchRequest("q"), contract, [0.1, 0.2, 0.3], cluster=info)
+    rrf = plan.bodies["rrf"]["retriever"]["rrf"]
+    assert rrf[key] == 100 and set(rrf) & {"window_size", "rank_window_size"} == {key}
+
+
+def test_version_parsing():
+    assert parse_version("9.0.0-SNAPSHOT") == (9, 0, 0)
+    assert parse_version("8.15") == (8, 15, 0)
+    assert parse_version("garbage") == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("number", "option", "ok"),
+    [("8.15.3", "int4_hnsw", True), ("8.14.3", "int4_hnsw", False), ("8.15.3", "bbq_hnsw", False),
+     ("8.16.0", "bbq_hnsw", True), ("8.19.3", "bbq_flat", True), ("9.1.0", "bbq_disk", False),
+     ("9.2.0", "bbq_disk", True), ("8.12.2", "int8_hnsw", True)],
+)  # fmt: skip
+def test_index_options_need_their_version(number, option, ok):
+    info = ClusterInfo.from_responses(root(number), license_body("basic"))
+    if ok:
+        info.check_index_options(option)
+    else:
+        with pytest.raises(ConfigError, match=rf"{option} needs Elasticsearch .* this cluster is"):
+            info.check_index_options(option)
+
+
+def test_default_index_options_follow_version_and_dims():
+    assert ClusterInfo.from_responses(root("8.13.4"), None).default_index_options(384) == "hnsw"
+    assert ClusterInfo.from_responses(root("8.15.3"), None).default_index_options(384) == (
+        "int8_hnsw"
+    )
+    nine_one = ClusterInfo.from_responses(root("9.1.0"), None)
+    assert nine_one.default_index_options(384) == "bbq_hnsw"
+    assert nine_one.default_index_options(128) == "int8_hnsw"
+
+
+def test_server_fusion_plans():
+    contract = IndexContract.from_encoder(
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+    )
+    vector = [0.1, 0.2, 0.3]
+    basic = ClusterInfo.from_responses(root("8.19.3"), license_body("basic"))
+    licensed = ClusterInfo.from_responses(root("8.19.3"), license_body("enterprise"))
+    # basic: auto never sends the rrf retriever, server fails before sending anything
+    assert plan_search(SearchRequest("q"), contract, vector, cluster=basic).fusion == "rrf"
+    with pytest.raises(SearchError, match=r"enterprise or trial licence.*basic"):
+        plan_search(SearchRequest("q", fusion="server"), contract, vector, cluster=basic)
+    # linear: the linear retriever where licensed, else client-side weighted fusion
+    linear = plan_search(SearchRequest("q", fusion="linear", alpha=0.7), contract, vector,
+                         cluster=licensed)  # fmt: skip
+    assert linear.fusion == "server-linear"
+    legs = linear.bodies["linear"]["retriever"]["linear"]["retrievers"]
+    assert [(leg["weight"], leg["normalizer"]) for leg in legs] == [
+        (pytest.approx(0.3), "minmax"), (0.7, "minmax")
+    ]  # fmt: skip
+    assert plan_search(SearchRequest("q", fusion="linear"), contract, vector,
+                       cluster=basic).fusion == "weighted"  # fmt: skip
+    # a refusal seen at run time is not tried again
+    refused = plan_search(SearchRequest("q"), contract, vector, cluster=licensed,
+                          refused=frozenset({"rrf"}))  # fmt: skip
+    assert refused.fusion == "rrf" and set(refused.bodies) == {"keyword", "knn"}
+
+
+def test_oversample_needs_8_18():
+    contract = IndexContract.from_encoder(
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+    )
+    request = SearchRequest("q", mode="knn", oversample=3.0)
+    old = ClusterInfo.from_responses(root("8.15.3"), None)
+    with pytest.raises(SearchError, match=r"8\.18"):
+        plan_search(request, contract, [0.1, 0.2, 0.3], cluster=old)
+    new = ClusterInfo.from_responses(root("8.18.8"), license_body("basic"))
+    knn = plan_search(request, contract, [0.1, 0.2, 0.3], cluster=new).bodies["knn"]["knn"]
+    assert knn["rescore_vector"] == {"oversample": 3.0}
