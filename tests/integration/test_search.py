@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import elasticsearch
 import pytest
 
 from es_semantic import AsyncSearcher, CrossEncoder, Encoder, Indexer, Searcher
 from es_semantic.client import make_async_client
-from es_semantic.errors import InputError
+from es_semantic.errors import InputError, SearchError
 from tests.integration.corpus import DOCS, EXPECTED
 from tests.integration.fault_proxy import fault_proxy, refuse_rrf
+
+CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 
 pytestmark = pytest.mark.slow
 INDEX = f"test-search-minilm-{uuid.uuid4().hex[:8]}"
@@ -80,7 +83,9 @@ def test_filters_restrict(es, search_index, minilm):
     ("mode", "fusion"),
     [("keyword", "auto"), ("knn", "auto"), ("hybrid", "rrf"), ("hybrid", "server")],
 )
-def test_pages_are_disjoint(es, search_index, minilm, mode, fusion):
+def test_pages_are_disjoint(es, search_index, minilm, mode, fusion, request):
+    if fusion == "server":
+        request.getfixturevalue("server_fusion")  # skips on a basic-licence cluster
     searcher = Searcher(es, search_index, minilm)
     query = "how to cook and bake at home"
     pages = [
@@ -93,7 +98,7 @@ def test_pages_are_disjoint(es, search_index, minilm, mode, fusion):
         assert ids == [h.id for h in whole][: len(ids)]
 
 
-def test_client_and_server_rrf_agree(es, search_index, minilm):
+def test_client_and_server_rrf_agree(es, search_index, minilm, server_fusion):
     searcher = Searcher(es, search_index, minilm)
     for query in EXPECTED:
         server = searcher.search(query, mode="hybrid", fusion="server", k=10, window=20)
@@ -137,15 +142,23 @@ def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_inde
     from es_semantic.client import make_client
     from es_semantic.config import ESConfig
 
-    with fault_proxy(es_server.config.url, refuse_rrf) as proxy:
+    # a cluster whose licence cannot be read (no _license API, or no monitor privilege):
+    # the rrf retriever is tried once; the licence refusal is remembered
+    def unknown_licence_refusing_rrf(method, path, body, headers):
+        if path.split("?")[0] == "/_license":
+            return 403, {"error": {"type": "security_exception", "reason": "unauthorized"},
+                         "status": 403}  # fmt: skip
+        return refuse_rrf(method, path, body, headers)
+
+    with fault_proxy(es_server.config.url, unknown_licence_refusing_rrf) as proxy:
         client = make_client(ESConfig(url=proxy.url))
         searcher = Searcher(client, search_index, minilm)
         first = searcher.search("boil spaghetti", mode="hybrid", k=3)
         assert first.fusion == "rrf" and first.hits[0].id == "pasta"
-        assert proxy.injected == 1
+        assert proxy.injected == 2  # the licence look-up and one rrf attempt
         second = searcher.search("bake bread", mode="hybrid", k=3)
         assert second.fusion == "rrf" and second.hits[0].id == "bread"
-        assert proxy.injected == 1  # cached: no second rrf attempt
+        assert proxy.injected == 2  # cached: no second rrf attempt
         client.close()
 
 
@@ -191,3 +204,93 @@ def test_highlights_and_source_selection(es, search_index, minilm):
     hit = result.hits[0]
     assert hit.id == "pasta" and set(hit.source) == {"title"}
     assert any("<em>spaghetti</em>" in frag for frag in hit.highlights["text"])
+
+
+def test_basic_licence_cluster_never_gets_a_licensed_retriever(es_server, search_index, minilm):
+    """Against a basic-licence 8.19 (the proxy answers as one does): auto and linear fuse on
+    the client without sending the rrf/linear retriever; server fusion fails in one line."""
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+    from tests.integration.basic_cluster import BasicCluster
+
+    if CLIENT_MAJOR >= 9:
+        pytest.skip("a 9.x client cannot talk to 8.19: see test_client_major_against_8x")
+    rule = BasicCluster(es_server.config.url)
+    with fault_proxy(es_server.config.url, rule) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        searcher = Searcher(client, search_index, minilm)
+        auto = searcher.search("boil spaghetti", mode="hybrid", k=3)
+        linear = searcher.search("bake bread", mode="hybrid", fusion="linear", k=3)
+        assert (auto.fusion, auto.hits[0].id) == ("rrf", "pasta")
+        assert (linear.fusion, linear.hits[0].id) == ("weighted", "bread")
+        assert rule.refused == {}  # nothing licensed was even tried
+        with pytest.raises(SearchError, match=r"enterprise or trial licence; .* basic"):
+            searcher.search("bake bread", mode="hybrid", fusion="server", k=3)
+        assert rule.refused == {}
+        client.close()
+
+
+def test_the_basic_licence_proxy_refuses_like_elasticsearch(es_server, search_index):
+    """The emulation itself: a licensed retriever gets the 403 body, in _msearch only the
+    refused item fails, and a 9.x client's header gets the 400 an 8.x cluster sends."""
+    import urllib.error
+    import urllib.request
+
+    from elasticsearch import ApiError
+
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+    from tests.integration.basic_cluster import BasicCluster
+
+    rule = BasicCluster(es_server.config.url)
+    with fault_proxy(es_server.config.url, rule) as proxy:
+        client = make_client(ESConfig(url=proxy.url), check=False)
+        if CLIENT_MAJOR >= 9:  # this client's own headers are refused, as by a real 8.19
+            with pytest.raises(ApiError, match="media_type_header_exception"):
+                client.info()
+            return
+        assert client.info()["version"]["number"] == "8.19.3"
+        assert client.license.get()["license"]["type"] == "basic"
+        rrf = {"rrf": {"retrievers": [{"standard": {"query": {"match_all": {}}}},
+                                      {"standard": {"query": {"match_all": {}}}}]}}  # fmt: skip
+        with pytest.raises(ApiError) as refused:
+            client.search(index=search_index, retriever=rrf)
+        assert refused.value.meta.status == 403
+        assert "Reciprocal Rank Fusion" in str(refused.value)
+        resp = client.msearch(
+            searches=[
+                {"index": search_index},
+                {"retriever": rrf},
+                {"index": search_index},
+                {"query": {"match_all": {}}},
+            ]
+        )
+        first, second = resp["responses"]
+        assert first["status"] == 403 and second["hits"]["total"]["value"] > 0
+        assert rule.refused == {"Reciprocal Rank Fusion (RRF)": 2}
+        # what the 9.x client sends: an 8.x cluster refuses it
+        nine = "application/vnd.elasticsearch+json; compatible-with=9"
+        request = urllib.request.Request(proxy.url + "/", headers={"Accept": nine})
+        with pytest.raises(urllib.error.HTTPError) as wrong_client:
+            urllib.request.urlopen(request, timeout=10)
+        assert wrong_client.value.code == 400
+        assert "media_type_header_exception" in wrong_client.value.read().decode()
+        client.close()
+
+
+def test_client_major_against_8x(es_server):
+    """8.x client: talks to an 8.19 cluster. 9.x client: refused by it (as Elasticsearch 8
+    refuses compatible-with=9), and the CLI says in one line which client to install."""
+    from click.testing import CliRunner
+
+    from es_semantic.cli import cli
+    from tests.integration.basic_cluster import BasicCluster
+
+    with fault_proxy(es_server.config.url, BasicCluster(es_server.config.url)) as proxy:
+        result = CliRunner().invoke(cli, ["info", "no-such-index", "--es-url", proxy.url])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    if CLIENT_MAJOR >= 9:
+        assert "pip install 'elasticsearch>=8.13,<9'" in lines[0]
+    else:
+        assert "does not exist" in lines[0]  # it got through to the index look-up

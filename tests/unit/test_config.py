@@ -97,3 +97,38 @@ def test_cloud_id_builds_an_https_client_for_the_deployment():
     node = client.transport.node_pool.all()[0].config
     assert (node.scheme, node.host, node.port) == ("https", "abc123.us-east-1.aws.found.io", 443)
     client.close()
+
+
+def test_a_9x_client_refused_by_an_8x_cluster_gets_one_line_naming_the_fix():
+    """The 400 an 8.x cluster sends a 9.x client (body as Elasticsearch sends it)."""
+    from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+    from elasticsearch import BadRequestError
+
+    from es_semantic.client import connection_error
+    from es_semantic.config import ESConfig
+
+    body = {
+        "error": {
+            "root_cause": [
+                {
+                    "type": "media_type_header_exception",
+                    "reason": "Invalid media-type value on headers [Accept, Content-Type]",
+                }
+            ],
+            "type": "media_type_header_exception",
+            "reason": "Invalid media-type value on headers [Accept, Content-Type]",
+            "caused_by": {
+                "type": "status_exception",
+                "reason": "Accept version must be either version 8 or 7, but found 9. "
+                "Accept=application/vnd.elasticsearch+json; compatible-with=9",
+            },
+        },
+        "status": 400,
+    }
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "localhost", 9200))
+    exc = BadRequestError("media_type_header_exception", meta, body)
+    message = str(connection_error(ESConfig(url="http://localhost:9200"), exc))
+    assert "\n" not in message
+    assert "pip install 'elasticsearch>=8.13,<9'" in message and "9.x client" in message
+    other = BadRequestError("illegal_argument_exception", meta, {"error": "x", "status": 400})
+    assert "HTTP 400" in str(connection_error(ESConfig(url="http://localhost:9200"), other))
