@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
 CONNECT_CHECK_TIMEOUT_S = 10.0
-CLIENT_VERSION = elasticsearch.__versionstr__
+CLIENT_VERSION = str(getattr(elasticsearch, "__versionstr__", "?"))
 
 
 def wrong_client_major(exc: ApiError) -> bool:
