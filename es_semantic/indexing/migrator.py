@@ -210,13 +210,13 @@ def migrate(
             )
     if freeze:
         # no write may land in the old index unseen: block writes, copy what changed, swap
-        _block_writes(es, old_index, True)
+        _block_writes(es, old_index)
         try:
             es.indices.refresh(index=old_index)
             report.catch_up = _copy(es, report, encoder, old, options, created=False)
             es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
         except BaseException:
-            _block_writes(es, old_index, False)
+            _unblock_writes(es, old_index)
             raise
         report.notes.append(f"{old_index} is read-only now (index.blocks.write)")
     else:
@@ -255,8 +255,15 @@ def _copy(
     return copied
 
 
-def _block_writes(es: Elasticsearch, index: str, blocked: bool) -> None:
-    es.indices.put_settings(index=index, settings={"index.blocks.write": blocked})
+def _block_writes(es: Elasticsearch, index: str) -> None:
+    """The add-index-block API, not the setting: it returns only once every shard refuses
+    writes and the writes in flight have completed, so the catch-up pass sees them all."""
+    es.indices.add_block(index=index, block="write")
+
+
+def _unblock_writes(es: Elasticsearch, index: str) -> None:
+    # the remove-block API is 9.1+; the setting works on every version
+    es.indices.put_settings(index=index, settings={"index.blocks.write": False})
 
 
 def _already_done(

@@ -251,3 +251,55 @@ def test_a_document_without_stored_text_is_dead_lettered_and_stops_the_swap(
     assert letter["source"] == f"{old}/no-text" and "no stored text" in letter["reason"]
     assert list(es.indices.get_alias(name=alias).body) == [old]
     es.index(index=old, id="still-writable", document={"text": "the block was never set"})
+
+
+def test_concurrent_writers_lose_nothing_across_the_swap(es, live, tiny, tiny_bert_dir):
+    """Three threads bulk-write through the alias while a migration runs: every acknowledged
+    write is in the new index afterwards, with its content; every other write was refused
+    with an error (the write block), none vanished in silence."""
+    alias, _ = live
+    stop = threading.Event()
+    acknowledged: dict[str, str] = {}
+    refused: list[str] = []
+    lock = threading.Lock()
+
+    def writer(name: str) -> None:
+        n = 0
+        while not stop.is_set() or n < 3:
+            docs = [(f"{name}-{n}-{i}", f"{name} note {n} {i} about boats") for i in range(4)]
+            n += 1
+            ops = []
+            for doc_id, text in docs:
+                ops += [{"index": {"_index": alias, "_id": doc_id}}, {"text": text, "lang": "en"}]
+            try:
+                items = es.bulk(operations=ops)["items"]
+            except ApiError as exc:  # the whole request refused: none of it was written
+                with lock:
+                    refused.extend(doc_id for doc_id, _ in docs)
+                assert "block" in str(exc)
+                continue
+            with lock:
+                for (doc_id, text), item in zip(docs, items, strict=True):
+                    result = item["index"]
+                    if result.get("status", 500) < 300:
+                        acknowledged[doc_id] = text
+                    else:
+                        assert "cluster_block_exception" in json.dumps(result["error"])
+                        refused.append(doc_id)
+
+    threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        report = migrate(es, alias, Encoder(tiny_bert_dir))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert report.swapped and acknowledged
+    es.indices.refresh(index=report.new_index)
+    found = es.mget(index=report.new_index, ids=list(acknowledged))["docs"]
+    missing = [d["_id"] for d in found if not d.get("found")]
+    assert not missing, f"acknowledged writes lost in the swap: {missing}"
+    assert {d["_id"]: d["_source"]["text"] for d in found} == acknowledged
+    assert not set(refused) & set(acknowledged)
