@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable
 
@@ -17,6 +19,45 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+MIN_SECRET_CHARS = 4  # shorter strings are not masked: they would mangle ordinary text
+
+
+def authorization_secrets(header: str) -> list[str]:
+    """Every secret an ``Authorization`` header value carries: the value, its credential, and
+    for ``Basic``/``ApiKey`` the decoded password or key.
+
+    >>> authorization_secrets("Basic dXNlcjpzM2NyZXQ=")
+    ['Basic dXNlcjpzM2NyZXQ=', 'dXNlcjpzM2NyZXQ=', 'user:s3cret', 's3cret']
+    """
+    scheme, _, credential = header.partition(" ")
+    found = [header, credential]
+    if scheme.lower() in ("basic", "apikey"):
+        try:
+            decoded = base64.b64decode(credential, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        if ":" in decoded:
+            found += [decoded, decoded.split(":", 1)[1]]
+    return [s for s in dict.fromkeys(found) if len(s) >= MIN_SECRET_CHARS]
+
+
+def client_secrets(es: object) -> list[str]:
+    """The secrets an Elasticsearch client (sync or async) sends: its Authorization headers,
+    whether given as auth options or as credentials in the URL."""
+    headers = [getattr(es, "_headers", None) or {}]
+    try:
+        nodes = es.transport.node_pool.all()  # type: ignore[attr-defined]
+    except AttributeError:
+        nodes = []
+    headers += [node.config.headers for node in nodes]
+    found: list[str] = []
+    for entry in headers:
+        value = entry.get("authorization")
+        if value:
+            found += authorization_secrets(str(value))
+    return list(dict.fromkeys(found))
 
 
 class RedactingFilter(logging.Filter):

@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError, BadRequestError, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 from elasticsearch.helpers import async_streaming_bulk
 
-from es_semantic.encoding.encoder import Encoder
 from es_semantic.errors import ConfigError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
@@ -28,21 +27,12 @@ from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.types import IndexReport
 
-if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
 
-
-class AsyncIndexer(_IndexerOptions):
+class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
     """``await AsyncIndexer(aes, "docs", Encoder()).index(docs)`` -> IndexReport.
 
     ``docs`` may be a plain or an async iterable of dicts, Documents or ReadFailures.
     """
-
-    def __init__(
-        self, es: AsyncElasticsearch, index: str, encoder: Encoder, **options: Any
-    ) -> None:
-        super().__init__(index, encoder, **options)
-        self.es = es
 
     async def ensure_index(self) -> IndexContract:
         """Create the index from the encoder's contract, or check the existing one's."""

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch, helpers
@@ -27,16 +27,30 @@ from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
+from es_semantic.redact import client_secrets, redact
 from es_semantic.types import IndexReport
 
 _DONE = None
 
 
-class _IndexerOptions:
-    """Options and contract logic shared by the sync and async indexers."""
+ClientT = TypeVar("ClientT")
+
+
+class _IndexerOptions(Generic[ClientT]):
+    """Options and contract logic shared by the sync and async indexers (one signature for
+    both: ``es`` is an ``Elasticsearch`` or an ``AsyncElasticsearch``).
+
+    ``metadata_fields``: names (keyword) or {name: type}; ``similarity``, ``index_options``,
+    ``analyzer``, ``keep_vectors_in_source``, ``chunking``, ``chunk_tokens``,
+    ``chunk_overlap``: the contract of a new index; ``batch_size``: documents encoded at a
+    time; ``chunk_size``, ``max_chunk_bytes``, ``max_retries``, ``initial_backoff``,
+    ``max_backoff``: bulk requests; ``dead_letter``: JSONL file for failed documents;
+    ``refresh``: refresh the index after the run; ``track_ids``: keep every id read
+    (``seen_ids``, for deleting what the input no longer has)."""
 
     def __init__(
         self,
+        es: ClientT,
         index: str,
         encoder: Encoder,
         *,
@@ -63,6 +77,7 @@ class _IndexerOptions:
     ) -> None:
         if batch_size < 1 or chunk_size < 1:
             raise ConfigError("batch_size and chunk_size must be >= 1")
+        self.es = es
         self.index_name, self.encoder = index, encoder
         meta = (
             dict(metadata_fields)
@@ -98,6 +113,7 @@ class _IndexerOptions:
         self.target = index  # the concrete index written to (the alias's, once resolved)
         # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
         self.seen_ids: set[str] | None = set() if track_ids else None
+        self.secrets = client_secrets(es)  # the client's credentials, kept out of every message
 
     def _new_contract(self) -> IndexContract:
         return IndexContract.from_encoder(self.encoder.config, **self._create_options)
@@ -123,26 +139,25 @@ class _IndexerOptions:
     def _start(self) -> tuple[IndexReport, DeadLetterSink, tqdm[Any]]:
         report = IndexReport(self.index_name)
         bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", disable=not self.progress)
-        return report, DeadLetterSink(report, self.dead_letter), bar
+        return report, DeadLetterSink(report, self.dead_letter, self.secrets), bar
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         return IndexingError(
-            f"indexing into {self.index_name!r} stopped: {steps.describe(error)}. "
-            f"{report.indexed} documents were indexed; re-run the same command to resume "
-            "(unchanged documents are skipped without encoding)."
+            redact(
+                f"indexing into {self.index_name!r} stopped: {steps.describe(error)}. "
+                f"{report.indexed} documents were indexed; re-run the same command to resume "
+                "(unchanged documents are skipped without encoding).",
+                self.secrets,
+            )
         )
 
 
-class Indexer(_IndexerOptions):
+class Indexer(_IndexerOptions[Elasticsearch]):
     """Index documents into ``index`` with ``encoder``, creating the index when absent.
 
     >>> Indexer(es, "docs", Encoder()).index([{"id": "1", "text": "hello"}])  # doctest: +SKIP
     IndexReport(index='docs', indexed=1, ...)
     """
-
-    def __init__(self, es: Elasticsearch, index: str, encoder: Encoder, **options: Any) -> None:
-        super().__init__(index, encoder, **options)
-        self.es = es
 
     def ensure_index(self) -> IndexContract:
         """Create the index from the encoder's contract, or check the existing one's."""

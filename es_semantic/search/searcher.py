@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, NotFoundError
 
 from es_semantic.client import probe_cluster, probe_cluster_async
 from es_semantic.cluster import ClusterInfo
@@ -25,12 +25,10 @@ from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError, SearchError
 from es_semantic.indexing.admin import contract_from_mapping_response, missing_index_error
 from es_semantic.indexing.contract import IndexContract
+from es_semantic.redact import client_secrets, redact
 from es_semantic.search import core
 from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
 from es_semantic.types import SearchResult
-
-if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
 
 RERANK_CHUNK = 8
 
@@ -61,26 +59,34 @@ def _split_responses(plan: SearchPlan, resp: Mapping[str, Any]) -> dict[str, Map
     return dict(zip(plan.bodies, resp["responses"], strict=True))
 
 
-def _raise_for_errors(index: str, responses: Mapping[str, Mapping[str, Any]]) -> None:
+def _raise_for_errors(
+    index: str, responses: Mapping[str, Mapping[str, Any]], secrets: Sequence[str]
+) -> None:
     for leg, response in responses.items():
         error = core.response_error(response)
         if error is not None:
             if "index_not_found" in error:
                 raise missing_index_error(index)
-            raise SearchError(f"{leg} search on {index!r} failed: {error}")
+            raise SearchError(redact(f"{leg} search on {index!r} failed: {error}", secrets))
 
 
-class _SearcherBase:
-    """State and the search steps shared by the sync and async searchers."""
+ClientT = TypeVar("ClientT")
+
+
+class _SearcherBase(Generic[ClientT]):
+    """State and the search steps shared by the sync and async searchers (one signature for
+    both: ``es`` is an ``Elasticsearch`` or an ``AsyncElasticsearch``)."""
 
     def __init__(
         self,
+        es: ClientT,
         index: str,
         encoder: Encoder | Sequence[Encoder],
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
     ) -> None:
+        self.es = es
         self.index = index
         self.encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
         if not self.encoders:
@@ -93,6 +99,7 @@ class _SearcherBase:
         self._cluster: ClusterInfo | None = None
         self._refused: frozenset[str] = frozenset()  # server fusions the cluster refused
         self._lock = threading.Lock()
+        self.secrets = client_secrets(es)  # the client's credentials, kept out of every message
 
     def _request(self, query: str, **options: Any) -> SearchRequest:
         if options.get("rerank") and self.reranker is None:
@@ -137,14 +144,14 @@ class _SearcherBase:
             if plan.server_fusion and core.is_fusion_refusal(responses[plan.server_fusion]):
                 self._refused |= {plan.server_fusion}  # later searches fuse on the client
                 if request.fusion == "server":
-                    _raise_for_errors(self.index, responses)
+                    _raise_for_errors(self.index, responses, self.secrets)
                 plan = core.plan_search(request, contract, vector, cluster=cluster,
                                         refused=self._refused)  # fmt: skip
                 responses = yield from self._msearch(plan, took)
             if attempt == 0 and query_vector is None and (yield from self._moved(responses)):
                 continue
             break
-        _raise_for_errors(self.index, responses)
+        _raise_for_errors(self.index, responses, self.secrets)
         result = core.assemble(request, contract, plan, responses, took)
         if request.rerank:
             t0 = time.perf_counter()
@@ -200,7 +207,7 @@ class _SearcherBase:
         return vector
 
     def _search_error(self, exc: ApiError) -> SearchError:
-        return SearchError(f"search on {self.index!r} failed: {exc.message}")
+        return SearchError(redact(f"search on {self.index!r} failed: {exc.message}", self.secrets))
 
 
 def _needs_cluster(request: SearchRequest) -> bool:
@@ -209,23 +216,11 @@ def _needs_cluster(request: SearchRequest) -> bool:
     return server_fusion or request.oversample is not None
 
 
-class Searcher(_SearcherBase):
+class Searcher(_SearcherBase[Elasticsearch]):
     """Keyword, kNN and hybrid search over an es-semantic index; safe to share across threads.
 
     >>> Searcher(es, "docs", Encoder()).search("what is bm25", mode="hybrid", k=5)  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        es: Elasticsearch,
-        index: str,
-        encoder: Encoder | Sequence[Encoder],
-        *,
-        reranker: CrossEncoder | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(index, encoder, reranker=reranker, fields=fields)
-        self.es = es
 
     def contract(self) -> IndexContract:
         """The index contract, read once (again when the alias moves), checked against the
@@ -307,23 +302,11 @@ class Searcher(_SearcherBase):
             raise self._search_error(exc) from None
 
 
-class AsyncSearcher(_SearcherBase):
+class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
     """The async twin of :class:`Searcher` (``AsyncElasticsearch``; model work in a thread).
 
     Create one per application (e.g. in a FastAPI lifespan) and share it across requests.
     """
-
-    def __init__(
-        self,
-        es: AsyncElasticsearch,
-        index: str,
-        encoder: Encoder | Sequence[Encoder],
-        *,
-        reranker: CrossEncoder | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(index, encoder, reranker=reranker, fields=fields)
-        self.es = es
 
     async def contract(self) -> IndexContract:
         """The index contract, read once (again when the alias moves), checked against the

@@ -171,3 +171,35 @@ def require_authorization(expected: str) -> Rule:
 def forward_all(method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
     """Inject nothing (a plain TLS front)."""
     return None
+
+
+def echo_credentials(expected: str, marker: bytes = b"ECHO-ME") -> Rule:
+    """A credential-checking server that misbehaves: 401 unless the Authorization header is
+    exactly ``expected``; then any ``_bulk`` or ``_msearch`` whose body holds ``marker`` fails,
+    and its error reason quotes the Authorization header back (as some proxies and plugins do).
+    Whatever es-semantic writes from those errors must not carry the credential."""
+    refuse = require_authorization(expected)
+
+    def rule(method: str, path: str, payload: bytes, headers: Any) -> tuple[int, Any] | None:
+        denied = refuse(method, path, payload, headers)
+        if denied is not None or marker not in payload:
+            return denied
+        reason = f"rejected request with Authorization: {headers.get('Authorization')}"
+        error = {"type": "illegal_argument_exception", "reason": reason}
+        route = path.split("?")[0]
+        lines = [json.loads(x) for x in payload.decode().splitlines() if x.strip()]
+        if route.endswith("_bulk"):
+            items = []
+            for line in lines:
+                op = next(iter(line)) if len(line) == 1 else None
+                if op in ("index", "create", "update", "delete"):
+                    meta = line[op]
+                    items.append({op: {"_index": meta.get("_index"), "_id": meta.get("_id"),
+                                       "status": 400, "error": error}})  # fmt: skip
+            return 200, {"took": 1, "errors": True, "items": items}
+        if route.endswith("_msearch"):
+            answer = {"error": {"root_cause": [error], **error}, "status": 400}
+            return 200, {"took": 1, "responses": [answer] * (len(lines) // 2)}
+        return 400, {"error": {"root_cause": [error], **error}, "status": 400}
+
+    return rule

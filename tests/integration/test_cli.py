@@ -72,6 +72,13 @@ def test_index_search_info_round_trip(run, index_name, tmp_path):
         "encoded": 3,
     }
     assert json.loads(dead.read_text())["source"] == f"{corpus}:4"
+    assert dead.stat().st_mode & 0o777 == 0o600  # it holds document text: owner only
+
+    # a clean re-run leaves no failures of the previous run behind
+    corpus.write_text(corpus.read_text().replace("{bad json\n", ""))
+    clean = run("index", index_name, str(corpus), "--dead-letter", str(dead), "--quiet")
+    assert clean.exit_code == 0, clean.output
+    assert not dead.exists()
 
     found = run("search", index_name, "search engine", "--mode", "keyword", "--json")
     assert found.exit_code == 0, found.output
@@ -86,7 +93,8 @@ def test_index_search_info_round_trip(run, index_name, tmp_path):
     assert [h["id"] for h in json.loads(filtered.output)["hits"]] == ["2"]
 
     only_lang = run("search", index_name, "cat", "--mode", "knn", "--source", "lang", "--json")
-    assert all(set(h["source"]) == {"lang"} for h in json.loads(only_lang.output)["hits"])
+    lang_hits = json.loads(only_lang.output)["hits"]
+    assert len(lang_hits) == 3 and all(set(h["source"]) == {"lang"} for h in lang_hits)
 
     table = run("search", index_name, "cat", "--mode", "knn")
     assert table.exit_code == 0 and "  id" in table.output and "[knn]" in table.output

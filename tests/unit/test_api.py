@@ -18,10 +18,11 @@ def test_all_matches_public_names():
 
 
 def _public_methods(cls):
+    """Public methods and the constructor (inherited ones included)."""
     return {
         n: inspect.signature(m)
         for n, m in inspect.getmembers(cls, inspect.isfunction)
-        if not n.startswith("_")
+        if not n.startswith("_") or n == "__init__"
     }
 
 
@@ -30,11 +31,36 @@ def _public_methods(cls):
 )
 def test_sync_and_async_twins_have_the_same_api(sync_cls, async_cls):
     sync, async_ = _public_methods(sync_cls), _public_methods(async_cls)
-    assert set(sync) == set(async_)
+    assert "__init__" in sync and set(sync) == set(async_)
     for name, signature in sync.items():
         assert list(signature.parameters) == list(async_[name].parameters), name
-        for param in signature.parameters:
-            if param in ("es", "self"):
-                continue
-            assert signature.parameters[param].default == async_[name].parameters[param].default
+        for param, mine in signature.parameters.items():
+            theirs = async_[name].parameters[param]
+            assert (mine.kind, mine.default) == (theirs.kind, theirs.default), (name, param)
+            if param not in ("es", "self"):  # the client differs: sync vs async
+                # the async twin may also take the async form of an iterable
+                widened = f"{mine.annotation} | Async{mine.annotation}"
+                assert theirs.annotation in (mine.annotation, widened), (name, param)
         assert inspect.iscoroutinefunction(getattr(async_cls, name)) or name == "__init__"
+
+
+def test_indexer_options_are_explicit_keywords():
+    """A misspelt option is a TypeError (and a mypy error), not silently ignored."""
+    params = inspect.signature(Indexer).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in params.values())
+    assert {"batch_size", "dead_letter", "chunking", "metadata_fields"} <= set(params)
+    with pytest.raises(TypeError, match="batch_szie"):
+        Indexer(None, "docs", None, batch_szie=3)
+
+
+def test_the_parity_check_catches_a_drift():
+    class Sync:
+        def __init__(self, es, index, *, size: int = 10) -> None: ...
+        def search(self, query, *, k: int = 10): ...
+
+    class Async:
+        def __init__(self, es, index, *, size: int = 20) -> None: ...
+        async def search(self, query, *, k: int = 10): ...
+
+    with pytest.raises(AssertionError):
+        test_sync_and_async_twins_have_the_same_api(Sync, Async)
