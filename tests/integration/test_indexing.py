@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from elasticsearch import helpers
 
@@ -217,3 +218,41 @@ def test_rejections_are_retried_and_nothing_is_lost(
     assert proxy.injected == 3
     assert (report.indexed, report.failed) == (200, 0)
     assert es.count(index=index_name)["count"] == 200
+
+
+def _expected_knn_score(similarity: str, query: np.ndarray, doc: np.ndarray) -> float:
+    """The kNN score formulas Elasticsearch documents for each similarity."""
+    if similarity == "cosine":
+        cos = float(query @ doc / (np.linalg.norm(query) * np.linalg.norm(doc)))
+        return (1 + cos) / 2
+    if similarity == "dot_product":
+        return (1 + float(query @ doc)) / 2
+    if similarity == "l2_norm":
+        return 1 / (1 + float(np.sum((query - doc) ** 2)))
+    dot = float(query @ doc)  # max_inner_product
+    return 1 / (1 - dot) if dot < 0 else dot + 1
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot_product", "l2_norm", "max_inner_product"])
+def test_exact_knn_script_scores_like_knn_for_every_similarity(es, index_name, tiny, similarity):
+    """The exact-kNN script_score is sent to the server for each similarity and must give
+    the documented kNN score of every document (and rank like approximate kNN on a float
+    index)."""
+    from es_semantic import Searcher
+
+    docs = corpus(30)
+    Indexer(es, index_name, tiny, similarity=similarity, index_options="flat").index(docs)
+    searcher = Searcher(es, index_name, tiny)
+    query = "alpha beta gamma"
+    exact = searcher.search(query, mode="knn", exact=True, k=30)
+    approx = searcher.search(query, mode="knn", k=30)
+    assert len(exact.hits) == 30
+    vectors = dict(zip([d["id"] for d in docs], tiny.encode_documents(
+        [f"{d['title']} {d['text']}" if d.get("title") else d["text"] for d in docs]
+    ), strict=True))  # fmt: skip
+    q = tiny.encode_queries([query])[0]
+    for hit in exact.hits:
+        expected = _expected_knn_score(similarity, q.astype(np.float64), vectors[hit.id])
+        assert hit.score == pytest.approx(expected, rel=1e-4, abs=1e-5), hit.id
+    assert [h.id for h in exact.hits] == [h.id for h in approx.hits]
+    assert [h.score for h in exact.hits] == pytest.approx([h.score for h in approx.hits], rel=1e-4)
