@@ -69,7 +69,8 @@ creation = [
     click.option(
         "--index-options",
         type=click.Choice(INDEX_OPTIONS),
-        help="dense_vector index type [int8_hnsw]; bbq_hnsw needs ES >= 8.18",
+        help="dense_vector index type [the cluster's default: int8_hnsw on 8.14+, bbq_hnsw for "
+        ">= 384 dims on 9.1+]; int4_* need 8.15, bbq_hnsw/bbq_flat 8.16, bbq_disk 9.2",
     ),
     click.option("--analyzer", help="BM25 analyzer: standard (default), english, cjk, smartcn"),
 ]
@@ -157,7 +158,8 @@ def create_index_cmd(
     if created:
         c = contract
         click.echo(
-            f"created {index}: {c.model_name}, {c.dims}-d {c.similarity}, {c.index_options}, "
+            f"created {index}: {c.model_name}, {c.dims}-d {c.similarity}, "
+            f"{c.index_options or 'cluster-default index options'}, "
             f"text fields {', '.join(c.text_fields)}{chunking_summary(c)}"
         )
     else:
@@ -340,7 +342,8 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"documents  {info['count']}{vectors}")
     click.echo(f"model      {c['model_name']} ({c['model_fingerprint']})")
     click.echo(
-        f"vectors    {c['dims']}-d {c['similarity']} {c['index_options']}, pooling "
+        f"vectors    {c['dims']}-d {c['similarity']} {info['index_options']['type']} "
+        f"({info['index_options']['from']}), pooling "
         f"{c['pooling']}, normalize {c['normalize']}, max_length {c['max_length']}"
     )
     click.echo(f"prefixes   query {c['query_prefix']!r}, document {c['document_prefix']!r}")

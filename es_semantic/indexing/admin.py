@@ -8,9 +8,16 @@ from typing import Any
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
+from es_semantic.client import probe_cluster
 from es_semantic.errors import ConfigError, IndexContractError
 from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
-from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
+from es_semantic.indexing.mapping import (
+    BUILTIN_ANALYZERS,
+    analyzer_hint,
+    effective_index_options,
+    index_body,
+    vector_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +46,10 @@ def create_index(
     if exists and not recreate:
         return False
     check_analyzer(es, contract.analyzer)
+    body = index_body(contract, cluster=probe_cluster(es), **body_options)
     if exists:
         log.warning("deleting index %s (--recreate)", index)
         es.indices.delete(index=index)
-    body = index_body(contract, **body_options)
     try:
         es.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
     except BadRequestError as exc:
@@ -124,8 +131,9 @@ def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:
     for entry in mapping.values():
         for name, spec in entry.get("mappings", {}).get("properties", {}).items():
             fields[name] = spec.get("type", "object")
-    bytes_per_dim = {"int8_hnsw": 1, "int8_flat": 1, "int4_hnsw": 0.5, "bbq_hnsw": 1 / 8}
-    per_vector = contract.dims * (4 + bytes_per_dim.get(contract.index_options, 0))
+    entries: list[dict[str, Any]] = list(mapping.values())
+    first: dict[str, Any] = entries[0].get("mappings", {}) if entries else {}
+    effective, origin = effective_index_options(first, contract, probe_cluster(es))
     vectors = count
     if contract.nested:  # one vector per passage: count the nested objects
         resp = es.search(index=index, size=0, aggs={"p": {"nested": {"path": PASSAGES_FIELD}}})
@@ -137,7 +145,8 @@ def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:
         "vectors": vectors,
         "contract": contract.to_meta()["es_semantic"],
         "fields": fields,
-        "vector_memory_estimate_bytes": int(vectors * per_vector),
+        "index_options": {"type": effective, "from": origin},
+        "vector_memory_estimate_bytes": int(vectors * vector_bytes(contract.dims, effective)),
     }
 
 

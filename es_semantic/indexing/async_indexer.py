@@ -16,6 +16,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 from elasticsearch.helpers import async_streaming_bulk
 
+from es_semantic.client import probe_cluster_async
 from es_semantic.errors import ConfigError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
@@ -65,7 +66,7 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
                 await self.es.indices.analyze(analyzer=contract.analyzer, text="检索 search")
             except BadRequestError:
                 raise ConfigError(analyzer_hint(contract.analyzer)) from None
-        body = index_body(contract)
+        body = index_body(contract, cluster=await probe_cluster_async(self.es))
         try:
             await self.es.indices.create(
                 index=self.index_name, settings=body["settings"], mappings=body["mappings"]

@@ -15,7 +15,10 @@ from es_semantic.errors import ConfigError, IndexContractError
 
 Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
-IndexOptionsType = Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat"]
+IndexOptionsType = Literal[
+    "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat",
+    "bbq_disk",
+]  # fmt: skip
 INDEX_OPTIONS: tuple[str, ...] = get_args(IndexOptionsType)
 Chunking = Literal["none", "nested"]
 CHUNKINGS: tuple[str, ...] = get_args(Chunking)
@@ -45,7 +48,7 @@ class IndexContract:
     vector_field: str = VECTOR_FIELD
     text_fields: tuple[str, ...] = ("title", "text")
     metadata_fields: Mapping[str, str] = field(default_factory=dict)
-    index_options: str = "int8_hnsw"
+    index_options: str | None = None  # None: the cluster's default for the version and dims
     analyzer: str = "standard"
     keep_vectors_in_source: bool = False
     chunking: Chunking = "none"
@@ -63,7 +66,7 @@ class IndexContract:
                 "similarity='dot_product' needs unit-length vectors, but this encoder does not "
                 "normalise: use cosine, or normalize=True"
             )
-        if self.index_options not in INDEX_OPTIONS:
+        if self.index_options is not None and self.index_options not in INDEX_OPTIONS:
             raise ConfigError(
                 f"index_options={self.index_options!r} is not one of {', '.join(INDEX_OPTIONS)}"
             )

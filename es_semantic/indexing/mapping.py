@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
 
@@ -37,9 +38,16 @@ def _template() -> dict[str, Any]:
 def vector_mapping(
     contract: IndexContract, *, m: int | None = None, ef_construction: int | None = None
 ) -> dict[str, Any]:
-    """The ``dense_vector`` field for the contract's dims, similarity and index options."""
+    """The ``dense_vector`` field for the contract's dims, similarity and index options (none
+    sent when the contract leaves them to the cluster's default)."""
     field: dict[str, Any] = copy.deepcopy(_template()["field_templates"]["vector"])
     field.update(dims=contract.dims, similarity=contract.similarity)
+    if contract.index_options is None:
+        if m is not None or ef_construction is not None:
+            raise ConfigError(
+                "m and ef_construction need an explicit --index-options (hnsw, int8_hnsw, ...)"
+            )
+        return field
     options: dict[str, Any] = {"type": contract.index_options}
     if "hnsw" in contract.index_options:
         if m is not None:
@@ -62,10 +70,15 @@ def index_body(
     shards: int | None = None,
     replicas: int | None = None,
     extra_meta: dict[str, Any] | None = None,
+    cluster: ClusterInfo | None = None,
 ) -> dict[str, Any]:
     """``settings`` + ``mappings`` (with the contract in ``_meta``) for ``indices.create``.
 
-    ``extra_meta``: more ``_meta`` keys beside the contract (e.g. where a migration came from)."""
+    ``extra_meta``: more ``_meta`` keys beside the contract (e.g. where a migration came from).
+    ``cluster``: refuse index options the cluster's version lacks; on 9.2+, where vectors
+    leave ``_source`` by default, keep them there when the contract asks to."""
+    if cluster is not None and contract.index_options is not None:
+        cluster.check_index_options(contract.index_options)
     template = copy.deepcopy(_template())
     fields = template["field_templates"]
     mappings = template["mappings"]
@@ -87,6 +100,8 @@ def index_body(
         del mappings["_source"]
     mappings["_meta"] = {**(extra_meta or {}), **contract.to_meta()}
     settings = template["settings"]
+    if contract.keep_vectors_in_source and cluster is not None and cluster.excludes_source_vectors:
+        settings["index"]["mapping"] = {"exclude_source_vectors": False}
     if shards is not None:
         settings["index"]["number_of_shards"] = shards
     if replicas is not None:
@@ -106,3 +121,34 @@ def analyzer_hint(analyzer: str) -> str:
         f"analyzer {analyzer!r} is not known to this cluster; "
         "built-in ones include standard, english, cjk"
     )
+
+
+VECTOR_BYTES_PER_DIM = {"int8_hnsw": 1.0, "int8_flat": 1.0, "int4_hnsw": 0.5, "int4_flat": 0.5,
+                        "bbq_hnsw": 1 / 8, "bbq_flat": 1 / 8, "bbq_disk": 1 / 8}  # fmt: skip
+
+
+def vector_field_mapping(mappings: dict[str, Any], contract: IndexContract) -> dict[str, Any]:
+    """The dense_vector field's mapping inside a get-mapping ``mappings`` object."""
+    props = mappings.get("properties", {})
+    if contract.nested:
+        props = props.get(PASSAGES_FIELD, {}).get("properties", {})
+    field: dict[str, Any] = props.get(contract.vector_field, {})
+    return field
+
+
+def effective_index_options(
+    mappings: dict[str, Any], contract: IndexContract, cluster: ClusterInfo
+) -> tuple[str, str]:
+    """The vector index type in force and where it came from: the user's choice, what the
+    cluster reports in the mapping, or its documented default for this version and dims."""
+    if contract.index_options is not None:
+        return contract.index_options, "chosen at creation"
+    reported = vector_field_mapping(mappings, contract).get("index_options", {}).get("type")
+    if reported:
+        return str(reported), "cluster default (as the mapping reports it)"
+    return cluster.default_index_options(contract.dims), f"cluster default for {cluster.number}"
+
+
+def vector_bytes(dims: int, index_options: str) -> float:
+    """Memory per vector: the float copy plus the quantized one the index type keeps."""
+    return dims * (4 + VECTOR_BYTES_PER_DIM.get(index_options, 0.0))

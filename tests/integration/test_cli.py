@@ -406,3 +406,26 @@ def test_chunk_on_an_unchunked_index_is_refused_and_cut_documents_are_reported(r
     assert "1 truncated" in first.output and "index them as passages with --chunk" in first.output
     again = run("index", index_name, "-", "--chunk", input=json.dumps(long_doc) + "\n")
     assert again.exit_code == 2 and "es-semantic migrate" in again.output
+
+
+def test_info_says_which_index_options_the_cluster_chose(run, index_name):
+    created = run("create-index", index_name)
+    assert created.exit_code == 0 and "cluster-default index options" in created.output
+    info = json.loads(run("info", index_name, "--json").output)
+    assert info["contract"]["index_options"] is None  # not chosen: the cluster decides
+    assert info["index_options"]["type"] in ("int8_hnsw", "bbq_hnsw", "hnsw")
+    assert info["index_options"]["from"].startswith("cluster default")
+    table = run("info", index_name)
+    assert f"{info['index_options']['type']} (cluster default" in table.output
+
+
+def test_index_options_newer_than_the_cluster_are_refused_in_one_line(run, es, index_name):
+    from es_semantic.client import probe_cluster
+
+    cluster = probe_cluster(es)
+    if cluster.at_least((9, 2, 0)):
+        pytest.skip(f"{cluster.number} supports every index type es-semantic knows")
+    result = run("create-index", index_name, "--index-options", "bbq_disk")
+    assert result.exit_code == 2, result.output
+    assert "bbq_disk needs Elasticsearch 9.2.0 or later" in result.output
+    assert not es.indices.exists(index=index_name)

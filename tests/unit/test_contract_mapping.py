@@ -18,7 +18,10 @@ def test_round_trip_through_meta():
 
 
 def test_index_body_from_contract():
-    body = index_body(contract(metadata_fields={"year": "long"}, analyzer="english"), m=32)
+    body = index_body(
+        contract(metadata_fields={"year": "long"}, analyzer="english", index_options="int8_hnsw"),
+        m=32,
+    )
     props = body["mappings"]["properties"]
     assert props["embedding"] == {
         "type": "dense_vector",
@@ -42,6 +45,26 @@ def test_keep_vectors_and_flat():
     assert body["mappings"]["properties"]["embedding"]["index_options"] == {"type": "flat"}
     with pytest.raises(ConfigError, match="m and ef_construction"):
         index_body(contract(index_options="flat"), m=16)
+
+
+def test_unchosen_index_options_are_left_to_the_cluster():
+    from es_semantic.cluster import ClusterInfo
+
+    body = index_body(contract())
+    assert "index_options" not in body["mappings"]["properties"]["embedding"]
+    with pytest.raises(ConfigError, match="need an explicit --index-options"):
+        index_body(contract(), m=16)
+    old = ClusterInfo.from_responses({"version": {"number": "8.15.3"}}, None)
+    with pytest.raises(ConfigError, match=r"bbq_hnsw needs Elasticsearch 8\.16\.0"):
+        index_body(contract(index_options="bbq_hnsw"), cluster=old)
+    # 9.2+ leaves vectors out of _source unless the index says otherwise: --keep-vectors does
+    nine_two = ClusterInfo.from_responses({"version": {"number": "9.2.0"}}, None)
+    kept = index_body(contract(keep_vectors_in_source=True), cluster=nine_two)
+    assert kept["settings"]["index"]["mapping"] == {"exclude_source_vectors": False}
+    assert (
+        "mapping"
+        not in index_body(contract(keep_vectors_in_source=True), cluster=old)["settings"]["index"]
+    )  # an 8.x cluster refuses the unknown setting
 
 
 def test_validation_names_bad_values():
