@@ -17,7 +17,7 @@ from es_semantic.evaluation.metrics import DEFAULT_METRICS
 from es_semantic.evaluation.runner import build_modes, check_modes, run_legs, summarise
 from es_semantic.evaluation.tuning import split_queries, tune
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.readers import InputFormat, read_path
+from es_semantic.indexing.readers import InputFormat, count_records, read_path
 from es_semantic.search.searcher import Searcher
 
 DEFAULT_MODES = "keyword,knn,hybrid,weighted"
@@ -144,7 +144,9 @@ def eval_cmd(
             dead_letter=f"{index}.dead.jsonl", **chunking,
         )  # fmt: skip
         fmt: InputFormat | None = "beir" if corpus.endswith("corpus.jsonl") else None
-        report = indexer.index(read_path(corpus, fmt, indexer.field_spec()))
+        report = indexer.index(
+            read_path(corpus, fmt, indexer.field_spec()), total=count_records(corpus, fmt)
+        )
         _log(
             f"indexed {report.indexed}, skipped {report.skipped} unchanged, "
             f"failed {report.failed}, encoded {report.encoded} ({report.truncated} truncated, "

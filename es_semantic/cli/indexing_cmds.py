@@ -11,11 +11,17 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
-from es_semantic.errors import InputError
+from es_semantic.errors import ConfigError, InputError
 from es_semantic.indexing.admin import create_index, index_info
 from es_semantic.indexing.contract import INDEX_OPTIONS, METADATA_TYPES, SIMILARITIES, IndexContract
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.readers import INPUT_FORMATS, FieldSpec, read_path, read_text_file
+from es_semantic.indexing.readers import (
+    INPUT_FORMATS,
+    FieldSpec,
+    count_records,
+    read_path,
+    read_text_file,
+)
 from es_semantic.types import Document, IndexReport, ReadFailure
 
 
@@ -55,10 +61,16 @@ def _creation_options(
 
 
 def chunking_options(options: dict[str, Any]) -> dict[str, Any]:
-    """--chunk / --chunk-tokens / --chunk-overlap -> contract options (popped from options)."""
-    chunk = options.pop("chunk", False)
+    """--chunk/--no-chunk, --chunk-tokens, --chunk-overlap -> contract options (popped from
+    ``options``); {} when none was given (a new index gets passages, a migration keeps the
+    old index's layout)."""
+    chunk = options.pop("chunk", None)
     tokens = options.pop("chunk_tokens", None)
     overlap = options.pop("chunk_overlap", None)
+    if chunk is False:
+        if tokens or overlap is not None:
+            raise ConfigError("--chunk-tokens/--chunk-overlap do not go with --no-chunk")
+        return {"chunking": "none"}
     if not (chunk or tokens or overlap is not None):
         return {}
     return {"chunking": "nested", "chunk_tokens": tokens, "chunk_overlap": overlap}
@@ -76,20 +88,21 @@ creation = [
 ]
 chunking = [
     click.option(
-        "--chunk",
-        is_flag=True,
-        help="index long documents as passages (nested vectors; the best passage scores the "
-        "document); default: one vector per document, cut at the model's window",
+        "--chunk/--no-chunk",
+        default=None,
+        help="new indices hold documents as passages (nested vectors, the best passage scores "
+        "the document; the default); --no-chunk: one vector per document, cut at the model's "
+        "window",
     ),
     click.option(
         "--chunk-tokens",
         type=click.IntRange(8, 100_000),
-        help="with --chunk: passage length in tokens [the model's max_length]",
+        help="passage length in tokens [128, at most the model's max_length]",
     ),
     click.option(
         "--chunk-overlap",
         type=click.IntRange(0, 50_000),
-        help="with --chunk: tokens of whole sentences repeated between passages [32]",
+        help="tokens of whole sentences repeated between passages [32]",
     ),
 ]
 
@@ -264,7 +277,7 @@ def index_cmd(
     )
     spec = indexer.field_spec()
     records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
-    report = indexer.index(records)
+    report = indexer.index(records, total=None if quiet else _count(paths, fmt, text_unit))
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
@@ -288,6 +301,14 @@ def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> Non
     click.echo(f"{indexer.index_name}: {verb} {count} documents missing from the input", err=True)
     for doc_id in result.sample_ids:
         click.echo(f"  {doc_id}", err=True)
+
+
+def _count(paths: tuple[str, ...], fmt: str | None, text_unit: str) -> int | None:
+    """The number of input records when every PATH can tell (for the progress bar)."""
+    if fmt == "text" and text_unit == "file" and "-" not in paths:
+        return len(paths)
+    counts = [count_records(path, fmt) for path in paths]  # type: ignore[arg-type]
+    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def _read(

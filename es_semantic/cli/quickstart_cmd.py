@@ -61,7 +61,7 @@ def quickstart_cmd(limit: int, index: str, k: int, **options: Any) -> None:
             progress=True,
             dead_letter=f"{index}.dead.jsonl",
         )
-        report = indexer.index(stdlib_documents(limit))
+        report = indexer.index(list(stdlib_documents(limit)))  # a list: the bar shows a total
         click.echo(
             f"index:  {index}: {report.indexed} indexed, {report.skipped} unchanged, "
             f"{report.failed} failed in {report.seconds:.1f}s"

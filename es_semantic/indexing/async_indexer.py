@@ -79,10 +79,15 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
             ) from None
         return True
 
-    async def index(self, docs: Iterable[Any] | AsyncIterable[Any]) -> IndexReport:
-        """Index ``docs``; every one ends up counted (indexed, skipped or failed)."""
+    async def index(
+        self, docs: Iterable[Any] | AsyncIterable[Any], *, total: int | None = None
+    ) -> IndexReport:
+        """Index ``docs``; every one ends up counted (indexed, skipped or failed).
+
+        ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
+        it has one)."""
         contract = await self.ensure_index()
-        report, sink, bar = self._start()
+        report, sink, bar = self._start(docs, total)
         accounting = steps.BulkAccounting(report, sink, bar)
         queue: asyncio.Queue[list[steps.Action] | None] = asyncio.Queue(2)
         consumer = asyncio.create_task(self._consume(queue, accounting))

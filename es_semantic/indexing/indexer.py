@@ -10,7 +10,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -136,9 +136,14 @@ class _IndexerOptions(Generic[ClientT]):
     def _spec(self, contract: IndexContract) -> FieldSpec:
         return FieldSpec(self._id_field, contract.text_fields, tuple(contract.metadata_fields))
 
-    def _start(self) -> tuple[IndexReport, DeadLetterSink, tqdm[Any]]:
+    def _start(self, docs: Any, total: int | None) -> tuple[IndexReport, DeadLetterSink, tqdm[Any]]:
+        """A run's report, dead-letter sink and progress bar (count, rate and, when the
+        number of documents is known, time left)."""
         report = IndexReport(self.index_name)
-        bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", disable=not self.progress)
+        if total is None and isinstance(docs, Sized):
+            total = len(docs)
+        bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", total=total,
+                   disable=not self.progress, dynamic_ncols=True)  # fmt: skip
         return report, DeadLetterSink(report, self.dead_letter, self.secrets), bar
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
@@ -174,10 +179,13 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         """Which input fields are id, text and metadata for this index."""
         return self._spec(self.ensure_index())
 
-    def index(self, docs: Iterable[Any]) -> IndexReport:
-        """Index ``docs`` (dicts, Documents or ReadFailures); every one ends up counted."""
+    def index(self, docs: Iterable[Any], *, total: int | None = None) -> IndexReport:
+        """Index ``docs`` (dicts, Documents or ReadFailures); every one ends up counted.
+
+        ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
+        it has one)."""
         contract = self.ensure_index()
-        report, sink, bar = self._start()
+        report, sink, bar = self._start(docs, total)
         records = steps.as_records(docs, self._spec(contract))
         started = time.perf_counter()
         pipe = _BulkPipeline(self.es, self._bulk_options, steps.BulkAccounting(report, sink, bar))

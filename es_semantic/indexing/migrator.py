@@ -243,7 +243,8 @@ def _copy(
     indexer = Indexer(es, report.new_index, encoder, track_ids=True, **options)
     indexer.ensure_index()  # checks an existing index's contract against the encoder
     indexer.created = created  # a new index has nothing to skip: no look-ups
-    copied = indexer.index(stored_documents(es, report.old_index, old))
+    total = int(es.count(index=report.old_index)["count"]) if indexer.progress else None
+    copied = indexer.index(stored_documents(es, report.old_index, old), total=total)
     if copied.failed:
         raise MigrationRefused(
             f"{copied.failed} documents could not be copied into {report.new_index} (see "

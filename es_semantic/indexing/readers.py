@@ -142,6 +142,24 @@ def read_path(path: str, fmt: InputFormat | None, spec: FieldSpec) -> Iterator[R
         yield from _read_stream(handle, path, fmt, spec)
 
 
+def count_records(path: str, fmt: InputFormat | None) -> int | None:
+    """How many records :func:`read_path` yields for ``path``, when one quick pass over the
+    bytes can tell (JSONL, BEIR and text: non-blank lines); None for stdin and CSV/TSV
+    (a quoted field may span lines). For progress bars only."""
+    if path == "-":
+        return None
+    fmt = fmt or detect_format(path)
+    if fmt == "beir" and Path(path).is_dir():
+        path = str(Path(path) / "corpus.jsonl")
+    if fmt not in ("jsonl", "beir", "text"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for raw in handle if raw.strip())
+    except OSError:
+        return None  # read_path reports it
+
+
 def _read_stream(
     stream: IO[bytes], name: str, fmt: InputFormat, spec: FieldSpec
 ) -> Iterator[Record]:

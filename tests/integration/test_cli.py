@@ -144,6 +144,7 @@ def test_quickstart_end_to_end(es_server):
     for mode in ("keyword (", "knn (", "hybrid/"):
         assert mode in result.output
     assert "120 indexed" in result.output
+    assert "120/120 [" in result.output  # the progress bar knew the total (and so time left)
     assert result.output.count("1. ") >= 15  # a first hit for every mode of every demo query
 
 
@@ -401,7 +402,8 @@ def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
 
 def test_chunk_on_an_unchunked_index_is_refused_and_cut_documents_are_reported(run, index_name):
     long_doc = {"id": "l", "text": " ".join(f"word{i}" for i in range(600))}
-    first = run("index", index_name, "-", input=json.dumps(long_doc) + "\n")
+    first = run("index", index_name, "-", "--no-chunk", input=json.dumps(long_doc) + "\n")
+    assert "1/" not in first.output  # stdin: no total to show
     assert first.exit_code == 0, first.output
     assert "1 truncated" in first.output and "index them as passages with --chunk" in first.output
     again = run("index", index_name, "-", "--chunk", input=json.dumps(long_doc) + "\n")
@@ -429,3 +431,28 @@ def test_index_options_newer_than_the_cluster_are_refused_in_one_line(run, es, i
     assert result.exit_code == 2, result.output
     assert "bbq_disk needs Elasticsearch 9.2.0 or later" in result.output
     assert not es.indices.exists(index=index_name)
+
+
+def test_passages_are_the_default_layout_and_no_chunk_opts_out(run, index_name, tiny_st_dir):
+    from es_semantic import Encoder
+
+    window = Encoder(tiny_st_dir).config.max_length
+    created = run("create-index", index_name)
+    assert created.exit_code == 0, created.output
+    contract = json.loads(run("info", index_name, "--json").output)["contract"]
+    assert contract["chunking"] == "nested"
+    assert contract["chunk_tokens"] == min(128, window) and contract["chunk_overlap"] > 0
+    flat = run("create-index", f"{index_name}-flat", "--no-chunk")
+    assert flat.exit_code == 0, flat.output
+    flat_contract = json.loads(run("info", f"{index_name}-flat", "--json").output)["contract"]
+    assert flat_contract["chunking"] == "none"
+    clash = run("create-index", f"{index_name}-x", "--no-chunk", "--chunk-tokens", "64")
+    assert clash.exit_code == 2 and "--no-chunk" in clash.output
+
+
+def test_index_progress_shows_the_total_of_a_file(run, index_name, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("\n".join(json.dumps({"id": str(i), "text": f"note {i}"}) for i in range(7)))
+    result = run("index", index_name, str(corpus))
+    assert result.exit_code == 0, result.output
+    assert "7/7 [" in result.output and "<00:00" in result.output  # count, total, time left

@@ -33,7 +33,9 @@ def tiny(tiny_st_dir):
 
 
 def test_mapping_and_contract_come_from_the_encoder(es, index_name, tiny):
-    Indexer(es, index_name, tiny, metadata_fields={"lang": "keyword"}).ensure_index()
+    Indexer(
+        es, index_name, tiny, metadata_fields={"lang": "keyword"}, chunking="none"
+    ).ensure_index()
     mapping = es.indices.get_mapping(index=index_name)[index_name]["mappings"]
     assert mapping["properties"]["embedding"]["dims"] == tiny.dim == 32
     assert mapping["properties"]["embedding"]["similarity"] == "cosine"
@@ -106,7 +108,7 @@ def test_a_bulk_item_rejected_by_the_server_is_reported(
 
     monkeypatch.setattr(batch_module, "to_action", wrong_length_for_doc_7)
     dead = tmp_path / "dead.jsonl"
-    report = Indexer(es, index_name, tiny, dead_letter=dead).index(corpus(20))
+    report = Indexer(es, index_name, tiny, dead_letter=dead, chunking="none").index(corpus(20))
     assert (report.indexed, report.failed) == (19, 1)
     (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
     assert letter["document"]["id"] == "doc-7"

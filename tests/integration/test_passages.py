@@ -51,13 +51,13 @@ def test_a_3000_token_document_is_found_by_its_last_passage(es, index_name, mini
     text = long_document(3000, minilm.tokenizer)
     assert len(minilm.tokenizer(text)["input_ids"]) >= 3000
     docs = [*DOCS, {"id": "town", "title": "A harbour town", "text": text, "lang": "en"}]
-    indexer = Indexer(
-        es, index_name, minilm, metadata_fields={"lang": "keyword"}, index_options="flat",
-        chunking="nested",
-    )  # fmt: skip
+    # the default layout: passages of 128 tokens
+    indexer = Indexer(es, index_name, minilm, metadata_fields={"lang": "keyword"},
+                      index_options="flat")  # fmt: skip
     report = indexer.index(docs)
+    assert indexer.contract.chunking == "nested" and indexer.contract.chunk_tokens == 128
     assert (report.indexed, report.failed, report.truncated) == (len(docs), 0, 0)
-    assert report.chunked == 1 and report.passages >= len(DOCS) + 12  # ~3000 / 254 tokens
+    assert report.chunked == 1 and report.passages >= len(DOCS) + 24  # ~3000 / 126 tokens
     searcher = Searcher(es, index_name, minilm)
     for mode, exact in (("knn", False), ("knn", True), ("hybrid", False)):
         result = searcher.search(QUESTION, mode=mode, k=5, exact=exact)
@@ -73,7 +73,7 @@ def test_a_3000_token_document_is_found_by_its_last_passage(es, index_name, mini
 @pytest.mark.slow
 def test_the_same_document_unchunked_is_reported_truncated(es, index_name, minilm):
     text = long_document(3000, minilm.tokenizer)
-    report = Indexer(es, index_name, minilm, index_options="flat").index(
+    report = Indexer(es, index_name, minilm, index_options="flat", chunking="none").index(
         [{"id": "town", "text": text}]
     )
     assert (report.indexed, report.truncated, report.chunked, report.passages) == (1, 1, 0, 0)

@@ -94,7 +94,7 @@ def test_rrf_window_parameter_follows_the_version(number, key):
     info = ClusterInfo.from_responses(root(number), license_body("trial"))
     assert info.rrf_window_key == key
     contract = IndexContract.from_encoder(
-        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3), chunking="none"
     )
     plan = plan_search(SearchRequest("q"), contract, [0.1, 0.2, 0.3], cluster=info)
     rrf = plan.bodies["rrf"]["retriever"]["rrf"]
@@ -134,7 +134,7 @@ def test_default_index_options_follow_version_and_dims():
 
 def test_server_fusion_plans():
     contract = IndexContract.from_encoder(
-        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3), chunking="none"
     )
     vector = [0.1, 0.2, 0.3]
     basic = ClusterInfo.from_responses(root("8.19.3"), license_body("basic"))
@@ -161,7 +161,7 @@ def test_server_fusion_plans():
 
 def test_oversample_needs_8_18():
     contract = IndexContract.from_encoder(
-        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3), chunking="none"
     )
     request = SearchRequest("q", mode="knn", oversample=3.0)
     old = ClusterInfo.from_responses(root("8.15.3"), None)

@@ -9,7 +9,8 @@ ENC = EncoderConfig("m", "/m", "abc123", "mean", True, 256, "query: ", "passage:
 
 
 def contract(**kw):
-    return IndexContract.from_encoder(ENC, **kw)
+    """One vector per document unless the test asks for passages."""
+    return IndexContract.from_encoder(ENC, **{"chunking": "none", **kw})
 
 
 def test_round_trip_through_meta():
@@ -111,8 +112,10 @@ def test_chunked_contract_defaults_mapping_and_old_meta():
     from es_semantic.indexing.mapping import index_body as body_of
 
     cfg = EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
-    chunked = IC.from_encoder(cfg, chunking="nested")
-    assert (chunked.chunk_tokens, chunked.chunk_overlap) == (256, 32)
+    chunked = IC.from_encoder(cfg)  # passages are the default layout: 128 tokens, overlap 32
+    assert (chunked.chunking, chunked.chunk_tokens, chunked.chunk_overlap) == ("nested", 128, 32)
+    short = IC.from_encoder(EncoderConfig("m", "/m", "fp", "mean", True, 64, "", "", 3))
+    assert (short.chunk_tokens, short.chunk_overlap) == (64, 16)  # capped at the window
     assert chunked.vector_path == "passages.embedding"
     assert IC.from_meta(chunked.to_meta(), "i") == chunked
     mappings = body_of(chunked)["mappings"]
@@ -122,7 +125,7 @@ def test_chunked_contract_defaults_mapping_and_old_meta():
     assert "embedding" not in mappings["properties"]
     assert mappings["_source"]["excludes"] == ["passages.embedding"]
     # an index made before chunking existed reads as one vector per document
-    old = IC.from_encoder(cfg).to_meta()
+    old = IC.from_encoder(cfg, chunking="none").to_meta()
     for key in ("chunking", "chunk_tokens", "chunk_overlap"):
         old["es_semantic"].pop(key)
     assert IC.from_meta(old, "i").vector_path == "embedding"

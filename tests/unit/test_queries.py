@@ -11,6 +11,7 @@ from es_semantic.search.filters import build_filters, parse_cli_filters
 C = IndexContract.from_encoder(
     EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3),
     metadata_fields={"lang": "keyword", "year": "long"},
+    chunking="none",
 )
 V = [0.1, 0.2, 0.3]
 LICENSED = ClusterInfo.from_responses(

@@ -102,3 +102,19 @@ def test_detect_format_and_beir(tmp_path):
     assert doc.id == "d1"
     with pytest.raises(InputError, match="cannot open"):
         list(read_path(str(tmp_path / "missing.jsonl"), None, SPEC))
+
+
+def test_count_records_matches_what_is_read(tmp_path):
+    from es_semantic.indexing.readers import FieldSpec, count_records, read_path
+
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_bytes(b'{"id": 1, "text": "a"}\n\n{bad\n{"id": 2, "text": "b"}\n\xff\xfe\n')
+    spec = FieldSpec(None, ("text",), ())
+    assert count_records(str(jsonl), None) == len(list(read_path(str(jsonl), None, spec))) == 4
+    text = tmp_path / "b.txt"
+    text.write_text("one\n\n  \ntwo\n")
+    assert count_records(str(text), None) == len(list(read_path(str(text), None, spec))) == 2
+    csv = tmp_path / "c.csv"
+    csv.write_text('id,text\n1,"two\nlines"\n')
+    assert count_records(str(csv), None) is None  # a quoted field may span lines
+    assert count_records("-", "jsonl") is None
