@@ -303,3 +303,26 @@ def test_concurrent_writers_lose_nothing_across_the_swap(es, live, tiny, tiny_be
     assert not missing, f"acknowledged writes lost in the swap: {missing}"
     assert {d["_id"]: d["_source"]["text"] for d in found} == acknowledged
     assert not set(refused) & set(acknowledged)
+
+
+@pytest.mark.parametrize("mode", ["knn", "hybrid", "keyword"])
+def test_an_empty_filtered_result_after_the_swap_is_not_taken_for_an_answer(
+    es, live, tiny, tiny_bert_dir, mode
+):
+    """No hits carry no index name to notice the move by: the searcher looks at what the
+    alias points at now, and a single-model searcher refuses instead of answering with its
+    old model; a two-model searcher switches."""
+    from es_semantic.errors import IndexContractError
+
+    alias, old = live
+    single = Searcher(es, alias, tiny)
+    pair = Searcher(es, alias, [tiny, Encoder(tiny_bert_dir, pooling="cls")])
+    for searcher in (single, pair):
+        assert searcher.search("pasta", mode="knn", k=2).hits  # contract read: the old index
+    report = migrate(es, alias, Encoder(tiny_bert_dir, pooling="cls"))
+    nothing = {"lang": "no-such-language"}
+    with pytest.raises(IndexContractError, match="pooling"):
+        single.search("pasta", mode=mode, filters=nothing)
+    assert pair.search("pasta", mode=mode, filters=nothing).hits == []
+    assert pair.encoder.config.pooling == "cls" and pair.contract().pooling == "cls"
+    assert report.new_index != old
