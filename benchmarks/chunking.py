@@ -36,9 +36,9 @@ from es_semantic.encoding.encoder import Encoder
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import evaluate, percentile
 from es_semantic.indexing.actions import EncodedDoc, content_hash, to_action
-from es_semantic.indexing.contract import IndexContract
-from es_semantic.indexing.mapping import index_body
 from es_semantic.indexing.passages import split_passages
+from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.mapping import index_body
 from es_semantic.server import resolve_server
 from es_semantic.types import Document
 

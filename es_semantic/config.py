@@ -7,9 +7,12 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from es_semantic.errors import ConfigError
+
+PoolingMode = Literal["cls", "mean", "max", "mean_first_last", "lasttoken"]
+POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
 
 DEFAULT_ES_URL = "http://localhost:9200"
 ENV_VARS = {
@@ -151,3 +154,24 @@ class ESConfig:
         if not self.verify_certs:
             kwargs["verify_certs"] = False
         return kwargs
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything that decides which vector a text gets (recorded in the index contract)."""
+
+    model_name: str
+    model_path: str
+    fingerprint: str
+    pooling: PoolingMode
+    normalize: bool
+    max_length: int
+    query_prefix: str
+    document_prefix: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ConfigError(f"pooling={self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
+        if self.max_length < 2:
+            raise ConfigError(f"max_length={self.max_length} must be >= 2")

@@ -8,6 +8,7 @@
     ├── EncoderError             a model folder cannot be loaded or used
     ├── InputError               a corpus file or query cannot be read (names file and line)
     ├── IndexingError            an indexing run could not go on
+    │   └── MigrationRefused     a migration stopped before its alias swap
     └── SearchError              a search request failed or was invalid
 
 Every message says what went wrong and what to do next.
@@ -57,3 +58,8 @@ class IndexingError(EsSemanticError):
 
 class SearchError(EsSemanticError):
     """A search failed on the server or was rejected before sending."""
+
+
+class MigrationRefused(IndexingError):
+    """The migration stopped before the swap (failures, or the eval gate); the alias is as it
+    was and the new index is kept for inspection or a re-run."""

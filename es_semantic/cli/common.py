@@ -9,15 +9,16 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from elasticsearch import Elasticsearch
 
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig, load_config_file
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
 from es_semantic.redact import RedactingFilter, redact
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERRORS = (ConfigError, InputError)
@@ -145,6 +146,9 @@ def _quiet_transformers() -> None:
 
 
 def client(state: Settings) -> Elasticsearch:
+    """A checked client (the Elasticsearch client loads here, not when the CLI starts)."""
+    from es_semantic.client import make_client
+
     return make_client(state.es_config())
 
 

@@ -13,7 +13,6 @@ import click
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError, InputError
 from es_semantic.indexing.admin import create_index, index_info
-from es_semantic.indexing.contract import INDEX_OPTIONS, METADATA_TYPES, SIMILARITIES, IndexContract
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
@@ -22,6 +21,7 @@ from es_semantic.indexing.readers import (
     read_path,
     read_text_file,
 )
+from es_semantic.schema.contract import INDEX_OPTIONS, METADATA_TYPES, SIMILARITIES, IndexContract
 from es_semantic.types import Document, IndexReport, ReadFailure
 
 
@@ -401,7 +401,7 @@ def delete_cmd(
 ) -> None:
     """Delete documents from INDEX by id or by metadata filter (--dry-run lists them first)."""
     from es_semantic.indexing.deletion import delete_documents
-    from es_semantic.search.filters import parse_cli_filters
+    from es_semantic.schema.filters import parse_cli_filters
 
     state = settings(click.get_current_context(), options)
     id_list = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]

@@ -10,7 +10,7 @@ import click
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
-from es_semantic.indexing.contract import INDEX_OPTIONS, SIMILARITIES
+from es_semantic.schema.contract import INDEX_OPTIONS, SIMILARITIES
 
 
 @click.command("migrate")
@@ -81,7 +81,7 @@ def migrate_cmd(
     both indices are evaluated first and the swap is refused when the new one scores lower by
     more than --max-drop. The old index is kept until --drop-old (also on a later run).
     """
-    from es_semantic.indexing.migrator import migrate
+    from es_semantic.migration.migrator import migrate
 
     if bool(queries_file) != bool(qrels_file):
         raise InputError("the eval gate needs both --queries and --qrels")
@@ -136,7 +136,7 @@ def _gate(
     from es_semantic.evaluation.data import load_qrels, load_queries
     from es_semantic.evaluation.metrics import parse_metric
     from es_semantic.indexing.admin import read_contract
-    from es_semantic.indexing.migrator import EvalGate, resolve_alias
+    from es_semantic.migration.migrator import EvalGate, resolve_alias
 
     try:
         parse_metric(metric)

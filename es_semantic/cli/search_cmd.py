@@ -9,8 +9,8 @@ from typing import Any, cast
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.schema.filters import parse_cli_filters
 from es_semantic.search.core import DEFAULT_WINDOW, Fusion, Mode
-from es_semantic.search.filters import parse_cli_filters
 from es_semantic.search.searcher import Searcher
 from es_semantic.types import Hit, SearchResult
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from es_semantic.config import EncoderConfig, PoolingMode
 from es_semantic.encoding.batching import plan_batches
 from es_semantic.encoding.device import pick_device, pick_dtype
 from es_semantic.encoding.model_folder import (
@@ -21,7 +22,7 @@ from es_semantic.encoding.model_folder import (
     read_model_spec,
     resolve_model_path,
 )
-from es_semantic.encoding.pooling import POOLING_MODES, PoolingMode, pool
+from es_semantic.encoding.pooling import pool
 from es_semantic.encoding.quantize import quantize_model
 from es_semantic.encoding.tokens import (
     TokenizedTexts,
@@ -35,27 +36,6 @@ from es_semantic.errors import ConfigError, EncoderError, InputError, MissingDep
 TextKind = Literal["query", "document"]
 FloatArray = npt.NDArray[np.float32]
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Everything that decides which vector a text gets (recorded in the index contract)."""
-
-    model_name: str
-    model_path: str
-    fingerprint: str
-    pooling: PoolingMode
-    normalize: bool
-    max_length: int
-    query_prefix: str
-    document_prefix: str
-    dim: int
-
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLING_MODES:
-            raise ConfigError(f"pooling={self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
-        if self.max_length < 2:
-            raise ConfigError(f"max_length={self.max_length} must be >= 2")
 
 
 @dataclass(frozen=True)

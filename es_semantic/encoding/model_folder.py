@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from es_semantic.encoding.pooling import POOLING_MODES, PoolingMode
+from es_semantic.config import POOLING_MODES, PoolingMode
 from es_semantic.errors import EncoderError, MissingDependencyError
 
 DEFAULT_POOLING: PoolingMode = "mean"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import torch
 
-PoolingMode = Literal["cls", "mean", "max", "mean_first_last", "lasttoken"]
-POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
+from es_semantic.config import POOLING_MODES, PoolingMode
 
 
 def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

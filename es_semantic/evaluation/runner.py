@@ -11,16 +11,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError
 from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, percentile
 from es_semantic.search.core import rerank_text
 from es_semantic.search.fusion import LegHit, rrf, weighted
 from es_semantic.search.searcher import Searcher
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.reranker import CrossEncoder
 
 LEG_MODES = ("keyword", "knn")
 FUSED_MODES = ("hybrid", "rrf", "weighted")

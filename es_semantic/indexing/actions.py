@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.types import Document
 
 

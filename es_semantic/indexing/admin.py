@@ -9,9 +9,14 @@ from typing import Any
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
 from es_semantic.client import probe_cluster
-from es_semantic.errors import ConfigError, IndexContractError
-from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
-from es_semantic.indexing.mapping import (
+from es_semantic.errors import ConfigError
+from es_semantic.schema.contract import (
+    PASSAGES_FIELD,
+    IndexContract,
+    contract_from_mapping_response,
+    missing_index_error,
+)
+from es_semantic.schema.mapping import (
     BUILTIN_ANALYZERS,
     analyzer_hint,
     effective_index_options,
@@ -96,30 +101,6 @@ def resolve_write_index(es: Elasticsearch, name: str) -> str:
     except NotFoundError:
         return name
     return write_index_of(name, aliases)
-
-
-def missing_index_error(index: str) -> IndexContractError:
-    """The one error for an index (or alias) that is not there, saying how to make it."""
-    return IndexContractError(
-        f"index {index!r} does not exist: create it with `es-semantic create-index {index}` "
-        "or `es-semantic index` (which creates it)"
-    )
-
-
-def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexContract:
-    """Pick the contract from a get-mapping response; all indices behind an alias must agree."""
-    contracts = {
-        name: IndexContract.from_meta(entry.get("mappings", {}).get("_meta"), name)
-        for name, entry in sorted(body.items())
-    }
-    if not contracts:
-        raise missing_index_error(index)
-    distinct = {(c.model_fingerprint, c.dims, c.pooling) for c in contracts.values()}
-    if len(distinct) > 1:
-        raise IndexContractError(
-            f"alias {index!r} covers indices built with different models: {sorted(contracts)}"
-        )
-    return next(iter(contracts.values()))
 
 
 def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from es_semantic.client import probe_cluster_async
 from es_semantic.errors import ConfigError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
-from es_semantic.indexing.admin import contract_from_mapping_response, write_index_of
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.indexing.admin import write_index_of
 from es_semantic.indexing.indexer import _IndexerOptions
-from es_semantic.indexing.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
+from es_semantic.schema.contract import IndexContract, contract_from_mapping_response
+from es_semantic.schema.mapping import BUILTIN_ANALYZERS, analyzer_hint, index_body
 from es_semantic.types import IndexReport
 
 

@@ -22,9 +22,9 @@ from es_semantic.indexing.actions import (
     document_id,
     to_action,
 )
-from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.readers import FieldSpec, to_document
+from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document, IndexReport, ReadFailure
 
 Action = tuple[dict[str, Any], Document]

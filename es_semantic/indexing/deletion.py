@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from es_semantic.errors import InputError
 from es_semantic.indexing.admin import read_contract
-from es_semantic.search.filters import build_filters
+from es_semantic.schema.filters import build_filters
 
 SAMPLE = 20
 

@@ -12,23 +12,25 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch, helpers
 from tqdm import tqdm
 
-from es_semantic.encoding.encoder import Encoder
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
 from es_semantic.indexing.admin import create_index, read_contract, resolve_write_index
-from es_semantic.indexing.contract import IndexContract
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.redact import client_secrets, redact
+from es_semantic.schema.contract import IndexContract
 from es_semantic.types import IndexReport
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
 
 _DONE = None
 

@@ -6,11 +6,14 @@ The thin layer between the pure chunker and the encoder; shared by both indexers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from es_semantic.encoding.encoder import Encoder
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.chunking import Passage, chunk_text
-from es_semantic.indexing.contract import MAX_PASSAGES, IndexContract
+from es_semantic.schema.contract import MAX_PASSAGES, IndexContract
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
 
 
 def passage_sizes(encoder: Encoder, contract: IndexContract) -> tuple[int, int]:

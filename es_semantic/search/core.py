@@ -14,9 +14,9 @@ from typing import Any, Literal, get_args
 
 from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import InputError, SearchError
-from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
-from es_semantic.search.filters import build_filters
 from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
 from es_semantic.types import Hit, SearchResult
 

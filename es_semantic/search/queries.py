@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 
 # script_score expressions that reproduce the kNN scores Elasticsearch documents per similarity.
 # FIELD is the contract's vector field name (validated identifier, never user text).

@@ -14,21 +14,26 @@ import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, NotFoundError
 
 from es_semantic.client import probe_cluster, probe_cluster_async
 from es_semantic.cluster import ClusterInfo
-from es_semantic.encoding.encoder import Encoder
-from es_semantic.encoding.reranker import CrossEncoder
 from es_semantic.errors import ConfigError, SearchError
-from es_semantic.indexing.admin import contract_from_mapping_response, missing_index_error
-from es_semantic.indexing.contract import IndexContract
 from es_semantic.redact import client_secrets, redact
+from es_semantic.schema.contract import (
+    IndexContract,
+    contract_from_mapping_response,
+    missing_index_error,
+)
 from es_semantic.search import core
 from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
 from es_semantic.types import SearchResult
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.reranker import CrossEncoder
 
 RERANK_CHUNK = 8
 
@@ -88,7 +93,7 @@ class _SearcherBase(Generic[ClientT]):
     ) -> None:
         self.es = es
         self.index = index
-        self.encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+        self.encoders = list(encoder) if isinstance(encoder, Sequence) else [encoder]
         if not self.encoders:
             raise ConfigError("a Searcher needs at least one Encoder")
         self.encoder = self.encoders[0]  # the one matching the index's contract, once read

@@ -14,9 +14,9 @@ from elasticsearch import ApiError
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
 from es_semantic.errors import ConfigError
-from es_semantic.indexing import migrator
 from es_semantic.indexing.admin import read_contract
-from es_semantic.indexing.migrator import EvalGate, MigrationRefused, migrate
+from es_semantic.migration import migrator
+from es_semantic.migration.migrator import EvalGate, MigrationRefused, migrate
 from tests.integration.corpus import DOCS, EXPECTED
 
 QUERIES = {f"q{i}": q for i, q in enumerate(EXPECTED)}

@@ -1,6 +1,6 @@
 import numpy as np
 
-from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.config import EncoderConfig
 from es_semantic.indexing.actions import (
     content_hash,
     document_id,
@@ -8,7 +8,7 @@ from es_semantic.indexing.actions import (
     to_action,
     unchanged_ids,
 )
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document
 
 C = IndexContract.from_encoder(EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3))

@@ -64,3 +64,11 @@ def test_the_parity_check_catches_a_drift():
 
     with pytest.raises(AssertionError):
         test_sync_and_async_twins_have_the_same_api(Sync, Async)
+
+
+def test_every_lazy_name_is_in_all_and_loads():
+    from es_semantic import _WHERE
+
+    assert set(es_semantic.__all__) == {*_WHERE, "__version__"}
+    for name in _WHERE:
+        assert getattr(es_semantic, name).__name__ == name

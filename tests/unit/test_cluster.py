@@ -3,9 +3,9 @@
 import pytest
 
 from es_semantic.cluster import ClusterInfo, parse_version
-from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.config import EncoderConfig
 from es_semantic.errors import ConfigError, SearchError
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.schema.contract import IndexContract
 from es_semantic.search.core import SearchRequest, plan_search
 
 LUCENE = {"8.13": "9.10.0", "8.14": "9.10.0", "8.15": "9.11.1", "8.16": "9.12.0",

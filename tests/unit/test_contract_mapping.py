@@ -1,9 +1,9 @@
 import pytest
 
-from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.config import EncoderConfig
 from es_semantic.errors import ConfigError, IndexContractError
-from es_semantic.indexing.contract import IndexContract
-from es_semantic.indexing.mapping import analyzer_hint, index_body
+from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.mapping import analyzer_hint, index_body
 
 ENC = EncoderConfig("m", "/m", "abc123", "mean", True, 256, "query: ", "passage: ", 384)
 
@@ -108,8 +108,8 @@ def test_analyzer_hint_names_plugin():
 
 
 def test_chunked_contract_defaults_mapping_and_old_meta():
-    from es_semantic.indexing.contract import IndexContract as IC
-    from es_semantic.indexing.mapping import index_body as body_of
+    from es_semantic.schema.contract import IndexContract as IC
+    from es_semantic.schema.mapping import index_body as body_of
 
     cfg = EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
     chunked = IC.from_encoder(cfg)  # passages are the default layout: 128 tokens, overlap 32

@@ -1,11 +1,11 @@
-from es_semantic.encoding.encoder import EncoderConfig
-from es_semantic.indexing.contract import IndexContract
-from es_semantic.indexing.migration import (
+from es_semantic.config import EncoderConfig
+from es_semantic.migration.plan import (
     GateResult,
     new_contract,
     new_index_name,
     swap_actions,
 )
+from es_semantic.schema.contract import IndexContract
 
 OLD_CFG = EncoderConfig("old-model", "/o", "fp-old", "cls", True, 512, "", "", 8)
 NEW_CFG = EncoderConfig("org/New_Model", "/n", "fp-new", "mean", True, 128, "query: ", "", 16)

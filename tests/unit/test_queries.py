@@ -1,12 +1,12 @@
 import pytest
 
 from es_semantic.cluster import ClusterInfo
-from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.config import EncoderConfig
 from es_semantic.errors import InputError
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.filters import build_filters, parse_cli_filters
 from es_semantic.search import queries
 from es_semantic.search.core import SearchRequest, plan_search
-from es_semantic.search.filters import build_filters, parse_cli_filters
 
 C = IndexContract.from_encoder(
     EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3),

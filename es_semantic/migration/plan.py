@@ -1,6 +1,6 @@
 """Model migration, the pure part: the new contract and index name, the gate, the alias swap.
 
-The I/O (backfill, eval, swap) lives in :mod:`es_semantic.indexing.migrator`.
+The I/O (backfill, eval, swap) lives in :mod:`es_semantic.migration.migrator`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from es_semantic.encoding.encoder import EncoderConfig
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.config import EncoderConfig
+from es_semantic.schema.contract import IndexContract
 
 MIGRATION_META_KEY = "es_semantic_migration"  # in the new index's _meta: where it came from
 # Kept from the old contract unless overridden: what the documents and queries look like.

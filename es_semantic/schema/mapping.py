@@ -10,7 +10,7 @@ from typing import Any
 
 from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import ConfigError
-from es_semantic.indexing.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 
 BUILTIN_ANALYZERS = frozenset(
     "standard simple whitespace stop keyword pattern fingerprint english french german spanish "

@@ -14,18 +14,17 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from es_semantic.encoding.encoder import Encoder
-from es_semantic.errors import ConfigError, IndexingError
-from es_semantic.indexing.admin import create_index, missing_index_error, read_contract
-from es_semantic.indexing.contract import IndexContract
+from es_semantic.errors import ConfigError, MigrationRefused
+from es_semantic.evaluation.runner import build_modes, run_legs, summarise
+from es_semantic.indexing.admin import create_index, read_contract
 from es_semantic.indexing.deletion import delete_missing
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.migration import (
+from es_semantic.migration.plan import (
     MIGRATION_META_KEY,
     GateResult,
     migration_meta,
@@ -33,16 +32,16 @@ from es_semantic.indexing.migration import (
     new_index_name,
     swap_actions,
 )
+from es_semantic.schema.contract import IndexContract, missing_index_error
+from es_semantic.search.searcher import Searcher
 from es_semantic.types import Document, IndexReport, ReadFailure
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 PIT_KEEP_ALIVE = "10m"
-
-
-class MigrationRefused(IndexingError):
-    """The migration stopped before the swap (failures, or the eval gate); the alias is as it
-    was and the new index is kept for inspection or a re-run."""
 
 
 @dataclass(frozen=True)
@@ -300,9 +299,6 @@ def run_gate(
 
 
 def _score(es: Elasticsearch, index: str, encoder: Encoder, gate: EvalGate) -> float:
-    from es_semantic.evaluation.runner import build_modes, run_legs, summarise
-    from es_semantic.search.searcher import Searcher
-
     searcher = Searcher(es, index, encoder)
     queries = {q: t for q, t in gate.queries.items() if q in gate.qrels}
     if not queries:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from es_semantic._version import __version__
-from es_semantic.encoding.encoder import EncoderConfig
+from es_semantic.config import EncoderConfig
 from es_semantic.errors import ConfigError, IndexContractError
 
 Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
@@ -185,3 +185,27 @@ class IndexContract:
                 f"{self.pooling}); the encoder in use differs: {'; '.join(diffs)}. Use the same "
                 "model and options (see `es-semantic info INDEX`), or index into a new index."
             )
+
+
+def missing_index_error(index: str) -> IndexContractError:
+    """The one error for an index (or alias) that is not there, saying how to make it."""
+    return IndexContractError(
+        f"index {index!r} does not exist: create it with `es-semantic create-index {index}` "
+        "or `es-semantic index` (which creates it)"
+    )
+
+
+def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexContract:
+    """Pick the contract from a get-mapping response; all indices behind an alias must agree."""
+    contracts = {
+        name: IndexContract.from_meta(entry.get("mappings", {}).get("_meta"), name)
+        for name, entry in sorted(body.items())
+    }
+    if not contracts:
+        raise missing_index_error(index)
+    distinct = {(c.model_fingerprint, c.dims, c.pooling) for c in contracts.values()}
+    if len(distinct) > 1:
+        raise IndexContractError(
+            f"alias {index!r} covers indices built with different models: {sorted(contracts)}"
+        )
+    return next(iter(contracts.values()))

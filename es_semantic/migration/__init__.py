@@ -1,0 +1,1 @@
+"""Model migration behind an alias: a workflow above indexing, search and evaluation."""
