@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import elastic_transport
 import elasticsearch
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
+from es_semantic.calls import Call, Steps, run, run_async
 from es_semantic.cluster import ClusterInfo
 from es_semantic.config import ESConfig
 from es_semantic.errors import ConnectionFailedError, MissingDependencyError
@@ -93,22 +94,20 @@ def _root_cause(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def probe_cluster(es: Elasticsearch) -> ClusterInfo:
+def probe_steps() -> Steps[ClusterInfo]:
     """Version (``GET /``) and licence (``GET /_license``; unknown when it is refused or
-    absent) of the cluster behind ``es``."""
-    info = es.info().body
-    try:
-        license_resp: Any = es.license.get().body
-    except (ApiError, elastic_transport.TransportError):
-        license_resp = None
+    absent) of the cluster."""
+    info = (yield Call("info")).raise_for_error()
+    license_answer = yield Call("license.get")
+    license_resp = license_answer.body if license_answer.error is None else None
     return ClusterInfo.from_responses(info, license_resp)
+
+
+def probe_cluster(es: Elasticsearch) -> ClusterInfo:
+    """:func:`probe_steps` with a sync client."""
+    return run(es, probe_steps())
 
 
 async def probe_cluster_async(es: AsyncElasticsearch) -> ClusterInfo:
-    """Async twin of :func:`probe_cluster`."""
-    info = (await es.info()).body
-    try:
-        license_resp: Any = (await es.license.get()).body
-    except (ApiError, elastic_transport.TransportError):
-        license_resp = None
-    return ClusterInfo.from_responses(info, license_resp)
+    """:func:`probe_steps` with an async client."""
+    return await run_async(es, probe_steps())

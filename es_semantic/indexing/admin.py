@@ -1,4 +1,7 @@
-"""Index administration over a sync client: create, read the contract, describe."""
+"""Index administration: create, read the contract, resolve an alias, describe.
+
+Each operation is written once as steps (:mod:`es_semantic.calls`); the plain functions run
+them with a sync client, and the async indexer runs the same steps with an async one."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from es_semantic.client import probe_cluster
+from es_semantic.calls import Call, Steps, run
+from es_semantic.client import probe_cluster, probe_steps
 from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import (
     PASSAGES_FIELD,
@@ -27,14 +31,40 @@ from es_semantic.schema.mapping import (
 log = logging.getLogger(__name__)
 
 
-def check_analyzer(es: Elasticsearch, analyzer: str) -> None:
+def check_analyzer_steps(analyzer: str) -> Steps[None]:
     """Ask the cluster to run ``analyzer`` once; a plugin analyzer it lacks gets a clear error."""
     if analyzer in BUILTIN_ANALYZERS:
         return
-    try:
-        es.indices.analyze(analyzer=analyzer, text="检索 search")
-    except BadRequestError:
-        raise ConfigError(analyzer_hint(analyzer)) from None
+    answer = yield Call("indices.analyze", {"analyzer": analyzer, "text": "检索 search"})
+    if answer.status == 400:
+        raise ConfigError(analyzer_hint(analyzer))
+    answer.raise_for_error()
+
+
+def create_index_steps(
+    index: str, contract: IndexContract, *, recreate: bool = False, **body_options: Any
+) -> Steps[bool]:
+    """Create ``index`` for ``contract``; False when it already existed (never deletes unless
+    ``recreate``, which deletes the existing index first and logs that it did)."""
+    exists = bool((yield Call("indices.exists", {"index": index})).raise_for_error())
+    if exists and not recreate:
+        return False
+    yield from check_analyzer_steps(contract.analyzer)
+    cluster = yield from probe_steps()
+    body = index_body(contract, cluster=cluster, **body_options)
+    if exists:
+        log.warning("deleting index %s (--recreate)", index)
+        (yield Call("indices.delete", {"index": index})).raise_for_error()
+    answer = yield Call("indices.create", {"index": index, **body})
+    if answer.error is not None:
+        if answer.status == 400 and "resource_already_exists" in str(answer.error.error):
+            return False  # a concurrent run created it first
+        if answer.status == 400:
+            raise ConfigError(
+                f"the cluster refused to create index {index!r}: {answer.error.message}"
+            )
+        answer.raise_for_error()
+    return True
 
 
 def create_index(
@@ -45,32 +75,21 @@ def create_index(
     recreate: bool = False,
     **body_options: Any,
 ) -> bool:
-    """Create ``index`` for ``contract``; returns False when it already existed (never deletes
-    unless ``recreate``, which deletes the existing index first and logs that it did)."""
-    exists = bool(es.indices.exists(index=index))
-    if exists and not recreate:
-        return False
-    check_analyzer(es, contract.analyzer)
-    body = index_body(contract, cluster=probe_cluster(es), **body_options)
-    if exists:
-        log.warning("deleting index %s (--recreate)", index)
-        es.indices.delete(index=index)
-    try:
-        es.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
-    except BadRequestError as exc:
-        if "resource_already_exists" in str(exc.error):
-            return False  # a concurrent run created it first
-        raise ConfigError(f"the cluster refused to create index {index!r}: {exc.message}") from None
-    return True
+    """:func:`create_index_steps` with a sync client."""
+    return run(es, create_index_steps(index, contract, recreate=recreate, **body_options))
+
+
+def read_contract_steps(index: str) -> Steps[IndexContract]:
+    """The contract of ``index`` (or of the indices behind an alias, which must agree)."""
+    answer = yield Call("indices.get_mapping", {"index": index})
+    if answer.status == 404:
+        raise missing_index_error(index)
+    return contract_from_mapping_response(dict(answer.raise_for_error()), index)
 
 
 def read_contract(es: Elasticsearch, index: str) -> IndexContract:
-    """The contract of ``index`` (or of the write index behind an alias)."""
-    try:
-        resp = es.indices.get_mapping(index=index)
-    except NotFoundError:
-        raise missing_index_error(index) from None
-    return contract_from_mapping_response(dict(resp.body), index)
+    """:func:`read_contract_steps` with a sync client."""
+    return run(es, read_contract_steps(index))
 
 
 def write_index_of(name: str, aliases: Mapping[str, Any]) -> str:
@@ -90,17 +109,21 @@ def write_index_of(name: str, aliases: Mapping[str, Any]) -> str:
     return str(writers[0])
 
 
-def resolve_write_index(es: Elasticsearch, name: str) -> str:
+def resolve_write_index_steps(name: str) -> Steps[str]:
     """``name`` itself, or the concrete index behind alias ``name``.
 
     Indexers write there, not to the alias: when a migration later moves the alias to an index
     built with another model, a writer still holding the old model fails loudly on the old
     (write-blocked) index instead of putting old-model vectors into the new one."""
-    try:
-        aliases = es.indices.get_alias(name=name).body
-    except NotFoundError:
+    answer = yield Call("indices.get_alias", {"name": name})
+    if answer.status == 404:
         return name
-    return write_index_of(name, aliases)
+    return write_index_of(name, answer.raise_for_error())
+
+
+def resolve_write_index(es: Elasticsearch, name: str) -> str:
+    """:func:`resolve_write_index_steps` with a sync client."""
+    return run(es, resolve_write_index_steps(name))
 
 
 def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:

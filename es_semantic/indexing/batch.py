@@ -1,26 +1,30 @@
-"""No network: turn a batch of records into bulk actions, and account for every bulk outcome.
+"""A batch's trip, shared by the sync and async indexers: pure steps that return values, and
+one :class:`IndexRun` that owns the report, the dead-letter sink and the progress bar.
 
-Shared by the sync :class:`~es_semantic.indexing.indexer.Indexer` and the
-:class:`~es_semantic.indexing.async_indexer.AsyncIndexer`.
+    records -> prepare() -> PreparedBatch -> unchanged_steps() (mget) -> skip_unchanged()
+            -> encode (the shell's thread) -> build_actions() -> bulk -> IndexRun.record()
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
+from es_semantic.calls import Call, Steps
 from es_semantic.indexing.actions import (
     BulkOutcome,
     EncodedDoc,
     content_hash,
     document_id,
     to_action,
+    unchanged_ids,
 )
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.readers import FieldSpec, to_document
@@ -39,6 +43,20 @@ class Prepared:
     doc: Document
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """What :func:`prepare` made of a batch: documents to go on, records that failed to read,
+    and how many documents repeated an id already in the batch."""
+
+    items: list[Prepared] = field(default_factory=list)
+    failures: list[ReadFailure] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def ids(self) -> set[str]:
+        return {p.doc_id for p in self.items}
+
+
 def as_records(docs: Iterable[Any], spec: FieldSpec) -> Iterator[Document | ReadFailure]:
     """Dicts become Documents (or ReadFailures); Documents and ReadFailures pass through."""
     for number, record in enumerate(docs, start=1):
@@ -54,62 +72,42 @@ def batched(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def prepare(
-    batch: Sequence[Document | ReadFailure],
-    contract: IndexContract,
-    report: IndexReport,
-    sink: DeadLetterSink,
-    bar: tqdm[Any],
-    seen: set[str] | None = None,
-) -> list[Prepared]:
-    """Dead-letter the read failures; hash and id the documents; count in-batch duplicates;
-    add every id to ``seen`` when given (for --delete-missing)."""
-    prepared: list[Prepared] = []
+def prepare(batch: Sequence[Document | ReadFailure], contract: IndexContract) -> PreparedBatch:
+    """Hash and id the documents; set the read failures apart; count in-batch duplicates."""
+    items: list[Prepared] = []
+    failures: list[ReadFailure] = []
     for record in batch:
         if isinstance(record, ReadFailure):
-            sink.add(record.origin, record.reason, record.raw)
-            bar.update(1)
+            failures.append(record)
             continue
         digest = content_hash(record, contract)
-        prepared.append(Prepared(document_id(record, digest), digest, record))
-    ids = {p.doc_id for p in prepared}
-    report.duplicates += len(prepared) - len(ids)
-    if seen is not None:
-        seen.update(ids)
-    return prepared
+        items.append(Prepared(document_id(record, digest), digest, record))
+    duplicates = len(items) - len({p.doc_id for p in items})
+    return PreparedBatch(items, failures, duplicates)
 
 
-def skip_unchanged(
-    prepared: list[Prepared], unchanged: set[str], report: IndexReport, bar: tqdm[Any]
-) -> list[Prepared]:
-    todo = [p for p in prepared if p.doc_id not in unchanged]
-    report.skipped += len(prepared) - len(todo)
-    bar.update(len(prepared) - len(todo))
-    return todo
+def unchanged_steps(index: str, prepared: Sequence[Prepared]) -> Steps[set[str]]:
+    """Ids whose stored content hash equals the new one (one ``mget``): nothing to encode."""
+    if not prepared:
+        return set()
+    wanted = {p.doc_id: p.digest for p in prepared}
+    call = Call("mget", {"index": index, "ids": list(wanted), "source_includes": ["content_hash"]})
+    resp = (yield call).raise_for_error()
+    return unchanged_ids(wanted, resp["docs"])
+
+
+def skip_unchanged(prepared: Sequence[Prepared], unchanged: set[str]) -> list[Prepared]:
+    return [p for p in prepared if p.doc_id not in unchanged]
 
 
 def build_actions(
-    index: str,
-    todo: list[Prepared],
-    encoded: Sequence[EncodedDoc],
-    contract: IndexContract,
-    report: IndexReport,
+    index: str, todo: Sequence[Prepared], encoded: Sequence[EncodedDoc], contract: IndexContract
 ) -> list[Action]:
-    """Bulk actions for the encoded documents; counts encoded, truncated and chunked ones."""
-    report.encoded += len(todo)
-    report.truncated += sum(e.truncated for e in encoded)
-    report.chunked += sum(e.chunked for e in encoded)
-    report.passages += sum(len(e.passages) for e in encoded)
+    """Bulk actions for the encoded documents (each with its document, for accounting)."""
     return [
         (to_action(index, p.doc_id, p.doc, p.digest, e, contract), p.doc)
         for p, e in zip(todo, encoded, strict=True)
     ]
-
-
-def fail_prepared(prepared: list[Prepared], sink: DeadLetterSink, exc: BaseException) -> None:
-    """Dead-letter a batch that could not be sent because the cluster failed."""
-    for p in prepared:
-        sink.add(p.doc.origin or p.doc_id, f"not sent: {describe(exc)}", doc_json(p.doc))
 
 
 def doc_json(doc: Document) -> dict[str, Any]:
@@ -121,19 +119,53 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(text).splitlines()[0][:300]}"
 
 
-class BulkAccounting:
-    """Tracks documents sent but not yet confirmed, so every one ends as indexed or failed."""
+class IndexRun:
+    """One indexing run: every count, dead letter and progress tick goes through here, so each
+    input record ends as indexed, skipped or failed exactly once. Thread-safe."""
 
     def __init__(self, report: IndexReport, sink: DeadLetterSink, bar: tqdm[Any]) -> None:
         self.report, self.sink, self.bar = report, sink, bar
+        self.started = time.perf_counter()
         self._pending: dict[str, deque[Document]] = {}
         self._lock = threading.Lock()
+
+    def fail(self, origin: str, reason: str, raw: Any) -> None:
+        self.sink.add(origin, reason, raw)
+        self.bar.update(1)
+
+    def fail_records(self, records: Iterable[Document | ReadFailure], reason: str) -> None:
+        """Records that will never be sent (the run stopped before them)."""
+        for record in records:
+            if isinstance(record, ReadFailure):
+                self.fail(record.origin, record.reason, record.raw)
+            else:
+                self.fail(record.origin or str(record.id), reason, doc_json(record))
+
+    def read(self, batch: PreparedBatch) -> None:
+        """Dead-letter what could not be read; count the in-batch duplicates."""
+        for failure in batch.failures:
+            self.fail(failure.origin, failure.reason, failure.raw)
+        self.report.duplicates += batch.duplicates
+
+    def skipped(self, count: int) -> None:
+        self.report.skipped += count
+        self.bar.update(count)
+
+    def encoded(self, encoded: Sequence[EncodedDoc], seconds: float) -> None:
+        self.report.encoded += len(encoded)
+        self.report.truncated += sum(e.truncated for e in encoded)
+        self.report.chunked += sum(e.chunked for e in encoded)
+        self.report.passages += sum(len(e.passages) for e in encoded)
+        self.report.encode_seconds += seconds
+
+    # --- the bulk side: documents sent but not yet confirmed ---
 
     def sent(self, action: dict[str, Any], doc: Document) -> None:
         with self._lock:
             self._pending.setdefault(action["_id"], deque()).append(doc)
 
     def record(self, outcome: BulkOutcome) -> None:
+        """One bulk item's outcome: indexed, or a dead letter with the server's reason."""
         with self._lock:
             waiting = self._pending.get(outcome.doc_id)
             doc = waiting.popleft() if waiting else None
@@ -141,19 +173,23 @@ class BulkAccounting:
                 del self._pending[outcome.doc_id]
         if outcome.ok:
             self.report.indexed += 1
-        else:
-            origin = (doc.origin if doc else "") or outcome.doc_id
-            self.sink.add(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id)
-        self.bar.update(1)
+            self.bar.update(1)
+            return
+        origin = (doc.origin if doc else "") or outcome.doc_id
+        self.fail(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id)
 
-    def fail(self, items: Iterable[Action] | None, reason: str) -> None:
+    def fail_actions(self, items: Iterable[Action] | None, reason: str) -> None:
         """Dead-letter actions that never reached the server."""
-        for _, doc in items or ():
-            self.sink.add(doc.origin or str(doc.id), reason, doc_json(doc))
+        self.fail_records((doc for _, doc in items or ()), reason)
 
     def fail_unconfirmed(self, reason: str) -> None:
         with self._lock:
             pending = [doc for docs in self._pending.values() for doc in docs]
             self._pending.clear()
-        for doc in pending:
-            self.sink.add(doc.origin or str(doc.id), reason, doc_json(doc))
+        self.fail_records(pending, reason)
+
+    def close(self) -> IndexReport:
+        self.sink.close()
+        self.bar.close()
+        self.report.seconds = time.perf_counter() - self.started
+        return self.report

@@ -18,10 +18,16 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch, helpers
 from tqdm import tqdm
 
+from es_semantic.calls import Call, Steps
+from es_semantic.calls import run as run_steps
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing import batch as steps
-from es_semantic.indexing.actions import parse_bulk_item, unchanged_ids
-from es_semantic.indexing.admin import create_index, read_contract, resolve_write_index
+from es_semantic.indexing.actions import parse_bulk_item
+from es_semantic.indexing.admin import (
+    create_index_steps,
+    read_contract_steps,
+    resolve_write_index_steps,
+)
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
@@ -138,15 +144,59 @@ class _IndexerOptions(Generic[ClientT]):
     def _spec(self, contract: IndexContract) -> FieldSpec:
         return FieldSpec(self._id_field, contract.text_fields, tuple(contract.metadata_fields))
 
-    def _start(self, docs: Any, total: int | None) -> tuple[IndexReport, DeadLetterSink, tqdm[Any]]:
-        """A run's report, dead-letter sink and progress bar (count, rate and, when the
+    def _start(self, docs: Any, total: int | None) -> steps.IndexRun:
+        """A run: its report, dead-letter sink and progress bar (count, rate and, when the
         number of documents is known, time left)."""
         report = IndexReport(self.index_name)
         if total is None and isinstance(docs, Sized):
             total = len(docs)
         bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", total=total,
                    disable=not self.progress, dynamic_ncols=True)  # fmt: skip
-        return report, DeadLetterSink(report, self.dead_letter, self.secrets), bar
+        return steps.IndexRun(report, DeadLetterSink(report, self.dead_letter, self.secrets), bar)
+
+    def _ensure_steps(self) -> Steps[IndexContract]:
+        """Create the index from the encoder's contract, or check the existing one's (and
+        write to the concrete index behind an alias)."""
+        if self.contract is not None:
+            return self.contract
+        exists = (yield Call("indices.exists", {"index": self.index_name})).raise_for_error()
+        if exists:
+            contract = self._accept_existing((yield from read_contract_steps(self.index_name)))
+            self.target = yield from resolve_write_index_steps(self.index_name)
+        else:
+            contract = self._new_contract()
+            self.created = yield from create_index_steps(self.index_name, contract)
+        self.contract = contract
+        return contract
+
+    def _batch_steps(
+        self, batch: list[Any], contract: IndexContract, run: steps.IndexRun
+    ) -> Steps[list[steps.Prepared]]:
+        """Read, hash and id a batch; the documents whose content changed (to encode)."""
+        prepared = steps.prepare(batch, contract)
+        run.read(prepared)
+        if self.seen_ids is not None:
+            self.seen_ids.update(prepared.ids)
+        try:
+            unchanged = (
+                set() if self.created else (yield from steps.unchanged_steps(self.target,
+                                                                             prepared.items))
+            )  # fmt: skip
+        except (ApiError, TransportError) as exc:  # the cluster went away between batches
+            run.fail_records((p.doc for p in prepared.items), f"not sent: {steps.describe(exc)}")
+            raise
+        todo = steps.skip_unchanged(prepared.items, unchanged)
+        run.skipped(len(prepared.items) - len(todo))
+        return todo
+
+    def _encode(
+        self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
+    ) -> list[steps.Action]:
+        """Encode the documents (the model's work: a thread in the async indexer)."""
+        t0 = time.perf_counter()
+        encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
+        run.encoded(encoded, time.perf_counter() - t0)
+        return steps.build_actions(self.target, todo, encoded, contract)
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         return IndexingError(
@@ -168,14 +218,7 @@ class Indexer(_IndexerOptions[Elasticsearch]):
 
     def ensure_index(self) -> IndexContract:
         """Create the index from the encoder's contract, or check the existing one's."""
-        if self.contract is None:
-            if self.es.indices.exists(index=self.index_name):
-                self.contract = self._accept_existing(read_contract(self.es, self.index_name))
-                self.target = resolve_write_index(self.es, self.index_name)
-            else:
-                self.contract = self._new_contract()
-                self.created = create_index(self.es, self.index_name, self.contract)
-        return self.contract
+        return run_steps(self.es, self._ensure_steps())
 
     def field_spec(self) -> FieldSpec:
         """Which input fields are id, text and metadata for this index."""
@@ -187,22 +230,19 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
         it has one)."""
         contract = self.ensure_index()
-        report, sink, bar = self._start(docs, total)
+        run = self._start(docs, total)
         records = steps.as_records(docs, self._spec(contract))
-        started = time.perf_counter()
-        pipe = _BulkPipeline(self.es, self._bulk_options, steps.BulkAccounting(report, sink, bar))
+        pipe = _BulkPipeline(self.es, self._bulk_options, run)
         try:
             try:
                 for batch in steps.batched(records, self.batch_size):
-                    self._index_batch(batch, contract, report, sink, bar, pipe)
+                    self._index_batch(batch, contract, run, pipe)
                 pipe.close()
             except _PipelineStopped:
                 pass  # pipe.error says why; accounted below
         finally:
             pipe.abort_and_account()
-            sink.close()
-            bar.close()
-            report.seconds = time.perf_counter() - started
+            report = run.close()
         if pipe.error is not None:
             raise self._stopped_error(pipe.error, report) from None
         if self.refresh:
@@ -210,49 +250,25 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         return report
 
     def _index_batch(
-        self,
-        batch: list[Any],
-        contract: IndexContract,
-        report: IndexReport,
-        sink: DeadLetterSink,
-        bar: tqdm[Any],
-        pipe: _BulkPipeline,
+        self, batch: list[Any], contract: IndexContract, run: steps.IndexRun, pipe: _BulkPipeline
     ) -> None:
         if pipe.error is not None:
-            for record in batch:
-                raw = getattr(record, "raw", None) or steps.doc_json(record)
-                sink.add(record.origin, "not sent: indexing stopped", raw)
+            run.fail_records(batch, "not sent: indexing stopped")
             raise _PipelineStopped
-        prepared = steps.prepare(batch, contract, report, sink, bar, self.seen_ids)
         try:
-            unchanged = set() if self.created else self._unchanged(prepared)
-        except (ApiError, TransportError) as exc:  # the cluster went away between batches
+            todo = run_steps(self.es, self._batch_steps(batch, contract, run))
+        except (ApiError, TransportError) as exc:
             pipe.error = pipe.error or exc
-            steps.fail_prepared(prepared, sink, exc)
             raise _PipelineStopped from None
-        todo = steps.skip_unchanged(prepared, unchanged, report, bar)
         if todo:
-            t0 = time.perf_counter()
-            texts = [p.doc.full_text() for p in todo]
-            encoded = encode_texts(self.encoder, texts, contract)
-            report.encode_seconds += time.perf_counter() - t0
-            pipe.put(steps.build_actions(self.target, todo, encoded, contract, report))
-
-    def _unchanged(self, prepared: list[steps.Prepared]) -> set[str]:
-        if not prepared:
-            return set()
-        wanted = {p.doc_id: p.digest for p in prepared}
-        resp = self.es.mget(index=self.target, ids=list(wanted), source_includes=["content_hash"])
-        return unchanged_ids(wanted, resp["docs"])
+            pipe.put(self._encode(todo, contract, run))
 
 
 class _BulkPipeline:
     """``helpers.streaming_bulk`` in a thread, fed through a bounded queue of batches."""
 
-    def __init__(
-        self, es: Elasticsearch, options: Mapping[str, Any], accounting: steps.BulkAccounting
-    ) -> None:
-        self.es, self.options, self.accounting = es, options, accounting
+    def __init__(self, es: Elasticsearch, options: Mapping[str, Any], run: steps.IndexRun) -> None:
+        self.es, self.options, self.run = es, options, run
         self.error: BaseException | None = None
         self._queue: queue.Queue[list[steps.Action] | None] = queue.Queue(2)
         self._thread = threading.Thread(target=self._run, name="es-semantic-bulk", daemon=True)
@@ -261,7 +277,7 @@ class _BulkPipeline:
     def put(self, items: list[steps.Action] | None) -> None:
         while True:
             if self.error is not None:
-                self.accounting.fail(items, "not sent: indexing stopped")
+                self.run.fail_actions(items, "not sent: indexing stopped")
                 raise _PipelineStopped
             try:
                 self._queue.put(items, timeout=0.2)
@@ -285,12 +301,12 @@ class _BulkPipeline:
         self._drain("not sent")
         if self.error is not None:
             reason = f"not confirmed by the server ({steps.describe(self.error)})"
-            self.accounting.fail_unconfirmed(reason)
+            self.run.fail_unconfirmed(reason)
 
     def _drain(self, reason: str) -> None:
         while True:
             try:
-                self.accounting.fail(self._queue.get_nowait(), reason)
+                self.run.fail_actions(self._queue.get_nowait(), reason)
             except queue.Empty:
                 return
 
@@ -300,7 +316,7 @@ class _BulkPipeline:
             if items is _DONE:
                 return
             for action, doc in items:
-                self.accounting.sent(action, doc)
+                self.run.sent(action, doc)
                 yield action
 
     def _run(self) -> None:
@@ -313,7 +329,7 @@ class _BulkPipeline:
                 yield_ok=True,
                 **self.options,
             ):
-                self.accounting.record(parse_bulk_item(ok, item))
+                self.run.record(parse_bulk_item(ok, item))
         except BaseException as exc:  # the main thread re-raises it as IndexingError
             self.error = exc
 
