@@ -14,7 +14,7 @@ import click
 from es_semantic._version import __version__
 from es_semantic.cli.common import connection_options, settings
 
-# name -> (module, attribute, the first line of its docstring, as --help lists it)
+# name -> (module, attribute, the first paragraph of its docstring, as --help lists it)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "create-index": ("indexing_cmds", "create_index_cmd",
                      "Create INDEX for the model's contract (never deletes, unless --recreate)."),
@@ -23,13 +23,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("search_cmd", "search_cmd",
                "Search INDEX for QUERY (keyword, kNN or hybrid; optional cross-encoder rerank)."),
     "eval": ("eval_cmd", "eval_cmd",
-             "Evaluate retrieval modes of INDEX on queries + qrels (or a BEIR folder)."),
+             "Evaluate retrieval modes of INDEX on queries + qrels (or a BEIR folder) side by "
+             "side."),
     "info": ("indexing_cmds", "info_cmd",
              "Show INDEX's contract (model, pooling, dims, ...), document count and mapping."),
     "delete": ("indexing_cmds", "delete_cmd",
-               "Delete documents from INDEX by id or by metadata filter (--dry-run first)."),
+               "Delete documents from INDEX by id or by metadata filter (--dry-run lists them "
+               "first)."),
     "migrate": ("migrate_cmd", "migrate_cmd",
-                "Re-encode the documents behind alias --from with --model, then swap the alias."),
+                "Re-encode the documents behind alias --from with --model into a new index, then "
+                "move the alias there in one atomic step."),
     "quickstart": ("quickstart_cmd", "quickstart_cmd",
                    "Start a server (unless ES_URL is set), index Python's docstrings, compare "
                    "search modes."),

@@ -72,3 +72,27 @@ def test_every_lazy_name_is_in_all_and_loads():
     assert set(es_semantic.__all__) == {*_WHERE, "__version__"}
     for name in _WHERE:
         assert getattr(es_semantic, name).__name__ == name
+
+
+def test_lazy_cli_help_lines_match_the_commands():
+    """The group lists commands without importing them: its lines must stay true."""
+    from es_semantic.cli import COMMANDS, cli
+
+    for name, (_, _, line) in COMMANDS.items():
+        command = cli.get_command(None, name)
+        assert command is not None and command.name == name
+        first_paragraph = " ".join((command.help or "").strip().split("\n\n")[0].split())
+        assert first_paragraph == line, name
+
+
+def test_cli_help_imports_neither_torch_nor_the_client():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from es_semantic.cli import main; sys.argv = ['es-semantic', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'elasticsearch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Commands:" in out.stdout and out.stdout.strip().endswith("[]")
