@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "migrate": ("migrate_cmd", "migrate_cmd",
                 "Re-encode the documents behind alias --from with --model into a new index, then "
                 "move the alias there in one atomic step."),
+    "duplicates": ("corpus_cmds", "duplicates_cmd",
+                   "Find near-duplicate documents in INDEX: pairs at or above --threshold, "
+                   "highest first."),
     "quickstart": ("quickstart_cmd", "quickstart_cmd",
                    "Start a server (unless ES_URL is set), index Python's docstrings, compare "
                    "search modes."),

@@ -139,11 +139,18 @@ def knn_body(
     }
 
 
+def checked_field_name(name: str) -> str:
+    """``name`` when it is a plain field name, fit to stand quoted in a Painless script (the
+    contract's own field, never user text)."""
+    if not _FIELD_NAME.match(name):
+        raise ValueError(f"vector field {name!r} is not a plain field name")
+    return name
+
+
 def exact_score_script(contract: IndexContract) -> str:
     """The Painless source scoring like kNN for the contract's similarity and field."""
-    if not _FIELD_NAME.match(contract.vector_path):
-        raise ValueError(f"vector field {contract.vector_path!r} is not a plain field name")
-    return EXACT_SCORE_SCRIPTS[contract.similarity].replace("FIELD", contract.vector_path)
+    field = checked_field_name(contract.vector_path)
+    return EXACT_SCORE_SCRIPTS[contract.similarity].replace("FIELD", field)
 
 
 def exact_knn_body(

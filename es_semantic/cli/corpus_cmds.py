@@ -1,0 +1,105 @@
+"""es-semantic duplicates (and clusters): what is in an index."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from typing import Any
+
+import click
+
+from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.corpus.duplicates import find_duplicates
+from es_semantic.corpus.pairs import DuplicatePair, best_of, group_pairs
+from es_semantic.indexing.admin import read_contract
+from es_semantic.schema.filters import parse_cli_filters
+
+
+@click.command("duplicates")
+@click.argument("index")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="least similarity of a pair (cosine for cosine/dot_product indices)",
+)
+@click.option("--top-k", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="neighbours looked at per document (or passage)")  # fmt: skip
+@click.option("--filter", "filters", multiple=True, help="only documents matching FIELD=VALUE")
+@click.option("--limit", type=click.IntRange(1), help="scan at most N documents")
+@click.option("--groups", is_flag=True, help="join pairs into groups (connected components)")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="resumable: documents done and pairs found so far (JSONL)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write pairs as CSV")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@connection_options
+@handle_errors
+def duplicates_cmd(
+    index: str,
+    threshold: float,
+    top_k: int,
+    filters: tuple[str, ...],
+    limit: int | None,
+    groups: bool,
+    checkpoint: str | None,
+    as_json: bool,
+    csv_path: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Find near-duplicate documents in INDEX: pairs at or above --threshold, highest first.
+
+    One kNN search per document (per passage on chunked indices), reading the index once
+    through a point in time; the vectors come from the index (re-encoded from the stored
+    passages on chunked indices, which needs --model).
+    """
+    state = settings(click.get_current_context(), options)
+    es = client(state)
+    contract = read_contract(es, index)
+    model = encoder(state) if contract.nested else None
+    found = find_duplicates(
+        es, index, threshold=threshold, top_k=top_k, filters=parse_cli_filters(filters),
+        limit=limit, encoder=model, checkpoint=checkpoint, progress=not quiet and not as_json,
+    )  # fmt: skip
+    pairs = best_of(found)
+    if csv_path:
+        _write_csv(csv_path, pairs)
+    joined = group_pairs(pairs) if groups else None
+    if as_json:
+        payload: dict[str, Any] = {"index": index, "threshold": threshold,
+                                   "pairs": [p.to_json() for p in pairs]}  # fmt: skip
+        if joined is not None:
+            payload["groups"] = [g.to_json() for g in joined]
+        click.echo(json.dumps(payload, ensure_ascii=False))
+        return
+    width = shutil.get_terminal_size((120, 20)).columns
+    if joined is not None:
+        click.echo(f"{len(joined)} groups of near-duplicates ({len(pairs)} pairs, "
+                   f">= {threshold}) in {index}")  # fmt: skip
+        for group in joined:
+            click.echo(f"\n{len(group.members)} documents, best {group.best_score:.4f}, "
+                       f"representative {group.representative}")  # fmt: skip
+            for member in group.members:
+                mark = "*" if member == group.representative else " "
+                text = group.snippets.get(member, "")
+                click.echo(f" {mark} {member}  {text[: max(width - len(member) - 6, 20)]}")
+        return
+    click.echo(f"{len(pairs)} pairs at or above {threshold} in {index}")
+    for pair in pairs:
+        click.echo(f"{pair.score:.4f}  {pair.a}  ~  {pair.b}")
+        for doc_id, text in ((pair.a, pair.passage_a or pair.snippet_a),
+                             (pair.b, pair.passage_b or pair.snippet_b)):  # fmt: skip
+            line = " ".join(str(text).split())
+            click.echo(f"        {doc_id}: {line[: max(width - len(doc_id) - 12, 20)]}")
+
+
+def _write_csv(path: str, pairs: list[DuplicatePair]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "score", "snippet_a", "snippet_b", "passage_a", "passage_b"])
+        for p in pairs:
+            writer.writerow([p.a, p.b, f"{p.score:.6f}", p.snippet_a, p.snippet_b,
+                             p.passage_a or "", p.passage_b or ""])  # fmt: skip

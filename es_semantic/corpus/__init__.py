@@ -1,0 +1,1 @@
+"""Know your corpus: near-duplicate pairs and groups, topic clusters, over an index."""

@@ -1,0 +1,191 @@
+"""Near-duplicate pairs, pure: the kNN probe a document sends, the pairs its answer holds, and
+groups joined from pairs. No I/O (see :mod:`es_semantic.corpus.duplicates` for the scan).
+
+Scores are the index's own similarity in its raw form, the unit of kNN's ``similarity``
+threshold: cosine (or dot product of unit vectors) from -1 to 1 for ``cosine`` and
+``dot_product``; for ``l2_norm`` Elasticsearch's score ``1 / (1 + d^2)``; for
+``max_inner_product`` its score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.search.core import best_passage
+
+SNIPPET_CHARS = 160
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two documents whose vectors are at least as similar as the threshold, each pair once
+    (``a`` < ``b``). On chunked indices the pair's best passages say what matched."""
+
+    a: str
+    b: str
+    score: float
+    snippet_a: str = ""
+    snippet_b: str = ""
+    passage_a: str | None = None
+    passage_b: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "a": self.a,
+            "b": self.b,
+            "score": round(self.score, 6),
+            "snippet_a": self.snippet_a,
+            "snippet_b": self.snippet_b,
+        }
+        if self.passage_a is not None or self.passage_b is not None:
+            data["passage_a"], data["passage_b"] = self.passage_a, self.passage_b
+        return data
+
+
+@dataclass
+class DuplicateGroup:
+    """Documents joined by pairs (connected components); ``representative`` is the member with
+    the most links (ties: highest best score, then the smallest id)."""
+
+    representative: str
+    members: list[str]
+    pairs: int
+    best_score: float
+    snippets: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"representative": self.representative, "size": len(self.members),
+                "members": self.members, "pairs": self.pairs,
+                "best_score": round(self.best_score, 6)}  # fmt: skip
+
+
+def raw_similarity(score: float, similarity: str) -> float:
+    """Elasticsearch's kNN ``_score`` back to the raw similarity of the two vectors."""
+    if similarity in ("cosine", "dot_product"):
+        return 2.0 * score - 1.0
+    return score  # l2_norm and max_inner_product: the score is the documented unit
+
+
+def knn_threshold(threshold: float, similarity: str) -> float:
+    """The kNN ``similarity`` parameter for ``threshold``: raw cosine/dot product as is; for
+    ``l2_norm`` the largest distance, ``sqrt(1/score - 1)``."""
+    if similarity == "l2_norm":
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("an l2_norm threshold is a score in (0, 1]: 1 / (1 + d^2)")
+        return math.sqrt(1.0 / threshold - 1.0)
+    return threshold
+
+
+def probe_body(
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    exclude_id: str,
+    top_k: int,
+    threshold: float,
+    filters: list[dict[str, Any]],
+    text_fields: Sequence[str],
+) -> dict[str, Any]:
+    """One kNN search for the neighbours of a document (or one of its passages) at or above
+    ``threshold``, the document itself left out; on chunked indices each hit names its best
+    passage."""
+    knn: dict[str, Any] = {
+        "field": contract.vector_path,
+        "query_vector": list(vector),
+        "k": top_k,
+        "num_candidates": max(100, 10 * top_k),
+        "similarity": knn_threshold(threshold, contract.similarity),
+        "filter": [*filters, {"bool": {"must_not": [{"ids": {"values": [exclude_id]}}]}}],
+    }
+    if contract.nested:
+        knn["inner_hits"] = {"size": 1, "_source": False, "fields": [f"{PASSAGES_FIELD}.text"]}
+    return {"knn": knn, "size": top_k, "_source": list(text_fields)}
+
+
+def pairs_from_response(
+    doc_id: str,
+    response: Mapping[str, Any],
+    contract: IndexContract,
+    threshold: float,
+    *,
+    snippet: str = "",
+    passage: str | None = None,
+) -> list[DuplicatePair]:
+    """The pairs (``doc_id``, hit) a probe's answer holds at or above ``threshold``."""
+    pairs = []
+    for hit in response.get("hits", {}).get("hits", []):
+        other = str(hit["_id"])
+        if other == doc_id:
+            continue
+        score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
+        if score < threshold - 1e-6:
+            continue
+        other_snippet = text_snippet(hit.get("_source") or {}, contract.text_fields)
+        other_passage = best_passage(hit) if contract.nested else None
+        mine = (doc_id, snippet, passage)
+        theirs = (other, other_snippet, other_passage)
+        first, second = (mine, theirs) if doc_id < other else (theirs, mine)
+        pairs.append(DuplicatePair(first[0], second[0], score, first[1], second[1],
+                                   first[2], second[2]))  # fmt: skip
+    return pairs
+
+
+def text_snippet(source: Mapping[str, Any], text_fields: Sequence[str]) -> str:
+    parts = [str(source[f]) for f in text_fields if isinstance(source.get(f), str)]
+    text = " | ".join(" ".join(p.split()) for p in parts if p.strip())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+def best_of(pairs: Iterable[DuplicatePair]) -> list[DuplicatePair]:
+    """Each pair once, its best score (a pair is found from both sides, and once per passage
+    on chunked indices), highest first."""
+    best: dict[tuple[str, str], DuplicatePair] = {}
+    for pair in pairs:
+        key = (pair.a, pair.b)
+        if key not in best or pair.score > best[key].score:
+            best[key] = pair
+    return sorted(best.values(), key=lambda p: (-p.score, p.a, p.b))
+
+
+def group_pairs(pairs: Sequence[DuplicatePair]) -> list[DuplicateGroup]:
+    """Connected components of the pair graph (transitive: a~b and b~c put a, b, c together),
+    largest first."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for pair in pairs:
+        ra, rb = root(pair.a), root(pair.b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    links: dict[str, int] = {}
+    best: dict[str, float] = {}
+    snippets: dict[str, str] = {}
+    for pair in pairs:
+        for member, text in ((pair.a, pair.snippet_a), (pair.b, pair.snippet_b)):
+            links[member] = links.get(member, 0) + 1
+            best[member] = max(best.get(member, -math.inf), pair.score)
+            snippets.setdefault(member, text)
+    groups: dict[str, DuplicateGroup] = {}
+    for member in sorted(links):
+        key = root(member)
+        group = groups.setdefault(key, DuplicateGroup(member, [], 0, -math.inf))
+        group.members.append(member)
+        group.snippets[member] = snippets[member]
+    for pair in pairs:
+        group = groups[root(pair.a)]
+        group.pairs += 1
+        group.best_score = max(group.best_score, pair.score)
+    for group in groups.values():
+        group.representative = min(group.members, key=lambda m: (-links[m], -best[m], m))
+    return sorted(groups.values(), key=lambda g: (-len(g.members), -g.best_score,
+                                                  g.representative))  # fmt: skip

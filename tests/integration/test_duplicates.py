@@ -1,0 +1,122 @@
+"""Near-duplicates over an index with the packaged MiniLM on the real ES-API server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from es_semantic import Encoder, Indexer
+from es_semantic.cli import cli
+from es_semantic.corpus.duplicates import find_duplicates
+from es_semantic.corpus.pairs import best_of, group_pairs
+from es_semantic.errors import ConfigError
+from tests.integration.corpus import DOCS
+
+pytestmark = pytest.mark.slow
+BY_ID = {d["id"]: d for d in DOCS}
+PLANTED = [
+    # an exact copy, a copy with its sentences reordered, a paraphrase in other words
+    {**BY_ID["pasta"], "id": "pasta-copy", "lang": "fr"},
+    {**BY_ID["bread"], "id": "bread-reordered",
+     "text": "Bake it in a hot oven after the dough rises; knead flour, yeast, salt and water."},
+    {**BY_ID["marathon"], "id": "marathon-paraphrase", "title": "Training for a marathon",
+     "text": "Increase your weekly distance gradually, add one long run and take rest days so "
+             "you do not get injured."},
+    # a chain: pasta ~ pasta-copy ~ pasta-copy-2 (joined into one group by --groups)
+    {**BY_ID["pasta"], "id": "pasta-copy-2", "title": "Cooking pasta at home"},
+]  # fmt: skip
+EXPECTED = {("pasta", "pasta-copy"), ("bread", "bread-reordered"),
+            ("marathon", "marathon-paraphrase")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir):
+    return Encoder(minilm_dir)
+
+
+@pytest.fixture(scope="module", params=["none", "nested"], ids=["one-vector", "passages"])
+def planted_index(request, es, minilm):
+    """One index per layout for the module (the scans re-encode passages: keep them few)."""
+    name = f"test-dups-{uuid.uuid4().hex[:10]}"
+    Indexer(es, name, minilm, metadata_fields={"lang": "keyword"}, index_options="flat",
+            chunking=request.param).index([*DOCS, *PLANTED])  # fmt: skip
+    yield name, request.param
+    es.indices.delete(index=name)
+
+
+@pytest.fixture(scope="module")
+def found(es, planted_index, minilm):
+    """The pairs at 0.8 over the whole index, scanned once per layout."""
+    return best_of(find_duplicates(es, planted_index[0], threshold=0.8, encoder=minilm))
+
+
+def test_planted_duplicates_are_found_and_unrelated_documents_are_not(planted_index, found):
+    chunking, pairs = planted_index[1], found
+    keys = {(p.a, p.b) for p in pairs}
+    assert keys >= EXPECTED, pairs
+    unrelated = {d["id"] for d in DOCS} - {"pasta", "bread", "marathon"}
+    assert not any({p.a, p.b} & unrelated for p in pairs), pairs
+    copy = next(p for p in pairs if (p.a, p.b) == ("pasta", "pasta-copy"))
+    assert copy.score == pytest.approx(1.0, abs=1e-3) and pairs[0].score >= pairs[-1].score
+    assert "spaghetti" in copy.snippet_a and "spaghetti" in copy.snippet_b
+    if chunking == "nested":  # the pair says which passages matched
+        assert copy.passage_a and "spaghetti" in copy.passage_a and copy.passage_b
+    # each pair once
+    assert len(keys) == len(pairs) and all(p.a < p.b for p in pairs)
+
+
+def test_threshold_and_filters_are_respected(es, planted_index, minilm, found):
+    index, _ = planted_index
+    strict = best_of(find_duplicates(es, index, threshold=0.99, encoder=minilm))
+    assert {(p.a, p.b) for p in strict} == {(p.a, p.b) for p in found if p.score >= 0.99}
+    assert {(p.a, p.b) for p in strict} >= {("pasta", "pasta-copy")}
+    assert all(p.score >= 0.99 for p in strict)
+    assert ("marathon", "marathon-paraphrase") not in {(p.a, p.b) for p in strict}
+    english = best_of(find_duplicates(es, index, threshold=0.8, filters={"lang": "en"},
+                                      encoder=minilm))  # fmt: skip
+    assert not any("pasta-copy" in (p.a, p.b) for p in english)  # the copy is lang=fr
+    assert ("bread", "bread-reordered") in {(p.a, p.b) for p in english}
+
+
+def test_groups_join_transitively_with_a_representative(found):
+    groups = group_pairs(found)
+    pasta = next(g for g in groups if "pasta" in g.members)
+    assert set(pasta.members) == {"pasta", "pasta-copy", "pasta-copy-2"}
+    assert pasta.representative in pasta.members
+    assert len(groups) == 3 and groups[0] is pasta  # the largest first
+
+
+@pytest.mark.parametrize("planted_index", ["none"], indirect=True)  # the same scan code path
+def test_cli_json_csv_groups_and_resume(es_server, es, planted_index, tmp_path, minilm_dir):
+    index, _ = planted_index
+    base = [index, "--threshold", "0.8", "--es-url", es_server.config.url, "--model",
+            str(minilm_dir)]  # fmt: skip
+    out = CliRunner().invoke(cli, ["duplicates", *base, "--json", "--groups", "--csv",
+                                   str(tmp_path / "pairs.csv")])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    assert {(p["a"], p["b"]) for p in payload["pairs"]} >= EXPECTED
+    assert payload["groups"][0]["size"] == 3
+    assert (tmp_path / "pairs.csv").read_text().count("\n") == len(payload["pairs"]) + 1
+    table = CliRunner().invoke(cli, ["duplicates", *base, "--quiet"])
+    assert table.exit_code == 0 and "bread-reordered" in table.output
+    # resumable: a first pass over 5 documents, then the rest; the same pairs in the end
+    state = tmp_path / "state.jsonl"
+    first = list(find_duplicates(es, index, threshold=0.8, limit=5, checkpoint=state,
+                                 encoder=Encoder(minilm_dir)))  # fmt: skip
+    done = sum(len(json.loads(x).get("done", [])) for x in state.read_text().splitlines())
+    assert done == 5 and len(first) <= len(payload["pairs"])
+    resumed = CliRunner().invoke(cli, ["duplicates", *base, "--json", "--checkpoint",
+                                       str(state)])  # fmt: skip
+    assert {(p["a"], p["b"]) for p in json.loads(resumed.output)["pairs"]} == {
+        (p["a"], p["b"]) for p in payload["pairs"]
+    }
+
+
+def test_a_chunked_index_needs_its_model(es, index_name, minilm):
+    Indexer(es, index_name, minilm, chunking="nested").index(DOCS[:3])
+    with pytest.raises(ConfigError, match="--model"):
+        next(find_duplicates(es, index_name))

@@ -1,0 +1,75 @@
+import pytest
+
+from es_semantic.config import EncoderConfig
+from es_semantic.corpus.pairs import (
+    DuplicatePair,
+    best_of,
+    group_pairs,
+    knn_threshold,
+    pairs_from_response,
+    probe_body,
+    raw_similarity,
+)
+from es_semantic.schema.contract import IndexContract
+
+ENC = EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
+FLAT = IndexContract.from_encoder(ENC, chunking="none")
+NESTED = IndexContract.from_encoder(ENC)
+
+
+def test_scores_go_back_to_the_raw_similarity():
+    assert raw_similarity((1 + 0.93) / 2, "cosine") == pytest.approx(0.93)
+    assert raw_similarity(0.25, "l2_norm") == 0.25
+    assert knn_threshold(0.9, "cosine") == 0.9
+    assert knn_threshold(0.5, "l2_norm") == pytest.approx(1.0)  # 1 / (1 + d^2) = 0.5 -> d = 1
+    with pytest.raises(ValueError, match="l2_norm"):
+        knn_threshold(1.5, "l2_norm")
+
+
+def test_probe_leaves_the_document_out_and_cuts_at_the_threshold():
+    body = probe_body([0.1, 0.2, 0.3], FLAT, exclude_id="d1", top_k=5, threshold=0.9,
+                      filters=[{"term": {"lang": "en"}}], text_fields=("title", "text"))  # fmt: skip
+    knn = body["knn"]
+    assert knn["field"] == "embedding" and knn["similarity"] == 0.9 and knn["k"] == 5
+    assert knn["filter"] == [
+        {"term": {"lang": "en"}}, {"bool": {"must_not": [{"ids": {"values": ["d1"]}}]}}
+    ]  # fmt: skip
+    assert "inner_hits" not in knn and body["_source"] == ["title", "text"]
+    nested = probe_body([0.1, 0.2, 0.3], NESTED, exclude_id="d1", top_k=5, threshold=0.9,
+                        filters=[], text_fields=("text",))["knn"]  # fmt: skip
+    assert nested["field"] == "passages.embedding" and nested["inner_hits"]["size"] == 1
+
+
+def _hit(doc_id, score, text="t", passage=None):
+    hit = {"_id": doc_id, "_score": score, "_source": {"text": text}}
+    if passage is not None:
+        hit["inner_hits"] = {"passages": {"hits": {"hits": [
+            {"fields": {"passages": [{"text": [passage]}]}}]}}}  # fmt: skip
+    return hit
+
+
+def test_pairs_from_a_probe_answer():
+    response = {"hits": {"hits": [_hit("a", 0.99), _hit("z", 0.97), _hit("q", 0.90),
+                                  _hit("m", 0.94)]}}  # fmt: skip
+    pairs = pairs_from_response("m", response, FLAT, 0.9, snippet="mine")
+    # m itself is skipped; 0.90 -> cosine 0.80 is below 0.9; each pair ordered a < b
+    assert [(p.a, p.b, round(p.score, 2)) for p in pairs] == [("a", "m", 0.98), ("m", "z", 0.94)]
+    assert pairs[0].snippet_b == "mine" and pairs[1].snippet_a == "mine"
+    nested = pairs_from_response("m", {"hits": {"hits": [_hit("a", 0.99, passage="best")]}},
+                                 NESTED, 0.9, passage="my passage")  # fmt: skip
+    assert (nested[0].passage_a, nested[0].passage_b) == ("best", "my passage")
+
+
+def test_best_of_keeps_each_pair_once_with_its_best_score():
+    pairs = [DuplicatePair("a", "b", 0.91), DuplicatePair("a", "b", 0.95),
+             DuplicatePair("c", "d", 0.99)]  # fmt: skip
+    assert [(p.a, p.b, p.score) for p in best_of(pairs)] == [("c", "d", 0.99), ("a", "b", 0.95)]
+
+
+def test_groups_are_transitive_with_the_best_connected_representative():
+    pairs = [DuplicatePair("a", "b", 0.95), DuplicatePair("b", "c", 0.92),
+             DuplicatePair("x", "y", 0.99)]  # fmt: skip
+    first, second = group_pairs(pairs)
+    assert first.members == ["a", "b", "c"] and first.representative == "b"
+    assert (first.pairs, first.best_score) == (2, 0.95)
+    assert second.members == ["x", "y"] and second.representative == "x"
