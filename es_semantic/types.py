@@ -58,14 +58,17 @@ class IndexReport:
     chunked: int = 0  # documents split into more than one passage (chunked indices)
     passages: int = 0  # passages encoded (chunked indices)
     duplicates: int = 0
+    deduplicated: int = 0  # near-duplicates not indexed (--dedupe skip)
+    flagged: int = 0  # near-duplicates indexed with duplicate_of (--dedupe flag)
     seconds: float = 0.0
     encode_seconds: float = 0.0
     dead_letter: str | None = None
     failures: list[FailedDocument] = field(default_factory=list)
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # the first 1,000
 
     @property
     def total(self) -> int:
-        return self.indexed + self.skipped + self.failed
+        return self.indexed + self.skipped + self.failed + self.deduplicated
 
     @property
     def ok(self) -> bool:

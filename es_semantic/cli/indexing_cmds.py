@@ -6,13 +6,14 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError, InputError
 from es_semantic.indexing.admin import create_index, index_info
+from es_semantic.indexing.dedupe import DedupeMode
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
@@ -227,6 +228,19 @@ def chunking_summary(contract: IndexContract) -> str:
 @click.option(
     "--dry-run", is_flag=True, help="with --delete-missing: only list what it would delete"
 )
+@click.option(
+    "--dedupe-threshold",
+    type=float,
+    help="a document whose nearest neighbour (in the index or earlier in this run) is at least "
+    "this similar is a near-duplicate (cosine for cosine/dot_product indices)",
+)
+@click.option(
+    "--dedupe",
+    type=click.Choice(["flag", "skip"]),
+    default="flag",
+    show_default=True,
+    help="near-duplicates: index with duplicate_of=ID (filterable), or leave out; both counted",
+)
 @creation_options
 @connection_options
 @handle_errors
@@ -244,6 +258,8 @@ def index_cmd(
     quiet: bool,
     delete_missing: bool,
     dry_run: bool,
+    dedupe_threshold: float | None,
+    dedupe: str,
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
@@ -273,6 +289,8 @@ def index_cmd(
         dead_letter=dead_letter or f"{index}.dead.jsonl",
         progress=not quiet,
         track_ids=delete_missing,
+        dedupe_threshold=dedupe_threshold,
+        dedupe=cast(DedupeMode, dedupe),
         **creation_opts,
     )
     spec = indexer.field_spec()
@@ -336,6 +354,11 @@ def _finish_report(report: IndexReport, report_json: str | None, quiet: bool) ->
         summary += (
             f"; {report.truncated} documents were longer than the model's window and were cut: "
             "index them as passages with --chunk (a new index, or `es-semantic migrate`)"
+        )
+    if report.flagged or report.deduplicated:
+        summary += (
+            f"; near-duplicates: {report.flagged} indexed with duplicate_of, "
+            f"{report.deduplicated} left out (listed in --report-json)"
         )
     if report.failed:
         summary += f"; failures in {report.dead_letter or 'the report'}"

@@ -1,10 +1,7 @@
 """Near-duplicate pairs, pure: the kNN probe a document sends, the pairs its answer holds, and
 groups joined from pairs. No I/O (see :mod:`es_semantic.corpus.duplicates` for the scan).
 
-Scores are the index's own similarity in its raw form, the unit of kNN's ``similarity``
-threshold: cosine (or dot product of unit vectors) from -1 to 1 for ``cosine`` and
-``dot_product``; for ``l2_norm`` Elasticsearch's score ``1 / (1 + d^2)``; for
-``max_inner_product`` its score.
+Scores are the index's own similarity in its raw unit (:mod:`es_semantic.schema.similarity`).
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.similarity import knn_threshold, raw_similarity
 from es_semantic.search.core import best_passage
 
 SNIPPET_CHARS = 160
@@ -61,23 +59,6 @@ class DuplicateGroup:
         return {"representative": self.representative, "size": len(self.members),
                 "members": self.members, "pairs": self.pairs,
                 "best_score": round(self.best_score, 6)}  # fmt: skip
-
-
-def raw_similarity(score: float, similarity: str) -> float:
-    """Elasticsearch's kNN ``_score`` back to the raw similarity of the two vectors."""
-    if similarity in ("cosine", "dot_product"):
-        return 2.0 * score - 1.0
-    return score  # l2_norm and max_inner_product: the score is the documented unit
-
-
-def knn_threshold(threshold: float, similarity: str) -> float:
-    """The kNN ``similarity`` parameter for ``threshold``: raw cosine/dot product as is; for
-    ``l2_norm`` the largest distance, ``sqrt(1/score - 1)``."""
-    if similarity == "l2_norm":
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("an l2_norm threshold is a score in (0, 1]: 1 / (1 + d^2)")
-        return math.sqrt(1.0 / threshold - 1.0)
-    return threshold
 
 
 def probe_body(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
@@ -85,6 +86,28 @@ def read_contract_steps(index: str) -> Steps[IndexContract]:
     if answer.status == 404:
         raise missing_index_error(index)
     return contract_from_mapping_response(dict(answer.raise_for_error()), index)
+
+
+def add_metadata_field_steps(
+    index: str, contract: IndexContract, name: str, kind: str
+) -> Steps[IndexContract]:
+    """The contract with metadata field ``name`` (added to the mapping and ``_meta`` when it is
+    not there yet: a new field is allowed on a live index)."""
+    if name in contract.metadata_fields:
+        return contract
+    updated = replace(contract, metadata_fields={**contract.metadata_fields, name: kind})
+    mapping = (yield Call("indices.get_mapping", {"index": index})).raise_for_error()
+    meta = dict(mapping[next(iter(mapping))]["mappings"].get("_meta") or {})  # keep other keys
+    answer = yield Call(
+        "indices.put_mapping",
+        {
+            "index": index,
+            "properties": {name: {"type": kind}},
+            "meta": {**meta, **updated.to_meta()},
+        },
+    )
+    answer.raise_for_error()
+    return updated
 
 
 def read_contract(es: Elasticsearch, index: str) -> IndexContract:

@@ -47,6 +47,7 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
         it has one)."""
         contract = await self.ensure_index()
         run = self._start(docs, total)
+        self._memory = None  # near-duplicates are looked for among this run's documents
         queue: asyncio.Queue[list[steps.Action] | None] = asyncio.Queue(2)
         consumer = asyncio.create_task(self._consume(queue, run))
         error: BaseException | None = None
@@ -59,8 +60,16 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
                     break
                 if not todo:
                     continue
-                actions = await asyncio.to_thread(self._encode, todo, contract, run)
-                if not await _put_or_fail(queue, actions, consumer):
+                encoded = await asyncio.to_thread(self._encode, todo, contract, run)
+                try:
+                    actions = await run_async(
+                        self.es, self._actions_steps(todo, encoded, contract, run)
+                    )
+                except (ApiError, TransportError) as exc:
+                    run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
+                    error = exc
+                    break
+                if actions and not await _put_or_fail(queue, actions, consumer):
                     run.fail_actions(actions, "not sent: indexing stopped")
                     break
             if not consumer.done():

@@ -32,6 +32,7 @@ from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document, IndexReport, ReadFailure
 
 Action = tuple[dict[str, Any], Document]
+MAX_LISTED = 1000  # near-duplicates listed in the report (all are counted)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,23 @@ class IndexRun:
     def skipped(self, count: int) -> None:
         self.report.skipped += count
         self.bar.update(count)
+
+    def near_duplicate(self, doc_id: str, of: str, score: float, *, skipped: bool) -> None:
+        """A document whose nearest neighbour is at or above the dedupe threshold."""
+        if len(self.report.near_duplicates) < MAX_LISTED:
+            self.report.near_duplicates.append(
+                {
+                    "id": doc_id,
+                    "duplicate_of": of,
+                    "score": round(score, 6),
+                    "action": "skipped" if skipped else "flagged",
+                }
+            )
+        if skipped:
+            self.report.deduplicated += 1
+            self.bar.update(1)
+        else:
+            self.report.flagged += 1
 
     def encoded(self, encoded: Sequence[EncodedDoc], seconds: float) -> None:
         self.report.encoded += len(encoded)

@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -22,13 +23,23 @@ from es_semantic.calls import Call, Steps
 from es_semantic.calls import run as run_steps
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing import batch as steps
-from es_semantic.indexing.actions import parse_bulk_item
+from es_semantic.indexing.actions import EncodedDoc, parse_bulk_item
 from es_semantic.indexing.admin import (
+    add_metadata_field_steps,
     create_index_steps,
     read_contract_steps,
     resolve_write_index_steps,
 )
 from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.dedupe import (
+    DUPLICATE_FIELD,
+    DedupeMode,
+    Match,
+    RunMemory,
+    decide,
+    probe_steps,
+    vectors_of,
+)
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.redact import client_secrets, redact
@@ -54,7 +65,10 @@ class _IndexerOptions(Generic[ClientT]):
     time; ``chunk_size``, ``max_chunk_bytes``, ``max_retries``, ``initial_backoff``,
     ``max_backoff``: bulk requests; ``dead_letter``: JSONL file for failed documents;
     ``refresh``: refresh the index after the run; ``track_ids``: keep every id read
-    (``seen_ids``, for deleting what the input no longer has)."""
+    (``seen_ids``, for deleting what the input no longer has); ``dedupe_threshold``: a
+    document whose nearest neighbour (in the index, or earlier in this run) is at least this
+    similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with ``duplicate_of`` (a
+    filterable keyword field), ``skip`` leaves it out; both are counted in the report."""
 
     def __init__(
         self,
@@ -82,9 +96,13 @@ class _IndexerOptions(Generic[ClientT]):
         progress: bool = False,
         refresh: bool = True,
         track_ids: bool = False,
+        dedupe_threshold: float | None = None,
+        dedupe: DedupeMode = "flag",
     ) -> None:
         if batch_size < 1 or chunk_size < 1:
             raise ConfigError("batch_size and chunk_size must be >= 1")
+        if dedupe not in ("flag", "skip"):
+            raise ConfigError(f"dedupe={dedupe!r} is not one of flag, skip")
         self.es = es
         self.index_name, self.encoder = index, encoder
         meta = (
@@ -92,6 +110,10 @@ class _IndexerOptions(Generic[ClientT]):
             if isinstance(metadata_fields, Mapping)
             else dict.fromkeys(metadata_fields, "keyword")
         )
+        if dedupe_threshold is not None and dedupe == "flag":
+            meta.setdefault(DUPLICATE_FIELD, "keyword")
+        self.dedupe_threshold, self.dedupe = dedupe_threshold, dedupe
+        self._memory: RunMemory | None = None
         self._id_field = id_field
         self._text_fields = tuple(text_fields) if text_fields else None
         self._create_options: dict[str, Any] = {
@@ -163,6 +185,10 @@ class _IndexerOptions(Generic[ClientT]):
         if exists:
             contract = self._accept_existing((yield from read_contract_steps(self.index_name)))
             self.target = yield from resolve_write_index_steps(self.index_name)
+            if self.dedupe_threshold is not None and self.dedupe == "flag":
+                contract = yield from add_metadata_field_steps(
+                    self.target, contract, DUPLICATE_FIELD, "keyword"
+                )
         else:
             contract = self._new_contract()
             self.created = yield from create_index_steps(self.index_name, contract)
@@ -191,12 +217,48 @@ class _IndexerOptions(Generic[ClientT]):
 
     def _encode(
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
-    ) -> list[steps.Action]:
+    ) -> list[EncodedDoc]:
         """Encode the documents (the model's work: a thread in the async indexer)."""
         t0 = time.perf_counter()
         encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
         run.encoded(encoded, time.perf_counter() - t0)
-        return steps.build_actions(self.target, todo, encoded, contract)
+        return encoded
+
+    def _actions_steps(
+        self,
+        todo: list[steps.Prepared],
+        encoded: list[EncodedDoc],
+        contract: IndexContract,
+        run: steps.IndexRun,
+    ) -> Steps[list[steps.Action]]:
+        """Bulk actions for the encoded documents; with a dedupe threshold, near-duplicates
+        are flagged (``duplicate_of``) or left out, and counted either way."""
+        threshold = self.dedupe_threshold
+        if threshold is None or not todo:
+            return steps.build_actions(self.target, todo, encoded, contract)
+        if self._memory is None:
+            self._memory = RunMemory(contract.similarity)
+        vectors = [vectors_of(e) for e in encoded]
+        ids = [p.doc_id for p in todo]
+        in_index: list[Match | None] = [None] * len(todo)
+        if not self.created:
+            items = list(zip(ids, vectors, strict=True))
+            in_index = yield from probe_steps(self.target, contract, items, threshold)
+        verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.dedupe)
+        kept: list[tuple[steps.Prepared, EncodedDoc]] = []
+        for prepared, vector, match in zip(todo, encoded, verdicts, strict=True):
+            if match is not None:
+                run.near_duplicate(prepared.doc_id, match.of, match.score,
+                                   skipped=self.dedupe == "skip")  # fmt: skip
+                if self.dedupe == "skip":
+                    continue
+                doc = replace(
+                    prepared.doc, metadata={**prepared.doc.metadata, DUPLICATE_FIELD: match.of}
+                )
+                prepared = replace(prepared, doc=doc)  # fmt: skip
+            kept.append((prepared, vector))
+        return steps.build_actions(self.target, [p for p, _ in kept], [e for _, e in kept],
+                                   contract)  # fmt: skip
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         return IndexingError(
@@ -231,6 +293,7 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         it has one)."""
         contract = self.ensure_index()
         run = self._start(docs, total)
+        self._memory = None  # near-duplicates are looked for among this run's documents
         records = steps.as_records(docs, self._spec(contract))
         pipe = _BulkPipeline(self.es, self._bulk_options, run)
         try:
@@ -261,7 +324,15 @@ class Indexer(_IndexerOptions[Elasticsearch]):
             pipe.error = pipe.error or exc
             raise _PipelineStopped from None
         if todo:
-            pipe.put(self._encode(todo, contract, run))
+            encoded = self._encode(todo, contract, run)
+            try:
+                actions = run_steps(self.es, self._actions_steps(todo, encoded, contract, run))
+            except (ApiError, TransportError) as exc:  # the near-duplicate probe failed
+                run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
+                pipe.error = pipe.error or exc
+                raise _PipelineStopped from None
+            if actions:
+                pipe.put(actions)
 
 
 class _BulkPipeline:

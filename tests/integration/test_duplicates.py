@@ -8,7 +8,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from es_semantic import Encoder, Indexer
+from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
 from es_semantic.corpus.duplicates import find_duplicates
 from es_semantic.corpus.pairs import best_of, group_pairs
@@ -120,3 +120,31 @@ def test_a_chunked_index_needs_its_model(es, index_name, minilm):
     Indexer(es, index_name, minilm, chunking="nested").index(DOCS[:3])
     with pytest.raises(ConfigError, match="--model"):
         next(find_duplicates(es, index_name))
+
+
+@pytest.mark.parametrize("chunking", ["none", "nested"])
+def test_dedupe_at_ingest_flags_or_skips_and_counts(es, index_name, minilm, chunking):
+    first = Indexer(es, index_name, minilm, chunking=chunking, dedupe_threshold=0.9,
+                    metadata_fields={"lang": "keyword"}).index(DOCS)  # fmt: skip
+    assert (first.flagged, first.deduplicated, first.indexed) == (0, 0, len(DOCS))
+    # a later run: copies of indexed documents, and a copy of a document of the same batch
+    later = [PLANTED[0], PLANTED[1], {"id": "new", "text": "Tide tables for the harbour."},
+             {"id": "new-copy", "text": "Tide tables for the harbour!"}]  # fmt: skip
+    flagged = Indexer(es, index_name, minilm, dedupe_threshold=0.9).index(later)
+    marks = {d["id"]: (d["duplicate_of"], d["action"]) for d in flagged.near_duplicates}
+    assert marks == {"pasta-copy": ("pasta", "flagged"), "bread-reordered": ("bread", "flagged"),
+                     "new-copy": ("new", "flagged")}  # fmt: skip
+    assert (flagged.flagged, flagged.indexed, flagged.total) == (3, 4, 4)
+    es.indices.refresh(index=index_name)
+    hit = es.get(index=index_name, id="pasta-copy")["_source"]
+    assert hit["duplicate_of"] == "pasta"
+
+    only = Searcher(es, index_name, minilm).search("spaghetti", mode="keyword",
+                                                   filters={"duplicate_of": "pasta"})  # fmt: skip
+    assert [h.id for h in only.hits] == ["pasta-copy"]  # filterable
+    skipping = Indexer(es, index_name, minilm, dedupe_threshold=0.8, dedupe="skip").index(
+        [PLANTED[2], {"id": "fresh", "text": "Quantum error correction codes."}]
+    )
+    assert (skipping.deduplicated, skipping.indexed, skipping.total) == (1, 1, 2)
+    assert skipping.near_duplicates[0]["duplicate_of"] == "marathon"
+    assert not es.exists(index=index_name, id="marathon-paraphrase")

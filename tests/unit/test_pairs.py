@@ -5,12 +5,11 @@ from es_semantic.corpus.pairs import (
     DuplicatePair,
     best_of,
     group_pairs,
-    knn_threshold,
     pairs_from_response,
     probe_body,
-    raw_similarity,
 )
 from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
 
 ENC = EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3)
 FLAT = IndexContract.from_encoder(ENC, chunking="none")
@@ -24,6 +23,16 @@ def test_scores_go_back_to_the_raw_similarity():
     assert knn_threshold(0.5, "l2_norm") == pytest.approx(1.0)  # 1 / (1 + d^2) = 0.5 -> d = 1
     with pytest.raises(ValueError, match="l2_norm"):
         knn_threshold(1.5, "l2_norm")
+
+
+def test_pairwise_matches_the_knn_units():
+    import numpy as np
+
+    a = np.array([[1.0, 0.0], [0.0, 2.0]], dtype=np.float32)
+    b = np.array([[2.0, 0.0]], dtype=np.float32)
+    assert pairwise(a, b, "cosine")[:, 0] == pytest.approx([1.0, 0.0])
+    assert pairwise(a, b, "l2_norm")[:, 0] == pytest.approx([1 / 2, 1 / 9])
+    assert pairwise(a, -b, "max_inner_product")[:, 0] == pytest.approx([1 / 3, 1.0])
 
 
 def test_probe_leaves_the_document_out_and_cuts_at_the_threshold():

@@ -1,0 +1,123 @@
+"""Near-duplicates at ingest: is a new document's nearest neighbour at or above a threshold?
+
+Two places can hold that neighbour: the index as it was when the run started (one kNN probe
+per vector, in one ``_msearch`` per batch, the threshold as kNN's ``similarity`` cut-off), and
+the documents this run indexed already (kept in memory, compared exactly: they may not be
+searchable yet). A document with passages compares by its best passage pair. Pure but for the
+probe steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from es_semantic.calls import Call, Steps
+from es_semantic.indexing.actions import EncodedDoc
+from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
+
+DedupeMode = Literal["flag", "skip"]
+DUPLICATE_FIELD = "duplicate_of"
+
+
+@dataclass(frozen=True)
+class Match:
+    """The nearest earlier document at or above the threshold."""
+
+    of: str
+    score: float
+
+
+def vectors_of(encoded: EncodedDoc) -> npt.NDArray[np.float32]:
+    """A document's vectors as rows: one, or one per passage."""
+    if encoded.vector is not None:
+        return encoded.vector.reshape(1, -1)
+    return np.stack([v for _, v in encoded.passages]).astype(np.float32)
+
+
+class RunMemory:
+    """The vectors of the documents this run has accepted, to compare new ones against."""
+
+    def __init__(self, similarity: str) -> None:
+        self.similarity = similarity
+        self._rows: list[npt.NDArray[np.float32]] = []
+        self._owners: list[str] = []
+        self._matrix: npt.NDArray[np.float32] | None = None
+
+    def nearest(self, vectors: npt.NDArray[np.float32]) -> Match | None:
+        if not self._owners:
+            return None
+        if self._matrix is None:
+            self._matrix = np.concatenate(self._rows)
+        scores = pairwise(vectors, self._matrix, self.similarity).max(axis=0)
+        best = int(np.argmax(scores))
+        return Match(self._owners[best], float(scores[best]))
+
+    def add(self, doc_id: str, vectors: npt.NDArray[np.float32]) -> None:
+        self._rows.append(vectors)
+        self._owners += [doc_id] * len(vectors)
+        self._matrix = None
+
+
+def probe_steps(
+    index: str,
+    contract: IndexContract,
+    items: Sequence[tuple[str, npt.NDArray[np.float32]]],
+    threshold: float,
+) -> Steps[list[Match | None]]:
+    """Each document's nearest neighbour in ``index`` at or above ``threshold`` (itself left
+    out), one ``_msearch`` for all their vectors."""
+    lines: list[dict[str, Any]] = []
+    owners: list[int] = []
+    for position, (doc_id, vectors) in enumerate(items):
+        for vector in vectors:
+            knn = {
+                "field": contract.vector_path,
+                "query_vector": vector.tolist(),
+                "k": 1,
+                "num_candidates": 100,
+                "similarity": knn_threshold(threshold, contract.similarity),
+                "filter": [{"bool": {"must_not": [{"ids": {"values": [doc_id]}}]}}],
+            }
+            lines += [{"index": index}, {"knn": knn, "size": 1, "_source": False}]
+            owners.append(position)
+    found: list[Match | None] = [None] * len(items)
+    if not lines:
+        return found
+    responses = (yield Call("msearch", {"searches": lines})).raise_for_error()["responses"]
+    for position, response in zip(owners, responses, strict=True):
+        if "error" in response:
+            raise RuntimeError(f"a duplicate probe on {index!r} failed: {response['error']}")
+        for hit in response.get("hits", {}).get("hits", []):
+            score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
+            current = found[position]
+            if score >= threshold - 1e-6 and (current is None or score > current.score):
+                found[position] = Match(str(hit["_id"]), score)
+    return found
+
+
+def decide(
+    ids: Sequence[str],
+    vectors: Sequence[npt.NDArray[np.float32]],
+    in_index: Sequence[Match | None],
+    memory: RunMemory,
+    threshold: float,
+    mode: DedupeMode,
+) -> list[Match | None]:
+    """Each document's verdict, in input order: the better of its match in the index and in
+    this run (earlier documents, the batch included). Documents that will be indexed (all when
+    flagging, the originals when skipping) join the memory."""
+    verdicts: list[Match | None] = []
+    for doc_id, rows, indexed in zip(ids, vectors, in_index, strict=True):
+        candidates = [m for m in (indexed, memory.nearest(rows)) if m is not None]
+        candidates = [m for m in candidates if m.score >= threshold - 1e-6 and m.of != doc_id]
+        best = max(candidates, key=lambda m: m.score) if candidates else None
+        verdicts.append(best)
+        if best is None or mode == "flag":
+            memory.add(doc_id, rows)
+    return verdicts
