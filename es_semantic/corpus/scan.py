@@ -1,0 +1,130 @@
+"""Every document of an index with its vectors, a page at a time, through a point in time.
+
+Where the vectors come from, chosen by what Elasticsearch 8.x and 9.x both support:
+- one vector per document: ``script_fields`` reading the ``dense_vector`` doc values
+  (``doc['embedding'].vectorValue``, Painless over the contract's validated field name), so
+  nothing is re-encoded and nothing relies on vectors in ``_source`` (excluded by the mapping,
+  and left out by default from 9.2);
+- passages (chunked indices): the stored passage texts re-encoded with the index's model,
+  since nested doc values cannot be read from the parent document's hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from elasticsearch import Elasticsearch
+
+from es_semantic.errors import ConfigError
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.search.queries import checked_field_name
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
+
+PIT_KEEP_ALIVE = "5m"
+VECTOR_SCRIPT_FIELD = "_es_semantic_vector"
+
+
+@dataclass(frozen=True)
+class DocVectors:
+    """A stored document, its ``_source`` (vectors excluded) and its vectors as rows (one, or
+    one per passage, with the passages' texts)."""
+
+    id: str
+    source: dict[str, Any]
+    vectors: npt.NDArray[np.float32]
+    passages: Sequence[str] = ()
+
+    def mean_vector(self) -> npt.NDArray[np.float32]:
+        """One vector for the document (the unit mean of its passages)."""
+        mean = self.vectors.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        result: npt.NDArray[np.float32] = (mean / norm if norm else mean).astype(np.float32)
+        return result
+
+
+def scan_query(contract: IndexContract, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The documents that have vectors (and match ``filters``)."""
+    has_vector = (
+        {"nested": {"path": PASSAGES_FIELD, "query": {"exists": {"field": contract.vector_path}}}}
+        if contract.nested
+        else {"exists": {"field": contract.vector_path}}
+    )
+    return {"bool": {"filter": [*filters, has_vector]}}
+
+
+def vector_pages(
+    es: Elasticsearch,
+    index: str,
+    contract: IndexContract,
+    *,
+    filters: list[dict[str, Any]],
+    encoder: Encoder | None,
+    page_size: int,
+    source: Sequence[str] | None = None,
+) -> Iterator[list[DocVectors]]:
+    """Pages of documents with their vectors. ``source``: the ``_source`` fields to return
+    (None: all of it)."""
+    if contract.nested and encoder is None:
+        raise ConfigError(
+            f"index {index!r} holds passages: pass its model (--model) to re-encode them"
+        )
+    extra: dict[str, Any] = {}
+    if not contract.nested:
+        field = checked_field_name(contract.vector_field)
+        script = {"source": f"doc['{field}'].vectorValue"}
+        extra["script_fields"] = {VECTOR_SCRIPT_FIELD: {"script": script}}
+    if source is not None:
+        wanted = [*source, *([f"{PASSAGES_FIELD}.text"] if contract.nested else [])]
+        extra["source_includes"] = wanted
+    pit = es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE)["id"]
+    after: list[Any] | None = None
+    try:
+        while True:
+            resp = es.search(
+                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE}, size=page_size,
+                query=scan_query(contract, filters), sort=["_shard_doc"], search_after=after,
+                track_total_hits=False, **extra,
+            )  # fmt: skip
+            pit = resp.get("pit_id", pit)
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return
+            yield _page_vectors(hits, contract, encoder)
+            after = hits[-1]["sort"]
+    finally:
+        es.options(ignore_status=404).close_point_in_time(id=pit)
+
+
+def _page_vectors(
+    hits: Sequence[dict[str, Any]], contract: IndexContract, encoder: Encoder | None
+) -> list[DocVectors]:
+    """The page's documents with vectors (passages encoded in one call per page)."""
+    if not contract.nested:
+        docs = []
+        for hit in hits:
+            vector = (hit.get("fields") or {}).get(VECTOR_SCRIPT_FIELD)
+            if vector:
+                rows = np.asarray([vector], dtype=np.float32)
+                docs.append(DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows))
+        return docs
+    assert encoder is not None
+    passages: list[tuple[dict[str, Any], list[str]]] = []
+    for hit in hits:
+        source = dict(hit.get("_source") or {})
+        texts = [str(p.get("text", "")) for p in source.get(PASSAGES_FIELD) or []]
+        passages.append((hit, [t for t in texts if t.strip()]))
+    flat = [t for _, texts in passages for t in texts]
+    vectors = encoder.encode_documents(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+    docs, start = [], 0
+    for hit, texts in passages:
+        if texts:
+            rows = vectors[start : start + len(texts)]
+            docs.append(DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows, texts))
+        start += len(texts)
+    return docs
