@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "migrate": ("migrate_cmd", "migrate_cmd",
                 "Re-encode the documents behind alias --from with --model into a new index, then "
                 "move the alias there in one atomic step."),
+    "clusters": ("corpus_cmds", "clusters_cmd",
+                 "Group INDEX into --k topic clusters: sizes, central documents and label terms."),
     "duplicates": ("corpus_cmds", "duplicates_cmd",
                    "Find near-duplicate documents in INDEX: pairs at or above --threshold, "
                    "highest first."),

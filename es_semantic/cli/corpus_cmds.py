@@ -103,3 +103,60 @@ def _write_csv(path: str, pairs: list[DuplicatePair]) -> None:
         for p in pairs:
             writer.writerow([p.a, p.b, f"{p.score:.6f}", p.snippet_a, p.snippet_b,
                              p.passage_a or "", p.passage_b or ""])  # fmt: skip
+
+
+@click.command("clusters")
+@click.argument("index")
+@click.option("--k", "k", type=click.IntRange(2, 10_000), required=True, help="clusters")
+@click.option("--sample", type=click.IntRange(2), default=10_000, show_default=True,
+              help="documents k-means is fitted on (all are then assigned)")  # fmt: skip
+@click.option("--filter", "filters", multiple=True, help="only documents matching FIELD=VALUE")
+@click.option("--write-field", help="store each document's cluster id in this integer field")
+@click.option("--terms", type=click.IntRange(1, 50), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@connection_options
+@handle_errors
+def clusters_cmd(
+    index: str,
+    k: int,
+    sample: int,
+    filters: tuple[str, ...],
+    write_field: str | None,
+    terms: int,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Group INDEX into --k topic clusters: sizes, central documents and label terms.
+
+    k-means (scikit-learn, the 'cluster' extra) on a sample of the index's vectors, then every
+    document assigned; labels are class-based TF-IDF terms of each cluster's texts.
+    --write-field stores the cluster id so searches can filter or facet by it.
+    """
+    from es_semantic.corpus.clusters import cluster_index
+
+    state = settings(click.get_current_context(), options)
+    es = client(state)
+    model = encoder(state) if read_contract(es, index).nested else None
+    report = cluster_index(
+        es, index, k=k, sample=sample, filters=parse_cli_filters(filters), encoder=model,
+        write_field=write_field, top_terms=terms, seed=seed, progress=not quiet and not as_json,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    click.echo(f"{report.documents} documents of {index} in {k} clusters "
+               f"(k-means on {report.sampled})")  # fmt: skip
+    width = shutil.get_terminal_size((120, 20)).columns
+    for topic in report.topics:
+        click.echo(f"\n#{topic.id}  {topic.size} documents  {', '.join(topic.terms)}")
+        for doc_id, similarity, snippet in topic.central:
+            click.echo(f"    {similarity:.3f}  {doc_id}  {snippet[: max(width - 20, 20)]}")
+    if write_field:
+        click.echo(f"\n{report.written} documents now carry {write_field}"
+                   + (f"; {report.failed} failed" if report.failed else ""))  # fmt: skip
+    if report.failed:
+        raise click.exceptions.Exit(1)

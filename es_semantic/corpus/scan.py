@@ -82,6 +82,8 @@ def vector_pages(
     if source is not None:
         wanted = [*source, *([f"{PASSAGES_FIELD}.text"] if contract.nested else [])]
         extra["source_includes"] = wanted
+    else:
+        extra["source"] = True  # asked for: with script_fields some servers leave it out
     pit = es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE)["id"]
     after: list[Any] | None = None
     try:

@@ -82,3 +82,15 @@ def test_groups_are_transitive_with_the_best_connected_representative():
     assert first.members == ["a", "b", "c"] and first.representative == "b"
     assert (first.pairs, first.best_score) == (2, 0.95)
     assert second.members == ["x", "y"] and second.representative == "x"
+
+
+def test_topic_terms_and_class_based_tfidf():
+    from collections import Counter
+
+    from es_semantic.corpus.topics import ctfidf_labels, terms_of
+
+    assert terms_of("The Garlic and the pasta, 2024!") == ["garlic", "pasta"]
+    assert terms_of("检索系统 search") == ["search", "检索", "索系", "系统"]
+    # a word frequent in one class and absent from the other outranks a word both share
+    labels = ctfidf_labels([Counter({"goal": 5, "team": 5}), Counter({"star": 4, "team": 5})], 1)
+    assert labels == [["goal"], ["star"]]

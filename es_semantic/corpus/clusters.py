@@ -1,0 +1,198 @@
+"""Topic clusters over an index: fit k-means on a sample of its vectors, assign every
+document, label each cluster, optionally write the cluster id back as a metadata field.
+
+Reads the index through a point in time (:mod:`es_semantic.corpus.scan`): once when the whole
+index fits in the sample, else twice (sample, then assign). Writing back re-indexes each whole
+document with its vectors and the new field: a partial update would rebuild the document from
+``_source``, where es-semantic keeps no vectors, and so would lose them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from elasticsearch import Elasticsearch, helpers
+from tqdm import tqdm
+
+from es_semantic.calls import run
+from es_semantic.corpus.pairs import text_snippet
+from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
+from es_semantic.corpus.topics import Topic, ctfidf_labels, kmeans, terms_of, unit
+from es_semantic.errors import ConfigError
+from es_semantic.indexing.actions import parse_bulk_item
+from es_semantic.indexing.admin import add_metadata_field_steps, read_contract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.filters import build_filters
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
+
+PAGE_SIZE = 200
+
+
+@dataclass
+class ClusterReport:
+    """The topics of an index (largest first) and what was read and written."""
+
+    index: str
+    k: int
+    documents: int = 0
+    sampled: int = 0
+    written: int = 0
+    failed: int = 0
+    write_field: str | None = None
+    topics: list[Topic] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "k": self.k,
+            "documents": self.documents,
+            "sampled": self.sampled,
+            "written": self.written,
+            "failed": self.failed,
+            "field": self.write_field,
+            "clusters": [t.to_json() for t in self.topics],
+        }
+
+
+def cluster_index(
+    es: Elasticsearch,
+    index: str,
+    *,
+    k: int,
+    sample: int = 10_000,
+    filters: Mapping[str, Any] | None = None,
+    encoder: Encoder | None = None,
+    write_field: str | None = None,
+    top_terms: int = 8,
+    central: int = 3,
+    seed: int = 0,
+    progress: bool = False,
+) -> ClusterReport:
+    """``k`` topic clusters of ``index``; ``write_field``: store each document's cluster id
+    there (an ``integer`` metadata field, filterable); ``encoder``: needed on chunked indices."""
+    if k < 2 or sample < k:
+        raise ConfigError(f"k={k} must be >= 2 and --sample ({sample}) at least k")
+    contract = read_contract(es, index)
+    built = build_filters(filters, list(contract.metadata_fields))
+    total = int(es.count(index=index, query=scan_query(contract, built))["count"])
+    if total < k:
+        raise ConfigError(f"index {index!r} has {total} documents with vectors: fewer than k={k}")
+    report = ClusterReport(index, k, write_field=write_field)
+    docs = _scan(es, index, contract, built, encoder, total, progress, "sampling")
+    chosen = _reservoir(docs, sample, seed)
+    report.sampled = len(chosen)
+    model = kmeans(np.stack([d.mean_vector() for d in chosen]), k, seed)
+    centres = unit(model.cluster_centers_.astype(np.float32))
+    topics = [Topic(i) for i in range(k)]
+    counts: list[Counter[str]] = [Counter() for _ in range(k)]
+    nearest: list[list[tuple[float, str, str]]] = [[] for _ in range(k)]
+    if write_field is not None:
+        contract = run(es, add_metadata_field_steps(index, contract, write_field, "integer"))
+    assigned = chosen if total <= sample and write_field is None else None
+    stream = assigned or _scan(es, index, contract, built, encoder, total, progress, "assigning")
+    writer = _Writer(es, index, contract, write_field) if write_field is not None else None
+    for page in _chunks(stream, PAGE_SIZE):
+        vectors = unit(np.stack([d.mean_vector() for d in page]))
+        labels = model.predict(vectors)
+        for doc, label, vector in zip(page, labels, vectors, strict=True):
+            topic = topics[int(label)]
+            topic.size += 1
+            similarity = float(vector @ centres[int(label)])
+            snippet = text_snippet(doc.source, contract.text_fields)
+            entry = (similarity, doc.id, snippet)
+            heap = nearest[int(label)]
+            (heapq.heappush if len(heap) < central else heapq.heappushpop)(heap, entry)
+            counts[int(label)].update(terms_of(" ".join(
+                str(doc.source.get(f, "")) for f in contract.text_fields)))  # fmt: skip
+        if writer is not None:
+            writer.write(page, labels)
+        report.documents += len(page)
+    if writer is not None:
+        report.written, report.failed = writer.close()
+    for topic, heap, terms in zip(topics, nearest, ctfidf_labels(counts, top_terms), strict=True):
+        topic.central = [(doc_id, sim, snip) for sim, doc_id, snip in sorted(heap, reverse=True)]
+        topic.terms = terms
+    report.topics = sorted(topics, key=lambda t: (-t.size, t.id))
+    return report
+
+
+def _scan(
+    es: Elasticsearch,
+    index: str,
+    contract: IndexContract,
+    filters: list[dict[str, Any]],
+    encoder: Encoder | None,
+    total: int,
+    progress: bool,
+    what: str,
+) -> Iterator[DocVectors]:
+    with tqdm(total=total, desc=f"{what} {index}", unit="doc", disable=not progress) as bar:
+        for page in vector_pages(es, index, contract, filters=filters, encoder=encoder,
+                                 page_size=PAGE_SIZE):  # fmt: skip
+            yield from page
+            bar.update(len(page))
+
+
+def _reservoir(docs: Iterator[DocVectors], size: int, seed: int) -> list[DocVectors]:
+    """A uniform sample of ``size`` documents from a stream of unknown length."""
+    rng = random.Random(seed)  # noqa: S311 - sampling, not security
+    chosen: list[DocVectors] = []
+    for seen, doc in enumerate(docs):
+        if len(chosen) < size:
+            chosen.append(doc)
+        elif (slot := rng.randint(0, seen)) < size:
+            chosen[slot] = doc
+    return chosen
+
+
+def _chunks(docs: Iterator[DocVectors] | list[DocVectors], size: int) -> Iterator[list[DocVectors]]:
+    page: list[DocVectors] = []
+    for doc in docs:
+        page.append(doc)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+class _Writer:
+    """Re-indexes whole documents with their vectors and the cluster id (bulk, no partial
+    update: that would drop the vectors ``_source`` does not keep)."""
+
+    def __init__(
+        self, es: Elasticsearch, index: str, contract: IndexContract, field: str | None
+    ) -> None:
+        self.es, self.index, self.contract, self.field = es, index, contract, field
+        self.written = self.failed = 0
+
+    def write(self, page: list[DocVectors], labels: Any) -> None:
+        actions = [self._action(doc, int(label)) for doc, label in zip(page, labels, strict=True)]
+        for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
+                                               max_retries=3):  # fmt: skip
+            outcome = parse_bulk_item(ok, item)
+            self.written += int(outcome.ok)
+            self.failed += int(not outcome.ok)
+
+    def _action(self, doc: DocVectors, label: int) -> dict[str, Any]:
+        source = {**doc.source, str(self.field): label}
+        if self.contract.nested:
+            source[PASSAGES_FIELD] = [
+                {"text": text, self.contract.vector_field: vector.tolist()}
+                for text, vector in zip(doc.passages, doc.vectors, strict=True)
+            ]
+        else:
+            source[self.contract.vector_field] = doc.vectors[0].tolist()
+        return {"_op_type": "index", "_index": self.index, "_id": doc.id, "_source": source}
+
+    def close(self) -> tuple[int, int]:
+        self.es.indices.refresh(index=self.index)
+        return self.written, self.failed
