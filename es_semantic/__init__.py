@@ -13,6 +13,9 @@ from es_semantic._version import __version__
 
 if TYPE_CHECKING:
     from es_semantic.config import ESConfig
+    from es_semantic.corpus.clusters import cluster_index
+    from es_semantic.corpus.duplicates import find_duplicates
+    from es_semantic.corpus.pairs import DuplicatePair
     from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.reranker import CrossEncoder
     from es_semantic.errors import (
@@ -40,6 +43,9 @@ _ERRORS = (
 ).split()
 _WHERE: dict[str, str] = {
     "ESConfig": "es_semantic.config",
+    "DuplicatePair": "es_semantic.corpus.pairs",
+    "cluster_index": "es_semantic.corpus.clusters",
+    "find_duplicates": "es_semantic.corpus.duplicates",
     "Encoder": "es_semantic.encoding.encoder",
     "CrossEncoder": "es_semantic.encoding.reranker",
     **dict.fromkeys(_ERRORS, "es_semantic.errors"),
@@ -60,6 +66,7 @@ __all__ = [
     "ConnectionFailedError",
     "CrossEncoder",
     "Document",
+    "DuplicatePair",
     "ESConfig",
     "Encoder",
     "EncoderError",
@@ -78,6 +85,8 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "__version__",
+    "cluster_index",
+    "find_duplicates",
     "migrate",
 ]
 
