@@ -456,3 +456,24 @@ def test_index_progress_shows_the_total_of_a_file(run, index_name, tmp_path):
     result = run("index", index_name, str(corpus))
     assert result.exit_code == 0, result.output
     assert "7/7 [" in result.output and "<00:00" in result.output  # count, total, time left
+
+
+def test_index_dedupe_options_flag_and_count(run, index_name, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    rows = [{"id": "a", "text": "search engine vector index"},
+            {"id": "b", "text": "banana cherry river mountain music"},
+            {"id": "a2", "text": "search engine vector index"}]  # fmt: skip
+    corpus.write_text("\n".join(json.dumps(r) for r in rows))
+    report = tmp_path / "report.json"
+    result = run("index", index_name, str(corpus), "--dedupe-threshold", "0.99999",
+                 "--report-json", str(report))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "near-duplicates: 1 indexed with duplicate_of" in result.output
+    data = json.loads(report.read_text())
+    assert (data["flagged"], data["indexed"]) == (1, 3)
+    assert data["near_duplicates"] == [
+        {"id": "a2", "duplicate_of": "a", "score": 1.0, "action": "flagged"}
+    ]
+    found = json.loads(run("search", index_name, "engine", "--mode", "keyword", "--filter",
+                           "duplicate_of=a", "--json").output)  # fmt: skip
+    assert [h["id"] for h in found["hits"]] == ["a2"]
