@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.corpus.clusters import cluster_index
 from es_semantic.corpus.duplicates import find_duplicates
 from es_semantic.corpus.pairs import DuplicatePair, best_of, group_pairs
 from es_semantic.indexing.admin import read_contract
@@ -136,8 +137,6 @@ def clusters_cmd(
     document assigned; labels are class-based TF-IDF terms of each cluster's texts.
     --write-field stores the cluster id so searches can filter or facet by it.
     """
-    from es_semantic.corpus.clusters import cluster_index
-
     state = settings(click.get_current_context(), options)
     es = client(state)
     model = encoder(state) if read_contract(es, index).nested else None
