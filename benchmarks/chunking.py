@@ -90,7 +90,7 @@ def main() -> None:
     nested = IndexContract.from_encoder(
         enc.config, chunking="nested", chunk_tokens=args.chunk_tokens, index_options="flat"
     )
-    single = IndexContract.from_encoder(enc.config, index_options="flat")
+    single = IndexContract.from_encoder(enc.config, index_options="flat", chunking="none")
     texts = [d.full_text() for d in docs]
     started = time.perf_counter()
     split = split_passages(enc, texts, nested)

@@ -59,7 +59,9 @@ def throughput(limit: int, skip_langchain: bool) -> None:
     with resolve_server() as server:
         es = make_client(server.config)
         print(f"server: {server.description}; {len(texts)} SciFact passages")
-        indexer = Indexer(es, "bench-index", encoder, index_options="int8_hnsw", refresh=False)
+        indexer = Indexer(
+            es, "bench-index", encoder, index_options="int8_hnsw", refresh=False, chunking="none"
+        )
         store = (
             None
             if skip_langchain
@@ -107,7 +109,9 @@ def rss_child(n: int, url: str, model_dir: str) -> None:
         for i in range(n):
             yield {"id": f"r{i}", "text": texts[i % len(texts)]}
 
-    report = Indexer(es, f"bench-rss-{n}", Encoder(model_dir), batch_size=256).index(docs())
+    report = Indexer(
+        es, f"bench-rss-{n}", Encoder(model_dir), batch_size=256, chunking="none"
+    ).index(docs())
     assert report.indexed == n, report
     print(
         json.dumps(

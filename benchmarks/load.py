@@ -100,7 +100,7 @@ def main() -> None:
         encoder = Encoder(build_tiny_bert(Path(tmp) / "tiny"))  # the load is on the server
         es = make_client(server.config)
         print(f"server: {server.description}; {args.clients} async clients for {args.seconds:.0f}s")
-        Indexer(es, "bench-load", encoder).index(
+        Indexer(es, "bench-load", encoder, chunking="none").index(
             {"id": str(i), "text": t} for i, t in enumerate(texts[: args.docs])
         )
         background = {"report": None}

@@ -61,10 +61,10 @@ def main() -> None:
         alias, old, plain = f"bench-migrate-{tag}", f"bench-migrate-{tag}-v1", f"bench-plain-{tag}"
         made: list[str] = [old, plain]
         try:
-            Indexer(es, old, old_enc, index_options="flat").index(docs)
+            Indexer(es, old, old_enc, index_options="flat", chunking="none").index(docs)
             es.indices.put_alias(index=old, name=alias)
             started = time.perf_counter()
-            Indexer(es, plain, new_enc, index_options="flat").index(docs)
+            Indexer(es, plain, new_enc, index_options="flat", chunking="none").index(docs)
             plain_s = time.perf_counter() - started
 
             searcher = Searcher(es, alias, [old_enc, new_enc])

@@ -64,7 +64,7 @@ def main() -> None:
     with resolve_server() as server:
         es = make_client(server.config)
         print(f"server: {server.description}; {len(docs)} docs, {len(queries)} queries")
-        Indexer(es, INDEX, encoder, index_options="flat").index(docs)
+        Indexer(es, INDEX, encoder, index_options="flat", chunking="none").index(docs)
         searcher = Searcher(es, INDEX, encoder)
         searcher.search("warm up", mode="hybrid")
         for mode, fusion in (
