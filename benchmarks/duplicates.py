@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import hashlib
 import json
 import os
@@ -182,8 +183,6 @@ def main() -> None:
         es = make_client(server.config, check=True).options(request_timeout=600)
         sts_quality(es, "en", args.sts_split, minilm)
         zh_split = "valid" if args.sts_split == "dev" else args.sts_split
-        import importlib.util
-
         spec = importlib.util.find_spec("embedding")
         m3e = Path(next(iter(spec.submodule_search_locations))) / "m3e-small" if spec else None
         if m3e is not None and (m3e / "config.json").is_file():
