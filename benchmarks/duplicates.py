@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import hashlib
+import importlib.util
 import json
 import os
 import random
