@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                      "Create INDEX for the model's contract (never deletes, unless --recreate)."),
     "index": ("indexing_cmds", "index_cmd",
               "Encode and index PATH... (files, a BEIR folder, or - for stdin) into INDEX."),
+    "serve": ("serve_cmd", "serve_cmd",
+              "Serve embeddings (OpenAI and text-embeddings-inference shapes), rerank and "
+              "search."),
     "search": ("search_cmd", "search_cmd",
                "Search INDEX for QUERY (keyword, kNN or hybrid; optional cross-encoder rerank)."),
     "eval": ("eval_cmd", "eval_cmd",

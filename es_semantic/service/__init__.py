@@ -1,0 +1,1 @@
+"""``es-semantic serve``: embeddings, rerank and search over HTTP (the ``serve`` extra)."""
