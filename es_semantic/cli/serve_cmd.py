@@ -23,8 +23,10 @@ from es_semantic.errors import ConfigError, MissingDependencyError
               "(Authorization: Bearer KEY or X-API-Key)")  # fmt: skip
 @click.option("--max-batch-tokens", type=click.IntRange(64), default=16_384, show_default=True,
               help="dynamic batching: tokens per forward pass")  # fmt: skip
-@click.option("--max-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
-              help="dynamic batching: how long a request waits for others (0: off)")  # fmt: skip
+@click.option("--max-wait-ms", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="dynamic batching: requests that arrive during a forward pass share the "
+              "next; this adds a wait for more (for bursty, low concurrency)")  # fmt: skip
+@click.option("--no-batching", is_flag=True, help="one forward pass per request")
 @click.option("--max-queue", type=click.IntRange(1), default=512, show_default=True,
               help="requests waiting for the model before 429 (Retry-After)")  # fmt: skip
 @click.option("--max-inputs", type=click.IntRange(1), default=512, show_default=True)
@@ -46,6 +48,7 @@ def serve_cmd(
     max_inputs: int,
     max_chars: int,
     cors: tuple[str, ...],
+    no_batching: bool,
     workers: int,
     **options: Any,
 ) -> None:
@@ -74,7 +77,7 @@ def serve_cmd(
     config = ServiceConfig(
         indices=indices, api_keys=keys, max_inputs=max_inputs, max_chars=max_chars,
         max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,
-        batching=max_wait_ms > 0, cors_origins=cors,
+        batching=not no_batching, cors_origins=cors,
     )  # fmt: skip
     app = create_app(encoder(state), config=config, es_config=state.es_config(),
                      reranker=reranker)  # fmt: skip

@@ -59,7 +59,7 @@ class ServiceConfig:
     max_inputs: int = 512
     max_chars: int = 20_000
     max_batch_tokens: int = 16_384
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     max_queue: int = 512
     batching: bool = True
     cors_origins: tuple[str, ...] = ()

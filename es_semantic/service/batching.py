@@ -1,9 +1,12 @@
 """Dynamic batching: concurrent encode requests coalesced into one forward pass.
 
 Each kind of text (queries, documents: they take different prefixes) has a bounded queue and a
-worker. The worker takes the first waiting request, then whatever else arrives within
-``max_wait_ms`` while the batch stays under ``max_batch_tokens``, encodes them in one call in a
-thread (the event loop stays free), and hands every caller exactly its rows. A full queue
+worker. The worker takes the first waiting request and every other one already queued (those
+that arrived during the previous forward pass), then, with ``max_wait_ms`` > 0, whatever arrives
+within that window, while the batch stays under ``max_batch_tokens``; it encodes them in one
+call in a thread (the event loop stays free) and hands every caller exactly its rows. A lone
+request therefore waits for nothing (continuous batching); ``enabled=False`` encodes each
+request alone. A full queue
 refuses at once (:class:`Overloaded`: the service answers 429), never an unbounded backlog.
 """
 
@@ -37,16 +40,14 @@ class _Job:
 
 
 class DynamicBatcher:
-    """``await batcher.embed(texts, "query")`` -> float32 (len(texts), dim).
-
-    ``max_wait_ms=0`` (or ``enabled=False``) encodes each request alone."""
+    """``await batcher.embed(texts, "query")`` -> float32 (len(texts), dim)."""
 
     def __init__(
         self,
         encode: Encode,
         *,
         max_batch_tokens: int = 16_384,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         max_queue: int = 512,
         count_tokens: Callable[[str], int] = lambda text: len(text) // 4 + 2,
         observe: Observe | None = None,
@@ -54,7 +55,8 @@ class DynamicBatcher:
     ) -> None:
         self.encode, self.count_tokens, self.observe = encode, count_tokens, observe
         self.max_batch_tokens, self.max_queue = max_batch_tokens, max_queue
-        self.max_wait = max_wait_ms / 1000 if enabled else 0.0
+        self.max_wait = max_wait_ms / 1000
+        self.enabled = enabled
         self._queues: dict[Kind, asyncio.Queue[_Job]] = {}
         self._workers: list[asyncio.Task[None]] = []
 
@@ -92,10 +94,15 @@ class DynamicBatcher:
             jobs = [await queue.get()]
             tokens = jobs[0].tokens
             deadline = time.perf_counter() + self.max_wait
-            while tokens < self.max_batch_tokens and (left := deadline - time.perf_counter()) > 0:
-                try:
-                    job = await asyncio.wait_for(queue.get(), timeout=left)
-                except asyncio.TimeoutError:
+            while self.enabled and tokens < self.max_batch_tokens:
+                if not queue.empty():
+                    job = queue.get_nowait()  # arrived while the last pass ran
+                elif (left := deadline - time.perf_counter()) > 0:
+                    try:
+                        job = await asyncio.wait_for(queue.get(), timeout=left)
+                    except asyncio.TimeoutError:
+                        break
+                else:
                     break
                 jobs.append(job)
                 tokens += job.tokens
