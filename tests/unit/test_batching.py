@@ -1,77 +1,29 @@
-"""The dynamic batcher: coalescing, exact rows per caller, a bounded queue."""
-
-import asyncio
-import threading
-import time
-
-import numpy as np
 import pytest
 
-from es_semantic.service.batching import DynamicBatcher, Overloaded
+from es_semantic.encoding.batching import plan_batches
 
 
-def vector_of(text: str) -> list[float]:
-    return [float(len(text)), float(sum(map(ord, text)) % 997)]
+def test_longest_first_and_count_cap():
+    assert plan_batches([3, 10, 5, 9], max_batch=2, max_tokens=1000) == [[1, 3], [2, 0]]
 
 
-def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
-    calls: list[list[str]] = []
-    passes: list[tuple[int, int]] = []
-
-    def encode(texts, kind):
-        calls.append(list(texts))
-        time.sleep(0.02)
-        return np.array([vector_of(t) for t in texts], dtype=np.float32)
-
-    async def run():
-        batcher = DynamicBatcher(encode, max_wait_ms=30, observe=lambda n, r: passes.append((n, r)))
-        batcher.start()
-        texts = [[f"text {i}", f"more {i}" * (i % 3)] for i in range(16)]
-        results = await asyncio.gather(*(batcher.embed(t, "query") for t in texts))
-        await batcher.stop()
-        return texts, results
-
-    texts, results = asyncio.run(run())
-    for asked, rows in zip(texts, results, strict=True):
-        assert rows.tolist() == [vector_of(t) for t in asked]  # exactly its rows, in order
-    assert len(calls) < 16 and max(r for _, r in passes) > 1  # coalesced
-    assert sum(n for n, _ in passes) == 32
+def test_token_budget_counts_padded_tokens():
+    # 10 * 2 = 20 > 15, so each long row goes alone; the short ones fit together.
+    assert plan_batches([10, 10, 2, 2, 2], max_batch=8, max_tokens=15) == [[0], [1], [2, 3, 4]]
 
 
-def test_a_full_queue_refuses_at_once_instead_of_growing():
-    gate = threading.Event()
-
-    def encode(texts, kind):
-        gate.wait(5)
-        return np.zeros((len(texts), 2), dtype=np.float32)
-
-    async def run():
-        batcher = DynamicBatcher(encode, max_wait_ms=0, max_queue=1)
-        batcher.start()
-        first = asyncio.create_task(batcher.embed(["a"], "document"))  # taken by the worker
-        await asyncio.sleep(0.05)
-        second = asyncio.create_task(batcher.embed(["b"], "document"))  # waits in the queue
-        await asyncio.sleep(0.01)
-        with pytest.raises(Overloaded):
-            await batcher.embed(["c"], "document")
-        gate.set()
-        done = await asyncio.gather(first, second)
-        await batcher.stop()
-        return done
-
-    assert [r.shape for r in asyncio.run(run())] == [(1, 2), (1, 2)]
+def test_oversized_row_gets_its_own_batch():
+    assert plan_batches([50, 1], max_batch=4, max_tokens=10) == [[0], [1]]
 
 
-def test_an_encoder_error_reaches_every_caller_of_the_pass():
-    def encode(texts, kind):
-        raise RuntimeError("model failed")
+def test_every_index_once():
+    lengths = [(i * 37) % 50 + 1 for i in range(200)]
+    batches = plan_batches(lengths, max_batch=16, max_tokens=300)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(200))
+    assert all(len(b) * max(lengths[i] for i in b) <= 300 or len(b) == 1 for b in batches)
 
-    async def run():
-        batcher = DynamicBatcher(encode, max_wait_ms=20)
-        batcher.start()
-        outcomes = await asyncio.gather(*(batcher.embed([str(i)], "query") for i in range(3)),
-                                        return_exceptions=True)  # fmt: skip
-        await batcher.stop()
-        return outcomes
 
-    assert all(isinstance(o, RuntimeError) for o in asyncio.run(run()))
+def test_rejects_bad_limits():
+    with pytest.raises(ValueError):
+        plan_batches([1], max_batch=0, max_tokens=10)
