@@ -7,13 +7,15 @@
    next) and then without (each request its own forward pass), same process, same model
    (all-MiniLM-L6-v2): requests/s, p50, p95, the ratio.
 2. One client, one query at a time: the service's p50 over a direct `encode_queries([q])` p50
-   (HTTP + JSON + queueing overhead).
+   (HTTP + JSON + queueing overhead). Clients keep their connection open, as a backend's
+   connection pool does.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import statistics
@@ -55,6 +57,21 @@ def post(url: str, body: dict) -> None:
         resp.read()
 
 
+class KeepAlive:
+    """One persistent HTTP/1.1 connection, as a backend's client pool keeps them."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def post(self, path: str, body: dict) -> None:
+        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+
+
 def load(url: str, queries: list[str], clients: int, seconds: float) -> tuple[float, list[float]]:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -62,9 +79,10 @@ def load(url: str, queries: list[str], clients: int, seconds: float) -> tuple[fl
 
     def client(offset: int) -> None:
         i = offset
+        connection = KeepAlive(url)
         while time.perf_counter() < stop:
             started = time.perf_counter()
-            post(f"{url}/embed", {"inputs": queries[i % len(queries)], "prompt_name": "query"})
+            connection.post("/embed", {"inputs": queries[i % len(queries)], "prompt_name": "query"})
             with lock:
                 latencies.append(time.perf_counter() - started)
             i += clients
@@ -106,13 +124,14 @@ def main() -> None:
           f"{rows['batching'][0] / rows['no batching'][0]:.2f}x")  # fmt: skip
     direct, served = [], []
     with running(create_app(encoder, config=ServiceConfig())) as url:
+        connection = KeepAlive(url)
         for i in range(200):  # interleaved, so drift hits both alike
             query = queries[i % len(queries)]
             t0 = time.perf_counter()
             encoder.encode_queries([query])
             direct.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            post(f"{url}/embed", {"inputs": query, "prompt_name": "query"})
+            connection.post("/embed", {"inputs": query, "prompt_name": "query"})
             served.append(time.perf_counter() - t0)
     overhead = (statistics.median(served) - statistics.median(direct)) * 1000
     print(f"one query at a time: direct encode p50 {pct(direct, 0.5):.2f} ms, via /embed "

@@ -12,8 +12,9 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from es_semantic.client import make_async_client, make_client
 from es_semantic.config import ESConfig
@@ -198,21 +200,7 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
 
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        route = request.url.path
-        if config.api_keys and route not in OPEN_ROUTES and not _authorized(request, config):
-            response: Response = JSONResponse({"error": "missing or wrong API key"}, 401)
-        else:
-            try:
-                response = await call_next(request)
-            except HTTPProblem as problem:
-                response = _problem(problem)
-        metrics.request(_route_label(request), response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(_Guard, config=config, metrics=metrics)
 
     @app.exception_handler(HTTPProblem)
     async def on_problem(request: Request, problem: HTTPProblem) -> Response:
@@ -253,11 +241,13 @@ def create_app(
         }
 
     @app.post("/embed")
-    async def tei_embed(body: EmbedRequest) -> list[list[float]]:
+    async def tei_embed(body: EmbedRequest) -> Response:
         """text-embeddings-inference ``/embed``: one vector per input."""
         texts = check_inputs([body.inputs] if isinstance(body.inputs, str) else body.inputs, config)
-        if not body.truncate:
-            window = encoder.config.max_length
+        window = encoder.config.max_length
+        # a token covers at least one character: only texts longer than the window can overflow
+        long = [t for t in texts if len(t) + 2 > window]
+        if not body.truncate and long:
             for i, count in enumerate(await asyncio.to_thread(encoder.count_tokens, texts)):
                 if count > window:
                     raise HTTPProblem(
@@ -270,7 +260,7 @@ def create_app(
         if body.normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return [[float(x) for x in v] for v in vectors]
+        return Response(json.dumps(vectors.tolist()), media_type="application/json")
 
     @app.post("/rerank")
     async def tei_rerank(body: RerankRequest) -> list[dict[str, Any]]:
@@ -340,6 +330,36 @@ def create_app(
         return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
 
     return app
+
+
+class _Guard:
+    """API keys and request metrics, as plain ASGI middleware (no per-request task or
+    streaming wrapper, unlike ``@app.middleware``)."""
+
+    def __init__(self, app: ASGIApp, *, config: ServiceConfig, metrics: ServiceMetrics) -> None:
+        self.app, self.config, self.metrics = app, config, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request = Request(scope)
+        status = {"code": 500}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        open_route = scope["path"] in OPEN_ROUTES
+        if self.config.api_keys and not open_route and not _authorized(request, self.config):
+            denied = JSONResponse({"error": "missing or wrong API key"}, 401)
+            await denied(scope, receive, sending)
+        else:
+            await self.app(scope, receive, sending)
+        label = _route_label(request)
+        self.metrics.request(label, status["code"], time.perf_counter() - started)
 
 
 def _authorized(request: Request, config: ServiceConfig) -> bool:
