@@ -232,11 +232,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         encoder(s)."""
         if self._contract is not None:
             return self._contract
-        try:
-            mapping = self.es.indices.get_mapping(index=self.index).body
-        except NotFoundError:
-            raise missing_index_error(self.index) from None
-        return self._accept_mapping(mapping)
+        return self._accept_mapping(self._perform(_Need("mapping")))
 
     def cluster(self) -> ClusterInfo:
         """The cluster's version and licence, probed once."""
@@ -318,11 +314,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         encoder(s)."""
         if self._contract is not None:
             return self._contract
-        try:
-            mapping = (await self.es.indices.get_mapping(index=self.index)).body
-        except NotFoundError:
-            raise missing_index_error(self.index) from None
-        return self._accept_mapping(mapping)
+        return self._accept_mapping(await self._perform(_Need("mapping")))
 
     async def cluster(self) -> ClusterInfo:
         """The cluster's version and licence, probed once."""
