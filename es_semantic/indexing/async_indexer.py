@@ -11,14 +11,13 @@ import contextlib
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
-from elastic_transport import TransportError
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from es_semantic.calls import run_async
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item
-from es_semantic.indexing.indexer import _IndexerOptions
+from es_semantic.indexing.indexer import STOPPING_ERRORS, _IndexerOptions
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import IndexReport
@@ -55,18 +54,13 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
             async for batch in _abatched(docs, self._spec(contract), self.batch_size):
                 try:
                     todo = await run_async(self.es, self._batch_steps(batch, contract, run))
-                except (ApiError, TransportError) as exc:
-                    error = exc
-                    break
-                if not todo:
-                    continue
-                encoded = await asyncio.to_thread(self._encode, todo, contract, run)
-                try:
+                    encoded = (
+                        await asyncio.to_thread(self._encode, todo, contract, run) if todo else []
+                    )
                     actions = await run_async(
                         self.es, self._actions_steps(todo, encoded, contract, run)
                     )
-                except (ApiError, TransportError) as exc:
-                    run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
+                except STOPPING_ERRORS as exc:  # the steps dead-lettered what they held
                     error = exc
                     break
                 if actions and not await _put_or_fail(queue, actions, consumer):

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from es_semantic.calls import Call, Steps
+from es_semantic.errors import SearchError
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
@@ -92,7 +93,7 @@ def probe_steps(
     responses = (yield Call("msearch", {"searches": lines})).raise_for_error()["responses"]
     for position, response in zip(owners, responses, strict=True):
         if "error" in response:
-            raise RuntimeError(f"a duplicate probe on {index!r} failed: {response['error']}")
+            raise SearchError(f"a duplicate probe on {index!r} failed: {response['error']}")
         for hit in response.get("hits", {}).get("hits", []):
             score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
             current = found[position]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from es_semantic.calls import Call, Steps
 from es_semantic.calls import run as run_steps
-from es_semantic.errors import ConfigError, IndexingError
+from es_semantic.errors import ConfigError, IndexingError, SearchError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import EncodedDoc, parse_bulk_item
 from es_semantic.indexing.admin import (
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
 _DONE = None
+# Failures that stop a run; the steps that meet one dead-letter the documents they hold.
+STOPPING_ERRORS = (ApiError, TransportError, SearchError)
 
 
 ClientT = TypeVar("ClientT")
@@ -208,7 +210,7 @@ class _IndexerOptions(Generic[ClientT]):
                 set() if self.created else (yield from steps.unchanged_steps(self.target,
                                                                              prepared.items))
             )  # fmt: skip
-        except (ApiError, TransportError) as exc:  # the cluster went away between batches
+        except STOPPING_ERRORS as exc:  # the cluster went away between batches
             run.fail_records((p.doc for p in prepared.items), f"not sent: {steps.describe(exc)}")
             raise
         todo = steps.skip_unchanged(prepared.items, unchanged)
@@ -243,7 +245,11 @@ class _IndexerOptions(Generic[ClientT]):
         in_index: list[Match | None] = [None] * len(todo)
         if not self.created:
             items = list(zip(ids, vectors, strict=True))
-            in_index = yield from probe_steps(self.target, contract, items, threshold)
+            try:
+                in_index = yield from probe_steps(self.target, contract, items, threshold)
+            except STOPPING_ERRORS as exc:  # the near-duplicate probe failed
+                run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
+                raise
         verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.dedupe)
         kept: list[tuple[steps.Prepared, EncodedDoc]] = []
         for prepared, vector, match in zip(todo, encoded, verdicts, strict=True):
@@ -320,19 +326,13 @@ class Indexer(_IndexerOptions[Elasticsearch]):
             raise _PipelineStopped
         try:
             todo = run_steps(self.es, self._batch_steps(batch, contract, run))
-        except (ApiError, TransportError) as exc:
+            encoded = self._encode(todo, contract, run) if todo else []
+            actions = run_steps(self.es, self._actions_steps(todo, encoded, contract, run))
+        except STOPPING_ERRORS as exc:  # the steps dead-lettered what they held
             pipe.error = pipe.error or exc
             raise _PipelineStopped from None
-        if todo:
-            encoded = self._encode(todo, contract, run)
-            try:
-                actions = run_steps(self.es, self._actions_steps(todo, encoded, contract, run))
-            except (ApiError, TransportError) as exc:  # the near-duplicate probe failed
-                run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
-                pipe.error = pipe.error or exc
-                raise _PipelineStopped from None
-            if actions:
-                pipe.put(actions)
+        if actions:
+            pipe.put(actions)
 
 
 class _BulkPipeline:
