@@ -23,12 +23,13 @@ from tqdm import tqdm
 from es_semantic.calls import run
 from es_semantic.corpus.pairs import text_snippet
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
-from es_semantic.corpus.topics import Topic, ctfidf_labels, kmeans, terms_of, unit
+from es_semantic.corpus.topics import Topic, ctfidf_labels, kmeans, terms_of
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.admin import add_metadata_field_steps, read_contract
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
+from es_semantic.schema.similarity import unit_rows
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
@@ -90,7 +91,7 @@ def cluster_index(
     chosen = _reservoir(docs, sample, seed)
     report.sampled = len(chosen)
     model = kmeans(np.stack([d.mean_vector() for d in chosen]), k, seed)
-    centres = unit(model.cluster_centers_.astype(np.float32))
+    centres = unit_rows(model.cluster_centers_.astype(np.float32))
     topics = [Topic(i) for i in range(k)]
     counts: list[Counter[str]] = [Counter() for _ in range(k)]
     nearest: list[list[tuple[float, str, str]]] = [[] for _ in range(k)]
@@ -100,7 +101,7 @@ def cluster_index(
     stream = assigned or _scan(es, index, contract, built, encoder, total, progress, "assigning")
     writer = _Writer(es, index, contract, write_field) if write_field is not None else None
     for page in _chunks(stream, PAGE_SIZE):
-        vectors = unit(np.stack([d.mean_vector() for d in page]))
+        vectors = np.stack([d.mean_vector() for d in page])  # unit rows already
         labels = model.predict(vectors)
         for doc, label, vector in zip(page, labels, vectors, strict=True):
             topic = topics[int(label)]

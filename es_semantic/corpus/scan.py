@@ -21,6 +21,7 @@ from elasticsearch import Elasticsearch
 
 from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.similarity import unit_rows
 from es_semantic.search.queries import checked_field_name
 
 if TYPE_CHECKING:
@@ -42,9 +43,8 @@ class DocVectors:
 
     def mean_vector(self) -> npt.NDArray[np.float32]:
         """One vector for the document (the unit mean of its passages)."""
-        mean = self.vectors.mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        result: npt.NDArray[np.float32] = (mean / norm if norm else mean).astype(np.float32)
+        mean = self.vectors.mean(axis=0, keepdims=True).astype(np.float32)
+        result: npt.NDArray[np.float32] = unit_rows(mean)[0]
         return result
 
 

@@ -78,18 +78,13 @@ def ctfidf_labels(counts: Sequence[Counter[str]], top: int) -> list[list[str]]:
 
 
 def kmeans(vectors: npt.NDArray[np.float32], k: int, seed: int) -> Any:
-    """scikit-learn's MiniBatchKMeans fitted on unit ``vectors`` (the ``cluster`` extra)."""
+    """scikit-learn's MiniBatchKMeans (the ``cluster`` extra) fitted on ``vectors`` (unit
+    rows: k-means on them clusters by cosine)."""
     try:
         from sklearn.cluster import MiniBatchKMeans
     except ImportError as exc:
         raise MissingDependencyError("scikit-learn", "cluster", "topic clusters") from exc
     model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3,
                             batch_size=max(1024, 3 * k))  # fmt: skip
-    model.fit(unit(vectors))
+    model.fit(vectors)
     return model
-
-
-def unit(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    result: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return result

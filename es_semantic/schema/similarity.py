@@ -7,6 +7,7 @@ Elasticsearch's score ``1 / (1 + d^2)``; max_inner_product: its score.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,12 +32,18 @@ def knn_threshold(threshold: float, similarity: str) -> float:
     return threshold
 
 
+def unit_rows(matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Each row scaled to length 1, in its own dtype (an all-zero row stays zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    result: npt.NDArray[Any] = (matrix / np.maximum(norms, 1e-12)).astype(matrix.dtype)
+    return result
+
+
 def pairwise(left: Matrix, right: Matrix, similarity: str) -> npt.NDArray[np.float64]:
     """Every left row against every right row, in the raw unit of ``similarity``."""
     a, b = left.astype(np.float64), right.astype(np.float64)
     if similarity == "cosine":
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        a, b = unit_rows(a), unit_rows(b)
     dot: npt.NDArray[np.float64] = a @ b.T
     if similarity in ("cosine", "dot_product"):
         return dot

@@ -37,6 +37,7 @@ from es_semantic.errors import (
 )
 from es_semantic.indexing.admin import index_info
 from es_semantic.redact import redact
+from es_semantic.schema.similarity import unit_rows
 from es_semantic.search.searcher import AsyncSearcher
 from es_semantic.service.batching import DynamicBatcher, Kind, Overloaded
 from es_semantic.service.metrics import ServiceMetrics
@@ -258,8 +259,7 @@ def create_app(
         kind: Kind = "query" if body.prompt_name == "query" else "document"
         vectors = await embed(texts, kind)
         if body.normalize:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
+            vectors = unit_rows(vectors)
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
 
     @app.post("/rerank")
