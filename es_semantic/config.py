@@ -169,6 +169,8 @@ class EncoderConfig:
     query_prefix: str
     document_prefix: str
     dim: int
+    backend: str = "torch"  # how the vectors were computed: recorded, not checked
+    quantize: str = "none"
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:

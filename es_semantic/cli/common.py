@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -38,6 +39,38 @@ CONNECTION_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "help": "model folder or hub id [env ES_SEMANTIC_MODEL; default: packaged "
             "all-MiniLM-L6-v2 from the 'models' extra]"
         },
+    ),
+    (
+        ("--backend",),
+        {
+            "type": click.Choice(["torch", "onnx", "openvino"]),
+            "help": "how the model runs: torch, onnx (ONNX Runtime) or openvino; the last two "
+            "export the model once into a cache [env ES_SEMANTIC_BACKEND; default torch]",
+        },
+    ),
+    (
+        ("--device",),
+        {"help": "cpu, cuda, cuda:1, mps [env ES_SEMANTIC_DEVICE; default: a GPU when present]"},
+    ),
+    (
+        ("--quantize",),
+        {
+            "type": click.Choice(["none", "int8", "int8-dynamic", "int8-static"]),
+            "help": "int8 encoding on CPU: int8 (torch), int8-dynamic or int8-static (onnx, "
+            "openvino); the accuracy loss is printed when built [default none]",
+        },
+    ),
+    (
+        ("--calibration",),
+        {
+            "type": click.Path(dir_okay=False),
+            "help": "text file (one text a line) or JSONL (a 'text' field) of your own texts "
+            "to calibrate and check a quantised build, needed the first time",
+        },
+    ),
+    (
+        ("--force-quantized",),
+        {"is_flag": True, "default": None, "help": "use a quantised build below min cosine"},
     ),
     (
         ("--config",),
@@ -155,7 +188,57 @@ def client(state: Settings) -> Elasticsearch:
 def encoder(state: Settings) -> Any:
     from es_semantic.encoding.encoder import Encoder
 
-    return Encoder(state.model())
+    return Encoder(state.model(), **model_options(state))
+
+
+def cross_encoder(state: Settings, model: str) -> Any:
+    from es_semantic.encoding.reranker import CrossEncoder
+
+    options = model_options(state)
+    return CrossEncoder(model, backend=options["backend"], device=options["device"])
+
+
+def model_options(state: Settings) -> dict[str, Any]:
+    """Backend, device and quantisation options for Encoder (and device for CrossEncoder)."""
+    v = state.values
+    options: dict[str, Any] = {
+        "backend": v.get("backend") or os.environ.get("ES_SEMANTIC_BACKEND") or "torch",
+        "device": v.get("device") or os.environ.get("ES_SEMANTIC_DEVICE") or None,
+        "quantize": v.get("quantize") or "none",
+        "force_quantized": bool(v.get("force_quantized")),
+    }
+    if v.get("calibration"):
+        options["calibration_texts"] = read_sample_texts(v["calibration"])
+    return options
+
+
+def read_sample_texts(path: str, limit: int = 1000) -> list[str]:
+    """Up to ``limit`` texts from a text file (one a line) or JSONL (``text``/``title``)."""
+    texts: list[str] = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                if line.startswith("{"):
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                    line = " ".join(
+                        str(record[k]) for k in ("title", "text") if record.get(k)
+                    ).strip()
+                    if not line:
+                        raise InputError(
+                            f"{path}:{number}: a JSON line needs a 'text' (or 'title') field"
+                        )
+                texts.append(line)
+                if len(texts) >= limit:
+                    break
+    except OSError as exc:
+        raise InputError(f"cannot read the calibration file {path}: {exc.strerror}") from None
+    return texts
 
 
 def handle_errors(func: F) -> F:

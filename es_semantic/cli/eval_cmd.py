@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.common import (
+    client,
+    connection_options,
+    cross_encoder,
+    encoder,
+    handle_errors,
+    settings,
+)
 from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
@@ -155,9 +162,7 @@ def eval_cmd(
         )
     reranker = None
     if rerank_model:
-        from es_semantic.encoding.reranker import CrossEncoder
-
-        reranker = CrossEncoder(rerank_model)
+        reranker = cross_encoder(state, rerank_model)
     searcher = Searcher(es, index, enc)
     legs = run_legs(searcher, queries, depth=depth, progress=not quiet, concurrency=concurrency)
     for leg, seconds in legs.seconds.items():

@@ -384,7 +384,12 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"index      {info['index']} ({', '.join(info['indices'])})")
     vectors = f" ({info['vectors']} passage vectors)" if c.get("chunking") == "nested" else ""
     click.echo(f"documents  {info['count']}{vectors}")
-    click.echo(f"model      {c['model_name']} ({c['model_fingerprint']})")
+    encoded_by = c.get("backend", "torch") + (
+        f" {c['quantize']}" if c.get("quantize", "none") != "none" else ""
+    )
+    click.echo(
+        f"model      {c['model_name']} ({c['model_fingerprint']}), encoded with {encoded_by}"
+    )
     click.echo(
         f"vectors    {c['dims']}-d {c['similarity']} {info['index_options']['type']} "
         f"({info['index_options']['from']}), pooling "

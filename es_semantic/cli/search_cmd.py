@@ -8,7 +8,14 @@ from typing import Any, cast
 
 import click
 
-from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.common import (
+    client,
+    connection_options,
+    cross_encoder,
+    encoder,
+    handle_errors,
+    settings,
+)
 from es_semantic.schema.filters import parse_cli_filters
 from es_semantic.search.core import DEFAULT_WINDOW, Fusion, Mode
 from es_semantic.search.searcher import Searcher
@@ -99,9 +106,7 @@ def search_cmd(
     parsed_filters = parse_cli_filters(filters)
     reranker = None
     if rerank_model:
-        from es_semantic.encoding.reranker import CrossEncoder
-
-        reranker = CrossEncoder(rerank_model)
+        reranker = cross_encoder(state, rerank_model)
     searcher = Searcher(client(state), index, encoder(state), reranker=reranker)
     result = searcher.search(
         query,

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from es_semantic.cli.common import connection_options, encoder, handle_errors, settings
+from es_semantic.cli.common import (
+    connection_options,
+    cross_encoder,
+    encoder,
+    handle_errors,
+    settings,
+)
 from es_semantic.errors import ConfigError, MissingDependencyError
 
 
@@ -71,9 +77,7 @@ def serve_cmd(
             raise ConfigError(f"--api-key-file {api_key_file} holds no key")
     reranker = None
     if rerank_model:
-        from es_semantic.encoding.reranker import CrossEncoder
-
-        reranker = CrossEncoder(rerank_model)
+        reranker = cross_encoder(state, rerank_model)
     config = ServiceConfig(
         indices=indices, api_keys=keys, max_inputs=max_inputs, max_chars=max_chars,
         max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,

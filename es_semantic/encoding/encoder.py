@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -14,20 +15,42 @@ import numpy.typing as npt
 import torch
 
 from es_semantic.config import EncoderConfig, PoolingMode
+from es_semantic.encoding.backend import (
+    DEFAULT_MIN_COSINE,
+    Accuracy,
+    Backend,
+    BackendChoice,
+    Quantize,
+    check_accuracy,
+    measure_accuracy,
+    split_calibration,
+    texts_digest,
+)
 from es_semantic.encoding.batching import plan_batches
 from es_semantic.encoding.device import pick_device, pick_dtype
+from es_semantic.encoding.export import (
+    ExportSlot,
+    Feeds,
+    build,
+    cache_root,
+    calibration_feeds,
+    export_slot,
+    require_backend,
+    write_accuracy,
+)
+from es_semantic.encoding.heads import SentenceHead, uses_token_types
 from es_semantic.encoding.model_folder import (
     default_model_path,
     model_fingerprint,
     read_model_spec,
     resolve_model_path,
 )
-from es_semantic.encoding.pooling import pool
 from es_semantic.encoding.quantize import quantize_model
+from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
 from es_semantic.encoding.tokens import (
     TokenizedTexts,
     load_tokenizer,
-    pad_batch,
+    pad_arrays,
     token_spans,
     tokenize,
 )
@@ -36,6 +59,10 @@ from es_semantic.errors import ConfigError, EncoderError, InputError, MissingDep
 TextKind = Literal["query", "document"]
 FloatArray = npt.NDArray[np.float32]
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# Batch limits: rows and padded tokens per forward pass. A GPU wants large batches (it is idle
+# between them); a CPU gains nothing past a few thousand tokens and pads less with small ones.
+CPU_BATCH, CPU_TOKENS = 32, 4096
+GPU_BATCH, GPU_TOKENS = 512, 65_536
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,13 @@ class Embeddings:
 class Encoder:
     """Sentence embeddings from a local model folder (sentence-transformers layout or plain).
 
+    ``backend``: ``torch`` (default), ``onnx`` (ONNX Runtime) or ``openvino``; the last two run
+    an export built once and cached (``cache_dir``). ``quantize``: ``none``; ``int8`` (torch:
+    dynamic int8 of the feed-forward projections); ``int8-dynamic`` / ``int8-static`` (exported
+    graphs; static is calibrated). A quantised build needs ``calibration_texts`` (a few hundred
+    of your own texts; 20% are held out) the first time: its mean/min cosine to fp32 is printed
+    and it is refused below ``min_cosine`` unless ``force_quantized``.
+
     >>> enc = Encoder("/models/all-MiniLM-L6-v2")          # doctest: +SKIP
     >>> enc.encode_queries(["what is bm25?"]).shape        # doctest: +SKIP
     (1, 384)
@@ -67,36 +101,64 @@ class Encoder:
         device: str | None = None,
         *,
         dtype: str | None = None,
+        backend: str = "torch",
         quantize: str = "none",
+        calibration_texts: Sequence[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        min_cosine: float = DEFAULT_MIN_COSINE,
+        force_quantized: bool = False,
         query_prefix: str | None = None,
         document_prefix: str | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int = 4096,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
+        choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
         path = resolve_model_path(model) if model is not None else default_model_path()
         spec = read_model_spec(path, name=str(model) if model is not None else None)
-        if batch_size < 1 or max_batch_tokens < 1:
+        self.choice = choice
+        self.device = pick_device(device if device is not None or not choice.exported else "cpu")
+        if choice.quantize == "int8" and self.device.type != "cpu":
+            raise ConfigError("quantize='int8' is a CPU path; on a GPU use dtype='float16'")
+        self.torch_dtype = pick_dtype(dtype if not choice.exported else "float32", self.device)
+        on_gpu = self.device.type == "cuda"
+        self.batch_size = batch_size or (GPU_BATCH if on_gpu else CPU_BATCH)
+        self.max_batch_tokens = max_batch_tokens or (GPU_TOKENS if on_gpu else CPU_TOKENS)
+        if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1")
-        self.device = pick_device(device)
-        self.torch_dtype = pick_dtype(dtype, self.device)
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
         self.tokenizer = load_tokenizer(path)
-        self.model = quantize_model(
-            _load_model(path, self.device, self.torch_dtype), quantize, self.device
-        )
-        self.quantize = quantize
+        model_config = _load_config(path)
+        pooling = pooling or spec.pooling
+        normalize = spec.normalize if normalize is None else normalize
+        self.quantize = choice.quantize
         self.config = EncoderConfig(
             model_name=_display_name(model, path),
             model_path=str(path),
             fingerprint=model_fingerprint(path),
-            pooling=pooling or spec.pooling,
-            normalize=spec.normalize if normalize is None else normalize,
-            max_length=min(max_length or spec.max_length, _position_limit(self.model)),
+            pooling=pooling,
+            normalize=normalize,
+            max_length=min(max_length or spec.max_length, _position_limit(model_config)),
             query_prefix=spec.query_prefix if query_prefix is None else query_prefix,
             document_prefix=spec.document_prefix if document_prefix is None else document_prefix,
-            dim=int(self.model.config.hidden_size),
+            dim=int(model_config.hidden_size),
+            backend=choice.backend,
+            quantize=choice.quantize,
         )
+        self._types = choice.exported and uses_token_types(self.tokenizer)
+        self.model: Any = None
+        self.accuracy: Accuracy | None = None
+        self._report = report or _to_stderr
+        if choice.exported:
+            self.runtime: Runtime = self._exported_runtime(
+                path, calibration_texts, cache_dir, min_cosine=min_cosine, force=force_quantized
+            )
+        else:
+            self.model = quantize_model(
+                _load_model(path, self.device, self.torch_dtype),
+                "int8" if choice.quantized else "none",
+                self.device,
+            )
+            self.runtime = TorchRuntime(SentenceHead(self.model, pooling, normalize), self.device)
         self._lock = threading.Lock()  # one forward pass at a time: threads share the cores
         self.calls = 0  # encode calls made, for tests and reports
 
@@ -140,25 +202,88 @@ class Encoder:
         batches = plan_batches(
             tokens.lengths, max_batch=self.batch_size, max_tokens=self.max_batch_tokens
         )
-        with self._lock, torch.inference_mode():
+        with self._lock:
             self.calls += 1
             for rows in batches:
-                out[rows] = self._forward(tokens, rows)
+                out[rows] = self.runtime.run(self._feeds(tokens, rows))
         return Embeddings(np.ascontiguousarray(out), tokens.truncated)
 
-    def _forward(self, tokens: TokenizedTexts, rows: list[int]) -> FloatArray:
-        ids, mask, _ = pad_batch(tokens, rows, self.tokenizer, self.device)
-        wants_layers = self.config.pooling == "mean_first_last"
-        output = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=wants_layers)
-        pooled = pool(
+    def _feeds(self, tokens: TokenizedTexts, rows: list[int]) -> Feeds:
+        ids, mask, _ = pad_arrays(tokens, rows, self.tokenizer)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def _tokenized_feeds(self, texts: Sequence[str]) -> Feeds:
+        tokens = tokenize(self.tokenizer, texts, self.config.max_length)
+        return self._feeds(tokens, list(range(len(texts))))
+
+    def _exported_runtime(
+        self,
+        path: Path,
+        calibration_texts: Sequence[str] | None,
+        cache_dir: str | os.PathLike[str] | None,
+        *,
+        min_cosine: float,
+        force: bool,
+    ) -> Runtime:
+        """Load the cached export, building (and for int8, measuring) it the first time."""
+        choice = self.choice
+        require_backend(choice.backend)
+        head_key = f"{self.config.pooling}-{'unit' if self.config.normalize else 'raw'}"
+        slot = export_slot(cache_root(cache_dir), self.config.fingerprint, head_key, choice)
+        if not slot.built:
+            self._build(slot, path, calibration_texts)
+        runtime = load_runtime(slot, str(self.device))
+        if choice.quantized:
+            self.accuracy = slot.accuracy()
+            if self.accuracy is None:
+                raise EncoderError(
+                    f"the cached {choice.backend} {choice.variant} build in {slot.folder} has no "
+                    "accuracy record: delete that folder and build it again"
+                )
+            check_accuracy(self.accuracy, choice, min_cosine=min_cosine, force=force)
+        return runtime
+
+    def _build(self, slot: ExportSlot, path: Path, calibration_texts: Sequence[str] | None) -> None:
+        choice = self.choice
+        calibrate = held_out = None
+        if choice.quantized:
+            if calibration_texts is None:
+                raise ConfigError(
+                    f"quantize={choice.quantize!r} with backend={choice.backend!r} is built "
+                    "once per model and needs a sample of your own texts the first time (a few "
+                    "hundred; some are held out to measure the accuracy loss): pass "
+                    "calibration_texts=[...], or --calibration FILE on the command line"
+                )
+            calibrate, held_out = split_calibration(calibration_texts)
+        head = SentenceHead(
+            _load_model(path, torch.device("cpu"), torch.float32),
             self.config.pooling,
-            output.last_hidden_state,
-            mask,
-            output.hidden_states if wants_layers else None,
-        ).float()
-        if self.config.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return cast(FloatArray, pooled.cpu().numpy())
+            self.config.normalize,
+        ).eval()
+        example = self._tokenized_feeds(["an example text to trace", "a second, longer one."])
+        feeds = calibration_feeds(calibrate, self._tokenized_feeds) if calibrate else None
+        info = {"model": self.config.model_name, "fingerprint": self.config.fingerprint,
+                "backend": choice.backend, "variant": choice.variant,
+                "calibration": texts_digest(calibrate) if calibrate else None}  # fmt: skip
+        self._report(f"building the {choice.backend} {choice.variant} export of "
+                     f"{self.config.model_name} in {slot.folder} (once per model)")  # fmt: skip
+        build(slot, head, example, feeds, info=info)
+        if held_out is None:
+            return
+        reference = TorchRuntime(head, torch.device("cpu"))
+        candidate = load_runtime(slot, "cpu")
+        pairs = [
+            (reference.run(feeds), candidate.run(feeds))
+            for feeds in calibration_feeds(held_out, self._tokenized_feeds)()
+        ]
+        accuracy = measure_accuracy(
+            np.concatenate([r for r, _ in pairs]), np.concatenate([c for _, c in pairs])
+        )
+        write_accuracy(slot, accuracy)
+        self._report(f"{choice.backend} {choice.variant}: {accuracy.describe()}")
 
 
 def _check_texts(texts: Sequence[str]) -> None:
@@ -167,6 +292,19 @@ def _check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"text #{i} is {type(text).__name__}, not str")
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _load_config(path: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise EncoderError(f"cannot read the model config in {path}: {exc}") from None
 
 
 def _load_model(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
@@ -179,11 +317,11 @@ def _load_model(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
     return model.to(device=device, dtype=dtype).eval()
 
 
-def _position_limit(model: Any) -> int:
-    limit = getattr(model.config, "max_position_embeddings", None)
+def _position_limit(config: Any) -> int:
+    limit = getattr(config, "max_position_embeddings", None)
     if not isinstance(limit, int) or limit <= 0:
         return 1_000_000
-    if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
         return limit - 2
     return limit
 

@@ -30,10 +30,9 @@ def max_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def lasttoken_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The last kept token of each row; handles left and right padding."""
-    if bool((mask[:, -1] == 1).all()):  # left padding (or no padding): last column
-        return hidden[:, -1]
-    # right padding: the last position whose mask is 1
+    """The last kept token of each row, for left and right padding alike.
+
+    Branch-free (the largest kept position), so an exported graph is right for every batch."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     last = (positions * mask).argmax(dim=1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]

@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from es_semantic.encoding.backend import Backend, BackendChoice
 from es_semantic.encoding.batching import plan_batches
 from es_semantic.encoding.device import pick_device, pick_dtype
+from es_semantic.encoding.export import Feeds, build, cache_root, export_slot, require_backend
+from es_semantic.encoding.heads import ScoreHead, uses_token_types
 from es_semantic.encoding.model_folder import model_fingerprint, resolve_model_path
-from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, pad_batch, tokenize
+from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
+from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, pad_arrays, tokenize
 from es_semantic.errors import ConfigError, EncoderError, InputError
 
 FloatArray = npt.NDArray[np.float32]
@@ -40,31 +45,42 @@ class CrossEncoder:
         activation: str = "none",
         batch_size: int = 32,
         max_batch_tokens: int = 16_384,
+        backend: str = "torch",
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        from transformers import AutoModelForSequenceClassification
-
         if activation not in ("none", "sigmoid"):
             raise ConfigError(f"activation={activation!r} is not one of none, sigmoid")
+        choice = BackendChoice(cast(Backend, backend))
         path = resolve_model_path(model)
-        self.device = pick_device(device)
+        self.device = pick_device(device if device is not None or not choice.exported else "cpu")
         self.tokenizer = load_tokenizer(path)
-        try:
-            loaded = AutoModelForSequenceClassification.from_pretrained(str(path))
-        except (OSError, ValueError, KeyError) as exc:
-            raise EncoderError(f"cannot load the cross-encoder in {path}: {exc}") from None
-        self.model: Any = loaded.to(self.device, pick_dtype(dtype, self.device)).eval()
-        self.num_labels = int(self.model.config.num_labels)
+        self.fingerprint = model_fingerprint(path)
+        if choice.exported:  # fp32 export of the same head, built once and cached
+            require_backend(choice.backend)
+            slot = export_slot(cache_root(cache_dir), self.fingerprint, "score", choice)
+            if not slot.built:
+                example = tokenize(self.tokenizer, ["a query"], 64, pairs=["a passage to score"])
+                feeds = _feeds(example, [0], self.tokenizer)
+                head = ScoreHead(_load(path, torch.device("cpu"), torch.float32))
+                build(slot, head, feeds, None, info={"fingerprint": self.fingerprint})
+            self.runtime: Runtime = load_runtime(slot, str(self.device))
+            config = _read_config(path)
+        else:
+            loaded = _load(path, self.device, pick_dtype(dtype, self.device))
+            self.runtime = TorchRuntime(ScoreHead(loaded), self.device)
+            config = loaded.config
+        self.backend = choice.backend
+        self.num_labels = int(config.num_labels)
         if self.num_labels not in (1, 2):
             raise EncoderError(
                 f"{path} has {self.num_labels} labels; a cross-encoder needs a 1- or 2-label head"
             )
-        limit = int(getattr(self.model.config, "max_position_embeddings", max_length))
+        limit = int(getattr(config, "max_position_embeddings", max_length))
         self.max_length = min(max_length, limit)
         self.activation = activation
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.name = path.name
-        self.fingerprint = model_fingerprint(path)
         self._lock = threading.Lock()
 
     def score(self, query: str, passages: Sequence[str]) -> FloatArray:
@@ -98,21 +114,46 @@ class CrossEncoder:
         batches = plan_batches(
             tokens.lengths, max_batch=self.batch_size, max_tokens=self.max_batch_tokens
         )
-        with self._lock, torch.inference_mode():
+        with self._lock:
             for rows in batches:
-                out[rows] = self._forward(tokens, rows)
+                logits = self.runtime.run(_feeds(tokens, rows, self.tokenizer))
+                out[rows] = scores_from_logits(logits, self.activation)
         return out
 
-    def _forward(self, tokens: TokenizedTexts, rows: list[int]) -> FloatArray:
-        ids, mask, types = pad_batch(tokens, rows, self.tokenizer, self.device)
-        extra = {"token_type_ids": types} if types is not None else {}
-        logits = self.model(input_ids=ids, attention_mask=mask, **extra).logits.float()
-        if self.num_labels == 1:
-            scores = logits[:, 0]
-            if self.activation == "sigmoid":
-                scores = torch.sigmoid(scores)
-        elif self.activation == "sigmoid":
-            scores = torch.softmax(logits, dim=1)[:, 1]
-        else:
-            scores = logits[:, 1] - logits[:, 0]
-        return cast(FloatArray, scores.cpu().numpy())
+
+def scores_from_logits(logits: FloatArray, activation: str) -> FloatArray:
+    """One-label heads: the logit (or its sigmoid); two-label: logit difference (or softmax)."""
+    wide = logits.astype(np.float64)
+    if wide.shape[1] == 1:
+        scores = wide[:, 0]
+        if activation == "sigmoid":
+            scores = 1.0 / (1.0 + np.exp(-scores))
+    elif activation == "sigmoid":
+        scores = 1.0 / (1.0 + np.exp(wide[:, 0] - wide[:, 1]))  # softmax of label 1
+    else:
+        scores = wide[:, 1] - wide[:, 0]
+    return scores.astype(np.float32)
+
+
+def _feeds(tokens: TokenizedTexts, rows: list[int], tokenizer: Any) -> Feeds:
+    ids, mask, types = pad_arrays(tokens, rows, tokenizer)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if types is not None and uses_token_types(tokenizer):
+        feeds["token_type_ids"] = types
+    return feeds
+
+
+def _load(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        loaded = AutoModelForSequenceClassification.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise EncoderError(f"cannot load the cross-encoder in {path}: {exc}") from None
+    return loaded.to(device, dtype).eval()
+
+
+def _read_config(path: Path) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(path))

@@ -64,26 +64,38 @@ def tokenize(
     return TokenizedTexts(ids, type_ids, truncated.reshape(len(ids)))
 
 
-def pad_batch(
-    tokens: TokenizedTexts, rows: list[int], tokenizer: Any, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def pad_arrays(
+    tokens: TokenizedTexts, rows: list[int], tokenizer: Any
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
     """Dynamic padding of ``rows`` to their longest member, on the tokenizer's padding side.
 
-    Returns ids, attention mask and (for pairs) token type ids."""
+    Returns int64 ids, attention mask and (for pairs) token type ids."""
     width = max(len(tokens.input_ids[r]) for r in rows)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long) if tokens.token_type_ids else None
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    types = np.zeros((len(rows), width), dtype=np.int64) if tokens.token_type_ids else None
     left = getattr(tokenizer, "padding_side", "right") == "left"
     for j, r in enumerate(rows):
         row = tokens.input_ids[r]
         span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[j, span] = torch.tensor(row, dtype=torch.long)
+        ids[j, span] = row
         mask[j, span] = 1
         if types is not None and tokens.token_type_ids is not None:
-            types[j, span] = torch.tensor(tokens.token_type_ids[r], dtype=torch.long)
-    return ids.to(device), mask.to(device), None if types is None else types.to(device)
+            types[j, span] = tokens.token_type_ids[r]
+    return ids, mask, types
+
+
+def pad_batch(
+    tokens: TokenizedTexts, rows: list[int], tokenizer: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``pad_arrays`` as torch tensors on ``device``."""
+    ids, mask, types = pad_arrays(tokens, rows, tokenizer)
+    return (
+        torch.from_numpy(ids).to(device),
+        torch.from_numpy(mask).to(device),
+        None if types is None else torch.from_numpy(types).to(device),
+    )
 
 
 # Scripts written without spaces: every character is its own piece for the slow-tokenizer path.

@@ -57,6 +57,8 @@ class IndexContract:
     chunking: Chunking = "none"
     chunk_tokens: int = 0
     chunk_overlap: int = 0
+    backend: str = "torch"  # how documents were encoded: recorded for `info`, not checked
+    quantize: str = "none"
     es_semantic_version: str = __version__
 
     def __post_init__(self) -> None:
@@ -133,6 +135,8 @@ class IndexContract:
             query_prefix=config.query_prefix,
             document_prefix=config.document_prefix,
             dims=config.dim,
+            backend=config.backend,
+            quantize=config.quantize,
             **options,
         )
 
