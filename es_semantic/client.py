@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import elastic_transport
 import elasticsearch
@@ -27,9 +27,21 @@ def wrong_client_major(exc: ApiError) -> bool:
     return exc.meta.status == 400 and "media_type_header_exception" in str(exc)
 
 
+def fast_serializer() -> dict[str, Any]:
+    """The client's orjson serializer where orjson is installed: bulk bodies of vectors are
+    serialised several times faster than with the standard library's json."""
+    try:
+        from elasticsearch.serializer import OrjsonSerializer
+    except ImportError:  # orjson missing: the client's default serializer
+        return {}
+    return {"serializer": OrjsonSerializer()}
+
+
 def make_client(config: ESConfig, *, check: bool = True) -> Elasticsearch:
     """A sync client; with ``check`` one quick ``GET /`` (no retries) proves it answers."""
-    es = Elasticsearch(**config.client_kwargs(), retry_on_timeout=True, max_retries=3)
+    es = Elasticsearch(
+        **config.client_kwargs(), **fast_serializer(), retry_on_timeout=True, max_retries=3
+    )
     if check:
         try:
             es.options(request_timeout=CONNECT_CHECK_TIMEOUT_S, max_retries=0).info()
@@ -47,7 +59,9 @@ def make_async_client(config: ESConfig) -> AsyncElasticsearch:
         raise MissingDependencyError("aiohttp", "async", "the async client") from exc
     from elasticsearch import AsyncElasticsearch
 
-    return AsyncElasticsearch(**config.client_kwargs(), retry_on_timeout=True, max_retries=3)
+    return AsyncElasticsearch(
+        **config.client_kwargs(), **fast_serializer(), retry_on_timeout=True, max_retries=3
+    )
 
 
 async def check_async_client(es: AsyncElasticsearch, config: ESConfig) -> None:

@@ -41,6 +41,8 @@ RESCORE_VECTOR_MIN_VERSION: Version = (8, 18, 0)
 # From 9.2 new indices leave dense vectors out of _source (index.mapping.exclude_source_vectors).
 EXCLUDE_SOURCE_VECTORS_VERSION: Version = (9, 2, 0)
 # From 9.1 float vectors of >= 384 dims default to bbq_hnsw; before that (8.14+) int8_hnsw.
+# dense_vector values as base64 strings of big-endian float32 (documented from 9.3)
+BASE64_VECTORS_VERSION: Version = (9, 3, 0)
 BBQ_DEFAULT_VERSION: Version = (9, 1, 0)
 BBQ_DEFAULT_MIN_DIMS = 384
 LATEST: Version = (99, 0, 0)
@@ -136,6 +138,11 @@ class ClusterInfo:
     def excludes_source_vectors(self) -> bool:
         """New indices leave vectors out of ``_source`` by default (9.2+)."""
         return self.at_least(EXCLUDE_SOURCE_VECTORS_VERSION)
+
+    @property
+    def accepts_base64_vectors(self) -> bool:
+        """Whether bulk bodies may carry vectors as base64 float32 (9.3+)."""
+        return self.at_least(BASE64_VECTORS_VERSION)
 
     def check_index_options(self, index_options: str) -> None:
         """Refuse a vector index type this cluster's version does not document."""

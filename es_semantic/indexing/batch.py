@@ -21,6 +21,7 @@ from es_semantic.calls import Call, Steps
 from es_semantic.indexing.actions import (
     BulkOutcome,
     EncodedDoc,
+    VectorFormat,
     content_hash,
     document_id,
     to_action,
@@ -102,11 +103,15 @@ def skip_unchanged(prepared: Sequence[Prepared], unchanged: set[str]) -> list[Pr
 
 
 def build_actions(
-    index: str, todo: Sequence[Prepared], encoded: Sequence[EncodedDoc], contract: IndexContract
+    index: str,
+    todo: Sequence[Prepared],
+    encoded: Sequence[EncodedDoc],
+    contract: IndexContract,
+    vector_format: VectorFormat = "json",
 ) -> list[Action]:
     """Bulk actions for the encoded documents (each with its document, for accounting)."""
     return [
-        (to_action(index, p.doc_id, p.doc, p.digest, e, contract), p.doc)
+        (to_action(index, p.doc_id, p.doc, p.digest, e, contract, vector_format), p.doc)
         for p, e in zip(todo, encoded, strict=True)
     ]
 
@@ -128,11 +133,12 @@ class IndexRun:
         self.report, self.sink, self.bar = report, sink, bar
         self.started = time.perf_counter()
         self._pending: dict[str, deque[Document]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # bulk senders and the producer count side by side
 
     def fail(self, origin: str, reason: str, raw: Any) -> None:
-        self.sink.add(origin, reason, raw)
-        self.bar.update(1)
+        with self._lock:
+            self.sink.add(origin, reason, raw)
+            self.bar.update(1)
 
     def fail_records(self, records: Iterable[Document | ReadFailure], reason: str) -> None:
         """Records that will never be sent (the run stopped before them)."""
@@ -189,12 +195,12 @@ class IndexRun:
             doc = waiting.popleft() if waiting else None
             if waiting is not None and not waiting:
                 del self._pending[outcome.doc_id]
-        if outcome.ok:
-            self.report.indexed += 1
-            self.bar.update(1)
-            return
-        origin = (doc.origin if doc else "") or outcome.doc_id
-        self.fail(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id)
+            if outcome.ok:
+                self.report.indexed += 1
+                self.bar.update(1)
+                return
+            origin = (doc.origin if doc else "") or outcome.doc_id
+            self.fail(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id)
 
     def fail_actions(self, items: Iterable[Action] | None, reason: str) -> None:
         """Dead-letter actions that never reached the server."""

@@ -10,6 +10,7 @@ import contextlib
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import replace
 from pathlib import Path
@@ -21,9 +22,10 @@ from tqdm import tqdm
 
 from es_semantic.calls import Call, Steps
 from es_semantic.calls import run as run_steps
+from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import ConfigError, IndexingError, SearchError
 from es_semantic.indexing import batch as steps
-from es_semantic.indexing.actions import EncodedDoc, parse_bulk_item
+from es_semantic.indexing.actions import EncodedDoc, VectorFormat, parse_bulk_item
 from es_semantic.indexing.admin import (
     add_metadata_field_steps,
     create_index_steps,
@@ -66,11 +68,15 @@ class _IndexerOptions(Generic[ClientT]):
     ``chunk_overlap``: the contract of a new index; ``batch_size``: documents encoded at a
     time; ``chunk_size``, ``max_chunk_bytes``, ``max_retries``, ``initial_backoff``,
     ``max_backoff``: bulk requests; ``dead_letter``: JSONL file for failed documents;
-    ``refresh``: refresh the index after the run; ``track_ids``: keep every id read
-    (``seen_ids``, for deleting what the input no longer has); ``dedupe_threshold``: a
-    document whose nearest neighbour (in the index, or earlier in this run) is at least this
-    similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with ``duplicate_of`` (a
-    filterable keyword field), ``skip`` leaves it out; both are counted in the report."""
+    ``refresh``: refresh the index after the run; ``vector_format``: ``auto`` sends vectors
+    as base64 float32 to clusters that accept it (9.3+) and as JSON arrays otherwise;
+    ``senders``: bulk requests in flight at once (the sync indexer; a document id always goes
+    through the same sender, so writes of one id stay in input order); ``track_ids``: keep
+    every id read (``seen_ids``, for deleting what the input no longer has);
+    ``dedupe_threshold``: a document whose nearest neighbour (in the index, or earlier in this
+    run) is at least this similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with
+    ``duplicate_of`` (a filterable keyword field), ``skip`` leaves it out; both are counted
+    in the report."""
 
     def __init__(
         self,
@@ -100,9 +106,16 @@ class _IndexerOptions(Generic[ClientT]):
         track_ids: bool = False,
         dedupe_threshold: float | None = None,
         dedupe: DedupeMode = "flag",
+        vector_format: str = "auto",
+        senders: int = 2,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1:
-            raise ConfigError("batch_size and chunk_size must be >= 1")
+        if batch_size < 1 or chunk_size < 1 or senders < 1:
+            raise ConfigError("batch_size, chunk_size and senders must be >= 1")
+        if vector_format not in ("auto", "json", "base64"):
+            raise ConfigError(f"vector_format={vector_format!r} is not one of auto, json, base64")
+        self.requested_vector_format = vector_format
+        self.vector_format: VectorFormat = "json" if vector_format == "auto" else vector_format  # type: ignore[assignment]
+        self.senders = senders
         if dedupe not in ("flag", "skip"):
             raise ConfigError(f"dedupe={dedupe!r} is not one of flag, skip")
         self.es = es
@@ -183,6 +196,10 @@ class _IndexerOptions(Generic[ClientT]):
         write to the concrete index behind an alias)."""
         if self.contract is not None:
             return self.contract
+        if self.requested_vector_format == "auto":
+            info = (yield Call("info")).raise_for_error()
+            base64 = ClusterInfo.from_responses(info, None).accepts_base64_vectors
+            self.vector_format = "base64" if base64 else "json"
         exists = (yield Call("indices.exists", {"index": self.index_name})).raise_for_error()
         if exists:
             contract = self._accept_existing((yield from read_contract_steps(self.index_name)))
@@ -237,7 +254,7 @@ class _IndexerOptions(Generic[ClientT]):
         are flagged (``duplicate_of``) or left out, and counted either way."""
         threshold = self.dedupe_threshold
         if threshold is None or not todo:
-            return steps.build_actions(self.target, todo, encoded, contract)
+            return steps.build_actions(self.target, todo, encoded, contract, self.vector_format)
         if self._memory is None:
             self._memory = RunMemory(contract.similarity)
         vectors = [vectors_of(e) for e in encoded]
@@ -264,7 +281,7 @@ class _IndexerOptions(Generic[ClientT]):
                 prepared = replace(prepared, doc=doc)  # fmt: skip
             kept.append((prepared, vector))
         return steps.build_actions(self.target, [p for p, _ in kept], [e for _, e in kept],
-                                   contract)  # fmt: skip
+                                   contract, self.vector_format)  # fmt: skip
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         return IndexingError(
@@ -301,7 +318,7 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents
         records = steps.as_records(docs, self._spec(contract))
-        pipe = _BulkPipeline(self.es, self._bulk_options, run)
+        pipe = _BulkPipeline(self.es, self._bulk_options, run, self.senders)
         try:
             try:
                 for batch in steps.batched(records, self.batch_size):
@@ -336,65 +353,96 @@ class Indexer(_IndexerOptions[Elasticsearch]):
 
 
 class _BulkPipeline:
-    """``helpers.streaming_bulk`` in a thread, fed through a bounded queue of batches."""
+    """``helpers.streaming_bulk`` in ``senders`` threads, each fed through its own bounded
+    queue; a document id always goes to the same sender, so two writes of one id are applied
+    in input order, and each sender retries its own 429s before it sends on."""
 
-    def __init__(self, es: Elasticsearch, options: Mapping[str, Any], run: steps.IndexRun) -> None:
+    def __init__(
+        self, es: Elasticsearch, options: Mapping[str, Any], run: steps.IndexRun, senders: int = 1
+    ) -> None:
         self.es, self.options, self.run = es, options, run
         self.error: BaseException | None = None
-        self._queue: queue.Queue[list[steps.Action] | None] = queue.Queue(2)
-        self._thread = threading.Thread(target=self._run, name="es-semantic-bulk", daemon=True)
-        self._thread.start()
+        self._queues: list[queue.Queue[list[steps.Action] | None]] = [
+            queue.Queue(2) for _ in range(senders)
+        ]
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), name=f"es-semantic-bulk-{i}",
+                             daemon=True)
+            for i, q in enumerate(self._queues)
+        ]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
 
-    def put(self, items: list[steps.Action] | None) -> None:
+    def put(self, items: list[steps.Action]) -> None:
+        """Hand a batch's actions to the senders, split by id."""
+        shares: list[list[steps.Action]] = [[] for _ in self._queues]
+        for item in items:
+            shares[zlib.crc32(item[0]["_id"].encode()) % len(shares)].append(item)
+        for n, share in enumerate(shares):
+            if share:
+                try:
+                    self._put(self._queues[n], share)
+                except _PipelineStopped:
+                    for rest in shares[n + 1 :]:
+                        self.run.fail_actions(rest, "not sent: indexing stopped")
+                    raise
+
+    def _put(self, target: queue.Queue[list[steps.Action] | None],
+             items: list[steps.Action] | None) -> None:  # fmt: skip
         while True:
             if self.error is not None:
                 self.run.fail_actions(items, "not sent: indexing stopped")
                 raise _PipelineStopped
             try:
-                self._queue.put(items, timeout=0.2)
+                target.put(items, timeout=0.2)
                 return
             except queue.Full:
                 continue
 
     def close(self) -> None:
-        with contextlib.suppress(_PipelineStopped):
-            self.put(_DONE)
-        self._thread.join()
+        for target in self._queues:
+            with contextlib.suppress(_PipelineStopped):
+                self._put(target, _DONE)
+        for thread in self._threads:
+            thread.join()
 
     def abort_and_account(self) -> None:
         """After an error or interrupt: every queued or unconfirmed document is a failure."""
-        if self._thread.is_alive():
+        if any(thread.is_alive() for thread in self._threads):
             self.error = self.error or KeyboardInterrupt()
             self._drain("not sent: indexing was interrupted")
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(_DONE)  # wake the bulk thread; it flushes and stops
-            self._thread.join(timeout=60)
+            for target in self._queues:
+                with contextlib.suppress(queue.Full):
+                    target.put_nowait(_DONE)  # wake the bulk thread; it flushes and stops
+            for thread in self._threads:
+                thread.join(timeout=60)
         self._drain("not sent")
         if self.error is not None:
             reason = f"not confirmed by the server ({steps.describe(self.error)})"
             self.run.fail_unconfirmed(reason)
 
     def _drain(self, reason: str) -> None:
-        while True:
-            try:
-                self.run.fail_actions(self._queue.get_nowait(), reason)
-            except queue.Empty:
-                return
+        for source in self._queues:
+            while True:
+                try:
+                    self.run.fail_actions(source.get_nowait(), reason)
+                except queue.Empty:
+                    break
 
-    def _actions(self) -> Any:
+    def _actions(self, source: queue.Queue[list[steps.Action] | None]) -> Any:
         while self.error is None:
-            items = self._queue.get()
+            items = source.get()
             if items is _DONE:
                 return
             for action, doc in items:
                 self.run.sent(action, doc)
                 yield action
 
-    def _run(self) -> None:
+    def _run(self, source: queue.Queue[list[steps.Action] | None]) -> None:
         try:
             for ok, item in helpers.streaming_bulk(
                 self.es,
-                self._actions(),
+                self._actions(source),
                 raise_on_error=False,
                 raise_on_exception=True,
                 yield_ok=True,
@@ -402,7 +450,7 @@ class _BulkPipeline:
             ):
                 self.run.record(parse_bulk_item(ok, item))
         except BaseException as exc:  # the main thread re-raises it as IndexingError
-            self.error = exc
+            self.error = self.error or exc
 
 
 class _PipelineStopped(Exception):

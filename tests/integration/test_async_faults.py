@@ -44,8 +44,8 @@ def test_async_bulk_item_rejected_by_the_server_is_dead_lettered(
 ):
     real = batch_module.to_action
 
-    def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract):
-        action = real(index, doc_id, doc, digest, vector, contract)
+    def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract, *rest):
+        action = real(index, doc_id, doc, digest, vector, contract, *rest)
         if doc_id == "doc-7":
             action["_source"]["embedding"] = action["_source"]["embedding"][:5]
         return action

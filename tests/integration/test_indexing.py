@@ -100,8 +100,8 @@ def test_a_bulk_item_rejected_by_the_server_is_reported(
 ):
     real = batch_module.to_action
 
-    def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract):
-        action = real(index, doc_id, doc, digest, vector, contract)
+    def wrong_length_for_doc_7(index, doc_id, doc, digest, vector, contract, *rest):
+        action = real(index, doc_id, doc, digest, vector, contract, *rest)
         if doc_id == "doc-7":
             action["_source"]["embedding"] = action["_source"]["embedding"][:5]
         return action
@@ -258,3 +258,105 @@ def test_exact_knn_script_scores_like_knn_for_every_similarity(es, index_name, t
         assert hit.score == pytest.approx(expected, rel=1e-4, abs=1e-5), hit.id
     assert [h.id for h in exact.hits] == [h.id for h in approx.hits]
     assert [h.score for h in exact.hits] == pytest.approx([h.score for h in approx.hits], rel=1e-4)
+
+
+def test_parallel_senders_account_for_every_document_under_429s(
+    es, es_server, index_name, tiny, tmp_path
+):
+    """Three senders, five whole-request 429s: every document indexed once, none lost."""
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+    from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
+
+    Indexer(es, index_name, tiny).ensure_index()
+    with fault_proxy(es_server.config.url, reject_first_bulks(5)) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        report = Indexer(
+            client.options(max_retries=0), index_name, tiny, senders=3, chunk_size=20,
+            batch_size=40, initial_backoff=0.05, max_backoff=0.2, dead_letter=tmp_path / "d.jsonl",
+        ).index(corpus(300))  # fmt: skip
+        client.close()
+    assert proxy.injected == 5
+    assert (report.indexed, report.failed, report.skipped) == (300, 0, 0)
+    assert es.count(index=index_name)["count"] == 300
+    assert not (tmp_path / "d.jsonl").exists()
+
+
+def test_parallel_senders_keep_the_last_write_of_an_id(es, index_name, tiny):
+    """One id written in many batches: the stored document is the last one in the input."""
+    docs = []
+    for round_ in range(12):
+        docs += corpus(10)  # the same ten ids ...
+        docs[-1] = {**docs[-1], "id": "same", "title": f"version {round_}"}
+    report = Indexer(es, index_name, tiny, senders=4, batch_size=10, chunk_size=3).index(docs)
+    assert report.failed == 0 and report.indexed + report.skipped == len(docs)
+    assert es.get(index=index_name, id="same")["_source"]["title"] == "version 11"
+
+
+@pytest.mark.parametrize("form", ["json", "base64"])
+def test_vector_formats_store_the_same_vectors(es, index_name, tiny, form):
+    """Vectors sent as JSON arrays or as base64 float32 (9.3+ form) are searched alike: each
+    document is its own nearest neighbour with the exact self-similarity score."""
+    from es_semantic.cluster import ClusterInfo, parse_version
+
+    version = parse_version(es.info()["version"]["number"])
+    if form == "base64" and not ClusterInfo("", version).accepts_base64_vectors:
+        pytest.skip(f"the server reports {version}: base64 vectors are documented from 9.3")
+    docs = corpus(20)
+    indexer = Indexer(
+        es, index_name, tiny, vector_format=form, chunking="none", index_options="flat"
+    )
+    assert indexer.index(docs).indexed == 20
+    assert indexer.vector_format == form
+    vectors = tiny.encode_documents([f"{d['title']} {d['text']}" for d in docs])
+    for doc, vector in list(zip(docs, vectors, strict=True))[:5]:
+        hits = es.search(index=index_name, knn={"field": "embedding", "query_vector": vector.tolist(),
+                                                "k": 1, "num_candidates": 20})["hits"]["hits"]  # fmt: skip
+        assert hits[0]["_id"] == doc["id"]
+        assert hits[0]["_score"] == pytest.approx(1.0, abs=1e-5)  # cosine (1 + 1) / 2
+
+
+def test_auto_sends_base64_vectors_to_a_9_3_cluster(es, es_server, index_name, tiny):
+    """A cluster that reports 9.3 gets vectors as base64 big-endian float32 that decode to the
+    encoder's vectors; the local server (8.15, which refuses that form) gets JSON arrays."""
+    import base64
+
+    from es_semantic.client import make_client
+    from es_semantic.config import ESConfig
+    from tests.integration.fault_proxy import fault_proxy
+
+    bodies: list[bytes] = []
+
+    def cluster_9_3(method, path, body, headers):
+        if method == "GET" and path.split("?")[0] == "/":
+            info = es.info().body
+            return 200, {**info, "version": {**info["version"], "number": "9.3.0"}}
+        if path.split("?")[0].endswith("/_bulk"):
+            bodies.append(body)
+            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+            items = [{"index": {"_index": index_name, "_id": a["index"]["_id"], "status": 201,
+                                "result": "created"}} for a in lines[0::2]]  # fmt: skip
+            return 200, {"took": 1, "errors": False, "items": items}
+        return None
+
+    docs = corpus(6)
+    with fault_proxy(es_server.config.url, cluster_9_3) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        indexer = Indexer(client, index_name, tiny, chunking="none", refresh=False)
+        assert indexer.index(docs).indexed == 6
+        client.close()
+    assert indexer.vector_format == "base64"
+    lines = [json.loads(line) for body in bodies for line in body.splitlines() if line.strip()]
+    sources = {a["index"]["_id"]: s for a, s in zip(lines[0::2], lines[1::2], strict=True)}
+    assert sorted(sources) == sorted(d["id"] for d in docs)
+    want = tiny.encode_documents([f"{d['title']} {d['text']}" for d in docs])
+    for doc, vector in zip(docs, want, strict=True):
+        packed = sources[doc["id"]]["embedding"]
+        assert isinstance(packed, str)
+        got = np.frombuffer(base64.b64decode(packed), dtype=">f4")
+        np.testing.assert_array_equal(got, vector)  # exact: no float text round-trip
+    local = Indexer(es, index_name + "-local", tiny, chunking="none")
+    try:
+        assert local.index(docs).indexed == 6 and local.vector_format == "json"
+    finally:
+        es.indices.delete(index=index_name + "-local", ignore_unavailable=True)

@@ -79,3 +79,30 @@ def test_unchanged_ids():
         {"_id": "c", "found": False},
     ]
     assert unchanged_ids({"a": "h1", "b": "h2", "c": "h3"}, docs) == {"a"}
+
+
+def test_base64_vectors_round_trip_big_endian() -> None:
+    import base64
+
+    from es_semantic.indexing.actions import pack_vector, unpack_vector
+
+    vector = np.array([0.5, -1.25, 3.0e-7, 1.0], np.float32)
+    packed = pack_vector(vector)
+    # the documented form: base64 of big-endian IEEE-754 float32 (0.5 is 3f 00 00 00)
+    assert base64.b64decode(packed)[:4] == bytes.fromhex("3f000000")
+    np.testing.assert_array_equal(unpack_vector(packed), vector)
+    try:  # elasticsearch-py 9.x ships its own packer: both must agree
+        from elasticsearch.helpers import pack_dense_vector
+    except ImportError:
+        return
+    assert pack_dense_vector(vector) == packed
+
+
+def test_json_and_base64_actions_carry_the_same_vectors() -> None:
+    from es_semantic.indexing.actions import unpack_vector
+
+    doc = Document(id="7", texts={"text": "t"}, metadata={})
+    vector = np.array([0.1, 0.2, 0.3], np.float32)
+    as_json = to_action("idx", "7", doc, "h", vector, C, "json")["_source"]["embedding"]
+    as_b64 = to_action("idx", "7", doc, "h", vector, C, "base64")["_source"]["embedding"]
+    np.testing.assert_array_equal(np.array(as_json, np.float32), unpack_vector(as_b64))

@@ -170,3 +170,10 @@ def test_oversample_needs_8_18():
     new = ClusterInfo.from_responses(root("8.18.8"), license_body("basic"))
     knn = plan_search(request, contract, [0.1, 0.2, 0.3], cluster=new).bodies["knn"]["knn"]
     assert knn["rescore_vector"] == {"oversample": 3.0}
+
+
+@pytest.mark.parametrize(("number", "accepts"), [("8.19.3", False), ("9.2.1", False),
+                                                 ("9.3.0", True), ("9.4.0-SNAPSHOT", True)])  # fmt: skip
+def test_base64_vectors_from_9_3(number: str, accepts: bool) -> None:
+    info = ClusterInfo.from_responses({"version": {"number": number}}, None)
+    assert info.accepts_base64_vectors is accepts
