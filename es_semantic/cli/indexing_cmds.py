@@ -241,6 +241,20 @@ def chunking_summary(contract: IndexContract) -> str:
     show_default=True,
     help="near-duplicates: index with duplicate_of=ID (filterable), or leave out; both counted",
 )
+@click.option(
+    "--senders",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="bulk requests in flight at once (raise it when a GPU encodes faster than one sends)",
+)
+@click.option(
+    "--vector-format",
+    type=click.Choice(["auto", "json", "base64"]),
+    default="auto",
+    show_default=True,
+    help="vectors in bulk bodies: base64 float32 where the cluster accepts it (9.3+), else JSON",
+)
 @creation_options
 @connection_options
 @handle_errors
@@ -260,6 +274,8 @@ def index_cmd(
     dry_run: bool,
     dedupe_threshold: float | None,
     dedupe: str,
+    senders: int,
+    vector_format: str,
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
@@ -291,6 +307,8 @@ def index_cmd(
         track_ids=delete_missing,
         dedupe_threshold=dedupe_threshold,
         dedupe=cast(DedupeMode, dedupe),
+        senders=senders,
+        vector_format=vector_format,
         **creation_opts,
     )
     spec = indexer.field_spec()

@@ -477,3 +477,38 @@ def test_index_dedupe_options_flag_and_count(run, index_name, tmp_path):
     found = json.loads(run("search", index_name, "engine", "--mode", "keyword", "--filter",
                            "duplicate_of=a", "--json").output)  # fmt: skip
     assert [h["id"] for h in found["hits"]] == ["a2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_index_with_an_exported_int8_model_then_search_with_torch(
+    es_server, es, index_name, tmp_path, monkeypatch, backend
+):
+    """The packaged MiniLM exported and quantised on the user's own sample: the build prints
+    its accuracy, the contract records it, and torch-encoded queries find the documents."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("ES_SEMANTIC_CACHE_DIR", str(tmp_path / "cache"))
+    topics = ["heart disease and blood pressure", "protein folding in cells",
+              "river floods and rainfall", "neural networks for images",
+              "coffee and sleep quality", "volcano eruptions and ash clouds"]  # fmt: skip
+    docs = [{"id": f"d{i}", "title": t, "text": f"A study of {t}, number {i}."}
+            for i, t in enumerate(topics * 8)]  # fmt: skip
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    url = ["--es-url", es_server.config.url]
+    refused = CliRunner().invoke(cli, ["index", index_name, str(corpus), "--backend", backend,
+                                       "--quantize", "int8-dynamic", "--quiet", *url])  # fmt: skip
+    assert refused.exit_code == 2 and "--calibration FILE" in refused.output
+    built = CliRunner().invoke(cli, ["index", index_name, str(corpus), "--backend", backend,
+                                     "--quantize", "int8-dynamic", "--calibration", str(corpus),
+                                     "--force-quantized", *url])  # fmt: skip
+    assert built.exit_code == 0, built.output
+    assert f"{backend} int8-dynamic: mean cosine 0.9" in built.output
+    info = CliRunner().invoke(cli, ["info", index_name, *url])
+    assert f"encoded with {backend} int8-dynamic" in info.output
+    found = CliRunner().invoke(cli, ["search", index_name, "volcano ash", "--mode", "knn",
+                                     "-k", "3", "--json", *url])  # fmt: skip
+    hits = json.loads(found.output)["hits"]
+    assert len(hits) == 3
+    assert all("volcano" in h["source"]["title"] for h in hits)
