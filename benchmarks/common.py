@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+SCIFACT = Path(
+    os.environ.get("ES_SEMANTIC_SCIFACT")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+)
 
 
 def scifact_passages(limit: int, folder: Path = SCIFACT) -> list[str]:
