@@ -21,7 +21,12 @@ class Runtime(Protocol):
 
 
 class TorchRuntime:
-    """A torch head on its device (fp16 on a GPU by default, SDPA attention)."""
+    """A torch head on its device (fp16 on a GPU by default, SDPA attention).
+
+    On CUDA the cuDNN attention backend is left out: it builds an execution plan for every new
+    (batch, width) shape, and length-sorted batches are nearly all new shapes. Measured on an
+    H100 (MiniLM, 256 rows of varying width): 3,753 sequences/s with it, 25,441 without.
+    """
 
     def __init__(self, head: Any, device: Any) -> None:
         self.head, self.device = head, device
@@ -31,8 +36,21 @@ class TorchRuntime:
 
         tensors = {k: torch.from_numpy(v).to(self.device, non_blocking=True)
                    for k, v in feeds.items()}  # fmt: skip
-        with torch.inference_mode():
+        with torch.inference_mode(), _attention_backends(self.device):
             return cast(FloatArray, self.head(**tensors).float().cpu().numpy())
+
+
+def _attention_backends(device: Any) -> Any:
+    """SDPA without cuDNN on CUDA (flash, memory-efficient, math); unchanged elsewhere."""
+    import contextlib
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    )
 
 
 class OnnxRuntime:
