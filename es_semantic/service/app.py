@@ -14,13 +14,14 @@ import contextlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.reranker import CrossEncoder
 
-OPEN_ROUTES = ("/healthz", "/readyz", "/docs", "/openapi.json")
+OPEN_ROUTES = ("/", "/healthz", "/readyz", "/docs", "/openapi.json")  # "/": a static page
+PLAYGROUND = "playground.html"
 ERROR_STATUS: tuple[tuple[type[EsSemanticError], int], ...] = (
     (InputError, 400), (ConfigError, 400), (IndexContractError, 409),
     (ConnectionFailedError, 503), (SearchError, 502),
@@ -66,6 +68,7 @@ class ServiceConfig:
     max_queue: int = 512
     batching: bool = True
     cors_origins: tuple[str, ...] = ()
+    eval_report: Mapping[str, Any] | None = None  # an `eval --json` report for the playground
 
 
 class HTTPProblem(Exception):
@@ -138,6 +141,7 @@ class _State:
         )  # fmt: skip
         self.aes: Any = None
         self.searchers: dict[str, AsyncSearcher] = {}
+        self._page: str | None = None
 
     def _encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         started = time.perf_counter()
@@ -147,6 +151,22 @@ class _State:
             vectors = self.encoder.encode_documents(texts)
         self.metrics.stage("encode", time.perf_counter() - started)
         return vectors
+
+    def playground_page(self) -> str:
+        if self._page is None:
+            self._page = resources.files(__package__).joinpath(PLAYGROUND).read_text("utf-8")
+        return self._page
+
+    async def index_names(self) -> list[str]:
+        """The indices served: the ones named at start, else the cluster's (no system ones)."""
+        if self.config.indices:
+            return list(self.config.indices)
+        if self.aes is None:
+            return []
+        rows = await self.aes.cat.indices(format="json", h="index")
+        aliases = await self.aes.cat.aliases(format="json", h="alias")
+        names = {str(r["index"]) for r in rows} | {str(a["alias"]) for a in aliases}
+        return sorted(n for n in names if not n.startswith("."))
 
     def searcher(self, index: str) -> AsyncSearcher:
         if self.config.indices and index not in self.config.indices:
@@ -304,6 +324,28 @@ def create_app(
                 es.close()
 
         return await asyncio.to_thread(info)
+
+    @app.get("/", include_in_schema=False)
+    async def playground() -> Response:
+        """The playground: modes side by side, and eval reports as bar charts."""
+        return HTMLResponse(state.playground_page())
+
+    @app.get("/playground/settings")
+    async def playground_settings() -> dict[str, Any]:
+        """What the playground offers: indices, whether rerank is on, a loaded eval report."""
+        return {
+            "indices": await state.index_names(),
+            "rerank": reranker is not None,
+            "model": encoder.config.model_name,
+            "eval_report": config.eval_report is not None,
+        }
+
+    @app.get("/playground/eval-report")
+    async def playground_eval_report() -> dict[str, Any]:
+        """The ``eval --json`` report given with ``--eval-report FILE``."""
+        if config.eval_report is None:
+            raise HTTPProblem(404, "no eval report: start the service with --eval-report FILE")
+        return dict(config.eval_report)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
