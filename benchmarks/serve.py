@@ -9,6 +9,10 @@
 2. One client, one query at a time: the service's p50 over a direct `encode_queries([q])` p50
    (HTTP + JSON + queueing overhead). Clients keep their connection open, as a backend's
    connection pool does.
+3. With the local ES-API server (``--with-search``): `POST /indices/{index}/search` (hybrid)
+   over `Searcher.search` on the same queries, interleaved; then `--load-seconds` of
+   `--clients` clients mixing /embed and search while an indexing run writes to another index:
+   errors other than deliberate 429s (goal 0), the 429s, and the service's RSS over time.
 """
 
 from __future__ import annotations
@@ -105,6 +109,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument(
+        "--with-search",
+        action="store_true",
+        help="also search overhead and the mixed load (local ES-API server)",
+    )
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--load-seconds", type=float, default=60)
     args = parser.parse_args()
     lines = (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
     queries = [json.loads(line)["text"] for line in lines]
@@ -136,6 +147,104 @@ def main() -> None:
     overhead = (statistics.median(served) - statistics.median(direct)) * 1000
     print(f"one query at a time: direct encode p50 {pct(direct, 0.5):.2f} ms, via /embed "
           f"p50 {pct(served, 0.5):.2f} ms: overhead {overhead:.2f} ms")  # fmt: skip
+    if args.with_search:
+        search_part(encoder, queries, args)
+
+
+def search_part(encoder: Encoder, queries: list[str], args: argparse.Namespace) -> None:
+    from benchmarks.common import scifact_passages
+    from es_semantic import Indexer, Searcher
+    from es_semantic.client import make_client
+    from es_semantic.server import resolve_server
+
+    with resolve_server() as server:
+        es = make_client(server.config)
+        docs = [{"id": str(i), "text": t} for i, t in enumerate(scifact_passages(args.docs))]
+        Indexer(es, "bench-serve", encoder, chunking="none").index(docs)
+        searcher = Searcher(es, "bench-serve", encoder)
+        config = ServiceConfig(indices=("bench-serve", "bench-serve-writes"), max_queue=64)
+        with running(create_app(encoder, config=config, es_config=server.config)) as url:
+            connection = KeepAlive(url)
+            direct, served = [], []
+            for i in range(100):  # interleaved
+                query = queries[i % len(queries)]
+                t0 = time.perf_counter()
+                searcher.search(query, mode="hybrid", k=10)
+                direct.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                connection.post("/indices/bench-serve/search", {"query": query, "k": 10})
+                served.append(time.perf_counter() - t0)
+            gap = (statistics.median(served) - statistics.median(direct)) * 1000
+            print(f"hybrid search: Searcher.search p50 {pct(direct, 0.5):.2f} ms, via "
+                  f"/indices/{{index}}/search p50 {pct(served, 0.5):.2f} ms: overhead "
+                  f"{gap:.2f} ms ({len(docs)} docs on the local emulator)")  # fmt: skip
+            mixed_load(url, es, encoder, queries, args)
+
+
+def service_rss_mib() -> float:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def mixed_load(url: str, es: object, encoder: Encoder, queries: list[str],
+               args: argparse.Namespace) -> None:  # fmt: skip
+    """Clients mixing /embed and search while an indexing run writes (the service runs in this
+    process, so its RSS is this process's)."""
+    from benchmarks.common import scifact_passages
+    from es_semantic import Indexer
+
+    counts = {"ok": 0, "429": 0}
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + args.load_seconds
+    rss = [service_rss_mib()]
+
+    def client(n: int) -> None:
+        connection = KeepAlive(url)
+        i = n
+        while time.perf_counter() < stop:
+            query = queries[i % len(queries)]
+            path, body = (("/embed", {"inputs": query}) if i % 2 else
+                          ("/indices/bench-serve/search", {"query": query, "k": 10}))  # fmt: skip
+            try:
+                connection.post(path, body)
+                outcome = "ok"
+            except RuntimeError as exc:
+                outcome = "429" if "429" in str(exc) else f"{path}: {exc}"
+            except OSError as exc:
+                outcome, connection = f"{path}: {type(exc).__name__}", KeepAlive(url)
+            with lock:
+                if outcome in counts:
+                    counts[outcome] += 1
+                else:
+                    errors.append(outcome)
+            i += args.clients
+
+    def index_more() -> None:
+        texts = scifact_passages(5183)
+        docs = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+        Indexer(es, "bench-serve-writes", encoder, chunking="none", batch_size=64).index(
+            d for d in docs if time.perf_counter() < stop
+        )
+
+    writer = threading.Thread(target=index_more, daemon=True)
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    writer.start()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(5)
+        rss.append(service_rss_mib())
+    writer.join(timeout=120)
+    print(f"mixed load: {args.clients} clients, /embed and hybrid search alternating for "
+          f"{args.load_seconds:.0f}s while an indexing run writes: {counts['ok']} answered, "
+          f"{counts['429']} deliberate 429s, {len(errors)} other errors (goal 0)"
+          f"{': ' + errors[0] if errors else ''}")  # fmt: skip
+    print("  service RSS MiB every 5 s: " + " -> ".join(f"{x:.0f}" for x in rss))
 
 
 if __name__ == "__main__":
