@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from es_semantic.cli.common import (
+    Settings,
     connection_options,
     cross_encoder,
     encoder,
@@ -41,8 +43,9 @@ from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 @click.option("--cors-origin", "cors", multiple=True, help="allow browser calls from (off)")
 @click.option("--eval-report", type=click.Path(exists=True, dir_okay=False),
               help="an `eval --json` report the playground shows as bar charts")  # fmt: skip
-@click.option("--workers", type=click.IntRange(1, 1), default=1, show_default=True,
-              help="processes (one for now: scale with replicas behind a balancer)")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="worker processes sharing the port, each with its own model (memory x N); "
+              "a GPU is better served by one worker with dynamic batching")  # fmt: skip
 @connection_options
 @handle_errors
 def serve_cmd(
@@ -70,29 +73,65 @@ def serve_cmd(
     """
     try:
         import uvicorn
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "uvicorn", "serve", "es-semantic serve") from exc
+    state = settings(click.get_current_context(), options)
+    params = {
+        "indices": list(indices), "rerank_model": rerank_model, "api_key_file": api_key_file,
+        "max_batch_tokens": max_batch_tokens, "max_wait_ms": max_wait_ms,
+        "max_queue": max_queue, "max_inputs": max_inputs, "max_chars": max_chars,
+        "cors": list(cors), "no_batching": no_batching, "eval_report": eval_report,
+    }  # fmt: skip
+    if workers == 1:
+        app = build_app(state, params)
+        click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        return
+    build_app(state, params, load_models=False)  # check every option before forking
+    # Each worker process builds its own app (and model) from this spec; the settings reach
+    # them through the environment, as the parent's own environment does, never on a command
+    # line or in a log.
+    os.environ[SPEC_ENV] = json.dumps({"values": state.values, "params": params})
+    click.echo(f"es-semantic serving on http://{host}:{port} with {workers} worker processes "
+               "(each loads the model)", err=True)  # fmt: skip
+    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, host=host,
+                port=port, log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
 
+
+SPEC_ENV = "ES_SEMANTIC_SERVE_SPEC"
+
+
+def app_from_environment() -> Any:
+    """A worker's app, built from the spec ``serve --workers N`` left in the environment."""
+    spec = json.loads(os.environ[SPEC_ENV])
+    return build_app(Settings(values=spec["values"]), spec["params"])
+
+
+def build_app(state: Settings, params: dict[str, Any], *, load_models: bool = True) -> Any:
+    """The service app from the merged settings and the serve options (``load_models=False``:
+    only check the options)."""
+    try:
         from es_semantic.service.app import ServiceConfig, create_app
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "serve", "es-semantic serve") from exc
-    state = settings(click.get_current_context(), options)
     keys: tuple[str, ...] = ()
-    if api_key_file:
-        keys = tuple(k.strip() for k in Path(api_key_file).read_text().splitlines() if k.strip())
+    if params["api_key_file"]:
+        path = Path(params["api_key_file"])
+        keys = tuple(k.strip() for k in path.read_text().splitlines() if k.strip())
         if not keys:
-            raise ConfigError(f"--api-key-file {api_key_file} holds no key")
-    reranker = None
-    if rerank_model:
-        reranker = cross_encoder(state, rerank_model)
+            raise ConfigError(f"--api-key-file {path} holds no key")
     config = ServiceConfig(
-        indices=indices, api_keys=keys, max_inputs=max_inputs, max_chars=max_chars,
-        max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,
-        batching=not no_batching, cors_origins=cors,
-        eval_report=read_eval_report(eval_report) if eval_report else None,
+        indices=tuple(params["indices"]), api_keys=keys, max_inputs=params["max_inputs"],
+        max_chars=params["max_chars"], max_batch_tokens=params["max_batch_tokens"],
+        max_wait_ms=params["max_wait_ms"], max_queue=params["max_queue"],
+        batching=not params["no_batching"], cors_origins=tuple(params["cors"]),
+        eval_report=read_eval_report(params["eval_report"]) if params["eval_report"] else None,
     )  # fmt: skip
-    app = create_app(encoder(state), config=config, es_config=state.es_config(),
-                     reranker=reranker)  # fmt: skip
-    click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    es_config = state.es_config()
+    if not load_models:
+        return None
+    reranker = cross_encoder(state, params["rerank_model"]) if params["rerank_model"] else None
+    return create_app(encoder(state), config=config, es_config=es_config, reranker=reranker)
 
 
 def read_eval_report(path: str) -> dict[str, Any]:

@@ -196,3 +196,45 @@ def test_cli_serve_drains_a_request_in_flight_on_sigterm(es_server, tiny_st_dir)
     assert answers, output[-2000:]
     ((status, vectors, _),) = answers
     assert status == 200 and len(vectors) == 1, output[-2000:]
+
+
+def test_cli_serve_with_two_worker_processes(es_server, tiny_st_dir, tiny):
+    """`serve --workers 2`: two worker processes share the port, each answers with the
+    encoder's vectors; SIGTERM stops them all."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_loopback_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "es_semantic.cli", "serve", "--port", str(port), "--model",
+         str(tiny_st_dir), "--es-url", es_server.config.url or "", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if call(f"{url}/healthz")[0] == 200:
+                    break
+            time.sleep(0.3)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [c for c in children if "es_semantic" in Path(f"/proc/{c}/cmdline").read_text()
+                   or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text()]  # fmt: skip
+        assert len(workers) >= 2, children
+        texts = ["cat dog", "search engine", "red apple"]
+        for _ in range(6):  # new connections, spread over the workers by the kernel
+            status, vectors, _ = call(f"{url}/embed", {"inputs": texts})
+            assert status == 200
+            np.testing.assert_allclose(np.array(vectors), tiny.encode_documents(texts), atol=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout:
+            proc.stdout.close()
