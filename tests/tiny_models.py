@@ -25,6 +25,20 @@ def write_vocab(folder: Path) -> Path:
     return path
 
 
+def fast_bert_tokenizer(vocab: Path):  # type: ignore[no-untyped-def]
+    """A fast BERT tokenizer over ``vocab``. transformers 5 builds its vocabulary from a
+    ``vocab`` mapping (given only ``vocab_file`` it keeps the five special tokens and every word
+    becomes [UNK]); transformers 4 reads ``vocab_file``."""
+    from transformers import BertTokenizerFast
+
+    words = vocab.read_text(encoding="utf-8").split()
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)})
+    if len(tokenizer) < len(words):
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    assert len(tokenizer) == len(words), "the tiny tokenizer lost its vocabulary"
+    return tokenizer
+
+
 def _config(vocab_size: int, **extra: object):  # type: ignore[no-untyped-def]
     from transformers import BertConfig
 
@@ -42,7 +56,7 @@ def _config(vocab_size: int, **extra: object):  # type: ignore[no-untyped-def]
 def build_tiny_bert(folder: Path, *, seed: int = 0, fast_tokenizer: bool = True) -> Path:
     """A plain BERT folder: config, weights, vocab (and tokenizer.json when ``fast_tokenizer``)."""
     import torch
-    from transformers import BertModel, BertTokenizerFast
+    from transformers import BertModel
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)
@@ -50,7 +64,7 @@ def build_tiny_bert(folder: Path, *, seed: int = 0, fast_tokenizer: bool = True)
     size = len(vocab.read_text(encoding="utf-8").split())
     BertModel(_config(size)).save_pretrained(str(folder))
     if fast_tokenizer:
-        BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(folder))
+        fast_bert_tokenizer(vocab).save_pretrained(str(folder))
     else:  # like many Chinese BERT folders: vocab.txt only, model_type in config.json
         (folder / "tokenizer_config.json").write_text(
             json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"})
@@ -111,12 +125,12 @@ def make_sentence_transformers(
 def build_tiny_cross_encoder(folder: Path, *, num_labels: int = 1, seed: int = 0) -> Path:
     """A BertForSequenceClassification folder with 1 or 2 labels."""
     import torch
-    from transformers import BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertForSequenceClassification
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)
     torch.manual_seed(seed)
     size = len(vocab.read_text(encoding="utf-8").split())
     BertForSequenceClassification(_config(size, num_labels=num_labels)).save_pretrained(str(folder))
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(folder))
+    fast_bert_tokenizer(vocab).save_pretrained(str(folder))
     return folder

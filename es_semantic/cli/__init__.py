@@ -41,6 +41,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "duplicates": ("corpus_cmds", "duplicates_cmd",
                    "Find near-duplicate documents in INDEX: pairs at or above --threshold, "
                    "highest first."),
+    "finetune": ("train_cmds", "finetune_cmd",
+                 "Fine-tune a bi-encoder on your pairs; the best epoch on the dev rows is saved "
+                 "to --out."),
+    "finetune-reranker": ("train_cmds", "finetune_reranker_cmd",
+                          "Train a cross-encoder reranker on (query, passage, label) or (query, "
+                          "positive) rows."),
     "quickstart": ("quickstart_cmd", "quickstart_cmd",
                    "Start a server (unless ES_URL is set), index Python's docstrings, compare "
                    "search modes."),

@@ -91,7 +91,7 @@ def test_updates_reencode_only_changed_documents(es, index_name, tiny_st_dir):
             out.append({"id": f"d{d}", "text": text})
         return out
 
-    options = {"chunking": "nested", "chunk_tokens": 24, "chunk_overlap": 4}
+    options = {"chunking": "nested", "chunk_tokens": 60, "chunk_overlap": 8}
     first = Indexer(es, index_name, enc, **options).index(docs())
     assert (first.indexed, first.encoded, first.truncated) == (12, 12, 0)
     assert first.chunked == 11  # d0 is one short sentence

@@ -1,0 +1,1 @@
+"""Fine-tuning on the user's own pairs (sentence-transformers trainers; the ``train`` extra)."""

@@ -1,0 +1,147 @@
+"""Fine-tuning on a tiny random BERT: each loss trains (loss goes down), the folder loads in
+Encoder and gives other vectors, the record says where it came from; bad files fail clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from es_semantic.encoding.encoder import Encoder
+from es_semantic.errors import ConfigError, InputError
+from es_semantic.training.data import read_pairs, split_dev
+from tests.tiny_models import WORDS
+
+pytest.importorskip("datasets", reason="the train extra is not installed")
+from es_semantic.training.finetune import (
+    RECORD_FILE,
+    TrainSettings,
+    finetune,
+    pick_loss,
+    read_record,
+)
+
+NOUNS = [w for w in WORDS if w.isalpha() and len(w) > 3]
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def scored_rows(n: int = 48) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        a = list(rng.choice(NOUNS, 4))
+        shared = i % 5  # 0..4 words in common: the score
+        b = a[:shared] + list(rng.choice(NOUNS, 4 - shared))
+        rows.append({"sentence1": " ".join(a), "sentence2": " ".join(b) + " the",
+                     "score": float(shared)})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["scored", "labelled", "queries"])
+def test_each_loss_trains_and_the_folder_loads(
+    tiny_st_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    rows = scored_rows()
+    if kind == "labelled":
+        rows = [{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
+                 "label": int(r["score"] >= 2)} for r in rows]  # fmt: skip
+    elif kind == "queries":
+        rows = [{"query": r["sentence1"], "positive": r["sentence1"].split()[0] + " city"}
+                for r in rows]  # fmt: skip
+    train = read_pairs(write(tmp_path / "train.jsonl", rows))
+    assert train.kind == kind
+    out = tmp_path / "out"
+    lines: list[str] = []
+    report = finetune(str(tiny_st_dir), train, out, report=lines.append, progress=False,
+                      settings=TrainSettings(epochs=3, batch_size=8, lr=1e-3, device="cpu"))  # fmt: skip
+    assert report.loss == {"scored": "cosent", "labelled": "contrastive", "queries": "mnrl"}[kind]
+    assert len(report.losses) == 3 and report.losses[-1] < report.losses[0]
+    assert any("cut from" in line for line in lines)  # no --dev: a split, said out loud
+    assert report.dev_rows + report.train_rows == len(rows)
+    assert report.metric in report.before and report.metric in report.after
+    tuned, base = Encoder(out), Encoder(tiny_st_dir)
+    texts = [r.get("sentence1") or r["query"] for r in rows[:4]]
+    assert tuned.dim == base.dim
+    assert not np.allclose(tuned.encode_documents(texts), base.encode_documents(texts), atol=1e-3)
+    record = read_record(out)
+    assert record is not None and (out / RECORD_FILE).is_file()
+    assert record["base_model"] == str(tiny_st_dir) and record["loss"] == report.loss
+    assert (
+        record["train"]["sha256_16"] == train.subset(range(report.train_rows)).digest()
+        or len(record["train"]["sha256_16"]) == 16
+    )
+    assert not (out / "checkpoints").exists()
+
+
+def test_dev_split_never_overlaps(tmp_path: Path) -> None:
+    pairs = read_pairs(write(tmp_path / "t.jsonl", scored_rows(200)))
+    train, dev = split_dev(pairs)
+    assert len(train) + len(dev) == 200 and 5 <= len(dev) <= 40
+    assert not set(train.first) & set(dev.first)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ('{"a": "x", "b": "y"}\n', r"t.jsonl:1: columns \['a', 'b'\] are not scored pairs"),
+        ('{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "b", '
+         '"score": "high"}\n', r"t.jsonl:2: score 'high' is not a number"),
+        ('{"sentence1": "a", "sentence2": "b", "label": 3}\n', "t.jsonl:1: label must be 0 or 1"),
+        ('{"query": "a", "positive": ""}\n', "t.jsonl:1: 'query' and 'positive' must be non-empty"),
+        ("{broken\n", r"t.jsonl:1: not valid JSON"),
+        ("sentence1\tsentence2\tscore\na\tb\n", r"t.jsonl:2: 2 columns, 3 expected"),
+    ],
+)  # fmt: skip
+def test_bad_training_files_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        read_pairs(path)
+
+
+def test_sts_b_layout_without_header_and_score_range(tmp_path: Path) -> None:
+    path = tmp_path / "zh.tsv"
+    path.write_text(
+        "一架飞机要起飞了。\t一架飞机正在起飞。\t5\n一个男人在吹笛子。\t一个人在弹吉他。\t1\n"
+    )
+    pairs = read_pairs(path)
+    assert pairs.kind == "scored" and pairs.scores == [1.0, 0.0]
+
+
+def test_a_loss_that_does_not_fit_the_rows_is_refused(tmp_path: Path) -> None:
+    pairs = read_pairs(write(tmp_path / "t.jsonl", scored_rows(4)))
+    assert pick_loss("auto", pairs) == "cosent"
+    with pytest.raises(ConfigError, match="--loss mnrl needs queries rows"):
+        pick_loss("mnrl", pairs)
+
+
+def test_reranker_trains_and_loads_in_cross_encoder(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from es_semantic.encoding.reranker import CrossEncoder
+    from es_semantic.training.finetune import train_reranker
+
+    rows = [{"query": r["sentence1"], "positive": r["sentence1"] + " the",
+             "negative": r["sentence2"]} for r in scored_rows(60) if r["score"] < 3]  # fmt: skip
+    train = read_pairs(write(tmp_path / "rr.jsonl", rows))
+    report = train_reranker(str(tiny_bert_dir), train, tmp_path / "rr", progress=False,
+                            report=lambda _: None,
+                            settings=TrainSettings(epochs=3, batch_size=8, lr=1e-3, device="cpu"))  # fmt: skip
+    assert report.losses[-1] < report.losses[0]
+    assert report.metric == "dev_ndcg@10" and report.metric in report.after
+    scores = CrossEncoder(tmp_path / "rr").score(rows[0]["query"], [rows[0]["positive"],
+                                                                   rows[0]["negative"]])  # fmt: skip
+    assert scores.shape == (2,) and scores[0] != scores[1]
+
+
+def test_reranker_needs_negatives(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from es_semantic.training.finetune import train_reranker
+
+    train = read_pairs(write(tmp_path / "q.jsonl", [{"query": "a b", "positive": "c d"}] * 20))
+    with pytest.raises(ConfigError, match="--hard-negatives-from INDEX"):
+        train_reranker(str(tiny_bert_dir), train, tmp_path / "rr", report=lambda _: None)
