@@ -75,11 +75,14 @@ def read_pairs(path: str | Path) -> PairSet:
 
 
 def split_dev(pairs: PairSet, share: float = DEV_SHARE) -> tuple[PairSet, PairSet]:
-    """A stable train/dev split by a hash of each row's first text (never overlapping)."""
-    dev = [i for i, a in enumerate(pairs.first) if _bucket(a) < share]
-    dev_set = set(dev)
-    train = [i for i in range(len(pairs)) if i not in dev_set]
-    if not dev or not train:
+    """A stable train/dev split: the ``share`` of rows (at least one) whose first text hashes
+    lowest; every row with the same first text lands on the same side, so none overlaps."""
+    texts = sorted(set(pairs.first), key=_bucket)
+    wanted = max(1, round(share * len(texts)))
+    held = set(texts[:wanted])
+    dev = [i for i, a in enumerate(pairs.first) if a in held]
+    train = [i for i, a in enumerate(pairs.first) if a not in held]
+    if len(texts) < 2 or not train:
         raise InputError(
             f"{pairs.source} has {len(pairs)} rows: too few to cut a dev split; pass --dev FILE"
         )
