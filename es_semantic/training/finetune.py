@@ -189,7 +189,19 @@ def finetune(
                          round(seconds, 2), round(seconds / settings.epochs, 2),
                          epoch_losses(trainer))  # fmt: skip
     _record(out, base, "bi-encoder", train, dev, settings, result)
+    warn_if_worse(result, report)
     return result
+
+
+def warn_if_worse(result: TrainReport, report: Callable[[str], None]) -> None:
+    """Say so when the saved model scores below the base on the dev rows."""
+    before, after = result.before.get(result.metric), result.after.get(result.metric)
+    if before is not None and after is not None and after < before:
+        report(
+            f"warning: the trained model is worse than the base on the dev rows "
+            f"({result.metric} {before:.4f} -> {after:.4f}); try a lower --lr or more "
+            "--epochs, and keep the base (`migrate`'s eval gate would refuse this one)"
+        )
 
 
 def epoch_losses(trainer: Any) -> list[float]:
@@ -361,6 +373,7 @@ def train_reranker(
                          len(dev), dev_source, round(seconds, 2),
                          round(seconds / settings.epochs, 2), epoch_losses(trainer))  # fmt: skip
     _record(out, base, "cross-encoder", train, dev, settings, result)
+    warn_if_worse(result, report)
     return result
 
 

@@ -145,3 +145,15 @@ def test_reranker_needs_negatives(tiny_bert_dir: Path, tmp_path: Path) -> None:
     train = read_pairs(write(tmp_path / "q.jsonl", [{"query": "a b", "positive": "c d"}] * 20))
     with pytest.raises(ConfigError, match="--hard-negatives-from INDEX"):
         train_reranker(str(tiny_bert_dir), train, tmp_path / "rr", report=lambda _: None)
+
+
+def test_a_worse_model_is_said_out_loud() -> None:
+    from es_semantic.training.finetune import TrainReport, warn_if_worse
+
+    said: list[str] = []
+    worse = TrainReport("out", "cosent", "m", {"m": 0.86}, {"m": 0.85}, 10, 2, "dev", 1.0, 1.0)
+    warn_if_worse(worse, said.append)
+    assert said and "worse than the base" in said[0] and "0.8600 -> 0.8500" in said[0]
+    better = TrainReport("out", "cosent", "m", {"m": 0.80}, {"m": 0.85}, 10, 2, "dev", 1.0, 1.0)
+    warn_if_worse(better, said.append)
+    assert len(said) == 1
