@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 SCIFACT = Path(
     os.environ.get("ES_SEMANTIC_SCIFACT")
@@ -46,3 +47,25 @@ def interleaved(
             outputs[name].append(contenders[name](part))
             seconds[name] += time.perf_counter() - started
     return seconds, outputs
+
+
+def rss_mib() -> float:
+    """This process's resident memory (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def exact_knn_ndcg(
+    doc_vectors: Any, ids: list[str], query_vectors: Any, query_ids: list[str],
+    qrels: dict[str, dict[str, int]],
+) -> float:  # fmt: skip
+    """nDCG@10 of exact inner-product search over ``doc_vectors`` (no server)."""
+    import numpy as np
+
+    from es_semantic.evaluation.metrics import ndcg_at
+
+    top = np.argsort(-(query_vectors @ doc_vectors.T), axis=1)[:, :10]
+    return float(np.mean([ndcg_at([ids[j] for j in row], qrels.get(q, {}), 10)
+                          for q, row in zip(query_ids, top, strict=True)]))  # fmt: skip

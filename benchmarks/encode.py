@@ -23,11 +23,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.common import SCIFACT, interleaved, scifact_passages
+from benchmarks.common import SCIFACT, exact_knn_ndcg, interleaved, scifact_passages
 from es_semantic import Encoder
 from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
-from es_semantic.evaluation.metrics import ndcg_at
 
 GOAL = "goal >= 2x at mean cosine >= 0.995 and nDCG@10 within 0.005"
 
@@ -37,14 +36,6 @@ def corpus_ids(limit: int) -> list[str]:
 
     with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as handle:
         return [str(json.loads(line)["_id"]) for line, _ in zip(handle, range(limit), strict=False)]
-
-
-def knn_ndcg(doc_vectors: np.ndarray, ids: list[str], query_vectors: np.ndarray,
-             query_ids: list[str], qrels: dict[str, dict[str, int]]) -> float:  # fmt: skip
-    scores = query_vectors @ doc_vectors.T
-    top = np.argsort(-scores, axis=1)[:, :10]
-    return float(np.mean([ndcg_at([ids[j] for j in row], qrels.get(q, {}), 10)
-                          for q, row in zip(query_ids, top, strict=True)]))  # fmt: skip
 
 
 def main() -> None:
@@ -110,7 +101,7 @@ def main() -> None:
             started = time.perf_counter()
             reference.encode(short, batch_size=32, normalize_embeddings=True)
             qps, p50 = len(short) / (time.perf_counter() - started), "-"
-        ndcg = knn_ndcg(vectors[name], ids, qv, test_ids, qrels)
+        ndcg = exact_knn_ndcg(vectors[name], ids, qv, test_ids, qrels)
         rate = len(texts) / seconds[name]
         ratio = seconds["torch fp32"] / seconds[name]
         print(f"  {name:<22} {rate:10.1f} {ratio:5.2f}x {cos.mean():9.5f} {cos.min():8.5f} "

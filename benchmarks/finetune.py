@@ -27,11 +27,10 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.common import SCIFACT
+from benchmarks.common import SCIFACT, exact_knn_ndcg
 from es_semantic import Encoder
 from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
-from es_semantic.evaluation.metrics import ndcg_at
 from es_semantic.training.data import PairSet, read_pairs
 from es_semantic.training.finetune import TrainSettings, finetune, train_reranker
 
@@ -77,9 +76,7 @@ def knn_ndcg(enc: Encoder, docs: list[dict]) -> float:
     vectors = enc.encode_documents([f"{d.get('title', '')} {d.get('text', '')}" for d in docs])
     test = [q for q in queries if q in qrels]
     qv = enc.encode_queries([queries[q] for q in test])
-    top = np.argsort(-(qv @ vectors.T), axis=1)[:, :10]
-    return float(np.mean([ndcg_at([ids[j] for j in row], qrels[q], 10)
-                          for q, row in zip(test, top, strict=True)]))  # fmt: skip
+    return exact_knn_ndcg(vectors, ids, qv, test, qrels)
 
 
 def scifact(args: argparse.Namespace, out: Path) -> Path:

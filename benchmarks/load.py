@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import SCIFACT, scifact_passages
+from benchmarks.common import SCIFACT, rss_mib, scifact_passages
 from es_semantic import AsyncSearcher, Encoder, Indexer
 from es_semantic.client import make_async_client, make_client
 from es_semantic.evaluation.data import load_queries
@@ -29,13 +29,6 @@ from es_semantic.evaluation.metrics import percentile
 from es_semantic.server import resolve_server
 
 MODES = ("keyword", "knn", "hybrid")
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def client_loop(

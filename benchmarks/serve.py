@@ -33,7 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import uvicorn
 
-from benchmarks.common import SCIFACT
+from benchmarks.common import SCIFACT, rss_mib
 from es_semantic import Encoder
 from es_semantic.server import free_loopback_port
 from es_semantic.service.app import ServiceConfig, create_app
@@ -181,15 +181,6 @@ def search_part(encoder: Encoder, queries: list[str], args: argparse.Namespace) 
             mixed_load(url, es, encoder, queries, args)
 
 
-def service_rss_mib() -> float:
-    from pathlib import Path
-
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def mixed_load(url: str, es: object, encoder: Encoder, queries: list[str],
                args: argparse.Namespace) -> None:  # fmt: skip
     """Clients mixing /embed and search while an indexing run writes (the service runs in this
@@ -201,7 +192,7 @@ def mixed_load(url: str, es: object, encoder: Encoder, queries: list[str],
     errors: list[str] = []
     lock = threading.Lock()
     stop = time.perf_counter() + args.load_seconds
-    rss = [service_rss_mib()]
+    rss = [rss_mib()]
 
     def client(n: int) -> None:
         connection = KeepAlive(url)
@@ -238,7 +229,7 @@ def mixed_load(url: str, es: object, encoder: Encoder, queries: list[str],
         t.start()
     while any(t.is_alive() for t in threads):
         time.sleep(5)
-        rss.append(service_rss_mib())
+        rss.append(rss_mib())
     writer.join(timeout=120)
     print(f"mixed load: {args.clients} clients, /embed and hybrid search alternating for "
           f"{args.load_seconds:.0f}s while an indexing run writes: {counts['ok']} answered, "

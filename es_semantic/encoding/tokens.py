@@ -86,6 +86,18 @@ def pad_arrays(
     return ids, mask, types
 
 
+def padded_feeds(
+    tokens: TokenizedTexts, rows: list[int], tokenizer: Any, *, token_types: bool
+) -> dict[str, npt.NDArray[np.int64]]:
+    """A runtime's inputs for ``rows``: ids and mask, and with ``token_types`` the pair's
+    segment ids (zeros for single texts)."""
+    ids, mask, types = pad_arrays(tokens, rows, tokenizer)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if token_types:
+        feeds["token_type_ids"] = types if types is not None else np.zeros_like(ids)
+    return feeds
+
+
 def pad_batch(
     tokens: TokenizedTexts, rows: list[int], tokenizer: Any, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

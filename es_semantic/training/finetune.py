@@ -136,9 +136,13 @@ def bi_encoder_evaluator(dev: PairSet) -> tuple[Any, str]:
     return ev, "dev_cosine_ndcg@10"
 
 
-def _keep(metrics: dict[str, float], key: str) -> dict[str, float]:
-    wanted = (key, "dev_cosine_accuracy", "dev_cosine_mrr@10", "dev_pearson_cosine")
-    return {k: round(float(v), 6) for k, v in metrics.items() if k in wanted}
+BI_ENCODER_EXTRAS = ("dev_cosine_accuracy", "dev_cosine_mrr@10", "dev_pearson_cosine")
+RERANKER_EXTRAS = ("dev_mrr@10", "dev_accuracy", "dev_f1")
+
+
+def _keep(metrics: dict[str, float], key: str, extras: tuple[str, ...]) -> dict[str, float]:
+    """The primary metric and a few companions, rounded, for the before/after table."""
+    return {k: round(float(v), 6) for k, v in metrics.items() if k == key or k in extras}
 
 
 def finetune(
@@ -172,7 +176,7 @@ def finetune(
     if settings.matryoshka:
         inner = losses.MatryoshkaLoss(model, inner, matryoshka_dims=settings.matryoshka)
     evaluator, key = bi_encoder_evaluator(dev)
-    before = _keep(evaluator(model), key)
+    before = _keep(evaluator(model), key, BI_ENCODER_EXTRAS)
     args = st.SentenceTransformerTrainingArguments(
         **_common_args(out, settings, key, progress),
         # MNRL: no text twice in a batch (it would be its own false negative)
@@ -183,7 +187,7 @@ def finetune(
         eval_dataset=bi_encoder_dataset(dev), loss=inner, evaluator=evaluator,
     )  # fmt: skip
     seconds = _train(trainer, out, report)
-    after = _keep(evaluator(model), key)
+    after = _keep(evaluator(model), key, BI_ENCODER_EXTRAS)
     model.save(str(out))
     result = TrainReport(str(out), chosen, key, before, after, len(train), len(dev), dev_source,
                          round(seconds, 2), round(seconds / settings.epochs, 2),
@@ -361,13 +365,13 @@ def train_reranker(
         return Dataset.from_dict({"query": queries, "passage": passages,
                                   "label": [float(x) for x in labels]})  # fmt: skip
 
-    before = _keep_any(evaluator(model), key)
+    before = _keep(evaluator(model), key, RERANKER_EXTRAS)
     args = CrossEncoderTrainingArguments(**_common_args(out, settings, key, progress))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset(train),
                                   eval_dataset=dataset(dev), loss=BinaryCrossEntropyLoss(model),
                                   evaluator=evaluator)  # fmt: skip
     seconds = _train(trainer, out, report)
-    after = _keep_any(evaluator(model), key)
+    after = _keep(evaluator(model), key, RERANKER_EXTRAS)
     model.save_pretrained(str(out))
     result = TrainReport(str(out), "binary-cross-entropy", key, before, after, len(train),
                          len(dev), dev_source, round(seconds, 2),
@@ -375,8 +379,3 @@ def train_reranker(
     _record(out, base, "cross-encoder", train, dev, settings, result)
     warn_if_worse(result, report)
     return result
-
-
-def _keep_any(metrics: dict[str, float], key: str) -> dict[str, float]:
-    wanted = (key, "dev_mrr@10", "dev_accuracy", "dev_f1")
-    return {k: round(float(v), 6) for k, v in metrics.items() if k in wanted}

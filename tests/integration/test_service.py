@@ -155,12 +155,12 @@ def test_secrets_never_reach_a_response(es, es_server, index_name, tiny):
     assert "Authorization: ***" in body["error"] and secret not in json.dumps(body)
 
 
-def test_cli_serve_drains_a_request_in_flight_on_sigterm(es_server, tiny_st_dir):
-    """`es-semantic serve` as users run it; SIGTERM while a request waits in the batcher (a
-    2 s batching window): the request still gets its answer, then the process exits (uvicorn
-    re-raises the signal after its graceful shutdown: status -SIGTERM)."""
+@contextlib.contextmanager
+def serve_process(es_server, model, *options: str, ready_within: float = 60):
+    """`es-semantic serve` as users run it, in a subprocess on a free port, waited for until
+    /healthz answers; yields (process, url, output) — ``output`` holds the process's output
+    once it has ended (killed if a test left it running)."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -168,18 +168,35 @@ def test_cli_serve_drains_a_request_in_flight_on_sigterm(es_server, tiny_st_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "es_semantic.cli", "serve", "--port", str(port), "--model",
-         str(tiny_st_dir), "--es-url", es_server.config.url or "", "--max-wait-ms", "2000"],
+         str(model), "--es-url", es_server.config.url or "", *options],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    output: list[str] = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + ready_within
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 if call(f"{url}/healthz")[0] == 200:
                     break
             time.sleep(0.2)
-        answers: list = []
+        yield proc, url, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout:
+            output.append(proc.stdout.read().decode())
+            proc.stdout.close()
+
+
+def test_cli_serve_drains_a_request_in_flight_on_sigterm(es_server, tiny_st_dir):
+    """`es-semantic serve` as users run it; SIGTERM while a request waits in the batcher (a
+    2 s batching window): the request still gets its answer, then the process exits (uvicorn
+    re-raises the signal after its graceful shutdown: status -SIGTERM)."""
+    import signal
+
+    answers: list = []
+    with serve_process(es_server, tiny_st_dir, "--max-wait-ms", "2000") as (proc, url, output):
         caller = threading.Thread(target=lambda: answers.append(
             call(f"{url}/embed", {"inputs": ["cat dog"]})))  # fmt: skip
         caller.start()
@@ -187,41 +204,20 @@ def test_cli_serve_drains_a_request_in_flight_on_sigterm(es_server, tiny_st_dir)
         proc.send_signal(signal.SIGTERM)
         caller.join(timeout=30)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        output = proc.stdout.read().decode() if proc.stdout else ""
-        if proc.stdout:
-            proc.stdout.close()
-    assert answers, output[-2000:]
+    assert answers, output[0][-2000:]
     ((status, vectors, _),) = answers
-    assert status == 200 and len(vectors) == 1, output[-2000:]
+    assert status == 200 and len(vectors) == 1, output[0][-2000:]
 
 
 def test_cli_serve_with_two_worker_processes(es_server, tiny_st_dir, tiny):
     """`serve --workers 2`: two worker processes share the port, each answers with the
     encoder's vectors; SIGTERM stops them all."""
-    import os
     import signal
-    import subprocess
-    import sys
     from pathlib import Path
 
-    port = free_loopback_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "es_semantic.cli", "serve", "--port", str(port), "--model",
-         str(tiny_st_dir), "--es-url", es_server.config.url or "", "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if call(f"{url}/healthz")[0] == 200:
-                    break
-            time.sleep(0.3)
+    with serve_process(es_server, tiny_st_dir, "--workers", "2", ready_within=90) as (
+        proc, url, _output,
+    ):  # fmt: skip
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         workers = [c for c in children if "es_semantic" in Path(f"/proc/{c}/cmdline").read_text()
                    or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text()]  # fmt: skip
@@ -233,8 +229,3 @@ def test_cli_serve_with_two_worker_processes(es_server, tiny_st_dir, tiny):
             np.testing.assert_allclose(np.array(vectors), tiny.encode_documents(texts), atol=1e-6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
