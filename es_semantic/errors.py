@@ -16,6 +16,8 @@ Every message says what went wrong and what to do next.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EsSemanticError(Exception):
     """Base class of every error es-semantic raises on purpose."""
@@ -53,7 +55,11 @@ class InputError(EsSemanticError):
 
 
 class IndexingError(EsSemanticError):
-    """An indexing run had to stop (documents already sent are reported)."""
+    """An indexing run had to stop (documents already sent are reported).
+
+    ``report``: the stopped run's report, every document accounted for, when there was one."""
+
+    report: Any = None
 
 
 class SearchError(EsSemanticError):

@@ -10,7 +10,14 @@ from typing import Any, cast
 
 import click
 
-from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.common import (
+    client,
+    connection_options,
+    encoder,
+    handle_errors,
+    model_options,
+    settings,
+)
 from es_semantic.errors import ConfigError, InputError
 from es_semantic.indexing.admin import create_index, index_info
 from es_semantic.indexing.dedupe import DedupeMode
@@ -18,6 +25,7 @@ from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
     FieldSpec,
+    InputFormat,
     count_records,
     read_path,
     read_text_file,
@@ -255,6 +263,26 @@ def chunking_summary(contract: IndexContract) -> str:
     show_default=True,
     help="vectors in bulk bodies: base64 float32 where the cluster accepts it (9.3+), else JSON",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="encode in this process, or in actors on a Ray cluster (pip install 'es-semantic[ray]')",
+)
+@click.option(
+    "--ray-address",
+    help="--engine ray: the cluster to join, ADDR or auto [RAY_ADDRESS, else a new local Ray]",
+)
+@click.option("--workers", type=click.IntRange(1, 100_000), help="--engine ray: encoder actors [1]")
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(0, 64),
+    help="--engine ray: GPUs per actor (fractions share one GPU) [0]",
+)
+@click.option(
+    "--cpus-per-worker", type=click.FloatRange(0.01, 4096), help="--engine ray: CPUs per actor [1]"
+)
 @creation_options
 @connection_options
 @handle_errors
@@ -276,6 +304,11 @@ def index_cmd(
     dedupe: str,
     senders: int,
     vector_format: str,
+    engine: str,
+    ray_address: str | None,
+    workers: int | None,
+    gpus_per_worker: float | None,
+    cpus_per_worker: float | None,
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
@@ -290,26 +323,47 @@ def index_cmd(
     """
     if dry_run and not delete_missing:
         raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
+    ray_options = {
+        "ray_address": ray_address,
+        "workers": workers,
+        "gpus_per_worker": gpus_per_worker,
+        "cpus_per_worker": cpus_per_worker,
+    }
+    given = [f"--{k.replace('_', '-')}" for k, v in ray_options.items() if v is not None]
+    if given and engine != "ray":
+        raise click.UsageError(f"{', '.join(given)} go with --engine ray")
     creation_opts = _creation_options(
         similarity, index_options, analyzer, parse_metadata_fields(metadata_fields), text_fields,
         options,
     )  # fmt: skip
     state = settings(click.get_current_context(), options)
+    run_options: dict[str, Any] = {
+        "id_field": id_field,
+        "batch_size": batch_size,
+        "dead_letter": dead_letter or f"{index}.dead.jsonl",
+        "progress": not quiet,
+        "senders": senders,
+        "vector_format": vector_format,
+        **creation_opts,
+    }
+    if engine == "ray":
+        if delete_missing or dedupe_threshold is not None:
+            raise click.UsageError(
+                "--delete-missing and --dedupe-threshold need the whole run in one process: "
+                "use --engine local"
+            )
+        report = _index_on_ray(state, index, paths, fmt, text_unit, ray_options, run_options)
+        _finish_report(report, report_json, quiet)
+        return
     enc = encoder(state)
     indexer = Indexer(
         client(state),
         index,
         enc,
-        id_field=id_field,
-        batch_size=batch_size,
-        dead_letter=dead_letter or f"{index}.dead.jsonl",
-        progress=not quiet,
         track_ids=delete_missing,
         dedupe_threshold=dedupe_threshold,
         dedupe=cast(DedupeMode, dedupe),
-        senders=senders,
-        vector_format=vector_format,
-        **creation_opts,
+        **run_options,
     )
     spec = indexer.field_spec()
     records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
@@ -317,6 +371,34 @@ def index_cmd(
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
+
+
+def _index_on_ray(
+    state: Any,
+    index: str,
+    paths: tuple[str, ...],
+    fmt: str | None,
+    text_unit: str,
+    ray_options: dict[str, Any],
+    run_options: dict[str, Any],
+) -> IndexReport:
+    """The same run on a Ray cluster: actors encode and write, this process adds up."""
+    from es_semantic.distributed import connect, index_files
+
+    connect(ray_options["ray_address"])
+    return index_files(
+        list(paths),
+        state.es_config(),
+        index,
+        state.model(),
+        fmt=cast("InputFormat | None", fmt),
+        text_unit=text_unit,
+        encoder_options=model_options(state),
+        workers=ray_options["workers"] or 1,
+        cpus_per_worker=ray_options["cpus_per_worker"] or 1.0,
+        gpus_per_worker=ray_options["gpus_per_worker"] or 0.0,
+        **run_options,
+    )
 
 
 def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> None:

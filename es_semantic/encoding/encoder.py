@@ -78,6 +78,40 @@ class Embeddings:
         return int(self.truncated.sum())
 
 
+def describe_encoder(
+    model: str | os.PathLike[str] | None = None,
+    pooling: PoolingMode | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+    *,
+    backend: str = "torch",
+    quantize: str = "none",
+    query_prefix: str | None = None,
+    document_prefix: str | None = None,
+    **_runtime_options: Any,
+) -> EncoderConfig:
+    """The :class:`EncoderConfig` that ``Encoder(model, ...)`` with these options would have,
+    read from the model folder without loading weights (options that only change how it runs,
+    such as ``device``, are accepted and ignored)."""
+    choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
+    path = resolve_model_path(model) if model is not None else default_model_path()
+    spec = read_model_spec(path, name=str(model) if model is not None else None)
+    model_config = load_model_config(path)
+    return EncoderConfig(
+        model_name=_display_name(model, path),
+        model_path=str(path),
+        fingerprint=model_fingerprint(path),
+        pooling=pooling or spec.pooling,
+        normalize=spec.normalize if normalize is None else normalize,
+        max_length=min(max_length or spec.max_length, _position_limit(model_config)),
+        query_prefix=spec.query_prefix if query_prefix is None else query_prefix,
+        document_prefix=spec.document_prefix if document_prefix is None else document_prefix,
+        dim=int(model_config.hidden_size),
+        backend=choice.backend,
+        quantize=choice.quantize,
+    )
+
+
 class Encoder:
     """Sentence embeddings from a local model folder (sentence-transformers layout or plain).
 
@@ -116,7 +150,6 @@ class Encoder:
     ) -> None:
         choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
         path = resolve_model_path(model) if model is not None else default_model_path()
-        spec = read_model_spec(path, name=str(model) if model is not None else None)
         self.choice = choice
         self.device = pick_device(device if device is not None or not choice.exported else "cpu")
         if choice.quantize == "int8" and self.device.type != "cpu":
@@ -128,23 +161,12 @@ class Encoder:
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1")
         self.tokenizer = load_tokenizer(path)
-        model_config = load_model_config(path)
-        pooling = pooling or spec.pooling
-        normalize = spec.normalize if normalize is None else normalize
+        self.config = describe_encoder(
+            model, pooling, normalize, max_length, backend=backend, quantize=quantize,
+            query_prefix=query_prefix, document_prefix=document_prefix,
+        )  # fmt: skip
+        pooling, normalize = self.config.pooling, self.config.normalize
         self.quantize = choice.quantize
-        self.config = EncoderConfig(
-            model_name=_display_name(model, path),
-            model_path=str(path),
-            fingerprint=model_fingerprint(path),
-            pooling=pooling,
-            normalize=normalize,
-            max_length=min(max_length or spec.max_length, _position_limit(model_config)),
-            query_prefix=spec.query_prefix if query_prefix is None else query_prefix,
-            document_prefix=spec.document_prefix if document_prefix is None else document_prefix,
-            dim=int(model_config.hidden_size),
-            backend=choice.backend,
-            quantize=choice.quantize,
-        )
         self._types = choice.exported and uses_token_types(self.tokenizer)
         self.model: Any = None
         self.accuracy: Accuracy | None = None

@@ -284,7 +284,7 @@ class _IndexerOptions(Generic[ClientT]):
                                    contract, self.vector_format)  # fmt: skip
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
-        return IndexingError(
+        stopped = IndexingError(
             redact(
                 f"indexing into {self.index_name!r} stopped: {steps.describe(error)}. "
                 f"{report.indexed} documents were indexed; re-run the same command to resume "
@@ -292,6 +292,8 @@ class _IndexerOptions(Generic[ClientT]):
                 self.secrets,
             )
         )
+        stopped.report = report
+        return stopped
 
 
 class Indexer(_IndexerOptions[Elasticsearch]):

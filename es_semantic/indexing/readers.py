@@ -6,6 +6,8 @@ A bad record never stops the stream: it becomes a ReadFailure and reading goes o
 from __future__ import annotations
 
 import csv
+import datetime
+import decimal
 import io
 import json
 import sys
@@ -14,15 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
-from es_semantic.errors import InputError
+from es_semantic.errors import InputError, MissingDependencyError
 from es_semantic.types import Document, ReadFailure
 
-InputFormat = Literal["jsonl", "csv", "tsv", "text", "beir"]
+InputFormat = Literal["jsonl", "csv", "tsv", "text", "beir", "parquet"]
 INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 Record = Document | ReadFailure
 MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
-               ".tsv": "tsv", ".tab": "tsv", ".txt": "text", ".md": "text"}  # fmt: skip
+               ".tsv": "tsv", ".tab": "tsv", ".txt": "text", ".md": "text", ".parquet": "parquet",
+               ".pq": "parquet"}  # fmt: skip
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -123,23 +126,34 @@ def detect_format(path: str) -> InputFormat:
     return fmt  # type: ignore[return-value]
 
 
+def resolve_format(
+    path: str, fmt: InputFormat | None, spec: FieldSpec
+) -> tuple[str, InputFormat, FieldSpec]:
+    """The file to read, its format and field spec: a BEIR folder is its ``corpus.jsonl``,
+    read as JSONL with ``_id`` as the id."""
+    fmt = fmt or detect_format(path)
+    if fmt != "beir":
+        return path, fmt, spec
+    spec = FieldSpec(spec.id_field or "_id", spec.text_fields, spec.metadata_fields)
+    if Path(path).is_dir():
+        path = str(Path(path) / "corpus.jsonl")
+    return path, "jsonl", spec
+
+
 def read_path(path: str, fmt: InputFormat | None, spec: FieldSpec) -> Iterator[Record]:
     """All records of one PATH (``-`` is stdin), streamed."""
-    fmt = fmt or detect_format(path)
-    if fmt == "beir":
-        spec = FieldSpec(spec.id_field or "_id", spec.text_fields, spec.metadata_fields)
-        if Path(path).is_dir():
-            path = str(Path(path) / "corpus.jsonl")
-        fmt = "jsonl"
+    path, fmt, spec = resolve_format(path, fmt, spec)
     if path == "-":
-        yield from _read_stream(sys.stdin.buffer, "stdin", fmt, spec)
+        if fmt == "parquet":
+            raise InputError("Parquet cannot be read from stdin (it needs seeking): pass a file")
+        yield from read_stream(sys.stdin.buffer, "stdin", fmt, spec)
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"cannot open {path}: {exc.strerror}") from None
     with handle:
-        yield from _read_stream(handle, path, fmt, spec)
+        yield from read_stream(handle, path, fmt, spec)
 
 
 def count_records(path: str, fmt: InputFormat | None) -> int | None:
@@ -151,6 +165,11 @@ def count_records(path: str, fmt: InputFormat | None) -> int | None:
     fmt = fmt or detect_format(path)
     if fmt == "beir" and Path(path).is_dir():
         path = str(Path(path) / "corpus.jsonl")
+    if fmt == "parquet":
+        try:
+            return int(_parquet().ParquetFile(path).metadata.num_rows)
+        except (OSError, MissingDependencyError, ValueError):
+            return None  # read_path reports it
     if fmt not in ("jsonl", "beir", "text"):
         return None
     try:
@@ -160,15 +179,18 @@ def count_records(path: str, fmt: InputFormat | None) -> int | None:
         return None  # read_path reports it
 
 
-def _read_stream(
+def read_stream(
     stream: IO[bytes], name: str, fmt: InputFormat, spec: FieldSpec
 ) -> Iterator[Record]:
+    """The records of one open file (Parquet needs a seekable one)."""
     if fmt == "jsonl":
         yield from read_jsonl(stream, name, spec)
     elif fmt in ("csv", "tsv"):
         yield from read_delimited(stream, name, spec, "," if fmt == "csv" else "\t")
     elif fmt == "text":
         yield from read_text_lines(stream, name, spec)
+    elif fmt == "parquet":
+        yield from read_parquet(stream, name, spec)
     else:
         raise InputError(f"format {fmt!r} is not one of {', '.join(INPUT_FORMATS)}")
 
@@ -251,6 +273,45 @@ def _read_csv_rows(text: IO[str], name: str, spec: FieldSpec, delimiter: str) ->
         yield to_document(dict(zip(header, row, strict=True)), spec, origin)
 
 
+def _parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("pyarrow", "parquet", "reading Parquet") from exc
+    return pq
+
+
+def read_parquet(
+    stream: IO[bytes], name: str, spec: FieldSpec, rows: int = 1024
+) -> Iterator[Record]:
+    """Parquet rows (a seekable stream), ``rows`` at a time; origin ``name:row N`` (1-based).
+    Dates and times become ISO strings and decimals floats, so they can be metadata."""
+    pq = _parquet()
+    try:
+        parquet = pq.ParquetFile(stream)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
+    wanted = [c for c in (*spec.id_candidates(), *spec.text_fields, *spec.metadata_fields)
+              if c in parquet.schema_arrow.names]  # fmt: skip
+    number = 0
+    for batch in parquet.iter_batches(batch_size=rows, columns=wanted or None):
+        for row in batch.to_pylist():
+            number += 1
+            record = {key: _plain(value) for key, value in row.items()}
+            yield to_document(record, spec, f"{name}:row {number}")
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet value as JSON-like Python: dates/times as ISO text, decimals as floats."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def read_text_lines(stream: IO[bytes], name: str, spec: FieldSpec) -> Iterator[Record]:
     """Plain text: one document a non-empty line, id ``name:line`` unless content-hashed."""
     field = spec.text_fields[-1]
@@ -262,9 +323,9 @@ def read_text_lines(stream: IO[bytes], name: str, spec: FieldSpec) -> Iterator[R
             yield Document(None, {field: line.rstrip("\r\n")}, {}, f"{name}:{number}")
 
 
-def read_text_file(path: str, spec: FieldSpec) -> Record:
-    """A whole file as one document, its path as id."""
-    raw = Path(path).read_bytes()
+def read_text_file(path: str, spec: FieldSpec, data: bytes | None = None) -> Record:
+    """A whole file (``data``, when already read) as one document, its path as id."""
+    raw = Path(path).read_bytes() if data is None else data
     text = _decode(raw, path, 1)
     if isinstance(text, ReadFailure):
         return text

@@ -97,7 +97,8 @@ def test_detect_format_and_beir(tmp_path):
     assert detect_format(str(tmp_path)) == "beir"
     assert detect_format("a.tsv") == "tsv"
     with pytest.raises(InputError, match="--format"):
-        detect_format("a.parquet")
+        detect_format("a.avro")
+    assert detect_format("a.parquet") == "parquet"
     (doc,) = read_path(str(tmp_path), None, SPEC)
     assert doc.id == "d1"
     with pytest.raises(InputError, match="cannot open"):

@@ -1,0 +1,277 @@
+"""Index on a Ray cluster (`ray[data]` extra): the driver checks the index contract, Ray Data
+streams the rows through a pool of encoder actors, and the driver adds up their summaries.
+
+    driver: encoder config (a task on a worker) -> create or check the index -> field spec
+    Ray:    read (files: one task per file; or the user's dataset) -> map_batches(IndexBatches)
+    driver: summary rows -> one IndexReport, one dead-letter file, one progress bar -> refresh
+
+Each actor builds its own client from the same :class:`ESConfig` (secrets travel inside it,
+never in a message or log line) and runs the local ``Indexer`` on each batch, so contract
+checks, the content-hash skip, chunking, bulk retries and dead letters are the local engine's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from tqdm import tqdm
+
+from es_semantic.client import make_client
+from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.distributed.rows import add_summary, summary_total
+from es_semantic.errors import ConfigError, EncoderError, IndexingError, MissingDependencyError
+from es_semantic.indexing.batch import describe
+from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.readers import FieldSpec, InputFormat, count_records, resolve_format
+from es_semantic.redact import redact
+from es_semantic.types import IndexReport
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
+
+# Indexer options that belong to the whole run (the driver's), not to a worker's batches.
+RUN_OPTIONS = ("dead_letter", "progress", "refresh")
+LOCAL_ONLY = {
+    "track_ids": "--delete-missing needs every id in one process: run it with the local engine",
+    "dedupe_threshold": "near-duplicate checks compare across the whole run: use the local "
+    "engine (or `es-semantic duplicates` after indexing)",
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The actor pool: ``workers`` actors, each with these CPUs and GPUs (fractions share)."""
+
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise ConfigError(
+                f"workers={self.workers}, cpus_per_worker={self.cpus_per_worker}, "
+                f"gpus_per_worker={self.gpus_per_worker}: workers and CPUs must be > 0, GPUs >= 0"
+            )
+
+    def remote_args(self) -> dict[str, float]:
+        args = {"num_cpus": self.cpus_per_worker}
+        if self.gpus_per_worker:
+            args["num_gpus"] = self.gpus_per_worker
+        return args
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or the pip command that installs it."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise MissingDependencyError("ray[data]", "ray", "the Ray engine") from exc
+    return ray
+
+
+def connect(address: str | None = None, **init_options: Any) -> None:
+    """Join the Ray cluster at ``address`` (``auto``: the one this machine belongs to; None:
+    ``RAY_ADDRESS``, or a new local one), unless this process has joined one already."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, **init_options)
+
+
+def index_dataset(
+    dataset: Any,
+    es_config: ESConfig,
+    index: str,
+    model: str | None = None,
+    *,
+    encoder_options: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    source: str = "dataset",
+    total: int | None = None,
+    **indexer_options: Any,
+) -> IndexReport:
+    """Index a ``ray.data.Dataset`` whose rows have the id, text and metadata fields (named
+    as for ``Indexer``: ``id_field``, ``text_fields``, ``metadata_fields``).
+
+    ``model`` and ``encoder_options`` are what each actor passes to ``Encoder`` (a path or
+    installed package every worker can load; None: the default model). ``indexer_options``:
+    any ``Indexer`` option. Dead letters name ``source`` and the row's id. Raises
+    ``IndexingError`` (with ``.report``) when the cluster stopped the run."""
+    return _Run(es_config, index, model, encoder_options, indexer_options,
+                Resources(workers, cpus_per_worker, gpus_per_worker)).go(lambda spec: dataset,
+                                                                        source, total)  # fmt: skip
+
+
+def index_files(
+    paths: Sequence[str],
+    es_config: ESConfig,
+    index: str,
+    model: str | None = None,
+    *,
+    fmt: InputFormat | None = None,
+    text_unit: str = "line",
+    encoder_options: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    **indexer_options: Any,
+) -> IndexReport:
+    """Index files (JSONL, CSV, TSV, text, a BEIR folder, Parquet; local paths or any
+    filesystem URL the Ray cluster can read), one read task per file, every record with its
+    ``file:line`` origin. Options as :func:`index_dataset`."""
+    if "-" in paths:
+        raise ConfigError("the Ray engine reads files, not stdin: pass file paths")
+    run = _Run(es_config, index, model, encoder_options, indexer_options,
+               Resources(workers, cpus_per_worker, gpus_per_worker))  # fmt: skip
+    return run.go(lambda spec: _read_files(paths, fmt, spec, text_unit), ", ".join(paths),
+                  _count(paths, fmt, text_unit))  # fmt: skip
+
+
+def _read_files(
+    paths: Sequence[str], fmt: InputFormat | None, spec: FieldSpec, text_unit: str
+) -> Any:
+    """One dataset over every path (files of one format are read by one datasource)."""
+    ray = require_ray()
+    from es_semantic.distributed.datasource import RecordFiles
+
+    groups: dict[tuple[InputFormat, FieldSpec], list[str]] = {}
+    for path in paths:
+        file, file_fmt, file_spec = resolve_format(path, fmt, spec)
+        groups.setdefault((file_fmt, file_spec), []).append(file)
+    datasets = [
+        ray.data.read_datasource(RecordFiles(files, file_fmt, file_spec, text_unit=text_unit))
+        for (file_fmt, file_spec), files in groups.items()
+    ]
+    return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+
+
+def _count(paths: Sequence[str], fmt: InputFormat | None, text_unit: str) -> int | None:
+    if fmt == "text" and text_unit == "file":
+        return len(paths)
+    try:
+        counts = [count_records(path, fmt) for path in paths]
+    except Exception:  # a URL or an unknown format: the readers report it
+        return None
+    return None if None in counts else sum(c for c in counts if c is not None)
+
+
+@dataclass(frozen=True)
+class _KnownByConfig:
+    """An encoder known by its config: all the driver needs to create or check the index."""
+
+    config: EncoderConfig
+
+
+class _Run:
+    """One run on the cluster: the driver's side."""
+
+    def __init__(
+        self,
+        es_config: ESConfig,
+        index: str,
+        model: str | None,
+        encoder_options: Mapping[str, Any] | None,
+        indexer_options: Mapping[str, Any],
+        resources: Resources,
+    ) -> None:
+        for name, why in LOCAL_ONLY.items():
+            if indexer_options.get(name):
+                raise ConfigError(f"{name} is not available with the Ray engine: {why}")
+        self.es_config, self.index, self.model = es_config, index, model
+        self.encoder_options = dict(encoder_options or {})
+        self.run_options = {k: v for k, v in indexer_options.items() if k in RUN_OPTIONS}
+        self.batch_options = {k: v for k, v in indexer_options.items() if k not in RUN_OPTIONS}
+        self.resources = resources
+
+    def go(self, dataset_for: Any, source: str, total: int | None) -> IndexReport:
+        ray = require_ray()
+        connect()
+        started = time.perf_counter()
+        config = self._encoder_config(ray)
+        es = make_client(self.es_config)
+        shown = bool(self.run_options.get("progress"))
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = context.print_on_execution_start = shown
+        logging.getLogger("ray.data").setLevel(logging.INFO if shown else logging.WARNING)
+        checker = Indexer(es, self.index, cast("Encoder", _KnownByConfig(config)),
+                          **self.batch_options)  # fmt: skip
+        spec = checker.field_spec()  # creates the index, or checks its contract
+        out = dataset_for(spec).map_batches(
+            _index_batches(),
+            fn_constructor_kwargs={
+                "es_config": self.es_config,
+                "index": self.index,
+                "model": self.model,
+                "encoder_options": self.encoder_options,
+                "indexer_options": self.batch_options,
+                "source": source,
+            },
+            batch_size=int(self.batch_options.get("batch_size", 256)),
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=self.resources.workers),
+            **self.resources.remote_args(),
+        )
+        report = self._collect(out, checker, total)
+        report.seconds = time.perf_counter() - started
+        if self.run_options.get("refresh", True):
+            es.indices.refresh(index=checker.target)
+        return report
+
+    def _encoder_config(self, ray: Any) -> EncoderConfig:
+        """Read from the model folder here, or by a worker when the driver has no such folder."""
+        try:
+            return _encoder_config(self.model, self.encoder_options)
+        except EncoderError:
+            remote = ray.remote(_encoder_config).options(**self.resources.remote_args())
+            config: EncoderConfig = ray.get(remote.remote(self.model, self.encoder_options))
+            return config
+
+    def _collect(self, out: Any, checker: Indexer, total: int | None) -> IndexReport:
+        """Add up the summaries as they stream in; raise when a batch met a stopped cluster."""
+        report = IndexReport(self.index)
+        sink = DeadLetterSink(report, self.run_options.get("dead_letter"), checker.secrets)
+        bar = tqdm(desc=f"indexing {self.index} (ray)", unit="doc", total=total,
+                   disable=not self.run_options.get("progress"), dynamic_ncols=True)  # fmt: skip
+        stopped: str | None = None
+        try:
+            for row in out.iter_rows():
+                for letter in add_summary(report, row):
+                    sink.add(letter["source"], letter["reason"], letter["document"])
+                bar.update(summary_total(row))
+                if row["stopped"]:  # the cluster failed: stop, as the local engine does
+                    stopped = row["stopped"]
+                    break
+        except Exception as exc:  # Ray gave up (after its retries): what was counted stands
+            error = IndexingError(redact(
+                f"the Ray run into {self.index!r} failed: {describe(exc)}. {report.indexed} "
+                "documents were indexed; re-run the same command to resume (unchanged "
+                "documents are skipped without encoding).", checker.secrets))  # fmt: skip
+            error.report = report
+            raise error from exc
+        finally:
+            sink.close()
+            bar.close()
+        if stopped is not None:
+            error = IndexingError(stopped)
+            error.report = report
+            raise error
+        return report
+
+
+def _encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:
+    from es_semantic.distributed.worker import encoder_config
+
+    return encoder_config(model, options)
+
+
+def _index_batches() -> type:
+    from es_semantic.distributed.worker import IndexBatches
+
+    return IndexBatches

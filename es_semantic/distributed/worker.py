@@ -1,0 +1,90 @@
+"""The Ray actor: one model load and one client per worker; each batch goes through the local
+:class:`~es_semantic.indexing.indexer.Indexer` (content-hash skip by ``mget``, chunking, bulk,
+dead letters) and comes back as one summary row.
+
+A batch is idempotent: document ids are stable and unchanged documents are skipped, so when
+Ray retries a batch on a restarted actor, what the dead actor had written is counted as
+skipped, never written twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from es_semantic.client import make_client
+from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.distributed.rows import COUNTED, summary_row, to_records
+from es_semantic.errors import IndexingError
+from es_semantic.indexing.indexer import Indexer
+
+SUMMARY_SCHEMA = pa.schema(
+    [*((name, pa.int64()) for name in COUNTED), ("encode_seconds", pa.float64()),
+     ("dead_letters", pa.list_(pa.string())), ("stopped", pa.string())]
+)  # fmt: skip
+
+
+def load_encoder(model: str | None, options: Mapping[str, Any]) -> Any:
+    from transformers.utils import logging as hf_logging
+
+    from es_semantic.encoding.encoder import Encoder  # torch loads in the worker only
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    return Encoder(model, **options)
+
+
+def encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:
+    """The encoder's config, read from the model folder without loading weights."""
+    from es_semantic.encoding.encoder import describe_encoder
+
+    return describe_encoder(model, **options)
+
+
+class IndexBatches:
+    """``map_batches`` callable: a batch of rows in, one summary row out."""
+
+    def __init__(
+        self,
+        es_config: ESConfig,
+        index: str,
+        model: str | None,
+        encoder_options: Mapping[str, Any],
+        indexer_options: Mapping[str, Any],
+        source: str,
+    ) -> None:
+        self._dead_dir = Path(tempfile.mkdtemp(prefix="es-semantic-worker-"))
+        self._dead_letter = self._dead_dir / "batch.dead.jsonl"
+        self.indexer = Indexer(
+            make_client(es_config),
+            index,
+            load_encoder(model, encoder_options),
+            dead_letter=self._dead_letter,
+            progress=False,
+            refresh=False,
+            **indexer_options,
+        )
+        self.spec = self.indexer.field_spec()
+        self.source = source
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        records = list(to_records(batch.to_pylist(), batch.column_names, self.spec, self.source))
+        stopped = None
+        try:
+            report = self.indexer.index(records)
+        except IndexingError as exc:  # the cluster failed: every document is dead-lettered
+            if exc.report is None:
+                raise
+            report, stopped = exc.report, str(exc)
+        dead = []
+        if self._dead_letter.exists():
+            dead = self._dead_letter.read_text(encoding="utf-8").splitlines()
+            self._dead_letter.unlink()
+        return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
+
+    def __del__(self) -> None:
+        shutil.rmtree(getattr(self, "_dead_dir", ""), ignore_errors=True)
