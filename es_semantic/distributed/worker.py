@@ -9,6 +9,7 @@ skipped, never written twice.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -46,7 +47,11 @@ def encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConf
 
 
 class IndexBatches:
-    """``map_batches`` callable: a batch of rows in, one summary row out."""
+    """``map_batches`` callable: a batch of rows in, one summary row out.
+
+    ``concurrent`` calls may run at once (threads): one encodes while another waits on its
+    ``mget`` and bulk requests, as the local indexer overlaps them. They share the model
+    (which encodes one batch at a time) and the client; each has its own Indexer."""
 
     def __init__(
         self,
@@ -56,34 +61,39 @@ class IndexBatches:
         encoder_options: Mapping[str, Any],
         indexer_options: Mapping[str, Any],
         source: str,
+        concurrent: int = 1,
     ) -> None:
         self._dead_dir = Path(tempfile.mkdtemp(prefix="es-semantic-worker-"))
-        self._dead_letter = self._dead_dir / "batch.dead.jsonl"
-        self.indexer = Indexer(
-            make_client(es_config),
-            index,
-            load_encoder(model, encoder_options),
-            dead_letter=self._dead_letter,
-            progress=False,
-            refresh=False,
-            **indexer_options,
-        )
-        self.spec = self.indexer.field_spec()
+        es, encoder = make_client(es_config), load_encoder(model, encoder_options)
+        self._idle: queue.SimpleQueue[tuple[Indexer, Path]] = queue.SimpleQueue()
+        for n in range(concurrent):
+            dead_letter = self._dead_dir / f"batch-{n}.dead.jsonl"
+            indexer = Indexer(es, index, encoder, dead_letter=dead_letter, progress=False,
+                              refresh=False, **indexer_options)  # fmt: skip
+            self.spec = indexer.field_spec()
+            self._idle.put((indexer, dead_letter))
         self.source = source
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        indexer, dead_letter = self._idle.get()
+        try:
+            return self._index(indexer, dead_letter, batch)
+        finally:
+            self._idle.put((indexer, dead_letter))
+
+    def _index(self, indexer: Indexer, dead_letter: Path, batch: pa.Table) -> pa.Table:
         records = list(to_records(batch.to_pylist(), batch.column_names, self.spec, self.source))
         stopped = None
         try:
-            report = self.indexer.index(records)
+            report = indexer.index(records)
         except IndexingError as exc:  # the cluster failed: every document is dead-lettered
             if exc.report is None:
                 raise
             report, stopped = exc.report, str(exc)
         dead = []
-        if self._dead_letter.exists():
-            dead = self._dead_letter.read_text(encoding="utf-8").splitlines()
-            self._dead_letter.unlink()
+        if dead_letter.exists():
+            dead = dead_letter.read_text(encoding="utf-8").splitlines()
+            dead_letter.unlink()
         return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
 
     def __del__(self) -> None:
