@@ -35,10 +35,9 @@ from es_semantic.types import IndexReport
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
-log = logging.getLogger(__name__)
 # Indexer options that belong to the whole run (the driver's), not to a worker's batches.
 RUN_OPTIONS = ("dead_letter", "progress", "refresh")
-CALLS_PER_ACTOR = 2
+GPU_CALLS_PER_ACTOR = 2
 LOCAL_ONLY = {
     "track_ids": "--delete-missing needs every id in one process: run it with the local engine",
     "dedupe_threshold": "near-duplicate checks compare across the whole run: use the local "
@@ -60,6 +59,12 @@ class Resources:
                 f"workers={self.workers}, cpus_per_worker={self.cpus_per_worker}, "
                 f"gpus_per_worker={self.gpus_per_worker}: workers and CPUs must be > 0, GPUs >= 0"
             )
+
+    def calls_per_actor(self) -> int:
+        """Two on a GPU (encoding overlaps the other batch's requests); one on CPUs, where a
+        second call's tokenising competes with the model for the same cores (measured:
+        benchmarks/distributed.py on 2 cores was slower with two)."""
+        return GPU_CALLS_PER_ACTOR if self.gpus_per_worker else 1
 
     def remote_args(self) -> dict[str, float]:
         args = {"num_cpus": self.cpus_per_worker}
@@ -215,11 +220,11 @@ class _Run:
                 "encoder_options": self.encoder_options,
                 "indexer_options": self.batch_options,
                 "source": source,
-                "concurrent": CALLS_PER_ACTOR,
+                "concurrent": self.resources.calls_per_actor(),
             },
             batch_size=int(self.batch_options.get("batch_size", 256)),
             batch_format="pyarrow",
-            compute=_actor_pool(ray, self.resources.workers),
+            compute=_actor_pool(ray, self.resources),
             **self.resources.remote_args(),
         )
         report = self._collect(out, checker, total)
@@ -244,12 +249,8 @@ class _Run:
         bar = tqdm(desc=f"indexing {self.index} (ray)", unit="doc", total=total,
                    disable=not self.run_options.get("progress"), dynamic_ncols=True)  # fmt: skip
         stopped: str | None = None
-        started, first = time.perf_counter(), True
         try:
             for row in out.iter_rows():
-                if first:  # actor start-up and model loads: a fixed cost per run
-                    log.info("first batch back after %.1f s", time.perf_counter() - started)
-                    first = False
                 for letter in add_summary(report, row):
                     sink.add(letter["source"], letter["reason"], letter["document"])
                 bar.update(summary_total(row))
@@ -273,14 +274,15 @@ class _Run:
         return report
 
 
-def _actor_pool(ray: Any, workers: int) -> Any:
-    """A fixed pool; where Ray can (2.4x+), two calls per actor run at once (one encodes while
-    the other's requests are on the wire)."""
+def _actor_pool(ray: Any, resources: Resources) -> Any:
+    """A fixed pool; GPU actors take two calls at once where Ray can (one encodes while the
+    other's requests are on the wire)."""
     strategy = ray.data.ActorPoolStrategy
-    if "enable_true_multi_threading" in inspect.signature(strategy).parameters:
-        return strategy(size=workers, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+    calls = resources.calls_per_actor()
+    if calls > 1 and "enable_true_multi_threading" in inspect.signature(strategy).parameters:
+        return strategy(size=resources.workers, max_concurrent_calls_per_actor=calls,
                         enable_true_multi_threading=True)  # fmt: skip
-    return strategy(size=workers)
+    return strategy(size=resources.workers)
 
 
 def _encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:

@@ -64,6 +64,7 @@ def test_resources_and_local_only_options_are_refused_with_a_reason() -> None:
     with pytest.raises(ConfigError, match="workers"):
         Resources(workers=0)
     assert Resources(2, 1.0, 0.5).remote_args() == {"num_cpus": 1.0, "num_gpus": 0.5}
+    assert (Resources(1, 2.0).calls_per_actor(), Resources(1, 1.0, 1.0).calls_per_actor()) == (1, 2)
     config = ESConfig(url="http://localhost:9200")
     with pytest.raises(ConfigError, match="local engine"):
         _Run(config, "ix", None, None, {"track_ids": True}, Resources())
