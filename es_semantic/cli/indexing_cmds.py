@@ -26,7 +26,7 @@ from es_semantic.indexing.readers import (
     INPUT_FORMATS,
     FieldSpec,
     InputFormat,
-    count_records,
+    count_inputs,
     read_path,
     read_text_file,
 )
@@ -367,7 +367,10 @@ def index_cmd(
     )
     spec = indexer.field_spec()
     records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
-    report = indexer.index(records, total=None if quiet else _count(paths, fmt, text_unit))
+    report = indexer.index(
+        records,
+        total=None if quiet else count_inputs(paths, cast("InputFormat | None", fmt), text_unit),
+    )
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
@@ -419,14 +422,6 @@ def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> Non
     click.echo(f"{indexer.index_name}: {verb} {count} documents missing from the input", err=True)
     for doc_id in result.sample_ids:
         click.echo(f"  {doc_id}", err=True)
-
-
-def _count(paths: tuple[str, ...], fmt: str | None, text_unit: str) -> int | None:
-    """The number of input records when every PATH can tell (for the progress bar)."""
-    if fmt == "text" and text_unit == "file" and "-" not in paths:
-        return len(paths)
-    counts = [count_records(path, fmt) for path in paths]  # type: ignore[arg-type]
-    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def _read(

@@ -28,7 +28,7 @@ from es_semantic.errors import ConfigError, EncoderError, IndexingError, Missing
 from es_semantic.indexing.batch import describe
 from es_semantic.indexing.dead_letter import DeadLetterSink
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.readers import FieldSpec, InputFormat, count_records, resolve_format
+from es_semantic.indexing.readers import FieldSpec, InputFormat, count_inputs, resolve_format
 from es_semantic.redact import redact
 from es_semantic.types import IndexReport
 
@@ -161,13 +161,10 @@ def _read_files(
 
 
 def _count(paths: Sequence[str], fmt: InputFormat | None, text_unit: str) -> int | None:
-    if fmt == "text" and text_unit == "file":
-        return len(paths)
     try:
-        counts = [count_records(path, fmt) for path in paths]
+        return count_inputs(paths, fmt, text_unit)
     except Exception:  # a URL or an unknown format: the readers report it
         return None
-    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 @dataclass(frozen=True)
@@ -286,9 +283,10 @@ def _actor_pool(ray: Any, resources: Resources) -> Any:
 
 
 def _encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:
-    from es_semantic.distributed.worker import encoder_config
+    """Read from the model folder without loading weights."""
+    from es_semantic.encoding.encoder import describe_encoder
 
-    return encoder_config(model, options)
+    return describe_encoder(model, **options)
 
 
 def _index_batches() -> type:

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from es_semantic.client import make_client
-from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.config import ESConfig
 from es_semantic.distributed.rows import COUNTED, summary_row, to_records
 from es_semantic.errors import IndexingError
 from es_semantic.indexing.indexer import Indexer
@@ -37,13 +37,6 @@ def load_encoder(model: str | None, options: Mapping[str, Any]) -> Any:
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     return Encoder(model, **options)
-
-
-def encoder_config(model: str | None, options: Mapping[str, Any]) -> EncoderConfig:
-    """The encoder's config, read from the model folder without loading weights."""
-    from es_semantic.encoding.encoder import describe_encoder
-
-    return describe_encoder(model, **options)
 
 
 class IndexBatches:

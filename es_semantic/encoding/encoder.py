@@ -149,7 +149,12 @@ class Encoder:
         report: Callable[[str], None] | None = None,
     ) -> None:
         choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
-        path = resolve_model_path(model) if model is not None else default_model_path()
+        self.config = describe_encoder(
+            model, pooling, normalize, max_length, backend=backend, quantize=quantize,
+            query_prefix=query_prefix, document_prefix=document_prefix,
+        )  # fmt: skip
+        path = Path(self.config.model_path)
+        pooling, normalize = self.config.pooling, self.config.normalize
         self.choice = choice
         self.device = pick_device(device if device is not None or not choice.exported else "cpu")
         if choice.quantize == "int8" and self.device.type != "cpu":
@@ -161,11 +166,6 @@ class Encoder:
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1")
         self.tokenizer = load_tokenizer(path)
-        self.config = describe_encoder(
-            model, pooling, normalize, max_length, backend=backend, quantize=quantize,
-            query_prefix=query_prefix, document_prefix=document_prefix,
-        )  # fmt: skip
-        pooling, normalize = self.config.pooling, self.config.normalize
         self.quantize = choice.quantize
         self._types = choice.exported and uses_token_types(self.tokenizer)
         self.model: Any = None

@@ -11,7 +11,7 @@ import decimal
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
@@ -177,6 +177,15 @@ def count_records(path: str, fmt: InputFormat | None) -> int | None:
             return sum(1 for raw in handle if raw.strip())
     except OSError:
         return None  # read_path reports it
+
+
+def count_inputs(paths: Sequence[str], fmt: InputFormat | None, text_unit: str) -> int | None:
+    """The number of input records when every PATH can tell (for progress bars):
+    ``text_unit="file"`` counts files, else :func:`count_records` each."""
+    if fmt == "text" and text_unit == "file" and "-" not in paths:
+        return len(paths)
+    counts = [count_records(path, fmt) for path in paths]
+    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def read_stream(
