@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,14 @@ def reranker_rows(pairs: PairSet) -> tuple[list[str], list[str], list[int]]:
     return queries, passages, labels
 
 
+def positive_weight(labels: Sequence[int]) -> float:
+    """Negatives per positive: weighting the positives by it keeps binary cross-entropy from
+    settling on the share of positives (1 in 4 with three mined negatives) and learning nothing
+    else (sentence-transformers' reranker recipe)."""
+    positives = sum(1 for label in labels if label)
+    return max(1.0, (len(labels) - positives) / positives) if positives else 1.0
+
+
 def reranker_evaluator(dev: PairSet) -> tuple[Any, str]:
     from sentence_transformers.cross_encoder import evaluation
 
@@ -350,6 +358,7 @@ def train_reranker(
     """Train a one-label cross-encoder from ``base`` (binary cross-entropy); the best epoch on
     the dev rows is saved where ``CrossEncoder`` loads it."""
     _st()
+    import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
@@ -374,8 +383,10 @@ def train_reranker(
 
     before = _keep(evaluator(model), key, RERANKER_EXTRAS)
     args = CrossEncoderTrainingArguments(**_common_args(out, settings, key, progress))
+    weight = torch.tensor(positive_weight(reranker_rows(train)[2]), device=model.device)
+    loss = BinaryCrossEntropyLoss(model, pos_weight=weight)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset(train),
-                                  eval_dataset=dataset(dev), loss=BinaryCrossEntropyLoss(model),
+                                  eval_dataset=dataset(dev), loss=loss,
                                   evaluator=evaluator)  # fmt: skip
     seconds = _train(trainer, out, report)
     after = _keep(evaluator(model), key, RERANKER_EXTRAS)

@@ -169,3 +169,11 @@ def test_fp16_is_refused_off_cuda_and_cpu_runs_pin_no_memory(tmp_path: Path) -> 
     assert args["use_cpu"] is True and args["dataloader_pin_memory"] is False
     on_gpu = _common_args(tmp_path, TrainSettings(device="cuda:0"), "m", progress=False)
     assert on_gpu["dataloader_pin_memory"] is True and on_gpu["use_cpu"] is False
+
+
+def test_positives_weigh_as_much_as_their_negatives() -> None:
+    from es_semantic.training.finetune import positive_weight
+
+    assert positive_weight([1, 0, 0, 0, 1, 0, 0, 0]) == 3.0  # three mined negatives each
+    assert positive_weight([1, 0, 1, 1]) == 1.0  # more positives than negatives: no down-weighting
+    assert positive_weight([0, 0]) == 1.0
