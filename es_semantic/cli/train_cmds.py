@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError
+from es_semantic.training.finetune import RERANKER_DEFAULTS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _common(func: Any) -> Any:
-    options = [
+def _common(epochs: int = 1, batch_size: int = 32, lr: float = 2e-5) -> Callable[[F], F]:
+    """The options both commands share, with each command's training defaults."""
+
+    def apply(func: F) -> F:
+        for option in reversed(_options(epochs, batch_size, lr)):
+            func = option(func)
+        return func
+
+    return apply
+
+
+def _options(epochs: int, batch_size: int, lr: float) -> list[Any]:
+    return [
         click.option(
             "--base",
             help="model to start from [default: --model, else the packaged all-MiniLM-L6-v2]",
@@ -35,10 +50,10 @@ def _common(func: Any) -> Any:
             type=click.Path(file_okay=False),
             help="folder for the trained model (re-run to resume)",
         ),
-        click.option("--epochs", type=click.IntRange(1), default=1, show_default=True),
-        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True),
+        click.option("--epochs", type=click.IntRange(1), default=epochs, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=batch_size, show_default=True),
         click.option(
-            "--lr", type=click.FloatRange(0, min_open=True), default=2e-5, show_default=True
+            "--lr", type=click.FloatRange(0, min_open=True), default=lr, show_default=True
         ),
         click.option("--max-length", type=click.IntRange(8), help="tokens per text"),
         click.option("--seed", type=int, default=42, show_default=True),
@@ -51,13 +66,10 @@ def _common(func: Any) -> Any:
         ),
         click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @click.command("finetune")
-@_common
+@_common()
 @click.option(
     "--loss",
     type=click.Choice(["auto", "cosent", "mnrl", "contrastive"]),
@@ -126,7 +138,7 @@ def finetune_cmd(
 
 
 @click.command("finetune-reranker")
-@_common
+@_common(**RERANKER_DEFAULTS)
 @connection_options
 @handle_errors
 def finetune_reranker_cmd(**options: Any) -> None:

@@ -10,13 +10,15 @@ one) and are removed once the best model is saved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from es_semantic._version import __version__
 from es_semantic.errors import ConfigError, MissingDependencyError
@@ -41,6 +43,18 @@ class TrainSettings:
     fp16: bool = False
     warmup_ratio: float = 0.1
     matryoshka: list[int] = field(default_factory=list)
+
+
+class StepDefaults(TypedDict):
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+RERANKER_DEFAULTS = StepDefaults(epochs=3, batch_size=16, lr=5e-5)
+"""A reranker's scoring head starts from random weights: on a thousand queries one epoch at
+2e-5 (about a hundred steps) leaves every score near the share of positives; a few hundred
+steps at 5e-5 learn (SciFact: the positive ranks first for 0.93 of held-out queries)."""
 
 
 @dataclass
@@ -267,7 +281,8 @@ def _train(trainer: Any, out: Path, report: Callable[[str], None]) -> float:
     if last:
         report(f"resuming from {last}")
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=last)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs: keep --json clean
+        trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return seconds
 
@@ -367,7 +382,7 @@ def train_reranker(
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    settings = settings or TrainSettings()
+    settings = settings or TrainSettings(**RERANKER_DEFAULTS)
     _check_device(settings)
     reranker_rows(train)  # a clear error before any model loads
     train, dev, dev_source = with_dev(train, dev, report)

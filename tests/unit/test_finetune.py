@@ -177,3 +177,25 @@ def test_positives_weigh_as_much_as_their_negatives() -> None:
     assert positive_weight([1, 0, 0, 0, 1, 0, 0, 0]) == 3.0  # three mined negatives each
     assert positive_weight([1, 0, 1, 1]) == 1.0  # more positives than negatives: no down-weighting
     assert positive_weight([0, 0]) == 1.0
+
+
+def test_finetune_reranker_trains_with_its_own_defaults(tiny_bert_dir: Path,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    """A reranker's head starts from scratch: its command defaults to more, faster steps than
+    the bi-encoder's, and the record says which settings ran."""
+    from click.testing import CliRunner
+
+    from es_semantic.cli import cli
+
+    rows = [{"query": r["sentence1"], "positive": r["sentence1"] + " the",
+             "negative": r["sentence2"]} for r in scored_rows(40)]  # fmt: skip
+    train = write(tmp_path / "rr.jsonl", rows)
+    result = CliRunner().invoke(cli, ["--device", "cpu", "finetune-reranker", "--base",
+                                      str(tiny_bert_dir), "--train", str(train), "--out",
+                                      str(tmp_path / "rr"), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    settings = read_record(tmp_path / "rr")["settings"]  # type: ignore[index]
+    assert (settings["epochs"], settings["batch_size"], settings["lr"]) == (3, 16, 5e-5)
+    assert len(json.loads(result.stdout)["losses"]) == 3
+    help_text = CliRunner().invoke(cli, ["finetune", "--help"]).output
+    assert "[default: 1;" in help_text and "[default: 2e-05;" in help_text
