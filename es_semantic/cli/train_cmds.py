@@ -10,12 +10,16 @@ import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError
-from es_semantic.training.finetune import RERANKER_DEFAULTS
+from es_semantic.training.finetune import RERANKER_DEFAULTS, TrainSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _common(epochs: int = 1, batch_size: int = 32, lr: float = 2e-5) -> Callable[[F], F]:
+def _common(
+    epochs: int = TrainSettings.epochs,
+    batch_size: int = TrainSettings.batch_size,
+    lr: float = TrainSettings.lr,
+) -> Callable[[F], F]:
     """The options both commands share, with each command's training defaults."""
 
     def apply(func: F) -> F:
@@ -110,7 +114,7 @@ def finetune_cmd(
     The folder loads in Encoder and records its base model, data hashes, loss and settings.
     """
     from es_semantic.training.data import read_pairs
-    from es_semantic.training.finetune import TrainSettings, finetune
+    from es_semantic.training.finetune import finetune
     from es_semantic.training.mining import pairs_from_index
 
     run = _Run(options)
@@ -148,7 +152,7 @@ def finetune_reranker_cmd(**options: Any) -> None:
     loads in CrossEncoder (and `search --rerank DIR`).
     """
     from es_semantic.training.data import read_pairs
-    from es_semantic.training.finetune import TrainSettings, train_reranker
+    from es_semantic.training.finetune import train_reranker
 
     run = _Run(options)
     if not run.train_file:

@@ -391,17 +391,18 @@ def train_reranker(
                          max_length=settings.max_length)  # fmt: skip
     evaluator, key = reranker_evaluator(dev)
 
-    def dataset(pairs: PairSet) -> Any:
-        queries, passages, labels = reranker_rows(pairs)
+    def dataset(rows: tuple[list[str], list[str], list[int]]) -> Any:
+        queries, passages, labels = rows
         return Dataset.from_dict({"query": queries, "passage": passages,
                                   "label": [float(x) for x in labels]})  # fmt: skip
 
     before = _keep(evaluator(model), key, RERANKER_EXTRAS)
     args = CrossEncoderTrainingArguments(**_common_args(out, settings, key, progress))
-    weight = torch.tensor(positive_weight(reranker_rows(train)[2]), device=model.device)
+    train_rows = reranker_rows(train)
+    weight = torch.tensor(positive_weight(train_rows[2]), device=model.device)
     loss = BinaryCrossEntropyLoss(model, pos_weight=weight)
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset(train),
-                                  eval_dataset=dataset(dev), loss=loss,
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset(train_rows),
+                                  eval_dataset=dataset(reranker_rows(dev)), loss=loss,
                                   evaluator=evaluator)  # fmt: skip
     seconds = _train(trainer, out, report)
     after = _keep(evaluator(model), key, RERANKER_EXTRAS)
