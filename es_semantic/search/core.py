@@ -185,13 +185,14 @@ def plan_search(
             request.query, vector, contract, size=request.depth, window=window,
             rank_constant=request.rank_constant, num_candidates=request.num_candidates,
             fields=fields, filters=filters, source=source, window_key=cluster.rrf_window_key,
+            oversample=request.oversample,
         )  # fmt: skip
         return SearchPlan({"rrf": body}, "server-rrf", False)
     if server == "linear":
         body = queries.linear_body(
             request.query, vector, contract, size=request.depth, window=window,
             alpha=request.alpha, num_candidates=request.num_candidates, fields=fields,
-            filters=filters, source=source,
+            filters=filters, source=source, oversample=request.oversample,
         )  # fmt: skip
         return SearchPlan({"linear": body}, "server-linear", False)
     keyword = queries.keyword_body(

@@ -204,12 +204,14 @@ def rrf_body(
     filters: list[dict[str, Any]] | None = None,
     source: Sequence[str] | None = None,
     window_key: str = "rank_window_size",
+    oversample: float | None = None,
 ) -> dict[str, Any]:
     """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever.
 
-    ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name)."""
+    ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name);
+    ``oversample``: the knn retriever's ``rescore_vector`` (8.18+), as in :func:`knn_section`."""
     standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
-                                    filters)  # fmt: skip
+                                    filters, oversample)  # fmt: skip
     return {
         "retriever": {
             "rrf": {
@@ -235,11 +237,12 @@ def linear_body(
     fields: Sequence[str] | None = None,
     filters: list[dict[str, Any]] | None = None,
     source: Sequence[str] | None = None,
+    oversample: float | None = None,
 ) -> dict[str, Any]:
     """Server-side weighted fusion (8.18+): the ``linear`` retriever, each leg min-max
     normalised and weighted like client-side weighted fusion (kNN ``alpha``, BM25 1-alpha)."""
     standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
-                                    filters)  # fmt: skip
+                                    filters, oversample)  # fmt: skip
     return {
         "retriever": {
             "linear": {
@@ -263,14 +266,16 @@ def _leg_retrievers(
     num_candidates: int | None,
     fields: Sequence[str] | None,
     filters: list[dict[str, Any]] | None,
+    oversample: float | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``standard`` (BM25) and ``knn`` retriever bodies of a server-side fusion."""
+    """The ``standard`` (BM25) and ``knn`` retriever bodies of a server-side fusion (the knn
+    retriever takes ``rescore_vector`` like the top-level knn section)."""
     standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
     if filters:
         standard["filter"] = filters
     # the knn retriever takes no inner_hits: no best-passage snippet with server-side fusion
     knn = knn_section(
         vector, contract, k=window, num_candidates=num_candidates, filters=filters,
-        inner_hits=False,
+        inner_hits=False, oversample=oversample,
     )  # fmt: skip
     return standard, knn

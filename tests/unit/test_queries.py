@@ -255,3 +255,42 @@ def test_best_passage_comes_from_the_inner_hit():
     (hit,) = result.hits
     assert hit.passage == "the best passage" and hit.to_json()["passage"] == "the best passage"
     assert hit.source == {"text": "whole document", "lang": "en"}
+
+
+def _enterprise(number: str) -> ClusterInfo:
+    return ClusterInfo.from_responses(
+        {"version": {"number": number}}, {"license": {"type": "enterprise", "status": "active"}}
+    )
+
+
+# Both 8.19 and 9.3 document rescore_vector on the knn retriever (and on the top-level knn)
+@pytest.mark.parametrize("number", ["8.19.3", "9.3.0"])
+@pytest.mark.parametrize("fusion", ["auto", "linear"])
+def test_server_fusion_knn_leg_carries_the_oversample(number, fusion):
+    request = SearchRequest("q", fusion=fusion, alpha=0.6, oversample=2.5)
+    plan = plan_search(request, C, V, cluster=_enterprise(number))
+    assert plan.fusion == ("server-rrf" if fusion == "auto" else "server-linear")
+    if fusion == "auto":
+        knn = plan.bodies["rrf"]["retriever"]["rrf"]["retrievers"][1]["knn"]
+    else:
+        knn = plan.bodies["linear"]["retriever"]["linear"]["retrievers"][1]["retriever"]["knn"]
+    assert knn == {
+        "field": "embedding",
+        "query_vector": V,
+        "k": 100,
+        "num_candidates": 1000,
+        "rescore_vector": {"oversample": 2.5},
+    }
+    # the same request fused by the client rescoring the same way
+    client = plan_search(request, C, V, cluster=BASIC).bodies["knn"]["knn"]
+    assert client["rescore_vector"] == {"oversample": 2.5}
+
+
+def test_fusion_bodies_without_oversample_send_no_rescore_vector():
+    for body in (
+        queries.rrf_body("q", V, C, size=10, window=50),
+        queries.linear_body("q", V, C, size=10, window=50, alpha=0.5),
+    ):
+        assert "rescore_vector" not in str(body)
+    rrf = queries.rrf_body("q", V, C, size=10, window=50, oversample=4.0)
+    assert rrf["retriever"]["rrf"]["retrievers"][1]["knn"]["rescore_vector"] == {"oversample": 4.0}
