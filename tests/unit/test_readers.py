@@ -1,4 +1,6 @@
+import csv
 import io
+import random
 
 import pytest
 
@@ -119,3 +121,122 @@ def test_count_records_matches_what_is_read(tmp_path):
     csv.write_text('id,text\n1,"two\nlines"\n')
     assert count_records(str(csv), None) is None  # a quoted field may span lines
     assert count_records("-", "jsonl") is None
+
+
+def _csv_rows(n: int, bad_at: int) -> bytes:
+    rows = [b"id,title,text\n"]
+    for i in range(1, n + 1):
+        text = b"caf\xe9 au lait" if i == bad_at else f"body of row {i}".encode()
+        rows.append(b"%d,Title %d,%s\n" % (i, i, text))
+    return b"".join(rows)
+
+
+def test_csv_one_invalid_byte_fails_one_row_at_its_line():
+    """500 rows, a latin-1 byte in row 250 (line 251): 499 documents and one failure there."""
+    out = list(read_delimited(io.BytesIO(_csv_rows(500, 250)), "d.csv", SPEC, ","))
+    docs = [r for r in out if isinstance(r, Document)]
+    failures = [r for r in out if isinstance(r, ReadFailure)]
+    assert len(docs) == 499 and len(failures) == 1
+    assert failures[0].origin == "d.csv:251"
+    assert "invalid UTF-8 byte 0xe9 in field 'text'" in failures[0].reason
+    assert "re-save the file as UTF-8" in failures[0].reason
+    assert failures[0].raw == "250,Title 250,caf\ufffd au lait\n"
+    assert [d.id for d in docs] == [str(i) for i in range(1, 501) if i != 250]
+    assert [d.origin for d in docs] == [f"d.csv:{i + 1}" for i in range(1, 501) if i != 250]
+
+
+def test_csv_unreadable_row_is_one_failure_and_reading_goes_on():
+    limit = csv.field_size_limit()
+    csv.field_size_limit(20)
+    try:
+        data = b'id,text\n1,short\n2,"' + b"x" * 30 + b'"\n\n3,after\n'
+        out = list(read_delimited(io.BytesIO(data), "d.csv", SPEC, ","))
+    finally:
+        csv.field_size_limit(limit)
+    assert [(type(r).__name__, r.origin) for r in out] == [
+        ("Document", "d.csv:2"), ("ReadFailure", "d.csv:3"), ("Document", "d.csv:5")
+    ]  # fmt: skip
+    assert "unreadable row: field larger than field limit" in out[1].reason
+
+
+def test_csv_header_with_an_invalid_byte_is_a_usage_error():
+    with pytest.raises(InputError, match=r"d.csv:1: the header row is not valid UTF-8"):
+        list(read_delimited(io.BytesIO(b"id,t\xffitle,text\n1,a,b\n"), "d.csv", SPEC, ","))
+
+
+# invalid UTF-8: a latin-1 letter, a lone continuation byte, a truncated sequence, an encoded
+# surrogate, a byte never valid, an overlong encoding
+BAD_BYTES = [b"\xe9", b"\x80", b"\xe2\x82", b"\xed\xa0\x80", b"\xff", b"\xc0\xaf"]
+WORDS = ["alpha", "beta", "gamma", "caf\u00e9", "\u65e5\u672c", "x y", "", "42"]
+
+
+def _random_field(rng: random.Random, newline: str, delimiter: str) -> str:
+    words = rng.choices(WORDS, k=rng.randint(0, 4))
+    if rng.random() < 0.2:
+        words.insert(rng.randint(0, len(words)), newline)  # a quoted newline
+    if rng.random() < 0.15:
+        words.append(rng.choice(['"', delimiter, "'"]))
+    return " ".join(words)
+
+
+def _random_table(seed: int) -> tuple[bytes, str, list[tuple[int, list[str], int | None]]]:
+    """A CSV/TSV file of random rows, some with quoted newlines and some with one invalid byte;
+    with each row's first line (counted while writing, the header is line 1), its fields and
+    the line of its invalid byte (None when it has none)."""
+    rng = random.Random(seed)
+    delimiter = rng.choice([",", "\t"])
+    newline = rng.choice(["\n", "\r\n"])
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
+    writer.writerow(["id", "title", "text"])
+    data, rows, line = b"", [], 1
+    data += buf.getvalue().encode()
+    for i in range(rng.randint(1, 300)):
+        line += 1
+        fields = [f"r{i}", _random_field(rng, newline, delimiter),
+                  _random_field(rng, newline, delimiter) + f" row {i}"]  # fmt: skip
+        bad = rng.random() < 0.1
+        if bad:  # a marker inside the title or text, before or after its newline if any
+            column = rng.choice([1, 2])
+            at = rng.choice([j for j in range(len(fields[column]) + 1)
+                             if fields[column][j - 1 : j + 1] != "\r\n"])  # fmt: skip
+            fields[column] = fields[column][:at] + "\x01" + fields[column][at:]
+        buf.seek(0), buf.truncate()
+        writer.writerow(fields)
+        encoded = buf.getvalue().encode()
+        bad_line = line + encoded[: encoded.find(b"\x01")].count(b"\n") if bad else None
+        encoded = encoded.replace(b"\x01", rng.choice(BAD_BYTES))
+        rows.append((line, fields, bad_line))
+        data += encoded
+        line += encoded.count(b"\n") - 1
+    if rng.random() < 0.3:
+        data = b"\xef\xbb\xbf" + data
+    return data, delimiter, rows
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_csv_every_row_is_read_or_failed_at_its_true_line(seed: int):
+    data, delimiter, rows = _random_table(seed)
+    out = list(read_delimited(io.BytesIO(data), "r.csv", SPEC, delimiter))
+    assert len(out) == len(rows)  # every row accounted for, exactly once
+    for record, (line, fields, bad_line) in zip(out, rows, strict=True):
+        assert record.origin == f"r.csv:{line}"
+        if bad_line is None:  # the text always holds "row N": every good row is a document
+            assert isinstance(record, Document), record
+            assert record.id == fields[0]
+            assert dict(record.texts) == {"title": fields[1], "text": fields[2]}
+            continue
+        assert isinstance(record, ReadFailure), record
+        assert "invalid UTF-8 byte" in record.reason
+        # a byte after a quoted newline: the reason names its own line
+        assert (f"on line {bad_line}:" in record.reason) == (bad_line != line), record.reason
+
+
+@pytest.mark.parametrize(("reader", "name"), [(read_jsonl, "j.jsonl"), (read_text_lines, "t.txt")])
+def test_line_formats_fail_only_the_line_with_an_invalid_byte(reader, name):
+    lines = [b'{"id": "%d", "text": "line %d"}\n' % (i, i) for i in range(1, 501)]
+    lines[249] = b'{"id": "250", "text": "caf\xe9"}\n'
+    out = list(reader(io.BytesIO(b"".join(lines)), name, SPEC))
+    assert len(out) == 500
+    (failure,) = [r for r in out if isinstance(r, ReadFailure)]
+    assert failure.origin == f"{name}:250" and "invalid UTF-8" in failure.reason
