@@ -24,7 +24,8 @@ from es_semantic.schema.filters import parse_cli_filters
     type=float,
     default=0.9,
     show_default=True,
-    help="least similarity of a pair (cosine for cosine/dot_product indices)",
+    help="least similarity of a pair: the cosine on cosine/dot_product indices, Elasticsearch's "
+    "score on l2_norm (1/(1+d^2)) and max_inner_product (dot+1, or 1/(1-dot) below 0)",
 )
 @click.option("--top-k", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="neighbours looked at per document (or passage)")  # fmt: skip

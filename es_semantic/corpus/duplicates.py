@@ -28,6 +28,7 @@ from es_semantic.errors import ConfigError, SearchError
 from es_semantic.indexing.admin import read_contract
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.filters import build_filters
+from es_semantic.schema.similarity import knn_threshold
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
@@ -49,14 +50,16 @@ def find_duplicates(
     page_size: int = PAGE_SIZE,
 ) -> Iterator[DuplicatePair]:
     """Pairs of documents of ``index`` (matching ``filters``) whose vectors' similarity is at
-    least ``threshold``, each pair once, as the scan finds them (sort with
-    :func:`~es_semantic.corpus.pairs.best_of` for highest first).
+    least ``threshold`` (in the unit of :mod:`es_semantic.schema.similarity`), each pair once,
+    as the scan finds them (sort with :func:`~es_semantic.corpus.pairs.best_of` for highest
+    first).
 
     ``top_k``: neighbours looked at per document (or passage); ``limit``: documents to scan;
     ``encoder``: the index's model, needed on chunked indices."""
     if top_k < 1 or page_size < 1:
         raise ConfigError("top_k and page_size must be >= 1")
     contract = read_contract(es, index)
+    knn_threshold(threshold, contract.similarity)  # refuse a threshold outside its unit first
     if encoder is not None:
         contract.check(encoder.config, index)
     built = build_filters(filters, list(contract.metadata_fields))

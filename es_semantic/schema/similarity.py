@@ -1,7 +1,12 @@
-"""A contract's similarity in its raw unit, as kNN's ``similarity`` threshold takes it (pure).
+"""A contract's similarity in the unit thresholds and pair scores use, and its conversions (pure).
 
-cosine and dot_product: the cosine (dot product of unit vectors), -1 to 1; l2_norm:
-Elasticsearch's score ``1 / (1 + d^2)``; max_inner_product: its score.
+The user's unit (``raw_similarity`` of a kNN ``_score``; what ``pairwise`` computes): cosine and
+dot_product: the cosine (dot product of unit vectors), -1 to 1; l2_norm: Elasticsearch's score
+``1 / (1 + d^2)``, in (0, 1]; max_inner_product: its score, ``1 / (1 - dot)`` for a negative dot
+product and ``dot + 1`` otherwise, above 0. Higher is more similar in every unit.
+
+kNN's ``similarity`` parameter is not the score but the raw similarity: the cosine, the dot
+product, the largest l2 distance, the raw inner product; ``knn_threshold`` converts to it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from es_semantic.errors import ConfigError
 
 Matrix = npt.NDArray[np.float32]
 
@@ -23,12 +30,26 @@ def raw_similarity(score: float, similarity: str) -> float:
 
 
 def knn_threshold(threshold: float, similarity: str) -> float:
-    """The kNN ``similarity`` parameter for ``threshold``: raw cosine/dot product as is; for
-    ``l2_norm`` the largest distance, ``sqrt(1/score - 1)``."""
+    """kNN's ``similarity`` parameter for a ``threshold`` in the user's unit: the cosine or dot
+    product as is; ``l2_norm``: the largest distance, ``sqrt(1/score - 1)``;
+    ``max_inner_product``: the raw inner product, ``score - 1`` from a score of 1 up, else
+    ``1 - 1/score``. A threshold outside the unit's range raises ConfigError."""
     if similarity == "l2_norm":
         if not 0.0 < threshold <= 1.0:
-            raise ValueError("an l2_norm threshold is a score in (0, 1]: 1 / (1 + d^2)")
+            raise ConfigError(
+                f"threshold {threshold} is not an l2_norm score: use one in (0, 1], "
+                "1 / (1 + d^2) for an l2 distance d"
+            )
         return math.sqrt(1.0 / threshold - 1.0)
+    if similarity == "max_inner_product":
+        if not 0.0 < threshold < math.inf:
+            raise ConfigError(
+                f"threshold {threshold} is not a max_inner_product score: use one above 0 "
+                "(dot + 1 for a dot product from 0 up, 1 / (1 - dot) below 0)"
+            )
+        return threshold - 1.0 if threshold >= 1.0 else 1.0 - 1.0 / threshold
+    if not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold {threshold} is not a {similarity} similarity: use -1 to 1")
     return threshold
 
 

@@ -148,3 +148,20 @@ def test_dedupe_at_ingest_flags_or_skips_and_counts(es, index_name, minilm, chun
     assert (skipping.deduplicated, skipping.indexed, skipping.total) == (1, 1, 2)
     assert skipping.near_duplicates[0]["duplicate_of"] == "marathon"
     assert not es.exists(index=index_name, id="marathon-paraphrase")
+
+
+def test_max_inner_product_threshold_is_the_score(es, index_name, tiny_st_dir):
+    """On a max_inner_product index the threshold is Elasticsearch's score (dot + 1 for unit
+    vectors): 1.99 keeps the exact copy (dot ~1, score ~2) and the probe's kNN cut-off is the
+    raw dot product 0.99, not 1.99 (which no unit vector reaches)."""
+    tiny = Encoder(tiny_st_dir)
+    docs = [{"id": "a", "text": "the cat and the dog"}, {"id": "a-copy", "text": "the cat and the dog"},
+            {"id": "b", "text": "green river mountain music film"}]  # fmt: skip
+    Indexer(es, index_name, tiny, chunking="none", similarity="max_inner_product",
+            index_options="flat").index(docs)  # fmt: skip
+    pairs = best_of(find_duplicates(es, index_name, threshold=1.99))
+    assert [(p.a, p.b) for p in pairs] == [("a", "a-copy")], pairs
+    assert pairs[0].score == pytest.approx(2.0, abs=1e-3)  # the score unit, read back
+    assert not best_of(find_duplicates(es, index_name, threshold=2.01))
+    with pytest.raises(ConfigError, match="max_inner_product"):
+        next(find_duplicates(es, index_name, threshold=0.0))

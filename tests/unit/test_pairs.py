@@ -8,6 +8,7 @@ from es_semantic.corpus.pairs import (
     pairs_from_response,
     probe_body,
 )
+from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
 
@@ -21,7 +22,7 @@ def test_scores_go_back_to_the_raw_similarity():
     assert raw_similarity(0.25, "l2_norm") == 0.25
     assert knn_threshold(0.9, "cosine") == 0.9
     assert knn_threshold(0.5, "l2_norm") == pytest.approx(1.0)  # 1 / (1 + d^2) = 0.5 -> d = 1
-    with pytest.raises(ValueError, match="l2_norm"):
+    with pytest.raises(ConfigError, match="l2_norm"):
         knn_threshold(1.5, "l2_norm")
 
 
