@@ -37,6 +37,10 @@ INDEX_OPTIONS_MIN_VERSION: dict[str, Version] = {
     "bbq_flat": (8, 16, 0),
     "bbq_disk": (9, 2, 0),
 }
+# Index types that also need a licence: on the stack bbq_disk requires an Enterprise
+# subscription (Elastic's kNN tuning docs; a trial grants it); basic to platinum answer 403.
+# (the same enterprise/trial levels as FUSION_LICENSES).
+ENTERPRISE_INDEX_OPTIONS = frozenset({"bbq_disk"})
 RESCORE_VECTOR_MIN_VERSION: Version = (8, 18, 0)
 # From 9.2 new indices leave dense vectors out of _source (index.mapping.exclude_source_vectors).
 EXCLUDE_SOURCE_VECTORS_VERSION: Version = (9, 2, 0)
@@ -113,16 +117,19 @@ class ClusterInfo:
                 f"cluster is {self.number}: use client-side fusion (--fusion rrf or weighted)"
             )
         if self.licensed is False:
-            state = (
-                self.license_type
-                if self.license_status in (None, "active")
-                else (f"{self.license_type} ({self.license_status})")
-            )
             return (
                 f"the {kind} retriever needs an enterprise or trial licence; this cluster's "
-                f"licence is {state}: use client-side fusion (--fusion rrf or weighted)"
+                f"licence is {self.license_state}: use client-side fusion (--fusion rrf or "
+                "weighted)"
             )
         return None
+
+    @property
+    def license_state(self) -> str:
+        """The licence as a message names it: ``basic``, ``enterprise (expired)``, ``unknown``."""
+        if self.license_status in (None, "active"):
+            return self.license_type or "unknown"
+        return f"{self.license_type} ({self.license_status})"
 
     @property
     def rrf_window_key(self) -> str:
@@ -145,17 +152,33 @@ class ClusterInfo:
         return self.at_least(BASE64_VECTORS_VERSION)
 
     def check_index_options(self, index_options: str) -> None:
-        """Refuse a vector index type this cluster's version does not document."""
+        """Refuse a vector index type this cluster's version or licence does not allow (an
+        unknown licence is tried: index creation translates the cluster's own 403)."""
         minimum = INDEX_OPTIONS_MIN_VERSION.get(index_options)
         if minimum is not None and not self.at_least(minimum):
-            raise ConfigError(
-                f"--index-options {index_options} needs Elasticsearch {_dotted(minimum)} or "
-                f"later; this cluster is {self.number}. Choose one of: "
-                f"{', '.join(self.supported_index_options())}"
+            why = f"needs Elasticsearch {_dotted(minimum)} or later; this cluster is {self.number}"
+        elif not self._licence_allows(index_options):
+            why = (
+                "needs an enterprise or trial licence; this cluster's licence is "
+                f"{self.license_state}"
             )
+        else:
+            return
+        raise ConfigError(
+            f"--index-options {index_options} {why}. Choose one of: "
+            f"{', '.join(self.supported_index_options())}"
+        )
 
     def supported_index_options(self) -> list[str]:
-        return [n for n, v in INDEX_OPTIONS_MIN_VERSION.items() if self.at_least(v)]
+        return [
+            name
+            for name, minimum in INDEX_OPTIONS_MIN_VERSION.items()
+            if self.at_least(minimum) and self._licence_allows(name)
+        ]
+
+    def _licence_allows(self, index_options: str) -> bool:
+        """False only where the licence is known and lacks what ``index_options`` needs."""
+        return index_options not in ENTERPRISE_INDEX_OPTIONS or self.licensed is not False
 
     def default_index_options(self, dims: int) -> str:
         """What a ``dense_vector`` of ``dims`` floats gets when no index_options are sent."""

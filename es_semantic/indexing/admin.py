@@ -14,6 +14,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from es_semantic.calls import Call, Steps, run
 from es_semantic.client import probe_cluster, probe_steps
+from es_semantic.cluster import ENTERPRISE_INDEX_OPTIONS, ClusterInfo
 from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import (
     PASSAGES_FIELD,
@@ -64,8 +65,32 @@ def create_index_steps(
             raise ConfigError(
                 f"the cluster refused to create index {index!r}: {answer.error.message}"
             )
+        if answer.status == 403:
+            raise creation_forbidden(index, answer.error, cluster)
         answer.raise_for_error()
     return True
+
+
+def creation_forbidden(index: str, error: ApiError, cluster: ClusterInfo) -> ConfigError:
+    """A 403 from ``indices.create`` as one line: a licence refusal (bbq_disk on a basic
+    licence) names the feature and the licence, any other one the missing privilege."""
+    body = error.body if isinstance(error.body, Mapping) else {}
+    cause: Mapping[str, Any] = body["error"] if isinstance(body.get("error"), Mapping) else {}
+    root: Mapping[str, Any] = (cause.get("root_cause") or [cause])[0]
+    reason = " ".join(str(root.get("reason") or cause.get("reason") or error.message).split())
+    if "licen" not in reason.lower():
+        return ConfigError(
+            f"the cluster refused to create index {index!r} (HTTP 403: {reason}): connect as a "
+            "user with the create_index privilege on it"
+        )
+    feature = root.get("license.expired.feature") or "this index's settings"
+    others = [o for o in cluster.supported_index_options() if o not in ENTERPRISE_INDEX_OPTIONS]
+    state = f"; this cluster's licence is {cluster.license_state}" if cluster.license_type else ""
+    return ConfigError(
+        f"the cluster refused to create index {index!r}: {feature} needs an enterprise or trial "
+        f"licence{state} ({reason}): choose another --index-options ({', '.join(others)}) or "
+        "upgrade the licence"
+    )
 
 
 def create_index(

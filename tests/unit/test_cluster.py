@@ -114,7 +114,7 @@ def test_version_parsing():
      ("9.2.0", "bbq_disk", True), ("8.12.2", "int8_hnsw", True)],
 )  # fmt: skip
 def test_index_options_need_their_version(number, option, ok):
-    info = ClusterInfo.from_responses(root(number), license_body("basic"))
+    info = ClusterInfo.from_responses(root(number), license_body("trial"))  # every licence
     if ok:
         info.check_index_options(option)
     else:
@@ -177,3 +177,124 @@ def test_oversample_needs_8_18():
 def test_base64_vectors_from_9_3(number: str, accepts: bool) -> None:
     info = ClusterInfo.from_responses({"version": {"number": number}}, None)
     assert info.accepts_base64_vectors is accepts
+
+
+# bbq_disk: 9.2+ and, on the stack, an Enterprise subscription (Elastic's kNN tuning docs;
+# x-pack DiskBBQPlugin checks License.OperationMode.ENTERPRISE, which a trial also grants)
+@pytest.mark.parametrize(("kind", "ok"), [("basic", False), ("gold", False),
+                                          ("platinum", False), ("enterprise", True),
+                                          ("trial", True)])  # fmt: skip
+def test_bbq_disk_needs_an_enterprise_or_trial_licence(kind: str, ok: bool) -> None:
+    info = ClusterInfo.from_responses(root("9.2.1"), license_body(kind))
+    info.check_index_options("bbq_hnsw")  # no licence needed for the others
+    assert ("bbq_disk" in info.supported_index_options()) is ok
+    if ok:
+        info.check_index_options("bbq_disk")
+    else:
+        with pytest.raises(ConfigError) as refused:
+            info.check_index_options("bbq_disk")
+        message = str(refused.value)
+        assert "\n" not in message
+        expected = (
+            f"bbq_disk needs an enterprise or trial licence; this cluster's licence is {kind}"
+        )
+        assert expected in message
+        assert "bbq_disk" not in message.split("Choose one of:")[1]
+
+
+def test_bbq_disk_licence_edge_cases() -> None:
+    expired = ClusterInfo.from_responses(root("9.2.1"), license_body("enterprise", "expired"))
+    with pytest.raises(ConfigError, match=r"licence is enterprise \(expired\)"):
+        expired.check_index_options("bbq_disk")
+    # no readable _license: tried, the cluster's own refusal is translated at index creation
+    ClusterInfo.from_responses(root("9.2.1"), None).check_index_options("bbq_disk")
+    ClusterInfo.from_responses(root("9.2.0", "serverless"), None).check_index_options("bbq_disk")
+    # the version still comes first on an old enterprise cluster
+    with pytest.raises(ConfigError, match=r"needs Elasticsearch 9\.2\.0"):
+        ClusterInfo.from_responses(root("9.1.0"), license_body("enterprise")).check_index_options(
+            "bbq_disk"
+        )
+
+
+def _api_error(status: int, body: dict):
+    from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+    from elasticsearch import ApiError
+
+    meta = ApiResponseMeta(
+        status, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "localhost", 9200)
+    )
+    return ApiError(body["error"]["type"], meta, body)
+
+
+def _security_error(reason: str, **extra: str) -> dict:
+    """A 403 ``security_exception`` body as Elasticsearch sends it."""
+    cause = {"type": "security_exception", "reason": reason, **extra}
+    return {"error": {"root_cause": [cause], **cause}, "status": 403}
+
+
+# LicenseUtils.newComplianceException("bbq_disk") as a 9.2 basic cluster answers it
+BBQ_DISK_403 = _security_error(
+    "current license is non-compliant for [bbq_disk]", **{"license.expired.feature": "bbq_disk"}
+)
+
+
+def _create(license_answer, create_answer):
+    """Drive create_index_steps for a bbq_disk contract on 9.2; (result or error, apis called)."""
+    from es_semantic.calls import Answer
+    from es_semantic.indexing.admin import create_index_steps
+
+    contract = IndexContract.from_encoder(
+        EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3), chunking="none",
+        index_options="bbq_disk",
+    )  # fmt: skip
+    answers = {"indices.exists": Answer(False), "info": Answer(root("9.2.1")),
+               "license.get": license_answer, "indices.create": create_answer}  # fmt: skip
+    steps = create_index_steps("docs", contract)
+    called: list = []
+    outcome = None
+    try:
+        while True:
+            call = steps.send(outcome)
+            called.append(call)
+            outcome = answers[call.api]
+    except StopIteration as done:
+        return done.value, called
+    except ConfigError as exc:
+        return exc, called
+
+
+def test_create_index_gates_bbq_disk_by_licence_before_creating() -> None:
+    from es_semantic.calls import Answer
+
+    created = {"acknowledged": True, "shards_acknowledged": True, "index": "docs"}
+    ok, called = _create(Answer(license_body("enterprise")), Answer(created))
+    assert ok is True
+    (create,) = [c for c in called if c.api == "indices.create"]
+    vector = create.kwargs["mappings"]["properties"]["embedding"]
+    assert vector["index_options"]["type"] == "bbq_disk"
+    refused, called = _create(Answer(license_body("basic")), Answer(created))
+    assert isinstance(refused, ConfigError) and "licence is basic" in str(refused)
+    assert "indices.create" not in [c.api for c in called]
+
+
+def test_create_index_translates_a_licence_403_into_one_line() -> None:
+    from es_semantic.calls import Answer
+
+    # a user without monitor rights reads no licence: creation is tried and the 403 translated
+    unreadable = _security_error("action [cluster:monitor/xpack/license/get] is unauthorized")
+    no_licence = Answer(error=_api_error(403, unreadable))
+    refused, _ = _create(no_licence, Answer(error=_api_error(403, BBQ_DISK_403)))
+    assert isinstance(refused, ConfigError), refused
+    message = str(refused)
+    assert "\n" not in message and "'docs'" in message
+    assert "bbq_disk" in message and "enterprise or trial licence" in message
+    # a 403 for missing privileges is one line too, naming the index and the privilege
+    denied = _security_error(
+        "action [indices:admin/create] is unauthorized for user [ingest] with effective roles "
+        "[reader] on indices [docs], this action is granted by the index privileges "
+        "[create_index,manage,all]"
+    )
+    refused, _ = _create(no_licence, Answer(error=_api_error(403, denied)))
+    assert isinstance(refused, ConfigError), refused
+    assert "\n" not in str(refused) and "'docs'" in str(refused)
+    assert "create_index" in str(refused) and "licence" not in str(refused)
