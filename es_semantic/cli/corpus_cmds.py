@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
-from es_semantic.corpus.clusters import cluster_index
+from es_semantic.corpus.clusters import ClusterReport, cluster_index
 from es_semantic.corpus.duplicates import find_duplicates
 from es_semantic.corpus.pairs import DuplicatePair, best_of, group_pairs
 from es_semantic.indexing.admin import read_contract
@@ -136,7 +136,9 @@ def clusters_cmd(
 
     k-means (scikit-learn, the 'cluster' extra) on a sample of the index's vectors, then every
     document assigned; labels are class-based TF-IDF terms of each cluster's texts.
-    --write-field stores the cluster id so searches can filter or facet by it.
+    --write-field stores the cluster id so searches can filter or facet by it; a document
+    changed or deleted meanwhile is left as it is and counted (conflicts). On passage indices
+    --model must be the index's model (checked first: the passages are re-encoded).
     """
     state = settings(click.get_current_context(), options)
     es = client(state)
@@ -156,7 +158,20 @@ def clusters_cmd(
         for doc_id, similarity, snippet in topic.central:
             click.echo(f"    {similarity:.3f}  {doc_id}  {snippet[: max(width - 20, 20)]}")
     if write_field:
-        click.echo(f"\n{report.written} documents now carry {write_field}"
-                   + (f"; {report.failed} failed" if report.failed else ""))  # fmt: skip
+        _echo_write_back(report, write_field)
     if report.failed:
         raise click.exceptions.Exit(1)
+
+
+def _echo_write_back(report: ClusterReport, write_field: str) -> None:
+    """What the write-back did: written, left alone (changed or deleted since the scan: a
+    version conflict, never overwritten) and failed, with the first ids and reasons."""
+    click.echo(f"\n{report.written} documents now carry {write_field}")
+    if report.conflicts:
+        shown = ", ".join(report.conflict_ids[:10]) + (", ..." if report.conflicts > 10 else "")
+        click.echo(f"{report.conflicts} changed or deleted since the scan were left as they "
+                   f"are (run clusters again to label them): {shown}")  # fmt: skip
+    if report.failed:
+        click.echo(f"{report.failed} failed:")
+        for doc_id, reason in report.failures[:10]:
+            click.echo(f"    {doc_id}: {reason}")

@@ -2,9 +2,16 @@
 document, label each cluster, optionally write the cluster id back as a metadata field.
 
 Reads the index through a point in time (:mod:`es_semantic.corpus.scan`): once when the whole
-index fits in the sample, else twice (sample, then assign). Writing back re-indexes each whole
-document with its vectors and the new field: a partial update would rebuild the document from
-``_source``, where es-semantic keeps no vectors, and so would lose them.
+index fits in the sample, else twice (sample, then assign). The index contract is checked
+against the encoder before anything is read or written: on passage indices the vectors are
+re-encoded with it.
+
+Writing back re-indexes each whole document with its vectors and the new field. A partial
+``update`` would rebuild the document from ``_source``, where es-semantic keeps no vectors (the
+mapping excludes them), and so would drop them. Each write is guarded by optimistic concurrency
+control: ``if_seq_no``/``if_primary_term`` of the version the scan read, so a document changed
+or deleted since the scan gets a 409 version conflict from Elasticsearch, is counted among
+``conflicts`` and left as it is (never overwritten with the scanned copy, never brought back).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
 PAGE_SIZE = 200
+VERSION_CONFLICT = 409  # the document changed or was deleted since the scan read it
 
 
 @dataclass
@@ -49,6 +57,12 @@ class ClusterReport:
     failed: int = 0
     write_field: str | None = None
     topics: list[Topic] = field(default_factory=list)
+    conflict_ids: list[str] = field(default_factory=list)  # changed or deleted since the scan
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (id, the server's reason)
+
+    @property
+    def conflicts(self) -> int:
+        return len(self.conflict_ids)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,8 +71,11 @@ class ClusterReport:
             "documents": self.documents,
             "sampled": self.sampled,
             "written": self.written,
+            "conflicts": self.conflicts,
             "failed": self.failed,
             "field": self.write_field,
+            "conflict_ids": self.conflict_ids,
+            "failures": [{"id": doc_id, "reason": why} for doc_id, why in self.failures],
             "clusters": [t.to_json() for t in self.topics],
         }
 
@@ -78,10 +95,14 @@ def cluster_index(
     progress: bool = False,
 ) -> ClusterReport:
     """``k`` topic clusters of ``index``; ``write_field``: store each document's cluster id
-    there (an ``integer`` metadata field, filterable); ``encoder``: needed on chunked indices."""
+    there (an ``integer`` metadata field, filterable; documents changed or deleted since the
+    scan are left as they are, see ``conflict_ids``); ``encoder``: the index's model, needed on
+    chunked indices (checked against the index contract)."""
     if k < 2 or sample < k:
         raise ConfigError(f"k={k} must be >= 2 and --sample ({sample}) at least k")
     contract = read_contract(es, index)
+    if encoder is not None:  # before anything compares or writes vectors
+        contract.check(encoder.config, index)
     built = build_filters(filters, list(contract.metadata_fields))
     total = int(es.count(index=index, query=scan_query(contract, built))["count"])
     if total < k:
@@ -117,7 +138,9 @@ def cluster_index(
             writer.write(page, labels)
         report.documents += len(page)
     if writer is not None:
-        report.written, report.failed = writer.close()
+        writer.close()
+        report.written, report.failed = writer.written, len(writer.failures)
+        report.conflict_ids, report.failures = writer.conflicts, writer.failures
     for topic, heap, terms in zip(topics, nearest, ctfidf_labels(counts, top_terms), strict=True):
         topic.central = [(doc_id, sim, snip) for sim, doc_id, snip in sorted(heap, reverse=True)]
         topic.terms = terms
@@ -166,22 +189,35 @@ def _chunks(docs: Iterator[DocVectors] | list[DocVectors], size: int) -> Iterato
 
 
 class _Writer:
-    """Re-indexes whole documents with their vectors and the cluster id (bulk, no partial
-    update: that would drop the vectors ``_source`` does not keep)."""
+    """Re-indexes whole documents with their vectors and the cluster id (bulk ``index``, no
+    partial update: that would drop the vectors ``_source`` does not keep), each only if it is
+    still the version the scan read (``if_seq_no``/``if_primary_term``)."""
 
     def __init__(
         self, es: Elasticsearch, index: str, contract: IndexContract, field: str | None
     ) -> None:
         self.es, self.index, self.contract, self.field = es, index, contract, field
-        self.written = self.failed = 0
+        self.written = 0
+        self.conflicts: list[str] = []
+        self.failures: list[tuple[str, str]] = []
 
     def write(self, page: list[DocVectors], labels: Any) -> None:
-        actions = [self._action(doc, int(label)) for doc, label in zip(page, labels, strict=True)]
+        actions = []
+        for doc, label in zip(page, labels, strict=True):
+            if doc.seq_no is None or doc.primary_term is None:
+                why = "the scan returned no _seq_no: not written (a change could be lost)"
+                self.failures.append((doc.id, why))
+            else:
+                actions.append(self._action(doc, int(label)))
         for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
                                                max_retries=3):  # fmt: skip
             outcome = parse_bulk_item(ok, item)
-            self.written += int(outcome.ok)
-            self.failed += int(not outcome.ok)
+            if outcome.ok:
+                self.written += 1
+            elif _status(item) == VERSION_CONFLICT:
+                self.conflicts.append(outcome.doc_id)
+            else:
+                self.failures.append((outcome.doc_id, outcome.reason))
 
     def _action(self, doc: DocVectors, label: int) -> dict[str, Any]:
         source = {**doc.source, str(self.field): label}
@@ -192,8 +228,15 @@ class _Writer:
             ]
         else:
             source[self.contract.vector_field] = doc.vectors[0].tolist()
-        return {"_op_type": "index", "_index": self.index, "_id": doc.id, "_source": source}
+        return {"_op_type": "index", "_index": self.index, "_id": doc.id, "_source": source,
+                "if_seq_no": doc.seq_no, "if_primary_term": doc.primary_term}  # fmt: skip
 
-    def close(self) -> tuple[int, int]:
+    def close(self) -> None:
         self.es.indices.refresh(index=self.index)
-        return self.written, self.failed
+
+
+def _status(item: Mapping[str, Any]) -> Any:
+    """The HTTP status of a bulk result item (``{"index": {..., "status": 409}}``)."""
+    for op in item.values():
+        return op.get("status") if isinstance(op, Mapping) else None
+    return None

@@ -34,12 +34,15 @@ VECTOR_SCRIPT_FIELD = "_es_semantic_vector"
 @dataclass(frozen=True)
 class DocVectors:
     """A stored document, its ``_source`` (vectors excluded) and its vectors as rows (one, or
-    one per passage, with the passages' texts)."""
+    one per passage, with the passages' texts); ``seq_no``/``primary_term``: the version the
+    scan read, for a write-back guarded by optimistic concurrency control."""
 
     id: str
     source: dict[str, Any]
     vectors: npt.NDArray[np.float32]
     passages: Sequence[str] = ()
+    seq_no: int | None = None
+    primary_term: int | None = None
 
     def mean_vector(self) -> npt.NDArray[np.float32]:
         """One vector for the document (the unit mean of its passages)."""
@@ -91,7 +94,7 @@ def vector_pages(
             resp = es.search(
                 pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE}, size=page_size,
                 query=scan_query(contract, filters), sort=["_shard_doc"], search_after=after,
-                track_total_hits=False, **extra,
+                track_total_hits=False, seq_no_primary_term=True, **extra,
             )  # fmt: skip
             pit = resp.get("pit_id", pit)
             hits = resp["hits"]["hits"]
@@ -113,7 +116,7 @@ def _page_vectors(
             vector = (hit.get("fields") or {}).get(VECTOR_SCRIPT_FIELD)
             if vector:
                 rows = np.asarray([vector], dtype=np.float32)
-                docs.append(DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows))
+                docs.append(_doc(hit, rows))
         return docs
     assert encoder is not None
     passages: list[tuple[dict[str, Any], list[str]]] = []
@@ -126,7 +129,15 @@ def _page_vectors(
     docs, start = [], 0
     for hit, texts in passages:
         if texts:
-            rows = vectors[start : start + len(texts)]
-            docs.append(DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows, texts))
+            docs.append(_doc(hit, vectors[start : start + len(texts)], texts))
         start += len(texts)
     return docs
+
+
+def _doc(
+    hit: dict[str, Any], rows: npt.NDArray[np.float32], texts: Sequence[str] = ()
+) -> DocVectors:
+    seq_no, term = hit.get("_seq_no"), hit.get("_primary_term")
+    return DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows, texts,
+                      None if seq_no is None else int(seq_no),
+                      None if term is None else int(term))  # fmt: skip
