@@ -77,6 +77,8 @@ def vector_pages(
         raise ConfigError(
             f"index {index!r} holds passages: pass its model (--model) to re-encode them"
         )
+    if contract.nested and encoder is not None:  # vectors re-encoded: only with the index's model
+        contract.check(encoder.config, index)
     extra: dict[str, Any] = {}
     if not contract.nested:
         field = checked_field_name(contract.vector_field)

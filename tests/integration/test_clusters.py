@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
 from es_semantic.corpus.clusters import cluster_index
+from es_semantic.corpus.scan import vector_pages
 from es_semantic.errors import IndexContractError
+from es_semantic.indexing.admin import read_contract
 from tests.integration.fault_proxy import fault_proxy
 from tests.tiny_models import fast_bert_tokenizer, make_sentence_transformers, write_vocab
 
@@ -132,6 +134,9 @@ def test_write_field_refuses_a_model_the_index_was_not_built_with(
     assert "topic_id" not in mapping.get("properties", {})
     with pytest.raises(IndexContractError, match="built with"):  # comparing vectors too
         cluster_index(es, index_name, k=2, encoder=minilm)
+    contract = read_contract(es, index_name)  # and the shared scan, for any other caller
+    with pytest.raises(IndexContractError, match="built with"):
+        next(vector_pages(es, index_name, contract, filters=[], encoder=minilm, page_size=10))
 
 
 def _edit_and_delete_before_the_first_bulk(es, index, edited, deleted):
