@@ -1,16 +1,52 @@
-"""Fixtures shared by unit and integration tests: tiny model folders and the packaged model."""
+"""Fixtures shared by unit and integration tests: a hermetic environment, tiny model folders
+and the packaged model."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.hermetic import package_variables
 from tests.tiny_models import build_tiny_bert, build_tiny_cross_encoder, make_sentence_transformers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+CACHES = {".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shell_environment() -> Iterator[dict[str, str]]:
+    """The package's variables as the shell set them, taken out of the environment for the
+    whole session (so module and session fixtures see the packaged defaults too). Only the
+    session's server choice reads them (tests/integration/conftest.py: ``es_server``)."""
+    captured = {name: os.environ[name] for name in package_variables(os.environ)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in captured:
+            patch.delenv(name)
+        yield captured
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_directory_left_as_found() -> Iterator[None]:
+    """Fail the run, naming them, when tests leave files in the directory pytest runs from
+    (a command's default output, e.g. ``INDEX.dead.jsonl``, belongs in ``tmp_path``)."""
+    cwd = Path.cwd()
+    before = {p.name for p in cwd.iterdir()}
+    yield
+    left = sorted({p.name for p in cwd.iterdir()} - before - CACHES)
+    if left:
+        pytest.fail(f"the tests left files in {cwd}: {', '.join(left)}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without any variable es-semantic reads, whatever the shell or an
+    earlier test left: a test that needs one sets it itself (monkeypatch.setenv)."""
+    for name in package_variables(os.environ):
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ real basic-licence 8.19 cluster does (bodies as Elasticsearch sends them) and fo
 - a request with ``compatible-with=9`` (the 9.x client) gets the 400
   ``media_type_header_exception`` an 8.x cluster sends.
 
-``ES_SEMANTIC_TEST_EMULATE=basic-8.19`` runs the whole integration suite through it.
+``ES_SEMANTIC_TEST_EMULATE=basic-8.19`` runs the whole integration suite through it
+(``ES_SEMANTIC_TEST_EMULATE=9.x``: through cluster9.Cluster9, a basic-licence 9.x).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def license_error(feature: str) -> dict[str, Any]:
     return {"error": {"root_cause": [cause], **cause}, "status": 403}
 
 
-def media_type_error(accept: str) -> dict[str, Any]:
+def media_type_error(accept: str, root: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The 400 a cluster (``root``: its ``GET /``, 8.19 by default) sends for a
+    ``compatible-with`` version it does not speak: its own major or the one before."""
+    major = int(str((root or ROOT)["version"]["number"]).split(".")[0])
     cause = {
         "type": "media_type_header_exception",
         "reason": "Invalid media-type value on headers [Accept, Content-Type]",
@@ -42,13 +46,13 @@ def media_type_error(accept: str) -> dict[str, Any]:
     found = _COMPAT.search(accept)
     status = {
         "type": "status_exception",
-        "reason": f"Accept version must be either version 8 or 7, but found "
+        "reason": f"Accept version must be either version {major} or {major - 1}, but found "
         f"{found.group(1) if found else '?'}. Accept={accept}",
     }
     return {"error": {"root_cause": [cause], **cause, "caused_by": status}, "status": 400}
 
 
-ROOT = {
+ROOT: dict[str, Any] = {
     "name": "es01",
     "cluster_name": "docker-cluster",
     "cluster_uuid": "basic-licence-emulation",
@@ -100,7 +104,13 @@ def refused_feature(body: Any) -> str | None:
 
 
 class BasicCluster:
-    """The rule; counts what it refused (``refused``) so tests can assert nothing was sent."""
+    """The rule; counts what it refused (``refused``) so tests can assert nothing was sent.
+
+    ``root`` and ``compatible_majors`` (the ``compatible-with`` values the cluster accepts)
+    are what a subclass changes to answer as another version (cluster9.Cluster9)."""
+
+    root: dict[str, Any] = ROOT
+    compatible_majors: tuple[int, ...] = (7, 8)
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -111,15 +121,19 @@ class BasicCluster:
         with self._lock:
             self.refused[feature] = self.refused.get(feature, 0) + 1
 
+    def forward_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The headers a forwarded request carries to the server behind (unchanged here)."""
+        return headers
+
     def __call__(self, method: str, path: str, body: bytes, headers: Any) -> Any:
         for name in ("Accept", "Content-Type"):
             value = headers.get(name) or ""
             found = _COMPAT.search(value)
-            if found and int(found.group(1)) > 8:
-                return 400, media_type_error(headers.get("Accept") or value)
+            if found and int(found.group(1)) not in self.compatible_majors:
+                return 400, media_type_error(headers.get("Accept") or value, self.root)
         route = path.split("?", 1)[0].rstrip("/")
         if method in ("GET", "HEAD") and route == "":
-            return 200, ROOT
+            return 200, self.root
         if route == "/_license":
             return 200, LICENSE
         if not body:
@@ -149,9 +163,9 @@ class BasicCluster:
         took = 1
         if allowed:
             payload = "".join(f"{head}\n{search}\n" for head, search in allowed).encode()
-            passed = {
-                k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")
-            }
+            passed = self.forward_headers(
+                {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+            )
             request = urllib.request.Request(
                 self.upstream + path, data=payload, method="POST", headers=passed
             )

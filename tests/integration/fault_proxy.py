@@ -58,9 +58,13 @@ class ProxyState:
 
 @contextlib.contextmanager
 def fault_proxy(
-    upstream: str, rule: Rule, tls: tuple[str, str] | None = None
+    upstream: str,
+    rule: Rule,
+    tls: tuple[str, str] | None = None,
+    forward_headers: Callable[[dict[str, str]], dict[str, str]] | None = None,
 ) -> Iterator[ProxyState]:
-    """``tls=(certfile, keyfile)`` serves https (a TLS-terminating front of the real server)."""
+    """``tls=(certfile, keyfile)`` serves https (a TLS-terminating front of the real server);
+    ``forward_headers`` rewrites the headers of what is forwarded (cluster9: compatible-with)."""
     state = ProxyState()
     lock = threading.Lock()
 
@@ -79,6 +83,8 @@ def fault_proxy(
             headers = {
                 k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
             }
+            if forward_headers is not None:
+                headers = forward_headers(headers)
             request = urllib.request.Request(
                 upstream + self.path, data=body or None, method=self.command, headers=headers
             )
@@ -201,5 +207,136 @@ def echo_credentials(expected: str, marker: bytes = b"ECHO-ME") -> Rule:
             answer = {"error": {"root_cause": [error], **error}, "status": 400}
             return 200, {"took": 1, "responses": [answer] * (len(lines) // 2)}
         return 400, {"error": {"root_cause": [error], **error}, "status": 400}
+
+    return rule
+
+
+def _send_upstream(
+    upstream: str, method: str, path: str, body: bytes, headers: Any
+) -> tuple[int, Any]:
+    """Forward one request from a rule itself (to act once it has completed)."""
+    kept = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+    request = urllib.request.Request(
+        upstream + path, data=body or None, method=method, headers=kept
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp:
+            status, data = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, data = err.code, err.read()
+    return status, json.loads(data) if data else {}
+
+
+def _bulk_targets(path: str, body: bytes) -> set[str]:
+    """The indices or aliases a ``_bulk`` request writes to (its path's and its actions')."""
+    parts = path.split("?")[0].strip("/").split("/")
+    names = {parts[0]} if len(parts) == 2 else set()
+    for line in body.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        with contextlib.suppress(ValueError):
+            action = json.loads(line)
+            if isinstance(action, dict) and len(action) == 1:
+                ((op, meta),) = action.items()
+                if op in ("index", "create", "update", "delete") and isinstance(meta, dict):
+                    names.add(str(meta.get("_index", "")))
+    return names - {""}
+
+
+def _sets_write_block(body: bytes) -> bool:
+    """Whether an update-settings body sets ``index.blocks.write`` to true (flat or nested)."""
+    try:
+        settings = json.loads(body or b"{}")
+    except ValueError:
+        return False
+    flat = settings.get("settings", settings)
+    nested = flat.get("index", {}) if isinstance(flat.get("index"), dict) else {}
+    value = flat.get("index.blocks.write", (nested.get("blocks") or {}).get("write"))
+    return str(value).lower() == "true"
+
+
+class HoldBulkAcrossBlock:
+    """A ``_bulk`` in flight while the write block arrives, as on a real cluster (the local
+    server is serial: it never has two requests in flight).
+
+    The first ``_bulk`` that writes to one of ``names`` is held (``held`` is set), then:
+    - ``PUT /{index}/_block/write`` (the add-index-block API) releases it and is forwarded only
+      once it has completed: the API "ensures ... that all in-flight writes to an index have
+      been completed after adding the write block";
+    - ``PUT /{index}/_settings`` setting ``index.blocks.write`` is acknowledged at once, as the
+      settings API does without waiting for writes in flight; the held bulk completes later
+      (when the next ``_aliases`` request arrives, or after ``hold_s``) and the block is applied
+      right after it, so the bulk succeeds as an admitted write does.
+    ``answers``: what the held bulk got back."""
+
+    def __init__(self, upstream: str, index: str, names: set[str], hold_s: float = 60) -> None:
+        self.upstream, self.index, self.names, self.hold_s = upstream, index, names, hold_s
+        self.held, self._release, self._done = (threading.Event() for _ in range(3))
+        self._pending_block: tuple[str, str, bytes, Any] | None = None
+        self._lock = threading.Lock()
+        self.answers: list[tuple[int, Any]] = []
+
+    def __call__(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
+        route = path.split("?")[0]
+        in_flight = self.held.is_set() and not self._done.is_set()
+        if route.endswith("/_bulk") and self.names & _bulk_targets(path, body):
+            with self._lock:
+                first = not self.held.is_set()
+                self.held.set()
+            if first:
+                return self._hold(method, path, body, headers)
+        elif in_flight and method == "PUT" and route == f"/{self.index}/_block/write":
+            self._release.set()
+            self._done.wait(self.hold_s)  # forwarded once the write in flight has completed
+        elif in_flight and method == "PUT" and route == f"/{self.index}/_settings":
+            if _sets_write_block(body):
+                self._pending_block = (method, path, body, headers)
+                return 200, {"acknowledged": True}
+        elif in_flight and route.endswith("/_aliases"):
+            self._release.set()
+            self._done.wait(self.hold_s)
+        return None
+
+    def _hold(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any]:
+        self._release.wait(self.hold_s)
+        answer = _send_upstream(self.upstream, method, path, body, headers)
+        self.answers.append(answer)
+        if self._pending_block is not None:  # the settings block takes effect after the write
+            _send_upstream(self.upstream, *self._pending_block)
+        self._done.set()
+        return answer
+
+
+class HoldAfterWriteBlock:
+    """Let ``PUT /{index}/_block/write`` through, then hold the next request (``held`` set)
+    until ``release`` is set or ``hold_s`` passes: a migration caught with writes blocked."""
+
+    def __init__(self, index: str, hold_s: float = 120) -> None:
+        self.index, self.hold_s = index, hold_s
+        self.held, self.release = threading.Event(), threading.Event()
+        self._blocked = False
+        self._lock = threading.Lock()
+
+    def __call__(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
+        with self._lock:
+            hold = self._blocked and not self.held.is_set()
+            if hold:
+                self.held.set()
+            if method == "PUT" and path.split("?")[0] == f"/{self.index}/_block/write":
+                self._blocked = True
+        if hold:
+            self.release.wait(self.hold_s)
+        return None
+
+
+def block_not_shards_acknowledged(upstream: str, index: str) -> Rule:
+    """Forward ``PUT /{index}/_block/write`` and answer ``shards_acknowledged: false``, as
+    Elasticsearch does when not every shard confirmed the block before the timeout."""
+
+    def rule(method: str, path: str, payload: bytes, headers: Any) -> tuple[int, Any] | None:
+        if method == "PUT" and path.split("?")[0] == f"/{index}/_block/write":
+            status, answer = _send_upstream(upstream, method, path, payload, headers)
+            return status, {**answer, "shards_acknowledged": False}
+        return None
 
     return rule

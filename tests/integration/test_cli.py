@@ -8,12 +8,16 @@ import pytest
 from click.testing import CliRunner
 
 from es_semantic.cli import cli
+from tests.integration.fault_proxy import fault_proxy
+from tests.integration.wire import Recorder, vector_requests
 
 
 @pytest.fixture
-def run(es_server, tiny_st_dir):
-    def invoke(*args, model=True, input=None):
-        extra = ["--es-url", es_server.config.url] + (
+def run(es_server, tiny_st_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default dead-letter files (INDEX.dead.jsonl) land here
+
+    def invoke(*args, model=True, input=None, url=None):
+        extra = ["--es-url", url or es_server.config.url] + (
             ["--model", str(tiny_st_dir)] if model else []
         )
         return CliRunner().invoke(cli, [*args, *extra], input=input, catch_exceptions=False)
@@ -34,7 +38,7 @@ def test_create_index_never_deletes_without_recreate(run, es, index_name):
     assert es.count(index=index_name)["count"] == 0
 
 
-def test_index_search_info_round_trip(run, index_name, tmp_path):
+def test_index_search_info_round_trip(run, es, es_server, index_name, tmp_path):
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text(
         "\n".join(
@@ -80,24 +84,28 @@ def test_index_search_info_round_trip(run, index_name, tmp_path):
     assert clean.exit_code == 0, clean.output
     assert not dead.exists()
 
-    found = run("search", index_name, "search engine", "--mode", "keyword", "--json")
+    with fault_proxy(es_server.config.url, wire := Recorder()) as proxy:
+        found = run("search", index_name, "search engine", "--mode", "keyword", "--json",
+                    url=proxy.url)  # fmt: skip
+        filtered = run("search", index_name, "code", "--mode", "hybrid", "--filter", "lang=fr",
+                       "--json", url=proxy.url)  # fmt: skip
+        only_lang = run("search", index_name, "cat", "--mode", "knn", "--source", "lang",
+                        "--json", url=proxy.url)  # fmt: skip
+        table = run("search", index_name, "cat", "--mode", "knn", url=proxy.url)
     assert found.exit_code == 0, found.output
     payload = json.loads(found.output)
     assert payload["mode"] == "keyword" and payload["hits"][0]["id"] == "1"
     assert set(payload["hits"][0]) >= {"id", "score", "source", "scores"}
-    assert "embedding" not in payload["hits"][0]["source"]
-
-    filtered = run(
-        "search", index_name, "code", "--mode", "hybrid", "--filter", "lang=fr", "--json"
-    )
     assert [h["id"] for h in json.loads(filtered.output)["hits"]] == ["2"]
-
-    only_lang = run("search", index_name, "cat", "--mode", "knn", "--source", "lang", "--json")
     lang_hits = json.loads(only_lang.output)["hits"]
     assert len(lang_hits) == 3 and all(set(h["source"]) == {"lang"} for h in lang_hits)
-
-    table = run("search", index_name, "cat", "--mode", "knn")
     assert table.exit_code == 0 and "  id" in table.output and "[knn]" in table.output
+    # no vectors in hits: the index keeps none in _source, and no search asks for them
+    mapping = es.indices.get_mapping(index=index_name)[index_name]["mappings"]
+    assert mapping["_source"]["excludes"] == ["passages.embedding"]
+    searches = wire.search_bodies()
+    assert len(searches) >= 4, wire.requests  # one per leg: keyword, 2 for hybrid, knn, knn
+    assert [vector_requests(body, hidden="passages") for body in searches] == [[]] * len(searches)
 
     info = run("info", index_name, "--json")
     assert json.loads(info.output)["count"] == 3
@@ -126,20 +134,10 @@ def test_unreachable_server_is_one_line_exit_1(tiny_st_dir):
 
 
 @pytest.mark.slow
-def test_quickstart_end_to_end(es_server):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "quickstart",
-            "--limit",
-            "120",
-            "--index",
-            "test-quickstart",
-            "--es-url",
-            es_server.config.url,
-        ],
-        catch_exceptions=False,
-    )
+def test_quickstart_end_to_end(es_server, index_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the quickstart's dead-letter file would go
+    args = ["quickstart", "--limit", "120", "--index", index_name, "--es-url", es_server.config.url]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     for mode in ("keyword (", "knn (", "hybrid/"):
         assert mode in result.output
@@ -215,7 +213,6 @@ def test_config_file_supplies_connection_and_model(
 ):
     config = tmp_path / "es-semantic.toml"
     config.write_text(f'model = "{tiny_st_dir}"\n[elasticsearch]\nurl = "{es_server.config.url}"\n')
-    monkeypatch.delenv("ES_URL", raising=False)
     created = CliRunner().invoke(cli, ["create-index", index_name, "--config", str(config)])
     assert created.exit_code == 0, created.output
     monkeypatch.setenv("ES_SEMANTIC_CONFIG", str(config))
@@ -378,7 +375,7 @@ def test_delete_missing_with_dry_run(run, es, index_name):
     assert alone.exit_code == 2 and "--dry-run goes with --delete-missing" in alone.output
 
 
-def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
+def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, es_server, index_name):
     long_text = "\n\n".join(
         " ".join(f"Paragraph {p} sentence {i} is about harbours and boats." for i in range(6))
         for p in range(12)
@@ -393,9 +390,17 @@ def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, index_name):
     assert info["contract"]["chunking"] == "nested" and info["contract"]["chunk_tokens"] == 48
     assert info["count"] == 1 and info["vectors"] > 3
     assert "passage vectors" in run("info", index_name).output
-    found = json.loads(run("search", index_name, "zebras kenya", "--mode", "knn", "--json").output)
+    with fault_proxy(es_server.config.url, wire := Recorder()) as proxy:
+        found = json.loads(
+            run(
+                "search", index_name, "zebras kenya", "--mode", "knn", "--json", url=proxy.url
+            ).output
+        )
     (hit,) = found["hits"]
-    assert hit["id"] == "long" and hit["passage"] and "passages" not in hit["source"]
+    assert hit["id"] == "long" and hit["passage"]
+    # the passage comes as an inner hit's text: the search asks for no passages and no vectors
+    (search,) = wire.search_bodies()
+    assert vector_requests(search, hidden="passages") == []
     table = run("search", index_name, "zebras kenya", "--mode", "knn")
     assert table.exit_code == 0 and "Harbours | " in table.output
 

