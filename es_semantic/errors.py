@@ -62,6 +62,13 @@ class IndexingError(EsSemanticError):
     report: Any = None
 
 
+class IndexingInterrupted(KeyboardInterrupt):
+    """An indexing run was interrupted (Ctrl-C, SIGTERM); ``report`` accounts for every
+    record read: indexed, skipped, or failed (in the dead-letter file)."""
+
+    report: Any = None
+
+
 class SearchError(EsSemanticError):
     """A search failed on the server or was rejected before sending."""
 

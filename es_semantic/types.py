@@ -63,8 +63,10 @@ class IndexReport:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     dead_letter: str | None = None
+    duplicates_file: str | None = None  # the near-duplicates --dedupe skip left out
     failures: list[FailedDocument] = field(default_factory=list)
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # the first 1,000
+    # (every one skipped is in duplicates_file)
 
     @property
     def total(self) -> int:

@@ -125,12 +125,22 @@ def parse_bulk_item(ok: bool, item: Mapping[str, Any]) -> BulkOutcome:
 
 def unchanged_ids(wanted: Mapping[str, str], mget_docs: Sequence[Mapping[str, Any]]) -> set[str]:
     """Ids whose stored ``content_hash`` equals the wanted one (from an ``mget`` response)."""
+    return stored_ids(wanted, mget_docs)[0]
+
+
+def stored_ids(
+    wanted: Mapping[str, str], mget_docs: Sequence[Mapping[str, Any]]
+) -> tuple[set[str], set[str]]:
+    """From an ``mget`` response: the ids stored with the wanted ``content_hash`` (unchanged)
+    and every id stored at all (an indexed document with another hash is an update)."""
     same: set[str] = set()
+    found: set[str] = set()
     for entry in mget_docs:
         if not entry.get("found"):
             continue
         stored = (entry.get("_source") or {}).get("content_hash")
         doc_id = str(entry.get("_id"))
+        found.add(doc_id)
         if stored is not None and wanted.get(doc_id) == stored:
             same.add(doc_id)
-    return same
+    return same, found

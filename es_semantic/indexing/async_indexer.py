@@ -43,7 +43,8 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
         """Index ``docs``; every one ends up counted (indexed, skipped or failed).
 
         ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
-        it has one)."""
+        it has one). A run that stops raises :class:`IndexingError` (an interrupt or a
+        cancellation :class:`IndexingInterrupted`) carrying the report."""
         contract = await self.ensure_index()
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents
@@ -51,49 +52,69 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
         consumer = asyncio.create_task(self._consume(queue, run))
         error: BaseException | None = None
         try:
-            async for batch in _abatched(docs, self._spec(contract), self.batch_size):
+            async for batch in _abatched(docs, self._spec(contract), self.batch_size, run):
                 try:
-                    todo = await run_async(self.es, self._batch_steps(batch, contract, run))
-                    encoded = (
-                        await asyncio.to_thread(self._encode, todo, contract, run) if todo else []
-                    )
-                    actions = await run_async(
-                        self.es, self._actions_steps(todo, encoded, contract, run)
-                    )
-                except STOPPING_ERRORS as exc:  # the steps dead-lettered what they held
+                    actions = await self._batch_actions(batch, contract, run)
+                except STOPPING_ERRORS as exc:
                     error = exc
                     break
+                run.hand_over()
                 if actions and not await _put_or_fail(queue, actions, consumer):
                     run.fail_actions(actions, "not sent: indexing stopped")
                     break
             if not consumer.done():
                 await queue.put(None)
             await asyncio.wait([consumer])
-            consumer_error = consumer.exception()  # retrieved even when error is already set
-            error = error or consumer_error
-        finally:
-            if not consumer.done():
-                consumer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await consumer
-            while not queue.empty():
-                run.fail_actions(queue.get_nowait(), "not sent: indexing was interrupted")
-            if error is not None or consumer.cancelled():
-                run.fail_unconfirmed("not confirmed by the server")
-            report = run.close()
+            error = error or consumer.exception()  # retrieved even when error is already set
+        except BaseException as exc:  # the encoder, a reader, an interrupt or a cancellation
+            if isinstance(exc, Exception) and not consumer.done():
+                await _finish(queue, consumer)  # what the consumer holds gets its real outcome
+            await self._abort(queue, consumer, run, stopped=True)
+            ended = KeyboardInterrupt() if isinstance(exc, asyncio.CancelledError) else exc
+            raise self._ended(ended, run) from exc
+        await self._abort(queue, consumer, run, stopped=error is not None)
         if error is not None:
-            raise self._stopped_error(error, report) from None
+            raise self._ended(error, run) from None
+        report = run.close()
         if self.refresh:
             await self.es.indices.refresh(index=self.target)
         return report
+
+    async def _batch_actions(
+        self, batch: list[Any], contract: IndexContract, run: steps.IndexRun
+    ) -> list[steps.Action]:
+        todo, stored = await run_async(self.es, self._batch_steps(batch, contract, run))
+        todo, encoded = (
+            await asyncio.to_thread(self._encode, todo, contract, run) if todo else ([], [])
+        )
+        return await run_async(self.es, self._actions_steps(todo, encoded, stored, contract, run))
+
+    @staticmethod
+    async def _abort(
+        queue: asyncio.Queue[list[steps.Action] | None],
+        consumer: asyncio.Task[None],
+        run: steps.IndexRun,
+        *,
+        stopped: bool,
+    ) -> None:
+        """Every queued or unconfirmed action of a stopped run becomes a dead letter."""
+        if not consumer.done():
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        while not queue.empty():
+            run.fail_actions(queue.get_nowait(), "not sent: indexing was interrupted")
+        if stopped or consumer.cancelled():
+            run.fail_unconfirmed("not confirmed by the server")
 
     async def _consume(
         self, queue: asyncio.Queue[list[steps.Action] | None], run: steps.IndexRun
     ) -> None:
         async def actions() -> Any:
             while (items := await queue.get()) is not None:
-                for action, doc in items:
-                    run.sent(action, doc)
+                for action, doc in items:  # the whole share first: a failed request may
+                    run.sent(action, doc)  # abandon this generator part-way through it
+                for action, _ in items:
                     yield action
 
         async for ok, item in async_streaming_bulk(
@@ -107,19 +128,29 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
             run.record(parse_bulk_item(ok, item))
 
 
-async def _abatched(docs: Iterable[Any] | AsyncIterable[Any], spec: FieldSpec, size: int) -> Any:
+async def _abatched(
+    docs: Iterable[Any] | AsyncIterable[Any], spec: FieldSpec, size: int, run: steps.IndexRun
+) -> Any:
+    """Batches of records, each held by ``run`` from the moment it is read."""
     if isinstance(docs, AsyncIterable):
         collected: list[Any] = []
         async for record in docs:
             collected.append(record)
             if len(collected) >= size:
-                yield list(steps.as_records(collected, spec))
+                yield list(run.taking(steps.as_records(collected, spec)))
                 collected = []
         if collected:
-            yield list(steps.as_records(collected, spec))
+            yield list(run.taking(steps.as_records(collected, spec)))
         return
-    for batch in steps.batched(steps.as_records(docs, spec), size):
+    for batch in steps.batched(run.taking(steps.as_records(docs, spec)), size):
         yield batch
+
+
+async def _finish(queue: asyncio.Queue[Any], consumer: asyncio.Task[None]) -> None:
+    """Let the consumer send what it holds, then stop."""
+    with contextlib.suppress(BaseException):
+        if await _put_or_fail(queue, None, consumer):
+            await asyncio.wait([consumer])
 
 
 async def _put_or_fail(queue: asyncio.Queue[Any], items: Any, consumer: asyncio.Task[None]) -> bool:

@@ -24,10 +24,10 @@ from es_semantic.indexing.actions import (
     VectorFormat,
     content_hash,
     document_id,
+    stored_ids,
     to_action,
-    unchanged_ids,
 )
-from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.dead_letter import DeadLetterSink, PrivateJsonl
 from es_semantic.indexing.readers import FieldSpec, to_document
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document, IndexReport, ReadFailure
@@ -88,14 +88,15 @@ def prepare(batch: Sequence[Document | ReadFailure], contract: IndexContract) ->
     return PreparedBatch(items, failures, duplicates)
 
 
-def unchanged_steps(index: str, prepared: Sequence[Prepared]) -> Steps[set[str]]:
-    """Ids whose stored content hash equals the new one (one ``mget``): nothing to encode."""
+def unchanged_steps(index: str, prepared: Sequence[Prepared]) -> Steps[tuple[set[str], set[str]]]:
+    """One ``mget``: the ids whose stored content hash equals the new one (nothing to encode),
+    and the ids stored at all (the others of them are updates)."""
     if not prepared:
-        return set()
+        return set(), set()
     wanted = {p.doc_id: p.digest for p in prepared}
     call = Call("mget", {"index": index, "ids": list(wanted), "source_includes": ["content_hash"]})
     resp = (yield call).raise_for_error()
-    return unchanged_ids(wanted, resp["docs"])
+    return stored_ids(wanted, resp["docs"])
 
 
 def skip_unchanged(prepared: Sequence[Prepared], unchanged: set[str]) -> list[Prepared]:
@@ -129,11 +130,53 @@ class IndexRun:
     """One indexing run: every count, dead letter and progress tick goes through here, so each
     input record ends as indexed, skipped or failed exactly once. Thread-safe."""
 
-    def __init__(self, report: IndexReport, sink: DeadLetterSink, bar: tqdm[Any]) -> None:
+    def __init__(
+        self,
+        report: IndexReport,
+        sink: DeadLetterSink,
+        bar: tqdm[Any],
+        duplicates: PrivateJsonl | None = None,
+    ) -> None:
         self.report, self.sink, self.bar = report, sink, bar
+        self.duplicates = duplicates or PrivateJsonl(None)  # near-duplicates left out
         self.started = time.perf_counter()
         self._pending: dict[str, deque[Document]] = {}
+        # the producer's batch: records read but not yet accounted for nor handed to a sender
+        self._in_hand: dict[int, list[Document | ReadFailure]] = {}
         self._lock = threading.RLock()  # bulk senders and the producer count side by side
+
+    # --- the producer side: a batch in hand, each record released once it is accounted ---
+
+    def take(self, records: Iterable[Document | ReadFailure]) -> None:
+        """The producer now holds ``records``: whatever happens, each one ends in this run."""
+        with self._lock:
+            for record in records:
+                self._in_hand.setdefault(id(record), []).append(record)
+
+    def taking(self, records: Iterable[Document | ReadFailure]) -> Iterator[Document | ReadFailure]:
+        """``records``, each held from the moment it is read (a reader that fails mid-batch
+        leaves no record of that batch unaccounted)."""
+        for record in records:
+            self.take((record,))
+            yield record
+
+    def hand_over(self) -> None:
+        """The records in hand went to the senders, which account for them from now on."""
+        with self._lock:
+            self._in_hand.clear()
+
+    def fail_in_hand(self, reason: str) -> None:
+        """After an error or interrupt: every record still in hand is a dead letter."""
+        with self._lock:
+            held = [record for records in self._in_hand.values() for record in records]
+        self.fail_records(held, reason)
+
+    def _release(self, record: Document | ReadFailure) -> None:
+        held = self._in_hand.get(id(record))
+        if held:
+            held.pop()
+            if not held:
+                del self._in_hand[id(record)]
 
     def fail(self, origin: str, reason: str, raw: Any) -> None:
         with self._lock:
@@ -141,39 +184,46 @@ class IndexRun:
             self.bar.update(1)
 
     def fail_records(self, records: Iterable[Document | ReadFailure], reason: str) -> None:
-        """Records that will never be sent (the run stopped before them)."""
+        """Records that will never be sent (a read failure keeps its own reason)."""
         for record in records:
-            if isinstance(record, ReadFailure):
-                self.fail(record.origin, record.reason, record.raw)
-            else:
-                self.fail(record.origin or str(record.id), reason, doc_json(record))
+            with self._lock:
+                self._release(record)
+                if isinstance(record, ReadFailure):
+                    self.fail(record.origin, record.reason, record.raw)
+                else:
+                    self.fail(record.origin or str(record.id), reason, doc_json(record))
 
     def read(self, batch: PreparedBatch) -> None:
         """Dead-letter what could not be read; count the in-batch duplicates."""
-        for failure in batch.failures:
-            self.fail(failure.origin, failure.reason, failure.raw)
+        self.fail_records(batch.failures, "")
         self.report.duplicates += batch.duplicates
 
-    def skipped(self, count: int) -> None:
-        self.report.skipped += count
-        self.bar.update(count)
+    def skipped(self, records: Sequence[Document]) -> None:
+        """Documents left as they are in the index (their content is unchanged)."""
+        with self._lock:
+            for record in records:
+                self._release(record)
+            self.report.skipped += len(records)
+            self.bar.update(len(records))
 
-    def near_duplicate(self, doc_id: str, of: str, score: float, *, skipped: bool) -> None:
-        """A document whose nearest neighbour is at or above the dedupe threshold."""
-        if len(self.report.near_duplicates) < MAX_LISTED:
-            self.report.near_duplicates.append(
-                {
-                    "id": doc_id,
-                    "duplicate_of": of,
-                    "score": round(score, 6),
-                    "action": "skipped" if skipped else "flagged",
-                }
-            )
-        if skipped:
+    def near_duplicate(self, prepared: Prepared, of: str, score: float, action: str) -> None:
+        """A document whose nearest neighbour is at or above the dedupe threshold: ``flagged``
+        (indexed with ``duplicate_of``), ``skipped`` (left out, its document written to the
+        duplicates file) or ``updated`` (left out would keep a stale version of its id in the
+        index, so it is indexed)."""
+        entry = {"id": prepared.doc_id, "duplicate_of": of, "score": round(score, 6),
+                 "action": action}  # fmt: skip
+        with self._lock:
+            if len(self.report.near_duplicates) < MAX_LISTED:
+                self.report.near_duplicates.append(entry)
+            if action != "skipped":
+                self.report.flagged += 1
+                return
+            self._release(prepared.doc)
             self.report.deduplicated += 1
             self.bar.update(1)
-        else:
-            self.report.flagged += 1
+            if self.duplicates.write({**entry, "document": doc_json(prepared.doc)}):
+                self.report.duplicates_file = str(self.duplicates.path)
 
     def encoded(self, encoded: Sequence[EncodedDoc], seconds: float) -> None:
         self.report.encoded += len(encoded)
@@ -214,6 +264,7 @@ class IndexRun:
 
     def close(self) -> IndexReport:
         self.sink.close()
+        self.duplicates.close()
         self.bar.close()
         self.report.seconds = time.perf_counter() - self.started
         return self.report

@@ -6,33 +6,30 @@ batches. Re-runs skip documents whose stored content hash is unchanged, without 
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch
 from tqdm import tqdm
 
 from es_semantic.calls import Call, Steps
 from es_semantic.calls import run as run_steps
 from es_semantic.cluster import ClusterInfo
-from es_semantic.errors import ConfigError, IndexingError, SearchError
+from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, SearchError
 from es_semantic.indexing import batch as steps
-from es_semantic.indexing.actions import EncodedDoc, VectorFormat, parse_bulk_item
+from es_semantic.indexing.actions import EncodedDoc, VectorFormat
 from es_semantic.indexing.admin import (
     add_metadata_field_steps,
     create_index_steps,
     read_contract_steps,
     resolve_write_index_steps,
 )
-from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.bulk_pipeline import BulkPipeline, PipelineStopped
+from es_semantic.indexing.dead_letter import DeadLetterSink, PrivateJsonl
 from es_semantic.indexing.dedupe import (
     DUPLICATE_FIELD,
     DedupeMode,
@@ -51,7 +48,6 @@ from es_semantic.types import IndexReport
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
-_DONE = None
 # Failures that stop a run; the steps that meet one dead-letter the documents they hold.
 STOPPING_ERRORS = (ApiError, TransportError, SearchError)
 
@@ -75,7 +71,8 @@ class _IndexerOptions(Generic[ClientT]):
     every id read (``seen_ids``, for deleting what the input no longer has);
     ``dedupe_threshold``: a document whose nearest neighbour (in the index, or earlier in this
     run) is at least this similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with
-    ``duplicate_of`` (a filterable keyword field), ``skip`` leaves it out; both are counted
+    ``duplicate_of`` (a filterable keyword field), ``skip`` leaves it out (but never an
+    update of an id the index holds) and writes it to ``duplicates_file``; both are counted
     in the report."""
 
     def __init__(
@@ -106,6 +103,7 @@ class _IndexerOptions(Generic[ClientT]):
         track_ids: bool = False,
         dedupe_threshold: float | None = None,
         dedupe: DedupeMode = "flag",
+        duplicates_file: str | Path | None = None,
         vector_format: str = "auto",
         senders: int = 2,
     ) -> None:
@@ -151,6 +149,7 @@ class _IndexerOptions(Generic[ClientT]):
             "max_backoff": max_backoff,
         }
         self.dead_letter = dead_letter
+        self.duplicates_file = duplicates_file
         self.progress = progress
         self.refresh = refresh
         self.contract: IndexContract | None = None
@@ -189,17 +188,24 @@ class _IndexerOptions(Generic[ClientT]):
             total = len(docs)
         bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", total=total,
                    disable=not self.progress, dynamic_ncols=True)  # fmt: skip
-        return steps.IndexRun(report, DeadLetterSink(report, self.dead_letter, self.secrets), bar)
+        sink = DeadLetterSink(report, self.dead_letter, self.secrets)
+        return steps.IndexRun(report, sink, bar, PrivateJsonl(self.duplicates_file))
 
     def _ensure_steps(self) -> Steps[IndexContract]:
         """Create the index from the encoder's contract, or check the existing one's (and
         write to the concrete index behind an alias)."""
         if self.contract is not None:
             return self.contract
-        if self.requested_vector_format == "auto":
+        if self.requested_vector_format != "json":
             info = (yield Call("info")).raise_for_error()
-            base64 = ClusterInfo.from_responses(info, None).accepts_base64_vectors
-            self.vector_format = "base64" if base64 else "json"
+            cluster = ClusterInfo.from_responses(info, None)
+            if self.requested_vector_format == "auto":
+                self.vector_format = "base64" if cluster.accepts_base64_vectors else "json"
+            elif not cluster.accepts_base64_vectors:
+                raise ConfigError(
+                    f"vector_format='base64' needs Elasticsearch 9.3 or later; the cluster "
+                    f"is {cluster.number}: use 'auto' or 'json'"
+                )
         exists = (yield Call("indices.exists", {"index": self.index_name})).raise_for_error()
         if exists:
             contract = self._accept_existing((yield from read_contract_steps(self.index_name)))
@@ -216,42 +222,67 @@ class _IndexerOptions(Generic[ClientT]):
 
     def _batch_steps(
         self, batch: list[Any], contract: IndexContract, run: steps.IndexRun
-    ) -> Steps[list[steps.Prepared]]:
-        """Read, hash and id a batch; the documents whose content changed (to encode)."""
+    ) -> Steps[tuple[list[steps.Prepared], set[str]]]:
+        """Read, hash and id a batch: the documents whose content changed (to encode), and
+        which ids the index holds already (an update, never skipped as a near-duplicate)."""
         prepared = steps.prepare(batch, contract)
         run.read(prepared)
         if self.seen_ids is not None:
             self.seen_ids.update(prepared.ids)
-        try:
-            unchanged = (
-                set() if self.created else (yield from steps.unchanged_steps(self.target,
-                                                                             prepared.items))
-            )  # fmt: skip
-        except STOPPING_ERRORS as exc:  # the cluster went away between batches
-            run.fail_records((p.doc for p in prepared.items), f"not sent: {steps.describe(exc)}")
-            raise
-        todo = steps.skip_unchanged(prepared.items, unchanged)
-        run.skipped(len(prepared.items) - len(todo))
-        return todo
+        unchanged, stored = (
+            (set(), set()) if self.created
+            else (yield from steps.unchanged_steps(self.target, prepared.items))
+        )  # fmt: skip
+        run.skipped([p.doc for p in prepared.items if p.doc_id in unchanged])
+        return steps.skip_unchanged(prepared.items, unchanged), stored
 
     def _encode(
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
-    ) -> list[EncodedDoc]:
-        """Encode the documents (the model's work: a thread in the async indexer)."""
+    ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:
+        """Encode the documents (the model's work: a thread in the async indexer). When the
+        batch fails, each document is tried alone: one that fails alone is a dead letter; when
+        every one fails (out of memory, a broken model) the run stops."""
         t0 = time.perf_counter()
-        encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
+        try:
+            encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
+        except Exception as exc:  # the model's own errors: try the documents one by one
+            if len(todo) == 1:
+                raise
+            return self._encode_one_by_one(todo, contract, run, exc)
         run.encoded(encoded, time.perf_counter() - t0)
-        return encoded
+        return todo, encoded
+
+    def _encode_one_by_one(
+        self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun,
+        batch_error: Exception,
+    ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:  # fmt: skip
+        kept: list[steps.Prepared] = []
+        encoded: list[EncodedDoc] = []
+        for prepared in todo:
+            t0 = time.perf_counter()
+            try:
+                one = encode_texts(self.encoder, [prepared.doc.full_text()], contract)
+            except Exception as exc:
+                run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")
+                continue
+            run.encoded(one, time.perf_counter() - t0)
+            kept.append(prepared)
+            encoded += one
+        if not kept:
+            raise batch_error
+        return kept, encoded
 
     def _actions_steps(
         self,
         todo: list[steps.Prepared],
         encoded: list[EncodedDoc],
+        stored: set[str],
         contract: IndexContract,
         run: steps.IndexRun,
     ) -> Steps[list[steps.Action]]:
         """Bulk actions for the encoded documents; with a dedupe threshold, near-duplicates
-        are flagged (``duplicate_of``) or left out, and counted either way."""
+        are flagged (``duplicate_of``) or left out, and counted either way. An update of an
+        id the index holds is never left out: that would keep its stale version."""
         threshold = self.dedupe_threshold
         if threshold is None or not todo:
             return steps.build_actions(self.target, todo, encoded, contract, self.vector_format)
@@ -262,26 +293,44 @@ class _IndexerOptions(Generic[ClientT]):
         in_index: list[Match | None] = [None] * len(todo)
         if not self.created:
             items = list(zip(ids, vectors, strict=True))
-            try:
-                in_index = yield from probe_steps(self.target, contract, items, threshold)
-            except STOPPING_ERRORS as exc:  # the near-duplicate probe failed
-                run.fail_records((p.doc for p in todo), f"not sent: {steps.describe(exc)}")
-                raise
+            in_index = yield from probe_steps(self.target, contract, items, threshold)
         verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.dedupe)
         kept: list[tuple[steps.Prepared, EncodedDoc]] = []
         for prepared, vector, match in zip(todo, encoded, verdicts, strict=True):
             if match is not None:
-                run.near_duplicate(prepared.doc_id, match.of, match.score,
-                                   skipped=self.dedupe == "skip")  # fmt: skip
-                if self.dedupe == "skip":
+                action = "flagged" if self.dedupe == "flag" else "skipped"
+                if action == "skipped" and prepared.doc_id in stored:
+                    action = "updated"
+                run.near_duplicate(prepared, match.of, match.score, action)
+                if action == "skipped":
                     continue
-                doc = replace(
-                    prepared.doc, metadata={**prepared.doc.metadata, DUPLICATE_FIELD: match.of}
-                )
-                prepared = replace(prepared, doc=doc)  # fmt: skip
+                if action == "flagged":
+                    doc = replace(
+                        prepared.doc,
+                        metadata={**prepared.doc.metadata, DUPLICATE_FIELD: match.of},
+                    )
+                    prepared = replace(prepared, doc=doc)
             kept.append((prepared, vector))
         return steps.build_actions(self.target, [p for p, _ in kept], [e for _, e in kept],
                                    contract, self.vector_format)  # fmt: skip
+
+    def _ended(self, error: BaseException, run: steps.IndexRun) -> BaseException:
+        """What to raise when a run ends early: the records in hand become dead letters and
+        the error carries the report (an interrupt stays an interrupt)."""
+        if isinstance(error, KeyboardInterrupt):
+            run.fail_in_hand("not sent: indexing was interrupted")
+            interrupted = IndexingInterrupted(
+                f"indexing into {self.index_name!r} was interrupted; re-run the same command to "
+                "resume (unchanged documents are skipped without encoding)"
+            )
+            interrupted.report = run.close()
+            return interrupted
+        if isinstance(error, Exception):
+            run.fail_in_hand(f"not sent: {steps.describe(error)}")
+            return self._stopped_error(error, run.close())
+        run.fail_in_hand(f"not sent: {steps.describe(error)}")  # SystemExit and the like
+        run.close()
+        return error
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         stopped = IndexingError(
@@ -315,145 +364,44 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         """Index ``docs`` (dicts, Documents or ReadFailures); every one ends up counted.
 
         ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
-        it has one)."""
+        it has one). A run that stops raises :class:`IndexingError` (an interrupt
+        :class:`IndexingInterrupted`) carrying the report."""
         contract = self.ensure_index()
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents
-        records = steps.as_records(docs, self._spec(contract))
-        pipe = _BulkPipeline(self.es, self._bulk_options, run, self.senders)
+        records = run.taking(steps.as_records(docs, self._spec(contract)))
+        pipe = BulkPipeline(self.es, self._bulk_options, run, self.senders)
         try:
-            try:
-                for batch in steps.batched(records, self.batch_size):
-                    self._index_batch(batch, contract, run, pipe)
-                pipe.close()
-            except _PipelineStopped:
-                pass  # pipe.error says why; accounted below
-        finally:
+            for batch in steps.batched(records, self.batch_size):
+                self._index_batch(batch, contract, run, pipe)
+            pipe.close()
+        except PipelineStopped:
+            pass  # pipe.error says why
+        except BaseException as exc:  # the encoder, a reader, an interrupt: not the cluster
+            if isinstance(exc, Exception):
+                pipe.close()  # what the senders hold gets its real outcome
             pipe.abort_and_account()
-            report = run.close()
+            raise self._ended(exc, run) from exc
+        pipe.abort_and_account()
         if pipe.error is not None:
-            raise self._stopped_error(pipe.error, report) from None
+            raise self._ended(pipe.error, run) from None
+        report = run.close()
         if self.refresh:
             self.es.indices.refresh(index=self.target)
         return report
 
     def _index_batch(
-        self, batch: list[Any], contract: IndexContract, run: steps.IndexRun, pipe: _BulkPipeline
+        self, batch: list[Any], contract: IndexContract, run: steps.IndexRun, pipe: BulkPipeline
     ) -> None:
         if pipe.error is not None:
-            run.fail_records(batch, "not sent: indexing stopped")
-            raise _PipelineStopped
+            raise PipelineStopped
         try:
-            todo = run_steps(self.es, self._batch_steps(batch, contract, run))
-            encoded = self._encode(todo, contract, run) if todo else []
-            actions = run_steps(self.es, self._actions_steps(todo, encoded, contract, run))
-        except STOPPING_ERRORS as exc:  # the steps dead-lettered what they held
+            todo, stored = run_steps(self.es, self._batch_steps(batch, contract, run))
+            todo, encoded = self._encode(todo, contract, run) if todo else ([], [])
+            actions = run_steps(self.es, self._actions_steps(todo, encoded, stored, contract, run))
+        except STOPPING_ERRORS as exc:
             pipe.error = pipe.error or exc
-            raise _PipelineStopped from None
+            raise PipelineStopped from None
+        run.hand_over()
         if actions:
             pipe.put(actions)
-
-
-class _BulkPipeline:
-    """``helpers.streaming_bulk`` in ``senders`` threads, each fed through its own bounded
-    queue; a document id always goes to the same sender, so two writes of one id are applied
-    in input order, and each sender retries its own 429s before it sends on."""
-
-    def __init__(
-        self, es: Elasticsearch, options: Mapping[str, Any], run: steps.IndexRun, senders: int = 1
-    ) -> None:
-        self.es, self.options, self.run = es, options, run
-        self.error: BaseException | None = None
-        self._queues: list[queue.Queue[list[steps.Action] | None]] = [
-            queue.Queue(2) for _ in range(senders)
-        ]
-        self._threads = [
-            threading.Thread(target=self._run, args=(q,), name=f"es-semantic-bulk-{i}",
-                             daemon=True)
-            for i, q in enumerate(self._queues)
-        ]  # fmt: skip
-        for thread in self._threads:
-            thread.start()
-
-    def put(self, items: list[steps.Action]) -> None:
-        """Hand a batch's actions to the senders, split by id."""
-        shares: list[list[steps.Action]] = [[] for _ in self._queues]
-        for item in items:
-            shares[zlib.crc32(item[0]["_id"].encode()) % len(shares)].append(item)
-        for n, share in enumerate(shares):
-            if share:
-                try:
-                    self._put(self._queues[n], share)
-                except _PipelineStopped:
-                    for rest in shares[n + 1 :]:
-                        self.run.fail_actions(rest, "not sent: indexing stopped")
-                    raise
-
-    def _put(self, target: queue.Queue[list[steps.Action] | None],
-             items: list[steps.Action] | None) -> None:  # fmt: skip
-        while True:
-            if self.error is not None:
-                self.run.fail_actions(items, "not sent: indexing stopped")
-                raise _PipelineStopped
-            try:
-                target.put(items, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def close(self) -> None:
-        for target in self._queues:
-            with contextlib.suppress(_PipelineStopped):
-                self._put(target, _DONE)
-        for thread in self._threads:
-            thread.join()
-
-    def abort_and_account(self) -> None:
-        """After an error or interrupt: every queued or unconfirmed document is a failure."""
-        if any(thread.is_alive() for thread in self._threads):
-            self.error = self.error or KeyboardInterrupt()
-            self._drain("not sent: indexing was interrupted")
-            for target in self._queues:
-                with contextlib.suppress(queue.Full):
-                    target.put_nowait(_DONE)  # wake the bulk thread; it flushes and stops
-            for thread in self._threads:
-                thread.join(timeout=60)
-        self._drain("not sent")
-        if self.error is not None:
-            reason = f"not confirmed by the server ({steps.describe(self.error)})"
-            self.run.fail_unconfirmed(reason)
-
-    def _drain(self, reason: str) -> None:
-        for source in self._queues:
-            while True:
-                try:
-                    self.run.fail_actions(source.get_nowait(), reason)
-                except queue.Empty:
-                    break
-
-    def _actions(self, source: queue.Queue[list[steps.Action] | None]) -> Any:
-        while self.error is None:
-            items = source.get()
-            if items is _DONE:
-                return
-            for action, doc in items:
-                self.run.sent(action, doc)
-                yield action
-
-    def _run(self, source: queue.Queue[list[steps.Action] | None]) -> None:
-        try:
-            for ok, item in helpers.streaming_bulk(
-                self.es,
-                self._actions(source),
-                raise_on_error=False,
-                raise_on_exception=True,
-                yield_ok=True,
-                **self.options,
-            ):
-                self.run.record(parse_bulk_item(ok, item))
-        except BaseException as exc:  # the main thread re-raises it as IndexingError
-            self.error = self.error or exc
-
-
-class _PipelineStopped(Exception):
-    """Raised in the producer when the bulk thread has failed."""
