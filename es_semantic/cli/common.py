@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -272,3 +275,28 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
     message = str(exc) if isinstance(exc, EsSemanticError) else f"{type(exc).__name__}: {exc}"
     click.echo(f"error: {redact(message, secrets)}", err=True)
     ctx.exit(code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is: ``handle_errors`` reports it as "interrupted" (exit 130)."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main
+    thread, so the cleanup a command does on Ctrl-C (``finally``, ``except BaseException``)
+    runs on ``kill``, ``docker stop`` or a Kubernetes shutdown too. The previous handler is
+    restored on leaving. Outside the main thread (where Python delivers no signals): no change.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.common import (
+    client,
+    connection_options,
+    encoder,
+    handle_errors,
+    settings,
+    terminate_as_interrupt,
+)
 from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
 from es_semantic.schema.contract import INDEX_OPTIONS, SIMILARITIES
@@ -75,9 +82,10 @@ def migrate_cmd(
     Queries keep working against the alias throughout. The new index gets the new model's
     contract and the old one's fields and layout (override with --similarity, --chunk, ...);
     it is filled from the old index's stored text (point in time + search_after). A re-run
-    resumes: documents already copied are skipped without encoding. Before the swap, writes to
-    the old index are blocked while what changed meanwhile is copied (--no-freeze skips that);
-    the old index stays read-only. With --queries/--qrels
+    resumes: documents already copied are skipped without encoding (--to an existing index
+    that this migration did not make is refused). Before the swap, writes to the old index are
+    blocked while what changed meanwhile is copied (--no-freeze skips that); the old index
+    stays read-only; Ctrl-C or SIGTERM before the swap lifts the block. With --queries/--qrels
     both indices are evaluated first and the swap is refused when the new one scores lower by
     more than --max-drop. The old index is kept until --drop-old (also on a later run).
     """
@@ -89,12 +97,13 @@ def migrate_cmd(
     state = settings(click.get_current_context(), options)
     es = client(state)
     gate = _gate(es, alias, queries_file, qrels_file, old_model, gate_mode, gate_metric, max_drop)
-    report = migrate(
-        es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
-        freeze=not no_freeze, batch_size=batch_size,
-        dead_letter=dead_letter or "{index}.dead.jsonl", progress=not quiet and not as_json,
-        similarity=similarity, index_options=index_options, **overrides,
-    )  # fmt: skip
+    with terminate_as_interrupt():  # SIGTERM lifts the write block as Ctrl-C does
+        report = migrate(
+            es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
+            freeze=not no_freeze, batch_size=batch_size,
+            dead_letter=dead_letter or "{index}.dead.jsonl", progress=not quiet and not as_json,
+            similarity=similarity, index_options=index_options, **overrides,
+        )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))
         return

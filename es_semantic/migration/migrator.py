@@ -4,7 +4,9 @@ Queries keep going to the alias (and so to the old index) until one ``_aliases``
 it. Before that, writes to the old index are blocked for a short catch-up pass (what changed
 during the long first pass), so no write is lost. The old index is kept, read-only, until
 ``drop_old``. A re-run resumes: the new index's name is stable for the same target, and
-documents already copied are skipped by content hash, unencoded.
+documents already copied are skipped by content hash, unencoded. Only an index whose ``_meta``
+records this migration (alias and old index) is resumed; any other existing index is refused
+before a single write.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from es_semantic.migration.plan import (
     migration_meta,
     new_contract,
     new_index_name,
+    resume_refusal,
     swap_actions,
 )
 from es_semantic.schema.contract import IndexContract, missing_index_error
@@ -190,6 +193,8 @@ def migrate(
     if old_index == name:
         return _already_done(es, report, drop_old, started)
     created = create_index(es, name, target, extra_meta=migration_meta(alias, old_index))
+    if not created:
+        _check_resumable(es, report)  # before any write: it may be another application's index
     report.notes.append(
         f"created {name}" if created else f"{name} exists: resuming (copied documents skipped)"
     )
@@ -208,15 +213,8 @@ def migrate(
                 f"Inspect {name}, or raise --max-drop to accept it."
             )
     if freeze:
-        # no write may land in the old index unseen: block writes, copy what changed, swap
-        _block_writes(es, old_index)
-        try:
-            es.indices.refresh(index=old_index)
-            report.catch_up = _copy(es, report, encoder, old, options, created=False)
-            es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
-        except BaseException:
-            _unblock_writes(es, old_index)
-            raise
+        swap = swap_actions(alias, old_index, name, properties)
+        report.catch_up = _freeze_and_swap(es, report, encoder, old, options, swap)
         report.notes.append(f"{old_index} is read-only now (index.blocks.write)")
     else:
         es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
@@ -255,15 +253,69 @@ def _copy(
     return copied
 
 
+def _check_resumable(es: Elasticsearch, report: MigrationReport) -> None:
+    """Refuse an existing target that is not this migration's own (its ``_meta`` record)."""
+    name, old_index = report.new_index, report.old_index
+    mappings = es.indices.get_mapping(index=name).body
+    why = resume_refusal(mappings, name, report.alias, old_index)
+    if why is not None:
+        raise ConfigError(
+            f"index {name!r} exists and is not this migration's target ({why}): resuming into "
+            f"it would overwrite its documents and delete those not in {old_index}. Pass "
+            f"another --to name (or leave --to out), or delete {name} if it is a leftover."
+        )
+
+
+def _freeze_and_swap(
+    es: Elasticsearch,
+    report: MigrationReport,
+    encoder: Encoder,
+    old: IndexContract,
+    options: Mapping[str, Any],
+    swap: list[dict[str, Any]],
+) -> IndexReport:
+    """No write may land in the old index unseen: block writes, copy what changed, swap. On
+    any failure or interrupt (Ctrl-C; SIGTERM through the CLI) the block is lifted again,
+    unless the alias has already moved (then a write to the old index would be lost)."""
+    try:
+        _block_writes(es, report.old_index)
+        es.indices.refresh(index=report.old_index)
+        catch_up = _copy(es, report, encoder, old, options, created=False)
+        es.indices.update_aliases(actions=swap)
+    except BaseException:
+        _unblock_unless_swapped(es, report)
+        raise
+    return catch_up
+
+
 def _block_writes(es: Elasticsearch, index: str) -> None:
     """The add-index-block API, not the setting: it returns only once every shard refuses
     writes and the writes in flight have completed, so the catch-up pass sees them all."""
-    es.indices.add_block(index=index, block="write")
+    answer = es.indices.add_block(index=index, block="write")
+    if not (answer.get("acknowledged") and answer.get("shards_acknowledged")):
+        raise MigrationRefused(
+            f"the write block on {index} was not acknowledged by every shard in time "
+            f"({dict(answer)}), so writes in flight may be missed; the alias still points at "
+            f"{index}. Check the cluster's health and re-run: copied documents are skipped."
+        )
 
 
-def _unblock_writes(es: Elasticsearch, index: str) -> None:
-    # the remove-block API is 9.1+; the setting works on every version
-    es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+def _unblock_unless_swapped(es: Elasticsearch, report: MigrationReport) -> None:
+    index = report.old_index
+    try:
+        found = es.options(ignore_status=404).indices.get_alias(name=report.alias).body
+        if report.new_index in found and index not in found:
+            return  # the swap went through: the old index stays read-only
+        # the remove-block API is 9.1+; the setting works on every version
+        es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+    except (ApiError, TransportError) as exc:
+        log.error(
+            "could not lift the write block on %s (%s): lift it with PUT %s/_settings "
+            '{"index.blocks.write": false}',
+            index,
+            exc,
+            index,
+        )
 
 
 def _already_done(

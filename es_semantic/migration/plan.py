@@ -108,4 +108,24 @@ _ALIAS_PROPERTIES = frozenset(
 
 
 def migration_meta(alias: str, old_index: str) -> dict[str, Any]:
+    """The record a migration target's ``_meta`` keeps of the migration that made it."""
     return {MIGRATION_META_KEY: {"alias": alias, "from_index": old_index}}
+
+
+def resume_refusal(
+    mappings: Mapping[str, Any], index: str, alias: str, old_index: str
+) -> str | None:
+    """Why the existing ``index`` may not be resumed as the migration of ``alias`` from
+    ``old_index`` (``mappings``: a get-mapping response for ``index``); None when its ``_meta``
+    records exactly that migration. Indices without the record (another application's, or
+    made before it existed) are never taken for a resume."""
+    if set(mappings) != {index}:
+        return f"the name stands for {', '.join(sorted(mappings)) or 'no index'}"
+    meta = (mappings[index].get("mappings") or {}).get("_meta") or {}
+    record = meta.get(MIGRATION_META_KEY)
+    if not isinstance(record, Mapping):
+        return "its _meta records no migration"
+    made_by = (record.get("alias"), record.get("from_index"))
+    if made_by == (alias, old_index):
+        return None
+    return f"it was made by the migration of alias {made_by[0]!r} from {made_by[1]!r}"

@@ -1,8 +1,10 @@
 from es_semantic.config import EncoderConfig
 from es_semantic.migration.plan import (
     GateResult,
+    migration_meta,
     new_contract,
     new_index_name,
+    resume_refusal,
     swap_actions,
 )
 from es_semantic.schema.contract import IndexContract
@@ -79,3 +81,24 @@ def test_writes_go_to_the_alias_write_index():
     two["docs-v2"]["aliases"]["docs"] = {}
     with pytest.raises(ConfigError, match="none is its write index"):
         write_index_of("docs", two)
+
+
+def _mapping(index, meta):
+    return {index: {"mappings": {"_meta": meta, "properties": {}}}}
+
+
+def test_only_this_migrations_own_target_is_resumed():
+    contract = OLD.to_meta()
+    mine = _mapping("docs-v2", {**contract, **migration_meta("docs", "docs-v1")})
+    assert resume_refusal(mine, "docs-v2", "docs", "docs-v1") is None
+    # a compatible index with no record: another application's, or made before the record
+    unrecorded = resume_refusal(_mapping("docs-v2", contract), "docs-v2", "docs", "docs-v1")
+    assert unrecorded == "its _meta records no migration"
+    assert resume_refusal({"docs-v2": {"mappings": {}}}, "docs-v2", "docs", "docs-v1")
+    other_alias = resume_refusal(mine, "docs-v2", "other", "docs-v1")
+    assert other_alias == "it was made by the migration of alias 'docs' from 'docs-v1'"
+    assert resume_refusal(mine, "docs-v2", "docs", "docs-v0")  # the alias moved since
+    # --to naming an alias (or a pattern): the response is keyed by other indices
+    behind = _mapping("docs-v2", {**contract, **migration_meta("docs", "docs-v1")})
+    refusal = resume_refusal(behind, "docs-live", "docs", "docs-v1")
+    assert refusal == "the name stands for docs-v2"
