@@ -30,7 +30,7 @@ from es_semantic.server import noida_server
 EAGER_IMPORTS = (
     "import torch, transformers, elasticsearch; "
     "import es_semantic.encoding.encoder, es_semantic.encoding.reranker; "
-    "import es_semantic.cli.indexing_cmds, es_semantic.cli.search_cmd, "
+    "import es_semantic.cli.indexing_cmds, es_semantic.cli.index_cmd, es_semantic.cli.search_cmd, "
     "es_semantic.cli.eval_cmd, es_semantic.cli.migrate_cmd, es_semantic.cli.quickstart_cmd; "
 )
 

@@ -18,7 +18,7 @@ from es_semantic.cli.common import connection_options, settings
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "create-index": ("indexing_cmds", "create_index_cmd",
                      "Create INDEX for the model's contract (never deletes, unless --recreate)."),
-    "index": ("indexing_cmds", "index_cmd",
+    "index": ("index_cmd", "index_cmd",
               "Encode and index PATH... (files, a BEIR folder, or - for stdin) into INDEX."),
     "serve": ("serve_cmd", "serve_cmd",
               "Serve embeddings (OpenAI and text-embeddings-inference shapes), rerank and "

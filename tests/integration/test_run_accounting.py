@@ -242,3 +242,45 @@ def test_an_earlier_dead_letter_file_is_kept(es, index_name, tiny, tmp_path):
     assert not dead.exists()
     (kept,) = list(tmp_path.glob("docs.dead.*.jsonl"))
     assert [d["source"] for d in _dead(kept)] == ["input#1"]
+
+
+def test_sigterm_during_index_keeps_the_report_and_every_failed_line(
+    es_server, index_name, tiny_st_dir, tmp_path
+):
+    """`es-semantic index INDEX -` killed with SIGTERM (as `docker stop` or Kubernetes do)
+    while it reads stdin: the report is written and adds up to the lines read, the failed
+    line is in the dead-letter file, and the next run keeps that file (for stdin input it is
+    the only copy) instead of deleting it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    dead, report_file = tmp_path / "run.dead.jsonl", tmp_path / "report.json"
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "es-semantic"), "index", index_name, "-",
+        "--es-url", es_server.config.url, "--model", str(tiny_st_dir), "--batch-size", "2",
+        "--dead-letter", str(dead), "--report-json", str(report_file), "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdin is not None
+    lines = ["{broken json", *(json.dumps(d) for d in corpus(5))]
+    process.stdin.write("\n".join(lines) + "\n")
+    process.stdin.flush()  # stdin stays open: the run waits for more
+    deadline = time.monotonic() + 60
+    while not dead.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dead.exists(), "the first batch never ended"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    report = json.loads(report_file.read_text())
+    assert report["indexed"] + report["skipped"] + report["failed"] == 6
+    sources = [d["source"] for d in _dead(dead)]
+    assert sources[0] == "stdin:1" and len(sources) == report["failed"]
+    again = subprocess.run(command, input="", capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    (kept,) = list(tmp_path.glob("run.dead.*.jsonl"))
+    assert _dead(kept)[0]["document"] is not None
