@@ -5,6 +5,11 @@ streams the rows through a pool of encoder actors, and the driver adds up their 
     Ray:    read (files: one task per file; or the user's dataset) -> map_batches(IndexBatches)
     driver: summary rows -> one IndexReport, one dead-letter file, one progress bar -> refresh
 
+The pool is fitted to the cluster first: Ray Data starts the actors before any read task, so
+actors holding every CPU leave the reads none and the run waits forever (ray-project/ray#44687).
+A batch that meets a stopped cluster tells the others (a stop signal): later batches are
+dead-lettered unsent, and the driver reads every summary before it raises.
+
 Each actor builds its own client from the same :class:`ESConfig` (secrets travel inside it,
 never in a message or log line) and runs the local ``Indexer`` on each batch, so contract
 checks, the content-hash skip, chunking, bulk retries and dead letters are the local engine's.
@@ -14,16 +19,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from tqdm import tqdm
 
 from es_semantic.client import make_client
 from es_semantic.config import EncoderConfig, ESConfig
-from es_semantic.distributed.rows import add_summary, summary_total
+from es_semantic.distributed.rows import add_summary, run_stopped, summary_total
 from es_semantic.errors import ConfigError, EncoderError, IndexingError, MissingDependencyError
 from es_semantic.indexing.batch import describe
 from es_semantic.indexing.dead_letter import DeadLetterSink
@@ -35,9 +41,15 @@ from es_semantic.types import IndexReport
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
+log = logging.getLogger(__name__)
+
 # Indexer options that belong to the whole run (the driver's), not to a worker's batches.
 RUN_OPTIONS = ("dead_letter", "progress", "refresh")
 GPU_CALLS_PER_ACTOR = 2
+# CPUs kept free beside the pool for reading: each file read task of index_files asks for
+# READ_CPUS (parsing is light next to encoding); a user's dataset's own tasks ask Ray's default.
+READ_CPUS = 0.25
+DATASET_TASK_CPUS = 1.0
 LOCAL_ONLY = {
     "track_ids": "--delete-missing needs every id in one process: run it with the local engine",
     "dedupe_threshold": "near-duplicate checks compare across the whole run: use the local "
@@ -71,6 +83,39 @@ class Resources:
         if self.gpus_per_worker:
             args["num_gpus"] = self.gpus_per_worker
         return args
+
+    def fit(self, cluster: Mapping[str, float], reading: float) -> tuple[Resources, str | None]:
+        """The pool a cluster with these total resources can run beside ``reading`` CPUs for
+        the read tasks: as asked, or fewer workers with the line that says why; a one-line
+        ``ConfigError`` naming the resources when not even one worker fits."""
+        cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+        by_cpu = math.floor((cpus - reading) / self.cpus_per_worker + 1e-9)
+        by_gpu = self.workers
+        if self.gpus_per_worker:
+            by_gpu = math.floor(gpus / self.gpus_per_worker + 1e-9)
+        fits = min(self.workers, by_cpu, by_gpu)
+        has = f"the Ray cluster has {cpus:g} CPU and {gpus:g} GPU"
+        if fits < 1:
+            gpu = f" and {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else ""
+            raise ConfigError(
+                f"{has}: one worker needs {self.cpus_per_worker:g} CPU{gpu}, and reading "
+                f"{reading:g} CPU beside it; ask for less per worker (--cpus-per-worker, "
+                "--gpus-per-worker) or join a bigger cluster (--ray-address)"
+            )
+        if fits == self.workers:
+            return self, None
+        asked = f"{self.workers} workers of {self.cpus_per_worker:g} CPU"
+        running = f"running {fits} worker{'s' if fits > 1 else ''}"
+        if by_gpu < self.workers:
+            return replace(self, workers=fits), (
+                f"{has}: {asked} and {self.gpus_per_worker:g} GPU do not fit; {running}"
+            )
+        room = math.floor((cpus - reading) / self.workers * 1000) / 1000
+        return replace(self, workers=fits), (
+            f"{has}: {asked} would leave less than the {reading:g} CPU reading needs, and the "
+            f"run would wait forever; {running} (--cpus-per-worker {room:g} or less runs all "
+            f"{self.workers})"
+        )  # fmt: skip
 
 
 def require_ray() -> Any:
@@ -113,8 +158,8 @@ def index_dataset(
     any ``Indexer`` option. Dead letters name ``source`` and the row's id. Raises
     ``IndexingError`` (with ``.report``) when the cluster stopped the run."""
     return _Run(es_config, index, model, encoder_options, indexer_options,
-                Resources(workers, cpus_per_worker, gpus_per_worker)).go(lambda spec: dataset,
-                                                                        source, total)  # fmt: skip
+                Resources(workers, cpus_per_worker, gpus_per_worker)).go(
+        lambda spec: dataset, source, total, DATASET_TASK_CPUS)  # fmt: skip
 
 
 def index_files(
@@ -139,7 +184,7 @@ def index_files(
     run = _Run(es_config, index, model, encoder_options, indexer_options,
                Resources(workers, cpus_per_worker, gpus_per_worker))  # fmt: skip
     return run.go(lambda spec: _read_files(paths, fmt, spec, text_unit), ", ".join(paths),
-                  _count(paths, fmt, text_unit))  # fmt: skip
+                  _count(paths, fmt, text_unit), READ_CPUS)  # fmt: skip
 
 
 def _read_files(
@@ -153,8 +198,13 @@ def _read_files(
     for path in paths:
         file, file_fmt, file_spec = resolve_format(path, fmt, spec)
         groups.setdefault((file_fmt, file_spec), []).append(file)
+    # each read task asks for READ_CPUS (a named parameter in newer Ray, a remote arg before)
+    read = ray.data.read_datasource
+    cpus: dict[str, Any] = {"num_cpus": READ_CPUS}
+    if "num_cpus" not in inspect.signature(read).parameters:
+        cpus = {"ray_remote_args": cpus}
     datasets = [
-        ray.data.read_datasource(RecordFiles(files, file_fmt, file_spec, text_unit=text_unit))
+        read(RecordFiles(files, file_fmt, file_spec, text_unit=text_unit), **cpus)
         for (file_fmt, file_spec), files in groups.items()
     ]
     return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
@@ -195,10 +245,14 @@ class _Run:
         self.batch_options = {k: v for k, v in indexer_options.items() if k not in RUN_OPTIONS}
         self.resources = resources
 
-    def go(self, dataset_for: Any, source: str, total: int | None) -> IndexReport:
+    def go(self, dataset_for: Any, source: str, total: int | None, reading: float) -> IndexReport:
+        """Run on the cluster; ``reading``: the CPUs the dataset's read tasks need."""
         ray = require_ray()
         connect()
         started = time.perf_counter()
+        self.resources, clamped = self.resources.fit(ray.cluster_resources(), reading)
+        if clamped:
+            log.warning(clamped)
         config = self._encoder_config(ray)
         es = make_client(self.es_config)
         shown = bool(self.run_options.get("progress"))
@@ -208,7 +262,19 @@ class _Run:
         checker = Indexer(es, self.index, cast("Encoder", _KnownByConfig(config)),
                           **self.batch_options)  # fmt: skip
         spec = checker.field_spec()  # creates the index, or checks its contract
-        out = dataset_for(spec).map_batches(
+        signal = ray.remote(num_cpus=0)(_stop_signal()).remote()  # takes no CPU from the pool
+        try:
+            report = self._collect(self._map(dataset_for(spec), source, signal), checker, total)
+        finally:
+            ray.kill(signal)
+        report.seconds = time.perf_counter() - started
+        if self.run_options.get("refresh", True):
+            es.indices.refresh(index=checker.target)
+        return report
+
+    def _map(self, dataset: Any, source: str, signal: Any) -> Any:
+        ray = require_ray()
+        return dataset.map_batches(
             _index_batches(),
             fn_constructor_kwargs={
                 "es_config": self.es_config,
@@ -218,17 +284,13 @@ class _Run:
                 "indexer_options": self.batch_options,
                 "source": source,
                 "concurrent": self.resources.calls_per_actor(),
+                "signal": signal,
             },
             batch_size=int(self.batch_options.get("batch_size", 256)),
             batch_format="pyarrow",
             compute=_actor_pool(ray, self.resources),
             **self.resources.remote_args(),
         )
-        report = self._collect(out, checker, total)
-        report.seconds = time.perf_counter() - started
-        if self.run_options.get("refresh", True):
-            es.indices.refresh(index=checker.target)
-        return report
 
     def _encoder_config(self, ray: Any) -> EncoderConfig:
         """Read from the model folder here, or by a worker when the driver has no such folder."""
@@ -240,7 +302,8 @@ class _Run:
             return config
 
     def _collect(self, out: Any, checker: Indexer, total: int | None) -> IndexReport:
-        """Add up the summaries as they stream in; raise when a batch met a stopped cluster."""
+        """Add up every summary as it streams in (after a batch met a stopped cluster too:
+        batches on other actors may still write); then raise when one did."""
         report = IndexReport(self.index)
         sink = DeadLetterSink(report, self.run_options.get("dead_letter"), checker.secrets)
         bar = tqdm(desc=f"indexing {self.index} (ray)", unit="doc", total=total,
@@ -251,9 +314,7 @@ class _Run:
                 for letter in add_summary(report, row):
                     sink.add(letter["source"], letter["reason"], letter["document"])
                 bar.update(summary_total(row))
-                if row["stopped"]:  # the cluster failed: stop, as the local engine does
-                    stopped = row["stopped"]
-                    break
+                stopped = stopped or row["stopped"]  # later batches come back unsent
         except Exception as exc:  # Ray gave up (after its retries): what was counted stands
             error = IndexingError(redact(
                 f"the Ray run into {self.index!r} failed: {describe(exc)}. {report.indexed} "
@@ -265,7 +326,7 @@ class _Run:
             sink.close()
             bar.close()
         if stopped is not None:
-            error = IndexingError(stopped)
+            error = IndexingError(redact(run_stopped(stopped, report.indexed), checker.secrets))
             error.report = report
             raise error
         return report
@@ -293,3 +354,9 @@ def _index_batches() -> type:
     from es_semantic.distributed.worker import IndexBatches
 
     return IndexBatches
+
+
+def _stop_signal() -> type:
+    from es_semantic.distributed.worker import StopSignal
+
+    return StopSignal

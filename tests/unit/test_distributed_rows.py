@@ -5,7 +5,8 @@ from __future__ import annotations
 import builtins
 import json
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +19,7 @@ from es_semantic.distributed.rows import (
     add_summary,
     record_to_row,
     row_to_record,
+    run_stopped,
     summary_row,
     summary_total,
     to_records,
@@ -70,6 +72,51 @@ def test_resources_and_local_only_options_are_refused_with_a_reason() -> None:
         _Run(config, "ix", None, None, {"track_ids": True}, Resources())
     with pytest.raises(ConfigError, match="duplicates"):
         _Run(config, "ix", None, None, {"dedupe_threshold": 0.9}, Resources())
+
+
+def test_the_pool_leaves_room_for_reading_or_is_clamped_or_refused() -> None:
+    two_cores = {"CPU": 2.0, "memory": 1e9}
+    # fits as asked: the pool and the reading share stay within the cluster
+    assert Resources(1, 1.0).fit(two_cores, 0.25) == (Resources(1, 1.0), None)
+    assert Resources(2, 0.875).fit(two_cores, 0.25) == (Resources(2, 0.875), None)
+    assert Resources(4, 2.0, 1.0).fit({"CPU": 16.0, "GPU": 4.0}, 1.0)[1] is None
+    # `--workers 2` on two cores: the pool would hold every CPU, so one worker runs, and
+    # the line says why and what runs both
+    fitted, said = Resources(2, 1.0).fit(two_cores, 0.25)
+    assert fitted == Resources(1, 1.0) and said is not None
+    assert "2 CPU" in said and "running 1 worker" in said
+    assert "--cpus-per-worker 0.875 or less runs all 2" in said
+    assert Resources(2, 0.875).fit(two_cores, 0.25)[0].workers == 2  # the hint holds
+    # a thirds split is rounded down, never up past the cluster
+    said = Resources(3, 1.0).fit(two_cores, 0.0)[1] or ""
+    assert "--cpus-per-worker 0.666 or less" in said
+    # GPUs bound the pool too
+    fitted, said = Resources(3, 1.0, 1.0).fit({"CPU": 32.0, "GPU": 2.0}, 1.0)
+    assert fitted.workers == 2 and said is not None and "1 GPU do not fit" in said
+    # not even one worker fits: one line naming what is there and what is asked
+    for resources, cluster, named in [
+        (Resources(1, 3.0), two_cores, ("has 2 CPU", "needs 3 CPU")),
+        (Resources(1, 1.0), {"CPU": 1.0}, ("has 1 CPU", "reading 0.25 CPU")),
+        (Resources(1, 1.0, 1.0), two_cores, ("0 GPU", "1 GPU")),
+    ]:
+        with pytest.raises(ConfigError) as raised:
+            resources.fit(cluster, 0.25)
+        assert "\n" not in str(raised.value) and all(n in str(raised.value) for n in named)
+
+
+def test_a_stopped_run_names_the_whole_runs_count() -> None:
+    from es_semantic.indexing.indexer import Indexer
+
+    # the message the local Indexer raises in a worker, with that one batch's count in it
+    batch = Indexer._stopped_error(
+        cast(Any, SimpleNamespace(index_name="ix", secrets=[])),
+        ConnectionError("node gone"), IndexReport("ix", indexed=3),
+    )  # fmt: skip
+    assert "3 documents were indexed" in str(batch)
+    message = run_stopped(str(batch), 120)
+    assert "120 documents were indexed" in message and "3 documents" not in message
+    assert "ConnectionError: node gone" in message and "re-run the same command" in message
+    assert run_stopped("something else", 7) == "something else (7 documents were indexed in all)"
 
 
 def test_missing_ray_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
