@@ -50,6 +50,9 @@ REJECTED = {
 }
 
 
+RESET = -1  # a rule answering (RESET, None) drops the connection, as a restarting node does
+
+
 @dataclass
 class ProxyState:
     url: str = ""
@@ -79,6 +82,9 @@ def fault_proxy(
             if answer is not None:
                 with lock:
                     state.injected += 1
+                if answer[0] == RESET:  # drop the connection without an answer
+                    self.close_connection = True
+                    return None
                 return self._reply(*answer)
             headers = {
                 k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
