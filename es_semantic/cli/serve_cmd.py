@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,26 @@ from es_semantic.cli.common import (
     handle_errors,
     settings,
 )
+from es_semantic.config import ENV_VARS, ESConfig
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
+
+LIMITS = {  # serve option -> (ServiceConfig field, default, help)
+    "--max-body-bytes": ("max_body_bytes", 16 << 20, "request body limit (413 beyond)"),
+    "--max-k": ("max_k", 1_000, "largest k (and offset + k) a search may ask for"),
+    "--max-window": ("max_window", 1_000, "largest fusion window a search may ask for"),
+    "--max-num-candidates": ("max_num_candidates", 10_000, "largest kNN num_candidates"),
+    "--max-rerank-top": ("max_rerank_top", 1_000, "largest rerank pool (as search's)"),
+    "--max-concurrent": ("max_concurrent", 64, "searches and reranks in flight before 429 "
+                         "(Retry-After)"),
+}  # fmt: skip
+
+
+def limit_options(func: Any) -> Any:
+    """The service's caps as options (each a ServiceConfig field)."""
+    for flag, (name, default, text) in reversed(LIMITS.items()):
+        func = click.option(flag, name, type=click.IntRange(1), default=default,
+                            show_default=True, help=text)(func)  # fmt: skip
+    return func
 
 
 @click.command("serve")
@@ -28,8 +51,9 @@ from es_semantic.errors import ConfigError, InputError, MissingDependencyError
               help="an index clients may search (repeat); none: any")  # fmt: skip
 @click.option("--rerank", "rerank_model", help="cross-encoder folder for /rerank and rerank")
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False),
-              help="API keys, one a line; then every route but /healthz and /readyz needs one "
-              "(Authorization: Bearer KEY or X-API-Key)")  # fmt: skip
+              help="API keys, one a line; then every route needs one (Authorization: Bearer "
+              "KEY or X-API-Key) but the open ones, which hold no data: /healthz, /readyz, "
+              "the playground page /, the API schema /openapi.json and its page /docs")  # fmt: skip
 @click.option("--max-batch-tokens", type=click.IntRange(64), default=16_384, show_default=True,
               help="dynamic batching: tokens per forward pass")  # fmt: skip
 @click.option("--max-wait-ms", type=click.FloatRange(0), default=0.0, show_default=True,
@@ -46,6 +70,7 @@ from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="worker processes sharing the port, each with its own model (memory x N); "
               "a GPU is better served by one worker with dynamic batching")  # fmt: skip
+@limit_options
 @connection_options
 @handle_errors
 def serve_cmd(
@@ -75,41 +100,65 @@ def serve_cmd(
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "uvicorn", "serve", "es-semantic serve") from exc
+    limits = {name: options.pop(name) for name, _, _ in LIMITS.values()}
     state = settings(click.get_current_context(), options)
     params = {
         "indices": list(indices), "rerank_model": rerank_model, "api_key_file": api_key_file,
         "max_batch_tokens": max_batch_tokens, "max_wait_ms": max_wait_ms,
         "max_queue": max_queue, "max_inputs": max_inputs, "max_chars": max_chars,
-        "cors": list(cors), "no_batching": no_batching, "eval_report": eval_report,
+        "cors": list(cors), "no_batching": no_batching, "eval_report": eval_report, **limits,
     }  # fmt: skip
     if workers == 1:
         app = build_app(state, params)
         click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
         return
-    build_app(state, params, load_models=False)  # check every option before forking
-    # Each worker process builds its own app (and model) from this spec; the settings reach
-    # them through the environment, as the parent's own environment does, never on a command
-    # line or in a log.
-    os.environ[SPEC_ENV] = json.dumps({"values": state.values, "params": params})
-    click.echo(f"es-semantic serving on http://{host}:{port} with {workers} worker processes "
-               "(each loads the model)", err=True)  # fmt: skip
-    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, host=host,
-                port=port, log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
+    es_config = build_app(state, params, load_models=False)  # every option checked first
+    with worker_spec(state, params, es_config):
+        click.echo(f"es-semantic serving on http://{host}:{port} with {workers} worker "
+                   "processes (each loads the model)", err=True)  # fmt: skip
+        uvicorn.run(f"{__name__}:app_from_spec", factory=True, workers=workers, host=host,
+                    port=port, log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
 
 
 SPEC_ENV = "ES_SEMANTIC_SERVE_SPEC"
+SECRET_KEYS = ("api_key", "password", "bearer_token")
 
 
-def app_from_environment() -> Any:
-    """A worker's app, built from the spec ``serve --workers N`` left in the environment."""
-    spec = json.loads(os.environ[SPEC_ENV])
-    return build_app(Settings(values=spec["values"]), spec["params"])
+@contextlib.contextmanager
+def worker_spec(state: Settings, params: dict[str, Any], es_config: ESConfig) -> Iterator[Path]:
+    """What each worker process builds its app from: a 0600 temp file (removed at exit) whose
+    path, and nothing secret, is in the workers' environment. The secrets the parent read from
+    its own environment are taken out of it before the workers start (they inherit it)."""
+    values = {k: v for k, v in state.values.items() if k not in SECRET_KEYS}
+    spec = {"values": values, "params": params, "es": dataclasses.asdict(es_config)}
+    handle, name = tempfile.mkstemp(prefix="es-semantic-serve-", suffix=".json")  # mode 0600
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(spec, out)
+        for key in SECRET_KEYS:
+            os.environ.pop(ENV_VARS[key], None)
+        if "@" in os.environ.get(ENV_VARS["url"], ""):  # credentials in the URL
+            os.environ.pop(ENV_VARS["url"])
+        os.environ[SPEC_ENV] = str(path)
+        yield path
+    finally:
+        os.environ.pop(SPEC_ENV, None)
+        path.unlink(missing_ok=True)
 
 
-def build_app(state: Settings, params: dict[str, Any], *, load_models: bool = True) -> Any:
+def app_from_spec() -> Any:
+    """A worker's app, built from the spec file ``serve --workers N`` names in its environment."""
+    spec = json.loads(Path(os.environ[SPEC_ENV]).read_text(encoding="utf-8"))
+    return build_app(Settings(values=spec["values"]), spec["params"], es=ESConfig(**spec["es"]))
+
+
+def build_app(
+    state: Settings, params: dict[str, Any], *, load_models: bool = True, es: ESConfig | None = None
+) -> Any:
     """The service app from the merged settings and the serve options (``load_models=False``:
-    only check the options)."""
+    only check the options, returning the cluster's settings)."""
     try:
         from es_semantic.service.app import ServiceConfig, create_app
     except ImportError as exc:
@@ -126,10 +175,11 @@ def build_app(state: Settings, params: dict[str, Any], *, load_models: bool = Tr
         max_wait_ms=params["max_wait_ms"], max_queue=params["max_queue"],
         batching=not params["no_batching"], cors_origins=tuple(params["cors"]),
         eval_report=read_eval_report(params["eval_report"]) if params["eval_report"] else None,
+        **{name: params[name] for name, _, _ in LIMITS.values() if name in params},
     )  # fmt: skip
-    es_config = state.es_config()
+    es_config = es or state.es_config()
     if not load_models:
-        return None
+        return es_config
     reranker = cross_encoder(state, params["rerank_model"]) if params["rerank_model"] else None
     return create_app(encoder(state), config=config, es_config=es_config, reranker=reranker)
 

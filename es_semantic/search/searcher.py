@@ -29,10 +29,10 @@ from es_semantic.schema.contract import (
 )
 from es_semantic.search import core
 from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
+from es_semantic.search.encoders import AsyncQueryEncoder, QueryEncoder
 from es_semantic.types import SearchResult
 
 if TYPE_CHECKING:
-    from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.reranker import CrossEncoder
 
 RERANK_CHUNK = 8
@@ -86,7 +86,7 @@ class _SearcherBase(Generic[ClientT]):
         self,
         es: ClientT,
         index: str,
-        encoder: Encoder | Sequence[Encoder],
+        encoder: QueryEncoder | Sequence[QueryEncoder],
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
@@ -374,6 +374,9 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
             return await self.cluster()
         if need.what == "encode":
             assert need.request is not None
+            if isinstance(self.encoder, AsyncQueryEncoder):
+                vectors = await self.encoder.aencode_queries([need.request.query])
+                return vectors[0].tolist()
             return await asyncio.to_thread(self._encode_query, need.request)
         if need.what == "rerank":
             assert need.request and need.result and need.contract

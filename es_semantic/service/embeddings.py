@@ -1,0 +1,110 @@
+"""Embedding and rerank routes: OpenAI ``/v1/embeddings``, text-embeddings-inference
+``/embed`` and ``/rerank``, each beside its request model."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from es_semantic.schema.similarity import unit_rows
+from es_semantic.service.batching import Kind
+from es_semantic.service.state import HTTPProblem, ServiceState, check_inputs, service_state
+
+router = APIRouter()
+State = Annotated[ServiceState, Depends(service_state)]
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+    input_type: Kind = Field("document", description="es-semantic: query or document prefix")
+
+
+@router.post("/v1/embeddings")
+async def openai_embeddings(body: OpenAIEmbeddingRequest, state: State) -> dict[str, Any]:
+    """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``)."""
+    texts = check_inputs([body.input] if isinstance(body.input, str) else body.input, state.config)
+    dim = state.encoder.dim
+    if body.dimensions is not None and body.dimensions != dim:
+        raise HTTPProblem(400, f"dimensions={body.dimensions}: this model gives {dim}")
+    vectors = await state.embed(texts, body.input_type)
+    tokens = sum(len(t.split()) for t in texts)
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode_vector(v, body.encoding_format)}
+        for i, v in enumerate(vectors)
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.model or state.encoder.config.model_name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+class EmbedRequest(BaseModel):
+    inputs: str | list[str]
+    normalize: bool = True
+    truncate: bool = False
+    prompt_name: str | None = None
+
+
+@router.post("/embed")
+async def tei_embed(body: EmbedRequest, state: State) -> Response:
+    """text-embeddings-inference ``/embed``: one vector per input."""
+    texts = check_inputs([body.inputs] if isinstance(body.inputs, str) else body.inputs,
+                         state.config)  # fmt: skip
+    window = state.encoder.config.max_length
+    # a token covers at least one character: only texts longer than the window can overflow
+    if not body.truncate and any(len(t) + 2 > window for t in texts):
+        counts = await asyncio.to_thread(state.encoder.count_tokens, texts)
+        for i, count in enumerate(counts):
+            if count > window:
+                raise HTTPProblem(413, f"input #{i} has {count} tokens, over the model's "
+                                  f"{window}: shorten it or send truncate=true")  # fmt: skip
+    kind: Kind = "query" if body.prompt_name == "query" else "document"
+    vectors = await state.embed(texts, kind)
+    if body.normalize:
+        vectors = unit_rows(vectors)
+    return Response(json.dumps(vectors.tolist()), media_type="application/json")
+
+
+class RerankRequest(BaseModel):
+    query: str
+    texts: list[str]
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool = False
+
+
+@router.post("/rerank")
+async def tei_rerank(body: RerankRequest, state: State) -> list[dict[str, Any]]:
+    """text-embeddings-inference ``/rerank``: texts by relevance to the query, best first."""
+    reranker = state.reranker
+    if reranker is None:
+        raise HTTPProblem(404, "no reranker is configured: start the service with --rerank")
+    check_inputs([body.query], state.config, what="query")
+    texts = check_inputs(body.texts, state.config)
+    with state.slot():
+        started = time.perf_counter()
+        scores = await asyncio.to_thread(reranker.score, body.query, texts)
+        state.metrics.stage("rerank", time.perf_counter() - started)
+    order = sorted(range(len(texts)), key=lambda i: -float(scores[i]))
+    return [{"index": i, "score": float(scores[i]),
+             **({"text": texts[i]} if body.return_text else {})} for i in order]  # fmt: skip
+
+
+def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return [float(x) for x in vector]

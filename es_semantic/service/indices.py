@@ -1,0 +1,107 @@
+"""Search, index info and playground routes. A search goes through ``AsyncSearcher.search``
+with the service's batched encoder: the contract and alias-move checks of the library, never a
+vector made outside them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+
+from es_semantic.indexing.admin import index_info
+from es_semantic.service.state import HTTPProblem, ServiceConfig, ServiceState, service_state
+
+router = APIRouter()
+State = Annotated[ServiceState, Depends(service_state)]
+
+
+class SearchBody(BaseModel):
+    """The parameters of ``Searcher.search``."""
+
+    model_config = {"extra": "forbid"}
+    query: str
+    mode: Literal["keyword", "knn", "hybrid"] = "hybrid"
+    k: int = 10
+    offset: int = 0
+    fusion: Literal["auto", "server", "rrf", "weighted", "linear"] = "auto"
+    alpha: float = 0.5
+    rank_constant: int = 60
+    window: int = 100
+    num_candidates: int | None = None
+    oversample: float | None = None
+    filters: dict[str, Any] | None = None
+    source: list[str] | None = None
+    highlight: bool = False
+    exact: bool = False
+    rerank: bool = False
+    rerank_top: int = 20
+    rerank_budget_ms: float | None = None
+
+
+def check_caps(body: SearchBody, config: ServiceConfig) -> None:
+    """A 422 naming the parameter over this service's maximum (the `serve --max-*` options)."""
+    rerank_top = body.rerank_top if body.rerank else None
+    caps = [
+        ("k", body.k, config.max_k),
+        ("offset+k", body.offset + body.k, config.max_k),
+        ("window", body.window, config.max_window),
+        ("num_candidates", body.num_candidates, config.max_num_candidates),
+        ("rerank_top", rerank_top, config.max_rerank_top),
+    ]
+    for name, value, limit in caps:
+        if value is not None and value > limit:
+            option = "max-k" if name == "offset+k" else f"max-{name.replace('_', '-')}"
+            raise HTTPProblem(422, f"{name}={value} is over this service's maximum of {limit} "
+                              f"(serve --{option})")  # fmt: skip
+    if len(body.query) > config.max_chars:
+        raise HTTPProblem(413, f"query has {len(body.query)} characters; the limit is "
+                          f"{config.max_chars}")  # fmt: skip
+
+
+@router.post("/indices/{index}/search")
+async def search(index: str, body: SearchBody, state: State) -> dict[str, Any]:
+    """``Searcher.search`` over ``index``; the JSON of ``es-semantic search --json``."""
+    state.check_index(index)
+    check_caps(body, state.config)
+    if body.rerank and state.reranker is None:
+        raise HTTPProblem(400, "rerank needs a reranker: start the service with --rerank")
+    with state.slot():
+        result = await state.search(index, body.query, **body.model_dump(exclude={"query"}))
+    for stage, ms in result.took_ms.items():
+        state.metrics.stage(stage, ms / 1000)
+    return result.to_json()
+
+
+@router.get("/indices/{index}")
+async def describe(index: str, state: State) -> dict[str, Any]:
+    """What ``es-semantic info --json`` prints for ``index``."""
+    state.check_index(index)
+    return await asyncio.to_thread(index_info, state.sync_client(), index)
+
+
+@router.get("/", include_in_schema=False)
+async def playground(state: State) -> Response:
+    """The playground: modes side by side, and eval reports as bar charts."""
+    return HTMLResponse(state.playground_page())
+
+
+@router.get("/playground/settings")
+async def playground_settings(state: State) -> dict[str, Any]:
+    """What the playground offers: indices, whether rerank is on, a loaded eval report."""
+    return {
+        "indices": await state.index_names(),
+        "rerank": state.reranker is not None,
+        "model": state.encoder.config.model_name,
+        "eval_report": state.config.eval_report is not None,
+    }
+
+
+@router.get("/playground/eval-report")
+async def playground_eval_report(state: State) -> dict[str, Any]:
+    """The ``eval --json`` report given with ``--eval-report FILE``."""
+    if state.config.eval_report is None:
+        raise HTTPProblem(404, "no eval report: start the service with --eval-report FILE")
+    return dict(state.config.eval_report)

@@ -1,0 +1,212 @@
+"""What the running service holds: its limits, the batcher, the clients, a bounded cache of
+searchers, the in-flight count of search and rerank; the batched query encoder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import Request
+
+from es_semantic.client import make_async_client, make_client
+from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.search.searcher import AsyncSearcher
+from es_semantic.service.batching import DynamicBatcher, Kind, Overloaded
+from es_semantic.service.metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch, Elasticsearch
+
+    from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.reranker import CrossEncoder
+    from es_semantic.types import SearchResult
+
+PLAYGROUND = "playground.html"
+RETRY = {"Retry-After": "1"}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and security of the service."""
+
+    indices: tuple[str, ...] = ()  # the indices clients may search; () = any
+    api_keys: tuple[str, ...] = ()  # when set, every route but the open ones needs one
+    max_inputs: int = 512
+    max_chars: int = 20_000  # per input text, and the /rerank and search query
+    max_batch_tokens: int = 16_384
+    max_wait_ms: float = 0.0
+    max_queue: int = 512
+    batching: bool = True
+    cors_origins: tuple[str, ...] = ()
+    eval_report: Mapping[str, Any] | None = None  # an `eval --json` report for the playground
+    max_body_bytes: int = 16 << 20
+    max_k: int = 1_000  # caps k and offset + k
+    max_window: int = 1_000
+    max_num_candidates: int = 10_000
+    max_rerank_top: int = 1_000  # as the CLI's --rerank-top
+    max_concurrent: int = 64  # searches and reranks in flight; beyond: 429
+    max_searchers: int = 256  # cached searchers (one per index name that answered)
+
+
+class HTTPProblem(Exception):
+    """An error answer: status, a one-line message, optional headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def check_inputs(texts: Sequence[str], config: ServiceConfig, what: str = "input") -> list[str]:
+    """The texts, or a 413 naming the one over the limits."""
+    if len(texts) > config.max_inputs:
+        raise HTTPProblem(413, f"{len(texts)} inputs; the limit is {config.max_inputs} a request")
+    for i, text in enumerate(texts):
+        if len(text) > config.max_chars:
+            name = f"{what} #{i}" if what == "input" else what
+            raise HTTPProblem(
+                413, f"{name} has {len(text)} characters; the limit is {config.max_chars}"
+            )
+    return list(texts)
+
+
+class BatchedEncoder:
+    """The encoder's query interface, each call going through the service's dynamic batcher:
+    what the service's searchers encode with (so they run every contract check)."""
+
+    def __init__(self, encoder: Encoder, batcher: DynamicBatcher) -> None:
+        self._config, self.batcher = encoder.config, batcher
+        self.loop: asyncio.AbstractEventLoop | None = None  # set when the service starts
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self._config
+
+    async def aencode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return await self.batcher.embed(list(texts), "query")
+
+    def encode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """From a thread other than the service's event loop (which awaits the async form)."""
+        assert self.loop is not None, "the service has not started"
+        future = asyncio.run_coroutine_threadsafe(self.aencode_queries(texts), self.loop)
+        return future.result()
+
+
+class ServiceState:
+    """The batcher, clients and searchers of one app (``app.state.service``)."""
+
+    def __init__(self, config: ServiceConfig, encoder: Encoder, reranker: CrossEncoder | None,
+                 es_config: ESConfig | None, metrics: ServiceMetrics) -> None:  # fmt: skip
+        self.config, self.encoder, self.reranker = config, encoder, reranker
+        self.es_config, self.metrics = es_config, metrics
+        self.secrets = [*(es_config.secrets() if es_config else []), *config.api_keys]
+        self.batcher = DynamicBatcher(
+            self._encode, max_batch_tokens=config.max_batch_tokens,
+            max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
+            enabled=config.batching, observe=metrics.observe_batch,
+        )  # fmt: skip
+        self.query_encoder = BatchedEncoder(encoder, self.batcher)
+        self.aes: AsyncElasticsearch | None = None
+        self._es: Elasticsearch | None = None  # for index_info (sync only), made once
+        self.searchers: OrderedDict[str, AsyncSearcher] = OrderedDict()
+        self.in_flight = 0
+        self._page: str | None = None
+
+    async def start(self) -> None:
+        """Inside the serving loop: the batcher's workers and the async client."""
+        self.query_encoder.loop = asyncio.get_running_loop()
+        self.batcher.start()
+        if self.es_config is not None:
+            self.aes = make_async_client(self.es_config)
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        if self.aes is not None:
+            await self.aes.close()
+        if self._es is not None:
+            self._es.close()
+
+    def _encode(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
+        if kind == "query":
+            vectors = self.encoder.encode_queries(texts)
+        else:
+            vectors = self.encoder.encode_documents(texts)
+        self.metrics.stage("encode", time.perf_counter() - started)
+        return vectors
+
+    async def embed(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
+        try:
+            return await self.batcher.embed(texts, kind)
+        except Overloaded as exc:
+            raise HTTPProblem(429, f"busy: {exc}; retry shortly", RETRY) from None
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """One search or rerank in flight; beyond ``max_concurrent`` a 429 at once."""
+        if self.in_flight >= self.config.max_concurrent:
+            raise HTTPProblem(429, f"busy: {self.in_flight} searches and reranks in flight "
+                              f"(the limit); retry shortly", RETRY)  # fmt: skip
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def playground_page(self) -> str:
+        if self._page is None:
+            self._page = resources.files(__package__).joinpath(PLAYGROUND).read_text("utf-8")
+        return self._page
+
+    async def index_names(self) -> list[str]:
+        """The indices served: the ones named at start, else the cluster's (no system ones)."""
+        if self.config.indices:
+            return list(self.config.indices)
+        if self.aes is None:
+            return []
+        rows: Any = await self.aes.cat.indices(format="json", h="index")
+        aliases: Any = await self.aes.cat.aliases(format="json", h="alias")
+        names = {str(r["index"]) for r in rows} | {str(a["alias"]) for a in aliases}
+        return sorted(n for n in names if not n.startswith("."))
+
+    def check_index(self, index: str) -> None:
+        """A 404 for an index not on the allow-list, a 503 without a cluster."""
+        if self.config.indices and index not in self.config.indices:
+            raise HTTPProblem(404, f"index {index!r} is not served here")
+        if self.aes is None or self.es_config is None:
+            raise HTTPProblem(503, "no Elasticsearch is configured for this service")
+
+    async def search(self, index: str, query: str, **params: Any) -> SearchResult:
+        """``AsyncSearcher.search`` with the batched encoder; a searcher is kept (least
+        recently used out) only once its index answered, so unknown names grow nothing."""
+        self.check_index(index)
+        assert self.aes is not None
+        searcher = self.searchers.get(index)
+        if searcher is None:
+            searcher = AsyncSearcher(self.aes, index, self.query_encoder, reranker=self.reranker)
+        result = await searcher.search(query, **params)
+        self.searchers[index] = searcher
+        self.searchers.move_to_end(index)
+        while len(self.searchers) > self.config.max_searchers:
+            self.searchers.popitem(last=False)
+        return result
+
+    def sync_client(self) -> Elasticsearch:
+        """One sync client for the routes that only have a sync form (``index_info``)."""
+        assert self.es_config is not None
+        if self._es is None:
+            self._es = make_client(self.es_config, check=False)
+        return self._es
+
+
+def service_state(request: Request) -> ServiceState:
+    """The app's state, for route handlers (``Depends(service_state)``)."""
+    state: ServiceState = request.app.state.service
+    return state
