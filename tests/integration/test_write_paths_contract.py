@@ -1,0 +1,139 @@
+"""Every path that writes vectors checks the index contract first: an index built with model A,
+then each writer run with model B (same architecture and dimensions, other weights) refuses
+before a single document changes. One place lists the writers, so a new one is added here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from es_semantic import Encoder, IndexContractError, Indexer
+from es_semantic.cli import cli
+from es_semantic.errors import ConfigError
+from es_semantic.indexing.async_indexer import AsyncIndexer
+from tests.tiny_models import build_tiny_bert, make_sentence_transformers
+
+DOCS = [{"id": f"d{i}", "text": f"alpha beta gamma {i} delta search"} for i in range(6)]
+NEW = [{"id": f"n{i}", "text": f"vector passage model {i}"} for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def other_dir(tmp_path_factory):
+    """Same shape as the tiny test model, other weights: only the contract tells them apart."""
+    folder = build_tiny_bert(tmp_path_factory.mktemp("tiny-other"), seed=7)
+    return make_sentence_transformers(folder, prompts={"query": "query: ", "passage": "passage: "})
+
+
+def _snapshot(es, index):
+    es.indices.refresh(index=index)
+    hits = es.search(index=index, size=100, seq_no_primary_term=True)["hits"]["hits"]
+    mapping = es.indices.get_mapping(index=index)[index]["mappings"]
+    return {h["_id"]: (h["_seq_no"], h["_source"].get("text")) for h in hits}, mapping
+
+
+def _cli(es_server, model, *args):
+    return CliRunner().invoke(
+        cli, [*args, "--es-url", es_server.config.url, "--model", str(model)],
+        catch_exceptions=False,
+    )  # fmt: skip
+
+
+def _library_index(es, es_server, index, model, tmp_path):
+    Indexer(es, index, Encoder(model)).index(NEW)
+
+
+def _async_index(es, es_server, index, model, tmp_path):
+    async def go():
+        from elasticsearch import AsyncElasticsearch
+
+        aes = AsyncElasticsearch(es_server.config.url)
+        try:
+            await AsyncIndexer(aes, index, Encoder(model)).index(NEW)
+        finally:
+            await aes.close()
+
+    asyncio.run(go())
+
+
+def _cli_index(es, es_server, index, model, tmp_path):
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
+    result = _cli(es_server, model, "index", index, str(corpus), "--quiet",
+                  "--dead-letter", str(tmp_path / "dead.jsonl"))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    raise IndexContractError(result.output)
+
+
+def _cli_dedupe(es, es_server, index, model, tmp_path):
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    result = _cli(es_server, model, "index", index, str(corpus), "--quiet", "--dedupe-threshold",
+                  "0.9", "--dedupe", "skip", "--dead-letter", str(tmp_path / "dead.jsonl"))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    raise IndexContractError(result.output)
+
+
+def _cli_clusters_write_back(es, es_server, index, model, tmp_path):
+    result = _cli(es_server, model, "clusters", index, "--k", "2", "--write-field", "topic",
+                  "--quiet")  # fmt: skip
+    assert result.exit_code != 0, result.output
+    raise IndexContractError(result.output)
+
+
+def _cli_migrate_into_it(es, es_server, index, model, tmp_path):
+    """Migrating another alias with model B ``--to`` this index would write B's vectors
+    into it."""
+    source, alias = f"{index}-src", f"{index}-live"
+    Indexer(es, source, Encoder(model)).index(DOCS[:2])
+    es.indices.put_alias(index=source, name=alias)
+    try:
+        result = _cli(es_server, model, "migrate", "--from", alias, "--to", index, "--quiet")
+        assert result.exit_code != 0, result.output
+        raise IndexContractError(result.output)
+    finally:
+        es.options(ignore_status=404).indices.delete(index=source)
+
+
+def _ray_engine(es, es_server, index, model, tmp_path):
+    """The Ray driver checks the contract before any actor writes."""
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
+    from es_semantic.distributed import index_files
+
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        index_files([str(corpus)], es_server.config, index, str(model), progress=False)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+WRITERS = {
+    "Indexer.index": _library_index,
+    "AsyncIndexer.index": _async_index,
+    "cli index": _cli_index,
+    "cli index --dedupe skip": _cli_dedupe,
+    "cli clusters --write-field": _cli_clusters_write_back,
+    "cli migrate --to": _cli_migrate_into_it,
+    "index_files (Ray)": _ray_engine,
+}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_every_vector_writer_refuses_another_model(
+    writer, es, es_server, index_name, tiny_st_dir, other_dir, tmp_path
+):
+    Indexer(es, index_name, Encoder(tiny_st_dir)).index(DOCS)
+    before = _snapshot(es, index_name)
+    with pytest.raises((IndexContractError, ConfigError)) as refused:
+        WRITERS[writer](es, es_server, index_name, other_dir, tmp_path)
+    text = str(refused.value)
+    assert "built with" in text or "not this migration's target" in text, text
+    assert _snapshot(es, index_name) == before
