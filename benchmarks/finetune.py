@@ -41,12 +41,9 @@ from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
 from es_semantic.server import resolve_server
 from es_semantic.training.data import PairSet, read_pairs
-from es_semantic.training.finetune import (
-    RERANKER_DEFAULTS,
-    TrainSettings,
-    finetune,
-    train_reranker,
-)
+from es_semantic.training.finetune import finetune
+from es_semantic.training.reranker import RERANKER_DEFAULTS, train_reranker
+from es_semantic.training.run import TrainSettings
 
 STS = SCIFACT.parent / "sts"
 

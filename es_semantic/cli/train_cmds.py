@@ -10,7 +10,8 @@ import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError
-from es_semantic.training.finetune import RERANKER_DEFAULTS, TrainSettings
+from es_semantic.training.reranker import RERANKER_DEFAULTS
+from es_semantic.training.run import TrainSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,7 +153,7 @@ def finetune_reranker_cmd(**options: Any) -> None:
     loads in CrossEncoder (and `search --rerank DIR`).
     """
     from es_semantic.training.data import read_pairs
-    from es_semantic.training.finetune import train_reranker
+    from es_semantic.training.reranker import train_reranker
 
     run = _Run(options)
     if not run.train_file:

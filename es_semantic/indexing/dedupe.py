@@ -10,7 +10,7 @@ probe steps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy.typing as npt
 from es_semantic.calls import Call, Steps
 from es_semantic.errors import SearchError
 from es_semantic.indexing.actions import EncodedDoc
+from es_semantic.indexing.batch import IndexRun, Prepared
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
 
@@ -122,3 +123,30 @@ def decide(
         if best is None or mode == "flag":
             memory.add(doc_id, rows)
     return verdicts
+
+
+def apply_verdicts(
+    todo: Sequence[Prepared],
+    encoded: Sequence[EncodedDoc],
+    verdicts: Sequence[Match | None],
+    stored: set[str],
+    mode: DedupeMode,
+    run: IndexRun,
+) -> list[tuple[Prepared, EncodedDoc]]:
+    """The documents to write, each near-duplicate counted in ``run``: flagged (written with
+    ``duplicate_of``), skipped (left out), or ``updated`` — an id the index holds is written
+    even when skipping, since leaving it out would keep its stale version."""
+    kept: list[tuple[Prepared, EncodedDoc]] = []
+    for prepared, vector, match in zip(todo, encoded, verdicts, strict=True):
+        if match is not None:
+            action = "flagged" if mode == "flag" else "skipped"
+            if action == "skipped" and prepared.doc_id in stored:
+                action = "updated"
+            run.near_duplicate(prepared, match.of, match.score, action)
+            if action == "skipped":
+                continue
+            if action == "flagged":
+                metadata = {**prepared.doc.metadata, DUPLICATE_FIELD: match.of}
+                prepared = replace(prepared, doc=replace(prepared.doc, metadata=metadata))
+        kept.append((prepared, vector))
+    return kept

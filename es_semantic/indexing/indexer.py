@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -35,6 +34,7 @@ from es_semantic.indexing.dedupe import (
     DedupeMode,
     Match,
     RunMemory,
+    apply_verdicts,
     decide,
     probe_steps,
     vectors_of,
@@ -295,22 +295,7 @@ class _IndexerOptions(Generic[ClientT]):
             items = list(zip(ids, vectors, strict=True))
             in_index = yield from probe_steps(self.target, contract, items, threshold)
         verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.dedupe)
-        kept: list[tuple[steps.Prepared, EncodedDoc]] = []
-        for prepared, vector, match in zip(todo, encoded, verdicts, strict=True):
-            if match is not None:
-                action = "flagged" if self.dedupe == "flag" else "skipped"
-                if action == "skipped" and prepared.doc_id in stored:
-                    action = "updated"
-                run.near_duplicate(prepared, match.of, match.score, action)
-                if action == "skipped":
-                    continue
-                if action == "flagged":
-                    doc = replace(
-                        prepared.doc,
-                        metadata={**prepared.doc.metadata, DUPLICATE_FIELD: match.of},
-                    )
-                    prepared = replace(prepared, doc=doc)
-            kept.append((prepared, vector))
+        kept = apply_verdicts(todo, encoded, verdicts, stored, self.dedupe, run)
         return steps.build_actions(self.target, [p for p, _ in kept], [e for _, e in kept],
                                    contract, self.vector_format)  # fmt: skip
 

@@ -15,13 +15,8 @@ from es_semantic.training.data import read_pairs, split_dev
 from tests.tiny_models import WORDS
 
 pytest.importorskip("datasets", reason="the train extra is not installed")
-from es_semantic.training.finetune import (
-    RECORD_FILE,
-    TrainSettings,
-    finetune,
-    pick_loss,
-    read_record,
-)
+from es_semantic.training.finetune import finetune, pick_loss
+from es_semantic.training.run import RECORD_FILE, TrainSettings, read_record
 
 NOUNS = [w for w in WORDS if w.isalpha() and len(w) > 3]
 
@@ -124,7 +119,7 @@ def test_a_loss_that_does_not_fit_the_rows_is_refused(tmp_path: Path) -> None:
 
 def test_reranker_trains_and_loads_in_cross_encoder(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from es_semantic.encoding.reranker import CrossEncoder
-    from es_semantic.training.finetune import train_reranker
+    from es_semantic.training.reranker import train_reranker
 
     rows = [{"query": r["sentence1"], "positive": r["sentence1"] + " the",
              "negative": r["sentence2"]} for r in scored_rows(60) if r["score"] < 3]  # fmt: skip
@@ -140,7 +135,7 @@ def test_reranker_trains_and_loads_in_cross_encoder(tiny_bert_dir: Path, tmp_pat
 
 
 def test_reranker_needs_negatives(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from es_semantic.training.finetune import train_reranker
+    from es_semantic.training.reranker import train_reranker
 
     train = read_pairs(write(tmp_path / "q.jsonl", [{"query": "a b", "positive": "c d"}] * 20))
     with pytest.raises(ConfigError, match="--hard-negatives-from INDEX"):
@@ -148,7 +143,7 @@ def test_reranker_needs_negatives(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_worse_model_is_said_out_loud() -> None:
-    from es_semantic.training.finetune import TrainReport, warn_if_worse
+    from es_semantic.training.run import TrainReport, warn_if_worse
 
     said: list[str] = []
     worse = TrainReport("out", "cosent", "m", {"m": 0.86}, {"m": 0.85}, 10, 2, "dev", 1.0, 1.0)
@@ -160,19 +155,19 @@ def test_a_worse_model_is_said_out_loud() -> None:
 
 
 def test_fp16_is_refused_off_cuda_and_cpu_runs_pin_no_memory(tmp_path: Path) -> None:
-    from es_semantic.training.finetune import _check_device, _common_args
+    from es_semantic.training.run import check_device, trainer_args
 
     with pytest.raises(ConfigError, match="--fp16 is for CUDA GPUs"):
-        _check_device(TrainSettings(fp16=True, device="cpu"))
-    _check_device(TrainSettings(fp16=True, device="cuda"))  # named CUDA: accepted before loading
-    args = _common_args(tmp_path, TrainSettings(device="cpu"), "m", progress=False)
+        check_device(TrainSettings(fp16=True, device="cpu"))
+    check_device(TrainSettings(fp16=True, device="cuda"))  # named CUDA: accepted before loading
+    args = trainer_args(tmp_path, TrainSettings(device="cpu"), "m", progress=False)
     assert args["use_cpu"] is True and args["dataloader_pin_memory"] is False
-    on_gpu = _common_args(tmp_path, TrainSettings(device="cuda:0"), "m", progress=False)
+    on_gpu = trainer_args(tmp_path, TrainSettings(device="cuda:0"), "m", progress=False)
     assert on_gpu["dataloader_pin_memory"] is True and on_gpu["use_cpu"] is False
 
 
 def test_positives_weigh_as_much_as_their_negatives() -> None:
-    from es_semantic.training.finetune import positive_weight
+    from es_semantic.training.reranker import positive_weight
 
     assert positive_weight([1, 0, 0, 0, 1, 0, 0, 0]) == 3.0  # three mined negatives each
     assert positive_weight([1, 0, 1, 1]) == 1.0  # more positives than negatives: no down-weighting

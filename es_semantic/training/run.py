@@ -1,0 +1,187 @@
+"""What a training run shares, bi-encoder or reranker: settings, the before/after report, the
+dev split, the trainer's arguments, resuming from checkpoints, and the record written beside
+the weights (``es_semantic_training.json``: base model, data hashes, loss, settings).
+Checkpoints go to ``OUT/checkpoints`` while training and are removed once the best model is
+saved."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from es_semantic._version import __version__
+from es_semantic.errors import ConfigError, MissingDependencyError
+from es_semantic.training.data import PairSet, split_dev
+
+RECORD_FILE = "es_semantic_training.json"
+
+
+@dataclass
+class TrainSettings:
+    """What decides a training run (recorded beside the weights)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 2e-5
+    max_length: int | None = None
+    seed: int = 42
+    device: str | None = None
+    fp16: bool = False
+    warmup_ratio: float = 0.1
+    matryoshka: list[int] = field(default_factory=list)
+
+
+class StepDefaults(TypedDict):
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+@dataclass
+class TrainReport:
+    """Before/after on the dev rows, and where the time went."""
+
+    out: str
+    loss: str
+    metric: str
+    before: dict[str, float]
+    after: dict[str, float]
+    train_rows: int
+    dev_rows: int
+    dev_source: str
+    seconds: float
+    seconds_per_epoch: float
+    losses: list[float] = field(default_factory=list)  # training loss per epoch
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def require_st() -> Any:
+    try:
+        import sentence_transformers
+    except ImportError as exc:
+        raise MissingDependencyError("sentence-transformers", "train", "fine-tuning") from exc
+    return sentence_transformers
+
+
+def with_dev(train: PairSet, dev: PairSet | None, report: Callable[[str], None]) -> tuple[
+        PairSet, PairSet, str]:  # fmt: skip
+    if dev is not None:
+        if dev.kind != train.kind:
+            raise ConfigError(f"--dev holds {dev.kind} rows, the training file {train.kind} rows")
+        return train, dev, dev.source
+    train, dev = split_dev(train)
+    report(f"no --dev file: {len(dev)} rows (10%, by a hash of the first text) cut from "
+           f"{train.source} as the dev split; they are not trained on")  # fmt: skip
+    return train, dev, f"cut from {train.source}"
+
+
+def keep_metrics(metrics: dict[str, float], key: str, extras: tuple[str, ...]) -> dict[str, float]:
+    """The primary metric and a few companions, rounded, for the before/after table."""
+    return {k: round(float(v), 6) for k, v in metrics.items() if k == key or k in extras}
+
+
+def warn_if_worse(result: TrainReport, report: Callable[[str], None]) -> None:
+    """Say so when the saved model scores below the base on the dev rows."""
+    before, after = result.before.get(result.metric), result.after.get(result.metric)
+    if before is not None and after is not None and after < before:
+        report(
+            f"warning: the trained model is worse than the base on the dev rows "
+            f"({result.metric} {before:.4f} -> {after:.4f}); try a lower --lr or more "
+            "--epochs, and keep the base (`migrate`'s eval gate would refuse this one)"
+        )
+
+
+def epoch_losses(trainer: Any) -> list[float]:
+    return [round(float(e["loss"]), 6) for e in trainer.state.log_history if "loss" in e]
+
+
+def on_cuda(settings: TrainSettings) -> bool:
+    """Whether training runs on a CUDA GPU (named, or found when no device is named)."""
+    if settings.device is not None:
+        return settings.device.startswith("cuda")
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def check_device(settings: TrainSettings) -> None:
+    if settings.fp16 and not on_cuda(settings):
+        raise ConfigError("--fp16 is for CUDA GPUs: add --device cuda, or leave --fp16 out")
+
+
+def trainer_args(out: Path, settings: TrainSettings, key: str, progress: bool) -> dict[str, Any]:
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "num_train_epochs": settings.epochs,
+        "per_device_train_batch_size": settings.batch_size,
+        "per_device_eval_batch_size": settings.batch_size,
+        "learning_rate": settings.lr,
+        **_warmup(settings.warmup_ratio),
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "fp16": settings.fp16,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 2,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": f"eval_{key}",
+        "greater_is_better": True,
+        "report_to": "none",
+        "logging_strategy": "epoch",
+        "disable_tqdm": not progress,
+        "use_cpu": (settings.device or "") == "cpu",
+        "dataloader_pin_memory": on_cuda(settings),  # pinned pages only help copies to a GPU
+    }
+
+
+def _warmup(ratio: float) -> dict[str, Any]:
+    """transformers 5 takes the warmup ratio as a float ``warmup_steps``; 4 as ``warmup_ratio``."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return {"warmup_steps": ratio} if major >= 5 else {"warmup_ratio": ratio}
+
+
+def run_trainer(trainer: Any, out: Path, report: Callable[[str], None]) -> float:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoints = out / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
+    if last:
+        report(f"resuming from {last}")
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs: keep --json clean
+        trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    return seconds
+
+
+def write_record(out: Path, base: str, kind: str, train: PairSet, dev: PairSet,
+            settings: TrainSettings, result: TrainReport) -> None:  # fmt: skip
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    record = {
+        "es_semantic": __version__,
+        "kind": kind,
+        "base_model": base,
+        "train": {"source": train.source, "rows": len(train), "sha256_16": train.digest()},
+        "dev": {"source": result.dev_source, "rows": len(dev), "sha256_16": dev.digest()},
+        "loss": result.loss,
+        "settings": asdict(settings),
+        "result": result.to_json(),
+    }
+    (out / RECORD_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False), "utf-8")
+
+
+def read_record(folder: str | Path) -> dict[str, Any] | None:
+    """The training record of a fine-tuned folder, if it has one."""
+    path = Path(folder) / RECORD_FILE
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
