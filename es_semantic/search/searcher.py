@@ -20,7 +20,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, NotFoundE
 
 from es_semantic.client import probe_cluster, probe_cluster_async
 from es_semantic.cluster import ClusterInfo
-from es_semantic.errors import ConfigError, SearchError
+from es_semantic.errors import ConfigError, IndexContractError, SearchError
 from es_semantic.redact import client_secrets, redact
 from es_semantic.schema.contract import (
     IndexContract,
@@ -133,8 +133,16 @@ class _SearcherBase(Generic[ClientT]):
         move check, fuse, rerank. Each ``yield`` hands one piece of I/O to the shell."""
         started = time.perf_counter()
         took: dict[str, float] = {}
+        first: IndexContract | None = None
         for attempt in range(2):
             contract = self._contract or self._accept_mapping((yield _Need("mapping")))
+            first = first or contract
+            if query_vector is not None and not _same_vectors(first, contract):
+                raise IndexContractError(
+                    f"{self.index!r} now points at an index built with {contract.model_name}; "
+                    "the query_vector given was made for the index it pointed at before: "
+                    "encode the query again, or pass query text only"
+                )
             vector = core.given_vector(query_vector, contract)
             if vector is None and core.needs_vector(request):
                 t0 = time.perf_counter()
@@ -153,7 +161,7 @@ class _SearcherBase(Generic[ClientT]):
                 plan = core.plan_search(request, contract, vector, cluster=cluster,
                                         refused=self._refused)  # fmt: skip
                 responses = yield from self._msearch(plan, took)
-            if attempt == 0 and query_vector is None and (yield from self._moved(responses)):
+            if attempt == 0 and (yield from self._moved(responses)):
                 continue
             break
         _raise_for_errors(self.index, responses, self.secrets)
@@ -213,6 +221,11 @@ class _SearcherBase(Generic[ClientT]):
 
     def _search_error(self, exc: ApiError) -> SearchError:
         return SearchError(redact(f"search on {self.index!r} failed: {exc.message}", self.secrets))
+
+
+def _same_vectors(a: IndexContract, b: IndexContract) -> bool:
+    """Whether vectors made for one index's contract fit the other's."""
+    return (a.model_fingerprint, a.dims, a.pooling) == (b.model_fingerprint, b.dims, b.pooling)
 
 
 def _needs_cluster(request: SearchRequest) -> bool:

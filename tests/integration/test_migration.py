@@ -191,6 +191,25 @@ def test_a_searcher_without_the_new_model_fails_loudly_after_the_swap(
         searcher.search("pasta", mode="knn", k=2)
 
 
+def test_a_query_vector_made_for_the_old_index_is_refused_after_the_swap(
+    es, live, tiny, tiny_bert_dir
+):
+    """A precomputed query vector skips encoding, never the contract: after the alias moves
+    to an index of another model (same dims), a vector made for the old one is refused, even
+    by a searcher that holds both models."""
+    from es_semantic.errors import IndexContractError
+
+    alias, _ = live
+    other = Encoder(tiny_bert_dir, pooling="cls")
+    searcher = Searcher(es, alias, [tiny, other])
+    old_vector = tiny.encode_queries(["pasta"])[0].tolist()
+    assert searcher.search("pasta", mode="knn", k=2, query_vector=old_vector).hits
+    migrate(es, alias, other)
+    with pytest.raises(IndexContractError, match="query_vector"):
+        searcher.search("pasta", mode="knn", k=2, query_vector=old_vector)
+    assert searcher.search("pasta", mode="knn", k=2).hits  # text: encoded with the new model
+
+
 def test_writes_during_the_backfill_are_caught_up_not_lost(
     es, live, tiny, tiny_bert_dir, monkeypatch
 ):
