@@ -14,7 +14,7 @@ from tests.tiny_models import build_tiny_bert, build_tiny_cross_encoder, make_se
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-CACHES = {".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache"}
+CACHES = {".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 
 
 @pytest.fixture(scope="session", autouse=True)

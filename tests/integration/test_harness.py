@@ -14,7 +14,7 @@ from es_semantic.config import ESConfig
 from tests.integration.cluster9 import VERSION, Cluster9
 from tests.integration.cluster_state import differences, snapshot, unique_name
 from tests.integration.fault_proxy import fault_proxy
-from tests.integration.wire import Recorder
+from tests.integration.wire import Recorder, vector_requests
 
 NINE = "application/vnd.elasticsearch+json; compatible-with=9"
 
@@ -85,3 +85,20 @@ def test_the_leftover_check_also_names_what_a_test_removed(kind):
     after = dict(before)
     before[kind] = frozenset({"users-data"})
     assert differences(before, after) == [f"{kind} removed that existed before the run: users-data"]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ({"query": {"match_all": {}}, "_source": {"excludes": ["passages"]}}, []),
+        ({"_source": False, "knn": {"inner_hits": {"_source": False, "fields": ["passages.text"]}}},
+         []),
+        ({"query": {"match_all": {}}}, ["_source True does not exclude 'passages'"]),
+        ({"_source": {"includes": ["title"]}}, ["_source {'includes': ['title']} does not exclude 'passages'"]),
+        ({"_source": False, "knn": {"inner_hits": {"size": 1}}}, ["body.knn.inner_hits returns _source"]),
+        ({"_source": False, "fields": ["passages.embedding"]},
+         ["body.fields names a vector: ['passages.embedding']"]),
+    ],
+)  # fmt: skip
+def test_the_wire_check_finds_requests_that_could_return_vectors(body, found):
+    assert vector_requests(body, hidden="passages") == found

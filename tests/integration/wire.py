@@ -46,7 +46,8 @@ def vector_requests(
     ``fields``/``docvalue_fields`` naming the vector field. Empty when it asks for none."""
     found: list[str] = []
     source = body.get("_source", True)
-    if source is not False and hidden not in (source or {}).get("excludes", []):
+    excluded = source.get("excludes", []) if isinstance(source, dict) else []
+    if source is not False and hidden not in excluded:
         found.append(f"_source {source!r} does not exclude {hidden!r}")
 
     def walk(node: Any, where: str) -> None:
