@@ -254,22 +254,23 @@ class _Run:
         if clamped:
             log.warning(clamped)
         config = self._encoder_config(ray)
-        es = make_client(self.es_config)
         shown = bool(self.run_options.get("progress"))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = context.print_on_execution_start = shown
         logging.getLogger("ray.data").setLevel(logging.INFO if shown else logging.WARNING)
-        checker = Indexer(es, self.index, cast("Encoder", _KnownByConfig(config)),
-                          **self.batch_options)  # fmt: skip
-        spec = checker.field_spec()  # creates the index, or checks its contract
-        signal = ray.remote(num_cpus=0)(_stop_signal()).remote()  # takes no CPU from the pool
-        try:
-            report = self._collect(self._map(dataset_for(spec), source, signal), checker, total)
-        finally:
-            ray.kill(signal)
-        report.seconds = time.perf_counter() - started
-        if self.run_options.get("refresh", True):
-            es.indices.refresh(index=checker.target)
+        with make_client(self.es_config) as es:
+            checker = Indexer(es, self.index, cast("Encoder", _KnownByConfig(config)),
+                              **self.batch_options)  # fmt: skip
+            spec = checker.field_spec()  # creates the index, or checks its contract
+            signal = ray.remote(num_cpus=0)(_stop_signal()).remote()  # no CPU from the pool
+            try:
+                out = self._map(dataset_for(spec), source, signal)
+                report = self._collect(out, checker, total)
+            finally:
+                ray.kill(signal)
+            report.seconds = time.perf_counter() - started
+            if self.run_options.get("refresh", True):
+                es.indices.refresh(index=checker.target)
         return report
 
     def _map(self, dataset: Any, source: str, signal: Any) -> Any:
