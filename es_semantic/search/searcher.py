@@ -9,16 +9,15 @@ repeats the search with the encoder that fits, so queries keep working across th
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
 
-from es_semantic.client import probe_cluster, probe_cluster_async
+from es_semantic.calls import Call, Steps, Work, run, run_async
+from es_semantic.client import probe_steps
 from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import ConfigError, IndexContractError, SearchError
 from es_semantic.redact import client_secrets, redact
@@ -36,21 +35,6 @@ if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
 
 RERANK_CHUNK = 8
-
-
-@dataclass(frozen=True)
-class _Need:
-    """One piece of I/O the search steps ask their shell for (sans-I/O, so that the sync and
-    async searchers run the very same steps)."""
-
-    what: Literal["mapping", "cluster", "encode", "msearch", "rerank"]
-    plan: SearchPlan | None = None
-    request: SearchRequest | None = None
-    result: SearchResult | None = None
-    contract: IndexContract | None = None
-
-
-Steps = Generator[_Need, Any, SearchResult]
 
 
 def _msearch_lines(index: str, bodies: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -128,14 +112,34 @@ class _SearcherBase(Generic[ClientT]):
         with self._lock:
             self._contract = None
 
-    def _steps(self, request: SearchRequest, query_vector: Sequence[float] | None) -> Steps:
+    def _mapping_steps(self) -> Steps[Mapping[str, Any]]:
+        answer = yield Call("indices.get_mapping", {"index": self.index})
+        if answer.status == 404:
+            raise missing_index_error(self.index)
+        mapping: Mapping[str, Any] = answer.raise_for_error()
+        return mapping
+
+    def _contract_steps(self) -> Steps[IndexContract]:
+        if self._contract is not None:
+            return self._contract
+        return self._accept_mapping((yield from self._mapping_steps()))
+
+    def _cluster_steps(self) -> Steps[ClusterInfo]:
+        if self._cluster is None:
+            self._cluster = yield from probe_steps()
+        return self._cluster
+
+    def _steps(
+        self, request: SearchRequest, query_vector: Sequence[float] | None
+    ) -> Steps[SearchResult]:
         """The whole search as steps: contract, encode, one _msearch, licence fallback, alias
-        move check, fuse, rerank. Each ``yield`` hands one piece of I/O to the shell."""
+        move check, fuse, rerank. Each ``yield`` hands one piece of I/O (a client call, or the
+        model's work) to ``calls.run`` or ``calls.run_async``."""
         started = time.perf_counter()
         took: dict[str, float] = {}
         first: IndexContract | None = None
         for attempt in range(2):
-            contract = self._contract or self._accept_mapping((yield _Need("mapping")))
+            contract = yield from self._contract_steps()
             first = first or contract
             if query_vector is not None and not _same_vectors(first, contract):
                 raise IndexContractError(
@@ -146,11 +150,11 @@ class _SearcherBase(Generic[ClientT]):
             vector = core.given_vector(query_vector, contract)
             if vector is None and core.needs_vector(request):
                 t0 = time.perf_counter()
-                vector = yield _Need("encode", request=request)
+                vector = (yield self._encode_work(request)).body
                 took["encode"] = (time.perf_counter() - t0) * 1000
             cluster = self._cluster or core.UNKNOWN_CLUSTER
             if self._cluster is None and _needs_cluster(request):
-                cluster = self._cluster = yield _Need("cluster")
+                cluster = yield from self._cluster_steps()
             plan = core.plan_search(request, contract, vector, cluster=cluster,
                                     refused=self._refused)  # fmt: skip
             responses = yield from self._msearch(plan, took)
@@ -168,7 +172,8 @@ class _SearcherBase(Generic[ClientT]):
         result = core.assemble(request, contract, plan, responses, took)
         if request.rerank:
             t0 = time.perf_counter()
-            scores = yield _Need("rerank", request=request, result=result, contract=contract)
+            rerank = Work(lambda: self._rerank_scores(request, result, contract))
+            scores = (yield rerank).body
             result = core.apply_rerank(result, request, scores, (time.perf_counter() - t0) * 1000)
         result = core.page(result, request, plan)
         result.took_ms["total"] = (time.perf_counter() - started) * 1000
@@ -176,13 +181,15 @@ class _SearcherBase(Generic[ClientT]):
 
     def _msearch(
         self, plan: SearchPlan, took: dict[str, float]
-    ) -> Generator[_Need, Any, dict[str, Mapping[str, Any]]]:
+    ) -> Steps[dict[str, Mapping[str, Any]]]:
         t0 = time.perf_counter()
-        resp = yield _Need("msearch", plan=plan)
+        answer = yield Call("msearch", {"searches": _msearch_lines(self.index, plan.bodies)})
+        if answer.error is not None:
+            raise self._search_error(answer.error)
         took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
-        return _split_responses(plan, resp)
+        return _split_responses(plan, answer.body)
 
-    def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Generator[_Need, Any, bool]:
+    def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Steps[bool]:
         """Whether the alias may have moved since the contract was read: an error, hits from
         another index, or no hits at all and another index behind the name now. Then the
         contract is read again and the search made once more."""
@@ -191,7 +198,7 @@ class _SearcherBase(Generic[ClientT]):
         if not errors and found and found <= self._indices:
             return False
         if not errors and not found:  # nothing to tell from: look at the name itself
-            mapping = yield _Need("mapping")
+            mapping = yield from self._mapping_steps()
             if frozenset(mapping) == self._indices:
                 return False
         self._forget_contract()
@@ -215,9 +222,23 @@ class _SearcherBase(Generic[ClientT]):
                 return None
         return scores
 
-    def _encode_query(self, request: SearchRequest) -> list[float]:
-        vector: list[float] = self.encoder.encode_queries([request.query])[0].tolist()
-        return vector
+    def _encode_work(self, request: SearchRequest) -> Work:
+        """The query's vector: in a thread, or awaited from an async encoder (the service's
+        batcher) by the async searcher."""
+        encoder, texts = self.encoder, [request.query]
+
+        def encode() -> list[float]:
+            vector: list[float] = encoder.encode_queries(texts)[0].tolist()
+            return vector
+
+        if not isinstance(encoder, AsyncQueryEncoder):
+            return Work(encode)
+
+        async def aencode() -> list[float]:
+            vector: list[float] = (await encoder.aencode_queries(texts))[0].tolist()
+            return vector
+
+        return Work(encode, aencode)
 
     def _search_error(self, exc: ApiError) -> SearchError:
         return SearchError(redact(f"search on {self.index!r} failed: {exc.message}", self.secrets))
@@ -243,15 +264,11 @@ class Searcher(_SearcherBase[Elasticsearch]):
     def contract(self) -> IndexContract:
         """The index contract, read once (again when the alias moves), checked against the
         encoder(s)."""
-        if self._contract is not None:
-            return self._contract
-        return self._accept_mapping(self._perform(_Need("mapping")))
+        return run(self.es, self._contract_steps())
 
     def cluster(self) -> ClusterInfo:
         """The cluster's version and licence, probed once."""
-        if self._cluster is None:
-            self._cluster = probe_cluster(self.es)
-        return self._cluster
+        return run(self.es, self._cluster_steps())
 
     def search(
         self,
@@ -285,35 +302,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        steps = self._steps(request, query_vector)
-        answer: Any = None
-        while True:
-            try:
-                need = steps.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            answer = self._perform(need)
-
-    def _perform(self, need: _Need) -> Any:
-        """Do one piece of I/O for the search steps."""
-        if need.what == "mapping":
-            try:
-                return self.es.indices.get_mapping(index=self.index).body
-            except NotFoundError:
-                raise missing_index_error(self.index) from None
-        if need.what == "cluster":
-            return self.cluster()
-        if need.what == "encode":
-            assert need.request is not None
-            return self._encode_query(need.request)
-        if need.what == "rerank":
-            assert need.request and need.result and need.contract
-            return self._rerank_scores(need.request, need.result, need.contract)
-        assert need.plan is not None
-        try:
-            return self.es.msearch(searches=_msearch_lines(self.index, need.plan.bodies)).body
-        except ApiError as exc:
-            raise self._search_error(exc) from None
+        return run(self.es, self._steps(request, query_vector))
 
 
 class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
@@ -325,15 +314,11 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
     async def contract(self) -> IndexContract:
         """The index contract, read once (again when the alias moves), checked against the
         encoder(s)."""
-        if self._contract is not None:
-            return self._contract
-        return self._accept_mapping(await self._perform(_Need("mapping")))
+        return await run_async(self.es, self._contract_steps())
 
     async def cluster(self) -> ClusterInfo:
         """The cluster's version and licence, probed once."""
-        if self._cluster is None:
-            self._cluster = await probe_cluster_async(self.es)
-        return self._cluster
+        return await run_async(self.es, self._cluster_steps())
 
     async def search(
         self,
@@ -367,38 +352,4 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
         )  # fmt: skip
-        steps = self._steps(request, query_vector)
-        answer: Any = None
-        while True:
-            try:
-                need = steps.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            answer = await self._perform(need)
-
-    async def _perform(self, need: _Need) -> Any:
-        """Do one piece of I/O for the search steps (model work in a thread)."""
-        if need.what == "mapping":
-            try:
-                return (await self.es.indices.get_mapping(index=self.index)).body
-            except NotFoundError:
-                raise missing_index_error(self.index) from None
-        if need.what == "cluster":
-            return await self.cluster()
-        if need.what == "encode":
-            assert need.request is not None
-            if isinstance(self.encoder, AsyncQueryEncoder):
-                vectors = await self.encoder.aencode_queries([need.request.query])
-                return vectors[0].tolist()
-            return await asyncio.to_thread(self._encode_query, need.request)
-        if need.what == "rerank":
-            assert need.request and need.result and need.contract
-            return await asyncio.to_thread(
-                self._rerank_scores, need.request, need.result, need.contract
-            )
-        assert need.plan is not None
-        try:
-            lines = _msearch_lines(self.index, need.plan.bodies)
-            return (await self.es.msearch(searches=lines)).body
-        except ApiError as exc:
-            raise self._search_error(exc) from None
+        return await run_async(self.es, self._steps(request, query_vector))

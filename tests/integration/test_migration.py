@@ -13,7 +13,7 @@ from elasticsearch import ApiError
 
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
-from es_semantic.errors import ConfigError
+from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing.admin import read_contract
 from es_semantic.migration import migrator
 from es_semantic.migration.migrator import EvalGate, MigrationRefused, migrate
@@ -131,8 +131,10 @@ def test_an_interrupted_migration_resumes(es, live, tiny_bert_dir, monkeypatch):
             yield doc
 
     monkeypatch.setattr(migrator, "stored_documents", broken)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(IndexingError, match="the cluster went away") as stopped:
         migrate(es, alias, target, new_index=new, batch_size=4, chunk_size=4)
+    copied = stopped.value.report  # the stop carries the copy's report: nothing unaccounted
+    assert copied.indexed + copied.skipped + copied.failed == 8  # the documents read
     assert list(es.indices.get_alias(name=alias).body) == [old]  # not swapped
     es.indices.refresh(index=new)
     first = es.count(index=new)["count"]  # the bulk requests sent before the break (4 or 8)
