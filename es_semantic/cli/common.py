@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import signal
@@ -19,10 +18,14 @@ import click
 
 from es_semantic.config import ESConfig, load_config_file
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
+from es_semantic.indexing.readers import BadLine, json_lines
 from es_semantic.redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
+
+    from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.reranker import CrossEncoder
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERRORS = (ConfigError, InputError)
@@ -188,13 +191,16 @@ def client(state: Settings) -> Elasticsearch:
     return make_client(state.es_config())
 
 
-def encoder(state: Settings) -> Any:
+def encoder(state: Settings) -> Encoder:
+    """The model of ``--model`` with the backend, device and quantisation options (torch loads
+    here, not when the CLI starts)."""
     from es_semantic.encoding.encoder import Encoder
 
     return Encoder(state.model(), **model_options(state))
 
 
-def cross_encoder(state: Settings, model: str) -> Any:
+def cross_encoder(state: Settings, model: str) -> CrossEncoder:
+    """A reranker on the same backend and device as the encoder."""
     from es_semantic.encoding.reranker import CrossEncoder
 
     options = model_options(state)
@@ -219,29 +225,27 @@ def read_sample_texts(path: str, limit: int = 1000) -> list[str]:
     """Up to ``limit`` texts from a text file (one a line) or JSONL (``text``/``title``)."""
     texts: list[str] = []
     try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                if line.startswith("{"):
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-                    line = " ".join(
-                        str(record[k]) for k in ("title", "text") if record.get(k)
-                    ).strip()
-                    if not line:
-                        raise InputError(
-                            f"{path}:{number}: a JSON line needs a 'text' (or 'title') field"
-                        )
-                texts.append(line)
+        with open(path, "rb") as handle:
+            for number, value in json_lines(handle, text_lines=True):
+                texts.append(_sample_text(value, path, number))
                 if len(texts) >= limit:
                     break
     except OSError as exc:
         raise InputError(f"cannot read the calibration file {path}: {exc.strerror}") from None
     return texts
+
+
+def _sample_text(value: Any, path: str, number: int) -> str:
+    """A calibration line's text: the line itself, or a JSON line's title and text."""
+    if isinstance(value, BadLine):
+        wrong = f"not valid JSON ({value.message})" if value.column is not None else value.reason
+        raise InputError(f"{path}:{number}: {wrong}")
+    if isinstance(value, str):
+        return value.strip()
+    text = " ".join(str(value[k]) for k in ("title", "text") if value.get(k)).strip()
+    if not text:
+        raise InputError(f"{path}:{number}: a JSON line needs a 'text' (or 'title') field")
+    return text
 
 
 def handle_errors(func: F) -> F:

@@ -21,18 +21,17 @@ from es_semantic.cli.common import (
     terminate_as_interrupt,
 )
 from es_semantic.cli.indexing_cmds import contract_options, creation_options, parse_metadata_fields
-from es_semantic.errors import IndexingError, IndexingInterrupted, InputError
+from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, InputError
 from es_semantic.indexing.dedupe import DedupeMode
 from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.options import IndexOptions
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
-    FieldSpec,
     InputFormat,
     count_inputs,
     read_path,
-    read_text_file,
 )
-from es_semantic.types import Document, IndexReport, ReadFailure
+from es_semantic.types import IndexReport
 
 
 @click.command("index")
@@ -193,29 +192,27 @@ def index_cmd(
         "vector_format": vector_format,
         **creation_opts,
     }
-    if engine == "ray":
-        if delete_missing or dedupe_threshold is not None:
-            raise click.UsageError(
-                "--delete-missing and --dedupe-threshold need the whole run in one process: "
-                "use --engine local"
-            )
-        with reporting_a_stop(report_json):
-            report = _index_on_ray(state, index, paths, fmt, text_unit, ray_options, run_options)
-        _finish_report(report, report_json, quiet)
-        return
-    enc = encoder(state)
-    indexer = Indexer(
-        client(state),
-        index,
-        enc,
+    run = IndexOptions.of(
         track_ids=delete_missing,
         dedupe_threshold=dedupe_threshold,
         dedupe=cast(DedupeMode, dedupe),
         duplicates_file=duplicates_file or f"{index}.duplicates.jsonl",
         **run_options,
     )
+    if engine == "ray":
+        try:
+            run.refuse_local_only()
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        with reporting_a_stop(report_json):
+            report = _index_on_ray(state, index, paths, fmt, text_unit, ray_options, run)
+        _finish_report(report, report_json, quiet)
+        return
+    indexer = Indexer.from_options(client(state), index, encoder(state), run)
     spec = indexer.field_spec()
-    records = itertools.chain.from_iterable(_read(path, fmt, text_unit, spec) for path in paths)
+    records = itertools.chain.from_iterable(
+        read_path(path, cast("InputFormat | None", fmt), spec, text_unit) for path in paths
+    )
     with reporting_a_stop(report_json):
         report = indexer.index(
             records,
@@ -235,7 +232,7 @@ def _index_on_ray(
     fmt: str | None,
     text_unit: str,
     ray_options: dict[str, Any],
-    run_options: dict[str, Any],
+    run: IndexOptions,
 ) -> IndexReport:
     """The same run on a Ray cluster: actors encode and write, this process adds up."""
     from es_semantic.distributed import connect, index_files
@@ -252,7 +249,7 @@ def _index_on_ray(
         workers=ray_options["workers"] or 1,
         cpus_per_worker=ray_options["cpus_per_worker"] or 1.0,
         gpus_per_worker=ray_options["gpus_per_worker"] or 0.0,
-        **run_options,
+        options=run,
     )
 
 
@@ -274,15 +271,6 @@ def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> Non
     click.echo(f"{indexer.index_name}: {verb} {count} documents missing from the input", err=True)
     for doc_id in result.sample_ids:
         click.echo(f"  {doc_id}", err=True)
-
-
-def _read(
-    path: str, fmt: str | None, text_unit: str, spec: FieldSpec
-) -> Iterator[Document | ReadFailure]:
-    if fmt == "text" and text_unit == "file" and path != "-":
-        yield read_text_file(path, spec)
-        return
-    yield from read_path(path, fmt, spec)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import Elasticsearch
 from tqdm import tqdm
 
-from es_semantic.corpus.pairs import DuplicatePair, best_of, pairs_from_response, probe_body
+from es_semantic.calls import run
+from es_semantic.corpus.pairs import DuplicatePair, best_of, pairs_from_response
 from es_semantic.corpus.pairs import text_snippet as snippet_of
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
-from es_semantic.errors import ConfigError, SearchError
+from es_semantic.errors import ConfigError
 from es_semantic.indexing.admin import read_contract
+from es_semantic.indexing.dedupe import neighbour_steps, probe_body
+from es_semantic.indexing.readers import BadLine, json_lines
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.schema.similarity import knn_threshold
@@ -112,17 +115,12 @@ def _probe_page(
                                                                      strict=True)]  # fmt: skip
     if not probes:
         return []
-    lines: list[Mapping[str, Any]] = []
-    for doc_id, _, _, vector in probes:
-        body = probe_body(vector, contract, exclude_id=doc_id, top_k=top_k,
-                          threshold=threshold, filters=filters,
-                          text_fields=contract.text_fields)  # fmt: skip
-        lines += [{"index": index}, body]
-    responses = es.msearch(searches=lines)["responses"]
+    bodies = [probe_body(vector, contract, exclude_id=doc_id, top_k=top_k, threshold=threshold,
+                         filters=filters, text_fields=contract.text_fields)
+              for doc_id, _, _, vector in probes]  # fmt: skip
+    responses = run(es, neighbour_steps(index, bodies))
     found: list[DuplicatePair] = []
     for (doc_id, snippet, passage, _), response in zip(probes, responses, strict=True):
-        if "error" in response:
-            raise SearchError(f"a duplicate probe on {index!r} failed: {response['error']}")
         found += pairs_from_response(doc_id, response, contract, threshold, snippet=snippet,
                                      passage=passage)  # fmt: skip
     return best_of(found)
@@ -135,14 +133,14 @@ class _Checkpoint:
         self.path = path
         self.done: set[str] = set()
         self.pairs: list[DuplicatePair] = []
-        if path.exists():
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
+        if not path.exists():
+            return
+        with open(path, "rb") as handle:
+            for number, entry in json_lines(handle):
+                if isinstance(entry, BadLine):
                     raise ConfigError(
                         f"checkpoint {path}:{number} is not JSON: delete the file to start over"
-                    ) from None
+                    )
                 self.done.update(entry.get("done", []))
                 if "pair" in entry:
                     self.pairs.append(DuplicatePair(**entry["pair"]))

@@ -1,5 +1,6 @@
-"""Near-duplicate pairs, pure: the kNN probe a document sends, the pairs its answer holds, and
-groups joined from pairs. No I/O (see :mod:`es_semantic.corpus.duplicates` for the scan).
+"""Near-duplicate pairs, pure: the pairs a document's kNN probe answer holds (the probe is
+:func:`es_semantic.indexing.dedupe.probe_body`, re-exported here), and groups joined from
+pairs. No I/O (see :mod:`es_semantic.corpus.duplicates` for the scan).
 
 Scores are the index's own similarity in its raw unit (:mod:`es_semantic.schema.similarity`).
 """
@@ -11,9 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
-from es_semantic.schema.similarity import knn_threshold, raw_similarity
+from es_semantic.indexing.dedupe import neighbours, probe_body
+from es_semantic.schema.contract import IndexContract
 from es_semantic.search.core import best_passage
+
+__all__ = ["DuplicateGroup", "DuplicatePair", "best_of", "group_pairs", "pairs_from_response",
+           "probe_body", "text_snippet"]  # fmt: skip
 
 SNIPPET_CHARS = 160
 
@@ -61,32 +65,6 @@ class DuplicateGroup:
                 "best_score": round(self.best_score, 6)}  # fmt: skip
 
 
-def probe_body(
-    vector: Sequence[float],
-    contract: IndexContract,
-    *,
-    exclude_id: str,
-    top_k: int,
-    threshold: float,
-    filters: list[dict[str, Any]],
-    text_fields: Sequence[str],
-) -> dict[str, Any]:
-    """One kNN search for the neighbours of a document (or one of its passages) at or above
-    ``threshold``, the document itself left out; on chunked indices each hit names its best
-    passage."""
-    knn: dict[str, Any] = {
-        "field": contract.vector_path,
-        "query_vector": list(vector),
-        "k": top_k,
-        "num_candidates": max(100, 10 * top_k),
-        "similarity": knn_threshold(threshold, contract.similarity),
-        "filter": [*filters, {"bool": {"must_not": [{"ids": {"values": [exclude_id]}}]}}],
-    }
-    if contract.nested:
-        knn["inner_hits"] = {"size": 1, "_source": False, "fields": [f"{PASSAGES_FIELD}.text"]}
-    return {"knn": knn, "size": top_k, "_source": list(text_fields)}
-
-
 def pairs_from_response(
     doc_id: str,
     response: Mapping[str, Any],
@@ -98,12 +76,9 @@ def pairs_from_response(
 ) -> list[DuplicatePair]:
     """The pairs (``doc_id``, hit) a probe's answer holds at or above ``threshold``."""
     pairs = []
-    for hit in response.get("hits", {}).get("hits", []):
+    for hit, score in neighbours(response, contract, threshold):
         other = str(hit["_id"])
         if other == doc_id:
-            continue
-        score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
-        if score < threshold - 1e-6:
             continue
         other_snippet = text_snippet(hit.get("_source") or {}, contract.text_fields)
         other_passage = best_passage(hit) if contract.nested else None

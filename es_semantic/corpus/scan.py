@@ -12,6 +12,7 @@ Where the vectors come from, chosen by what Elasticsearch 8.x and 9.x both suppo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from elasticsearch import Elasticsearch
 
 from es_semantic.errors import ConfigError
+from es_semantic.indexing.pit import pit_pages
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.similarity import unit_rows
 from es_semantic.search.queries import checked_field_name
@@ -27,7 +29,6 @@ from es_semantic.search.queries import checked_field_name
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
-PIT_KEEP_ALIVE = "5m"
 VECTOR_SCRIPT_FIELD = "_es_semantic_vector"
 
 
@@ -89,23 +90,11 @@ def vector_pages(
         extra["source_includes"] = wanted
     else:
         extra["source"] = True  # asked for: with script_fields some servers leave it out
-    pit = es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE)["id"]
-    after: list[Any] | None = None
-    try:
-        while True:
-            resp = es.search(
-                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE}, size=page_size,
-                query=scan_query(contract, filters), sort=["_shard_doc"], search_after=after,
-                track_total_hits=False, seq_no_primary_term=True, **extra,
-            )  # fmt: skip
-            pit = resp.get("pit_id", pit)
-            hits = resp["hits"]["hits"]
-            if not hits:
-                return
+    query = scan_query(contract, filters)
+    with closing(pit_pages(es, index, page_size=page_size, query=query,
+                           seq_no_primary_term=True, **extra)) as pages:  # fmt: skip
+        for hits in pages:
             yield _page_vectors(hits, contract, encoder)
-            after = hits[-1]["sort"]
-    finally:
-        es.options(ignore_status=404).close_point_in_time(id=pit)
 
 
 def _page_vectors(

@@ -3,10 +3,10 @@ qrels, with errors that name the file and line."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from es_semantic.errors import InputError
+from es_semantic.indexing.readers import BadLine, json_lines
 
 
 def load_queries(path: str | Path) -> dict[str, str]:
@@ -14,20 +14,17 @@ def load_queries(path: str | Path) -> dict[str, str]:
     path = Path(path)
     queries: dict[str, str] = {}
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise InputError(f"cannot read queries {path}: {exc.strerror}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            qid, text = record.get("_id", record.get("id")), record.get("text")
+    for number, value in json_lines(lines, text_lines=True):
+        if isinstance(value, BadLine):
+            wrong = f"invalid JSON ({value.message})" if value.column is not None else value.reason
+            raise InputError(f"{path}:{number}: {wrong}")
+        if isinstance(value, str):
+            qid, _, text = value.partition("\t")
         else:
-            qid, _, text = line.partition("\t")
+            qid, text = value.get("_id", value.get("id")), value.get("text")
         if qid is None or not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{number}: a query needs an id and a text")
         queries[str(qid)] = text

@@ -4,12 +4,13 @@ Two places can hold that neighbour: the index as it was when the run started (on
 per vector, in one ``_msearch`` per batch, the threshold as kNN's ``similarity`` cut-off), and
 the documents this run indexed already (kept in memory, compared exactly: they may not be
 searchable yet). A document with passages compares by its best passage pair. Pure but for the
-probe steps.
+probe steps. The probe (:func:`probe_body`, :func:`neighbour_steps`, :func:`neighbours`) is
+also the duplicates scan's (:mod:`es_semantic.corpus.duplicates`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from es_semantic.calls import Call, Steps
 from es_semantic.errors import SearchError
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.batch import IndexRun, Prepared
-from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
 
 DedupeMode = Literal["flag", "skip"]
@@ -66,6 +67,55 @@ class RunMemory:
         self._matrix = None
 
 
+def probe_body(
+    vector: Sequence[float],
+    contract: IndexContract,
+    *,
+    exclude_id: str,
+    threshold: float,
+    top_k: int = 1,
+    filters: Sequence[Mapping[str, Any]] = (),
+    text_fields: Sequence[str] = (),
+) -> dict[str, Any]:
+    """One kNN search for a document's (or one passage's) neighbours at or above ``threshold``
+    (kNN's own ``similarity`` cut-off, in the kNN unit), the document itself left out.
+    ``text_fields``: returned with each hit, and then on chunked indices each hit names its
+    best passage; none: ids only."""
+    knn: dict[str, Any] = {
+        "field": contract.vector_path,
+        "query_vector": list(vector),
+        "k": top_k,
+        "num_candidates": max(100, 10 * top_k),
+        "similarity": knn_threshold(threshold, contract.similarity),
+        "filter": [*filters, {"bool": {"must_not": [{"ids": {"values": [exclude_id]}}]}}],
+    }
+    if contract.nested and text_fields:
+        knn["inner_hits"] = {"size": 1, "_source": False, "fields": [f"{PASSAGES_FIELD}.text"]}
+    return {"knn": knn, "size": top_k, "_source": list(text_fields) or False}
+
+
+def neighbour_steps(index: str, bodies: Sequence[Mapping[str, Any]]) -> Steps[list[Any]]:
+    """The answers to ``bodies`` (:func:`probe_body`), one ``_msearch``; a failed probe raises."""
+    if not bodies:
+        return []
+    lines = [line for body in bodies for line in ({"index": index}, body)]
+    responses = (yield Call("msearch", {"searches": lines})).raise_for_error()["responses"]
+    for response in responses:
+        if "error" in response:
+            raise SearchError(f"a duplicate probe on {index!r} failed: {response['error']}")
+    return list(responses)
+
+
+def neighbours(
+    response: Mapping[str, Any], contract: IndexContract, threshold: float
+) -> Iterator[tuple[dict[str, Any], float]]:
+    """A probe's hits at or above ``threshold``, each with its score in the raw unit."""
+    for hit in response.get("hits", {}).get("hits", []):
+        score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
+        if score >= threshold - 1e-6:
+            yield hit, score
+
+
 def probe_steps(
     index: str,
     contract: IndexContract,
@@ -74,31 +124,15 @@ def probe_steps(
 ) -> Steps[list[Match | None]]:
     """Each document's nearest neighbour in ``index`` at or above ``threshold`` (itself left
     out), one ``_msearch`` for all their vectors."""
-    lines: list[dict[str, Any]] = []
-    owners: list[int] = []
-    for position, (doc_id, vectors) in enumerate(items):
-        for vector in vectors:
-            knn = {
-                "field": contract.vector_path,
-                "query_vector": vector.tolist(),
-                "k": 1,
-                "num_candidates": 100,
-                "similarity": knn_threshold(threshold, contract.similarity),
-                "filter": [{"bool": {"must_not": [{"ids": {"values": [doc_id]}}]}}],
-            }
-            lines += [{"index": index}, {"knn": knn, "size": 1, "_source": False}]
-            owners.append(position)
+    owners = [position for position, (_, vectors) in enumerate(items) for _ in vectors]
+    bodies = [probe_body(vector.tolist(), contract, exclude_id=doc_id, threshold=threshold)
+              for doc_id, vectors in items for vector in vectors]  # fmt: skip
     found: list[Match | None] = [None] * len(items)
-    if not lines:
-        return found
-    responses = (yield Call("msearch", {"searches": lines})).raise_for_error()["responses"]
+    responses = yield from neighbour_steps(index, bodies)
     for position, response in zip(owners, responses, strict=True):
-        if "error" in response:
-            raise SearchError(f"a duplicate probe on {index!r} failed: {response['error']}")
-        for hit in response.get("hits", {}).get("hits", []):
-            score = raw_similarity(float(hit.get("_score") or 0.0), contract.similarity)
+        for hit, score in neighbours(response, contract, threshold):
             current = found[position]
-            if score >= threshold - 1e-6 and (current is None or score > current.score):
+            if current is None or score > current.score:
                 found[position] = Match(str(hit["_id"]), score)
     return found
 

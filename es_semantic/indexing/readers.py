@@ -5,12 +5,9 @@ A bad record never stops the stream: it becomes a ReadFailure and reading goes o
 
 from __future__ import annotations
 
-import csv
 import datetime
 import decimal
-import io
 import json
-import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,16 +15,17 @@ from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
 from es_semantic.errors import InputError, MissingDependencyError
+from es_semantic.indexing.delimited import delimited_rows
 from es_semantic.types import Document, ReadFailure
 
 InputFormat = Literal["jsonl", "csv", "tsv", "text", "beir", "parquet"]
+TextUnit = Literal["line", "file"]
 INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 Record = Document | ReadFailure
 MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                ".tsv": "tsv", ".tab": "tsv", ".txt": "text", ".md": "text", ".parquet": "parquet",
                ".pq": "parquet"}  # fmt: skip
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -141,8 +139,11 @@ def resolve_format(
     return path, "jsonl", spec
 
 
-def read_path(path: str, fmt: InputFormat | None, spec: FieldSpec) -> Iterator[Record]:
-    """All records of one PATH (``-`` is stdin), streamed."""
+def read_path(
+    path: str, fmt: InputFormat | None, spec: FieldSpec, text_unit: TextUnit | str = "line"
+) -> Iterator[Record]:
+    """All records of one PATH (``-`` is stdin, read line by line), streamed;
+    ``text_unit="file"``: a text file is one document (see :func:`read_stream`)."""
     path, fmt, spec = resolve_format(path, fmt, spec)
     if path == "-":
         if fmt == "parquet":
@@ -154,7 +155,7 @@ def read_path(path: str, fmt: InputFormat | None, spec: FieldSpec) -> Iterator[R
     except OSError as exc:
         raise InputError(f"cannot open {path}: {exc.strerror}") from None
     with handle:
-        yield from read_stream(handle, path, fmt, spec)
+        yield from read_stream(handle, path, fmt, spec, text_unit)
 
 
 def count_records(path: str, fmt: InputFormat | None) -> int | None:
@@ -180,20 +181,35 @@ def count_records(path: str, fmt: InputFormat | None) -> int | None:
         return None  # read_path reports it
 
 
-def count_inputs(paths: Sequence[str], fmt: InputFormat | None, text_unit: str) -> int | None:
-    """The number of input records when every PATH can tell (for progress bars):
-    ``text_unit="file"`` counts files, else :func:`count_records` each."""
-    if fmt == "text" and text_unit == "file" and "-" not in paths:
-        return len(paths)
-    counts = [count_records(path, fmt) for path in paths]
+def count_inputs(
+    paths: Sequence[str], fmt: InputFormat | None, text_unit: TextUnit | str
+) -> int | None:
+    """The number of input records when every PATH can tell (for progress bars): a text file
+    read as one document counts 1, any other PATH :func:`count_records`."""
+    counts = [
+        1 if path != "-" and _whole_file(fmt or detect_format(path), text_unit)
+        else count_records(path, fmt)
+        for path in paths
+    ]  # fmt: skip
     return None if None in counts else sum(c for c in counts if c is not None)
 
 
+def _whole_file(fmt: str, text_unit: str) -> bool:
+    return fmt == "text" and text_unit == "file"
+
+
 def read_stream(
-    stream: IO[bytes], name: str, fmt: InputFormat, spec: FieldSpec
+    stream: IO[bytes],
+    name: str,
+    fmt: InputFormat,
+    spec: FieldSpec,
+    text_unit: TextUnit | str = "line",
 ) -> Iterator[Record]:
-    """The records of one open file (Parquet needs a seekable one)."""
-    if fmt == "jsonl":
+    """The records of one open file (Parquet needs a seekable one); ``text_unit="file"``: a
+    text file is one document, its name the id (:func:`read_text_file`)."""
+    if _whole_file(fmt, text_unit):
+        yield read_text_file(name, spec, data=stream.read())
+    elif fmt == "jsonl":
         yield from read_jsonl(stream, name, spec)
     elif fmt in ("csv", "tsv"):
         yield from read_delimited(stream, name, spec, "," if fmt == "csv" else "\t")
@@ -205,137 +221,80 @@ def read_stream(
         raise InputError(f"format {fmt!r} is not one of {', '.join(INPUT_FORMATS)}")
 
 
-def _decode(raw: bytes, name: str, number: int) -> str | ReadFailure:
-    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # UTF-8 byte order mark
+@dataclass(frozen=True)
+class BadLine:
+    """A line that is not JSON (``column``: where it breaks) or not UTF-8 (``column`` None):
+    ``reason`` says what is wrong and what to do, ``message`` is the JSON parser's own words
+    (the reason, for bytes that are not UTF-8), ``text`` the line as read."""
+
+    reason: str
+    message: str
+    column: int | None
+    text: str
+
+
+def _utf8(raw: bytes | str, number: int) -> str | BadLine:
+    """A line as text; a byte-order mark on line 1 dropped."""
+    if isinstance(raw, str):
+        return raw.removeprefix("\ufeff") if number == 1 else raw
+    if number == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return ReadFailure(
-            f"{name}:{number}",
-            f"invalid UTF-8 at byte {exc.start}: re-save the file as UTF-8",
-            raw.decode("utf-8", errors="replace"),
-        )
+        reason = f"invalid UTF-8 at byte {exc.start}: re-save the file as UTF-8"
+        return BadLine(reason, reason, None, raw.decode("utf-8", errors="replace"))
+
+
+def json_lines(
+    lines: Iterable[bytes | str], *, text_lines: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line's number (1-based) and its JSON value, or a :class:`BadLine`; blank
+    lines hold nothing and are skipped. Bytes are decoded as UTF-8 line by line, so one bad
+    byte spoils one line. ``text_lines``: a line not starting with ``{`` is plain text, yielded
+    as a ``str`` without its line end."""
+    for number, raw in enumerate(lines, start=1):
+        line = _utf8(raw, number)
+        if isinstance(line, BadLine):
+            yield number, line
+        elif not line.strip():
+            continue
+        elif text_lines and not line.lstrip().startswith("{"):
+            yield number, line.rstrip("\r\n")
+        else:
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                reason = f"invalid JSON at column {exc.colno}: {exc.msg}"
+                yield number, BadLine(reason, exc.msg, exc.colno, line[:1000])
+
+
+def _decode(raw: bytes, name: str, number: int) -> str | ReadFailure:
+    line = _utf8(raw, number)
+    return (
+        ReadFailure(f"{name}:{number}", line.reason, line.text)
+        if isinstance(line, BadLine)
+        else line
+    )
 
 
 def read_jsonl(stream: IO[bytes], name: str, spec: FieldSpec) -> Iterator[Record]:
     """One JSON object a line; blank lines are skipped silently (they hold no document)."""
-    for number, raw in enumerate(stream, start=1):
-        line = _decode(raw, name, number)
-        if isinstance(line, ReadFailure):
-            yield line
-            continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield ReadFailure(
-                f"{name}:{number}", f"invalid JSON at column {exc.colno}: {exc.msg}", line[:1000]
-            )
-            continue
-        yield to_document(record, spec, f"{name}:{number}")
+    for number, value in json_lines(stream):
+        origin = f"{name}:{number}"
+        if isinstance(value, BadLine):
+            yield ReadFailure(origin, value.reason, value.text)
+        else:
+            yield to_document(value, spec, origin)
 
 
 def read_delimited(
     stream: IO[bytes], name: str, spec: FieldSpec, delimiter: str
 ) -> Iterator[Record]:
-    """CSV/TSV with a header row; ragged rows are failures, not guesses. Decoded row by row: a
-    row with invalid UTF-8 is one failure at its first line, and every other row is read."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    try:
-        yield from _read_csv_rows(_RowLines(text), name, spec, delimiter)
-    finally:
-        text.detach()  # the caller owns (and closes) the byte stream
-
-
-_UNDECODED = re.compile("[\udc80-\udcff]")  # the bytes errors="surrogateescape" kept
-
-
-class _RowLines:
-    """The physical lines fed to ``csv.reader``, kept until the row they make is taken, so a
-    row is named by its first line (the header is line 1; a quoted newline starts a line)."""
-
-    def __init__(self, text: IO[str]) -> None:
-        self.text, self.done = text, 0
-        self.lines: list[str] = []
-
-    def __iter__(self) -> _RowLines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.text)
-        self.lines.append(line)
-        return line
-
-    def take(self) -> tuple[int, list[str]]:
-        """The first line number of the row just read, and its lines."""
-        first, lines, self.lines = self.done + 1, self.lines, []
-        self.done += len(lines)
-        return first, lines
-
-
-def _undecoded(row: list[str], header: list[str], first: int, lines: list[str]) -> str | None:
-    """Why a row holding bytes that are not UTF-8 fails (None when it is all UTF-8)."""
-    for column, value in enumerate(row):
-        found = _UNDECODED.search(value)
-        if found is None:
-            continue
-        field = repr(header[column]) if column < len(header) else f"#{column + 1}"
-        where = next(k for k, line in enumerate(lines) if _UNDECODED.search(line))
-        line = f" on line {first + where}" if where else ""
-        byte = ord(found.group()) - 0xDC00
-        return f"invalid UTF-8 byte 0x{byte:02x} in field {field}{line}: re-save the file as UTF-8"
-    return None
-
-
-def _replaced(lines: list[str]) -> str:
-    """A row's text with its undecodable bytes as U+FFFD, for the dead-letter file."""
-    return "".join(lines).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _read_csv_rows(
-    lines: _RowLines, name: str, spec: FieldSpec, delimiter: str
-) -> Iterator[Record]:
-    reader = csv.reader(lines, delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise InputError(f"{name}:1: cannot read the header row: {exc}") from None
-    if any(_UNDECODED.search(field) for field in header):
-        raise InputError(f"{name}:1: the header row is not valid UTF-8: re-save the file as UTF-8")
-    missing = [f for f in (*spec.text_fields, *spec.metadata_fields) if f not in header]
-    if len(missing) == len(spec.text_fields) + len(spec.metadata_fields) or (
-        spec.id_field and spec.id_field not in header
-    ):
-        raise InputError(
-            f"{name}:1: header {header} lacks the fields asked for "
-            f"({', '.join(missing) or spec.id_field}); choose them with --text-field / --id-field"
-        )
-    lines.take()
-    while True:
-        try:
-            row: list[str] | csv.Error = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            row = exc
-        first, raw = lines.take()
-        if not row:
-            continue
-        origin = f"{name}:{first}"
-        if isinstance(row, csv.Error):
-            yield ReadFailure(origin, f"unreadable row: {row}", _replaced(raw))
-        elif (undecoded := _undecoded(row, header, first, raw)) is not None:
-            yield ReadFailure(origin, undecoded, _replaced(raw))
-        elif len(row) != len(header):
-            yield ReadFailure(
-                origin, f"row has {len(row)} fields, the header has {len(header)}", row
-            )
-        else:
-            yield to_document(dict(zip(header, row, strict=True)), spec, origin)
+    """CSV/TSV with a header row (:mod:`es_semantic.indexing.delimited`)."""
+    fields = (*spec.text_fields, *spec.metadata_fields)
+    for row in delimited_rows(stream, name, delimiter, fields, spec.id_field):
+        yield row if isinstance(row, ReadFailure) else to_document(row[1], spec, row[0])
 
 
 def _parquet() -> Any:

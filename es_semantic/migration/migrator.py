@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from es_semantic.evaluation.runner import build_modes, run_legs, summarise
 from es_semantic.indexing.admin import create_index, read_contract
 from es_semantic.indexing.deletion import delete_missing
 from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.pit import pit_pages
 from es_semantic.migration.plan import (
     MIGRATION_META_KEY,
     GateResult,
@@ -117,30 +119,11 @@ def stored_documents(
     """Every document's stored text and metadata, read through a point in time with
     ``search_after`` (a consistent snapshot, whatever is written meanwhile)."""
     fields = [*contract.text_fields, *contract.metadata_fields]
-    pit = es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE)["id"]
-    after: list[Any] | None = None
-    try:
-        while True:
-            resp = es.search(
-                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
-                size=page_size,
-                sort=["_shard_doc"],
-                source_includes=fields,
-                track_total_hits=False,
-                search_after=after,
-            )
-            pit = resp.get("pit_id", pit)
-            hits = resp["hits"]["hits"]
-            if not hits:
-                return
+    with closing(pit_pages(es, index, page_size=page_size, keep_alive=PIT_KEEP_ALIVE,
+                           source_includes=fields)) as pages:  # fmt: skip
+        for hits in pages:
             for hit in hits:
                 yield _to_document(hit, contract, index)
-            after = hits[-1]["sort"]
-    finally:
-        try:
-            es.close_point_in_time(id=pit)
-        except (ApiError, TransportError) as exc:  # a courtesy: the PIT expires anyway
-            log.debug("closing the point in time failed: %s", exc)
 
 
 def _to_document(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from es_semantic.errors import InputError
+from es_semantic.indexing.readers import BadLine, json_lines
 
 Kind = Literal["scored", "labelled", "queries"]
 EXPECTED = (
@@ -98,13 +99,9 @@ Record = tuple[int, dict[str, object]]
 
 def _json_records(path: Path, lines: list[str]) -> list[Record]:
     out: list[Record] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, value in json_lines(lines):
+        if isinstance(value, BadLine):
+            raise InputError(f"{path}:{number}: not valid JSON ({value.message})")
         if not isinstance(value, dict):
             raise InputError(f"{path}:{number}: a JSON object is expected: {EXPECTED}")
         out.append((number, value))

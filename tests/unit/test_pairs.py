@@ -95,3 +95,34 @@ def test_topic_terms_and_class_based_tfidf():
     # a word frequent in one class and absent from the other outranks a word both share
     labels = ctfidf_labels([Counter({"goal": 5, "team": 5}), Counter({"star": 4, "team": 5})], 1)
     assert labels == [["goal"], ["star"]]
+
+
+@pytest.mark.parametrize("contract", [FLAT, NESTED], ids=["flat", "nested"])
+def test_the_ingest_probe_is_the_scan_probe_with_one_neighbour_and_ids_only(contract):
+    """indexing.dedupe.probe_steps sends probe_body's search: k=1, no snippets, no passage."""
+    import numpy as np
+
+    from es_semantic.calls import Answer
+    from es_semantic.errors import SearchError
+    from es_semantic.indexing.dedupe import Match, probe_steps
+
+    items = [("d1", np.array([[0.1, 0.2, 0.3]], dtype=np.float32)),
+             ("d2", np.array([[0.3, 0.2, 0.1], [0.0, 1.0, 0.0]], dtype=np.float32))]  # fmt: skip
+    steps = probe_steps("docs", contract, items, 0.9)
+    searches = next(steps).kwargs["searches"]
+    assert searches[0] == {"index": "docs"} and len(searches) == 6
+    knn = searches[3]["knn"]
+    assert knn["k"] == 1 and knn["num_candidates"] == 100 and "inner_hits" not in knn
+    assert knn["query_vector"] == pytest.approx([0.3, 0.2, 0.1])
+    assert knn["filter"] == [{"bool": {"must_not": [{"ids": {"values": ["d2"]}}]}}]
+    assert searches[3]["size"] == 1 and searches[3]["_source"] is False
+    hit = {"hits": {"hits": [{"_id": "x", "_score": (1 + 0.95) / 2}]}}
+    low = {"hits": {"hits": [{"_id": "y", "_score": (1 + 0.5) / 2}]}}
+    with pytest.raises(StopIteration) as done:
+        steps.send(Answer({"responses": [low, low, hit]}))
+    (first, second) = done.value.value
+    assert first is None and second == Match("x", pytest.approx(0.95))
+    failing = probe_steps("docs", contract, items[:1], 0.9)
+    next(failing)
+    with pytest.raises(SearchError, match="a duplicate probe on 'docs' failed"):
+        failing.send(Answer({"responses": [{"error": {"type": "boom"}}]}))
