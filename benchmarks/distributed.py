@@ -55,6 +55,7 @@ def main() -> None:
     import ray
 
     from es_semantic.distributed import index_files
+    from es_semantic.indexing.options import IndexOptions
 
     cores = os.cpu_count() or 1
     gpu = args.device.startswith("cuda")
@@ -82,7 +83,8 @@ def main() -> None:
                 [str(corpus)], server.config, f"bench-ray-{workers}", args.model,
                 encoder_options={"device": args.device},
                 workers=workers, cpus_per_worker=max(1.0, cores / workers) if not gpu else 1.0,
-                gpus_per_worker=(1.0 / workers) if gpu else 0.0, **options,
+                gpus_per_worker=(1.0 / workers) if gpu else 0.0,
+                options=IndexOptions.of(**options),
             )  # fmt: skip
             seconds = time.perf_counter() - started
             rows.append((f"ray x{workers}", seconds, report))

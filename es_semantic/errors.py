@@ -57,9 +57,11 @@ class InputError(EsSemanticError):
 class IndexingError(EsSemanticError):
     """An indexing run had to stop (documents already sent are reported).
 
-    ``report``: the stopped run's report, every document accounted for, when there was one."""
+    ``report``: the stopped run's report, every document accounted for, when there was one;
+    ``reason``: what stopped it, in one line."""
 
     report: Any = None
+    reason: str | None = None
 
 
 class IndexingInterrupted(KeyboardInterrupt):

@@ -23,38 +23,27 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from tqdm import tqdm
-
+from es_semantic.calls import run
 from es_semantic.client import make_client
 from es_semantic.config import EncoderConfig, ESConfig
-from es_semantic.distributed.rows import add_summary, run_stopped, summary_total
-from es_semantic.errors import ConfigError, EncoderError, IndexingError, MissingDependencyError
-from es_semantic.indexing.batch import describe
-from es_semantic.indexing.dead_letter import DeadLetterSink
-from es_semantic.indexing.indexer import Indexer
+from es_semantic.distributed.rows import add_summary
+from es_semantic.errors import ConfigError, EncoderError, MissingDependencyError
+from es_semantic.indexing.batch import describe, open_run, stopped_error
+from es_semantic.indexing.options import IndexOptions
 from es_semantic.indexing.readers import FieldSpec, InputFormat, count_inputs, resolve_format
-from es_semantic.redact import redact
+from es_semantic.indexing.setup import IndexSetup
+from es_semantic.redact import client_secrets
 from es_semantic.types import IndexReport
-
-if TYPE_CHECKING:
-    from es_semantic.encoding.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
-# Indexer options that belong to the whole run (the driver's), not to a worker's batches.
-RUN_OPTIONS = ("dead_letter", "progress", "refresh")
 GPU_CALLS_PER_ACTOR = 2
 # CPUs kept free beside the pool for reading: each file read task of index_files asks for
 # READ_CPUS (parsing is light next to encoding); a user's dataset's own tasks ask Ray's default.
 READ_CPUS = 0.25
 DATASET_TASK_CPUS = 1.0
-LOCAL_ONLY = {
-    "track_ids": "--delete-missing needs every id in one process: run it with the local engine",
-    "dedupe_threshold": "near-duplicate checks compare across the whole run: use the local "
-    "engine (or `es-semantic duplicates` after indexing)",
-}
 
 
 @dataclass(frozen=True)
@@ -148,16 +137,16 @@ def index_dataset(
     gpus_per_worker: float = 0.0,
     source: str = "dataset",
     total: int | None = None,
-    **indexer_options: Any,
+    options: IndexOptions | None = None,
 ) -> IndexReport:
     """Index a ``ray.data.Dataset`` whose rows have the id, text and metadata fields (named
     as for ``Indexer``: ``id_field``, ``text_fields``, ``metadata_fields``).
 
     ``model`` and ``encoder_options`` are what each actor passes to ``Encoder`` (a path or
-    installed package every worker can load; None: the default model). ``indexer_options``:
-    any ``Indexer`` option. Dead letters name ``source`` and the row's id. Raises
+    installed package every worker can load; None: the default model). ``options``: the
+    ``Indexer``'s (``IndexOptions``). Dead letters name ``source`` and the row's id. Raises
     ``IndexingError`` (with ``.report``) when the cluster stopped the run."""
-    return _Run(es_config, index, model, encoder_options, indexer_options,
+    return _Run(es_config, index, model, encoder_options, options or IndexOptions(),
                 Resources(workers, cpus_per_worker, gpus_per_worker)).go(
         lambda spec: dataset, source, total, DATASET_TASK_CPUS)  # fmt: skip
 
@@ -174,14 +163,14 @@ def index_files(
     workers: int = 1,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
-    **indexer_options: Any,
+    options: IndexOptions | None = None,
 ) -> IndexReport:
     """Index files (JSONL, CSV, TSV, text, a BEIR folder, Parquet; local paths or any
     filesystem URL the Ray cluster can read), one read task per file, every record with its
     ``file:line`` origin. Options as :func:`index_dataset`."""
     if "-" in paths:
         raise ConfigError("the Ray engine reads files, not stdin: pass file paths")
-    run = _Run(es_config, index, model, encoder_options, indexer_options,
+    run = _Run(es_config, index, model, encoder_options, options or IndexOptions(),
                Resources(workers, cpus_per_worker, gpus_per_worker))  # fmt: skip
     return run.go(lambda spec: _read_files(paths, fmt, spec, text_unit), ", ".join(paths),
                   _count(paths, fmt, text_unit), READ_CPUS)  # fmt: skip
@@ -217,13 +206,6 @@ def _count(paths: Sequence[str], fmt: InputFormat | None, text_unit: str) -> int
         return None
 
 
-@dataclass(frozen=True)
-class _KnownByConfig:
-    """An encoder known by its config: all the driver needs to create or check the index."""
-
-    config: EncoderConfig
-
-
 class _Run:
     """One run on the cluster: the driver's side."""
 
@@ -233,17 +215,13 @@ class _Run:
         index: str,
         model: str | None,
         encoder_options: Mapping[str, Any] | None,
-        indexer_options: Mapping[str, Any],
+        options: IndexOptions,
         resources: Resources,
     ) -> None:
-        for name, why in LOCAL_ONLY.items():
-            if indexer_options.get(name):
-                raise ConfigError(f"{name} is not available with the Ray engine: {why}")
+        options.refuse_local_only()
         self.es_config, self.index, self.model = es_config, index, model
         self.encoder_options = dict(encoder_options or {})
-        self.run_options = {k: v for k, v in indexer_options.items() if k in RUN_OPTIONS}
-        self.batch_options = {k: v for k, v in indexer_options.items() if k not in RUN_OPTIONS}
-        self.resources = resources
+        self.options, self.resources = options, resources
 
     def go(self, dataset_for: Any, source: str, total: int | None, reading: float) -> IndexReport:
         """Run on the cluster; ``reading``: the CPUs the dataset's read tasks need."""
@@ -254,23 +232,22 @@ class _Run:
         if clamped:
             log.warning(clamped)
         config = self._encoder_config(ray)
-        shown = bool(self.run_options.get("progress"))
+        shown = self.options.progress
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = context.print_on_execution_start = shown
         logging.getLogger("ray.data").setLevel(logging.INFO if shown else logging.WARNING)
         with make_client(self.es_config) as es:
-            checker = Indexer(es, self.index, cast("Encoder", _KnownByConfig(config)),
-                              **self.batch_options)  # fmt: skip
-            spec = checker.field_spec()  # creates the index, or checks its contract
+            setup = IndexSetup(self.index, config, self.options)
+            run(es, setup.steps())  # creates the index, or checks its contract
             signal = ray.remote(num_cpus=0)(_stop_signal()).remote()  # no CPU from the pool
             try:
-                out = self._map(dataset_for(spec), source, signal)
-                report = self._collect(out, checker, total)
+                out = self._map(dataset_for(setup.spec()), source, signal)
+                report = self._collect(out, client_secrets(es), total)
             finally:
                 ray.kill(signal)
             report.seconds = time.perf_counter() - started
-            if self.run_options.get("refresh", True):
-                es.indices.refresh(index=checker.target)
+            if self.options.refresh:
+                es.indices.refresh(index=setup.target)
         return report
 
     def _map(self, dataset: Any, source: str, signal: Any) -> Any:
@@ -282,12 +259,12 @@ class _Run:
                 "index": self.index,
                 "model": self.model,
                 "encoder_options": self.encoder_options,
-                "indexer_options": self.batch_options,
+                "options": self.options.for_batches(),
                 "source": source,
                 "concurrent": self.resources.calls_per_actor(),
                 "signal": signal,
             },
-            batch_size=int(self.batch_options.get("batch_size", 256)),
+            batch_size=self.options.batch_size,
             batch_format="pyarrow",
             compute=_actor_pool(ray, self.resources),
             **self.resources.remote_args(),
@@ -302,34 +279,23 @@ class _Run:
             config: EncoderConfig = ray.get(remote.remote(self.model, self.encoder_options))
             return config
 
-    def _collect(self, out: Any, checker: Indexer, total: int | None) -> IndexReport:
+    def _collect(self, out: Any, secrets: list[str], total: int | None) -> IndexReport:
         """Add up every summary as it streams in (after a batch met a stopped cluster too:
         batches on other actors may still write); then raise when one did."""
-        report = IndexReport(self.index)
-        sink = DeadLetterSink(report, self.run_options.get("dead_letter"), checker.secrets)
-        bar = tqdm(desc=f"indexing {self.index} (ray)", unit="doc", total=total,
-                   disable=not self.run_options.get("progress"), dynamic_ncols=True)  # fmt: skip
+        run = open_run(self.index, self.options, secrets, total)
         stopped: str | None = None
         try:
             for row in out.iter_rows():
-                for letter in add_summary(report, row):
-                    sink.add(letter["source"], letter["reason"], letter["document"])
-                bar.update(summary_total(row))
+                for letter in add_summary(run.report, row):
+                    run.fail(letter["source"], letter["reason"], letter["document"])
+                run.bar.update(int(row["indexed"]) + int(row["skipped"]))
                 stopped = stopped or row["stopped"]  # later batches come back unsent
         except Exception as exc:  # Ray gave up (after its retries): what was counted stands
-            error = IndexingError(redact(
-                f"the Ray run into {self.index!r} failed: {describe(exc)}. {report.indexed} "
-                "documents were indexed; re-run the same command to resume (unchanged "
-                "documents are skipped without encoding).", checker.secrets))  # fmt: skip
-            error.report = report
-            raise error from exc
-        finally:
-            sink.close()
-            bar.close()
+            reason = f"the Ray run failed: {describe(exc)}"
+            raise stopped_error(self.index, reason, run.close(), secrets) from exc
+        report = run.close()
         if stopped is not None:
-            error = IndexingError(redact(run_stopped(stopped, report.indexed), checker.secrets))
-            error.report = report
-            raise error
+            raise stopped_error(self.index, stopped, report, secrets)
         return report
 
 

@@ -8,7 +8,6 @@ summary row (its counts and dead letters), and the driver adds the summaries int
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -17,8 +16,6 @@ from es_semantic.types import Document, IndexReport, ReadFailure
 
 # Columns of a read-record row (a ReadFailure has ``reason`` set and ``raw``; a Document the rest).
 RECORD_COLUMNS = ("origin", "doc_id", "texts", "metadata", "reason", "raw")
-# The local Indexer's stop message, whose count is one batch's
-_STOPPED = re.compile(r"(?P<head>.* stopped: .*)\. \d+ documents were indexed; (?P<tail>.*)", re.S)
 # Counts an indexed batch reports (the dead letters travel beside them, one JSON line each).
 COUNTED = ("indexed", "skipped", "encoded", "truncated", "chunked", "passages", "duplicates")
 
@@ -89,11 +86,3 @@ def add_summary(report: IndexReport, row: Mapping[str, Any]) -> list[dict[str, A
 def summary_total(row: Mapping[str, Any]) -> int:
     """Input records a summary accounts for (for the progress bar)."""
     return int(row["indexed"]) + int(row["skipped"]) + len(row["dead_letters"] or ())
-
-
-def run_stopped(batch_message: str, indexed: int) -> str:
-    """A batch's stop message with the whole run's count of indexed documents in it."""
-    match = _STOPPED.fullmatch(batch_message)
-    if match is None:
-        return f"{batch_message} ({indexed} documents were indexed in all)"
-    return f"{match['head']}. {indexed} documents were indexed; {match['tail']}"

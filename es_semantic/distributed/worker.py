@@ -10,24 +10,21 @@ skipped, never written twice.
 
 from __future__ import annotations
 
+import json
 import queue
-import shutil
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import ray
-from tqdm import tqdm
 
 from es_semantic.client import make_client
 from es_semantic.config import ESConfig
 from es_semantic.distributed.rows import COUNTED, summary_row, to_records
 from es_semantic.errors import IndexingError
-from es_semantic.indexing.batch import IndexRun
-from es_semantic.indexing.dead_letter import DeadLetterSink
+from es_semantic.indexing.batch import open_run
 from es_semantic.indexing.indexer import Indexer
+from es_semantic.indexing.options import IndexOptions
 from es_semantic.types import Document, IndexReport, ReadFailure
 
 NOT_SENT = "not sent: indexing stopped"  # the local engine's reason for the same records
@@ -74,55 +71,45 @@ class IndexBatches:
         index: str,
         model: str | None,
         encoder_options: Mapping[str, Any],
-        indexer_options: Mapping[str, Any],
+        options: IndexOptions,
         source: str,
         concurrent: int = 1,
         signal: Any = None,
     ) -> None:
-        self._dead_dir = Path(tempfile.mkdtemp(prefix="es-semantic-worker-"))
         es, encoder = make_client(es_config), load_encoder(model, encoder_options)
-        self._idle: queue.SimpleQueue[tuple[Indexer, Path]] = queue.SimpleQueue()
-        for n in range(concurrent):
-            dead_letter = self._dead_dir / f"batch-{n}.dead.jsonl"
-            indexer = Indexer(es, index, encoder, dead_letter=dead_letter, progress=False,
-                              refresh=False, **indexer_options)  # fmt: skip
+        self._idle: queue.SimpleQueue[Indexer] = queue.SimpleQueue()
+        for _ in range(concurrent):  # every failure comes back in the batch's report
+            indexer = Indexer.from_options(es, index, encoder, options.for_batches())
             self.spec = indexer.field_spec()
-            self._idle.put((indexer, dead_letter))
-        self.source, self.index, self.signal = source, index, signal
+            self._idle.put(indexer)
+        self.source, self.index, self.signal, self.options = source, index, signal, options
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        indexer, dead_letter = self._idle.get()
+        indexer = self._idle.get()
         try:
-            return self._index(indexer, dead_letter, batch)
+            return self._index(indexer, batch)
         finally:
-            self._idle.put((indexer, dead_letter))
+            self._idle.put(indexer)
 
-    def _index(self, indexer: Indexer, dead_letter: Path, batch: pa.Table) -> pa.Table:
+    def _index(self, indexer: Indexer, batch: pa.Table) -> pa.Table:
         records = list(to_records(batch.to_pylist(), batch.column_names, self.spec, self.source))
         stopped = None
         try:
             if self.signal is not None and ray.get(self.signal.stopped.remote()):
-                report = self._not_sent(records, dead_letter)
+                report = self._not_sent(records)
             else:
                 report = indexer.index(records)
         except IndexingError as exc:  # the cluster failed: every document is dead-lettered
             if exc.report is None:
                 raise
-            report, stopped = exc.report, str(exc)
+            report, stopped = exc.report, exc.reason or str(exc)
             if self.signal is not None:
                 ray.get(self.signal.stop.remote(stopped))
-        dead = []
-        if dead_letter.exists():
-            dead = dead_letter.read_text(encoding="utf-8").splitlines()
-            dead_letter.unlink()
+        dead = [json.dumps(f.to_json(), ensure_ascii=False) for f in report.failures]
         return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
 
-    def _not_sent(self, records: list[Document | ReadFailure], dead_letter: Path) -> IndexReport:
+    def _not_sent(self, records: list[Document | ReadFailure]) -> IndexReport:
         """The run has stopped: each record is a dead letter, as the local engine's are."""
-        report = IndexReport(self.index)
-        run = IndexRun(report, DeadLetterSink(report, dead_letter), tqdm(disable=True))
+        run = open_run(self.index, self.options.for_batches(), [])
         run.fail_records(records, NOT_SENT)
         return run.close()
-
-    def __del__(self) -> None:
-        shutil.rmtree(getattr(self, "_dead_dir", ""), ignore_errors=True)

@@ -17,13 +17,13 @@ from elasticsearch.helpers import async_streaming_bulk
 from es_semantic.calls import run_async
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item
-from es_semantic.indexing.indexer import STOPPING_ERRORS, _IndexerOptions
+from es_semantic.indexing.indexer import STOPPING_ERRORS, _IndexerBase
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import IndexReport
 
 
-class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
+class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
     """``await AsyncIndexer(aes, "docs", Encoder()).index(docs)`` -> IndexReport.
 
     ``docs`` may be a plain or an async iterable of dicts, Documents or ReadFailures.
@@ -31,11 +31,12 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
 
     async def ensure_index(self) -> IndexContract:
         """Create the index from the encoder's contract, or check the existing one's."""
-        return await run_async(self.es, self._ensure_steps())
+        return await run_async(self.es, self.setup.steps())
 
     async def field_spec(self) -> FieldSpec:
         """Which input fields are id, text and metadata for this index."""
-        return self._spec(await self.ensure_index())
+        await self.ensure_index()
+        return self.setup.spec()
 
     async def index(
         self, docs: Iterable[Any] | AsyncIterable[Any], *, total: int | None = None
@@ -52,7 +53,7 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
         consumer = asyncio.create_task(self._consume(queue, run))
         error: BaseException | None = None
         try:
-            async for batch in _abatched(docs, self._spec(contract), self.batch_size, run):
+            async for batch in _abatched(docs, self.setup.spec(), self.options.batch_size, run):
                 try:
                     actions = await self._batch_actions(batch, contract, run)
                 except STOPPING_ERRORS as exc:
@@ -76,7 +77,7 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
         if error is not None:
             raise self._ended(error, run) from None
         report = run.close()
-        if self.refresh:
+        if self.options.refresh:
             await self.es.indices.refresh(index=self.target)
         return report
 
@@ -123,7 +124,7 @@ class AsyncIndexer(_IndexerOptions[AsyncElasticsearch]):
             raise_on_error=False,
             raise_on_exception=True,
             yield_ok=True,
-            **self._bulk_options,
+            **self.options.bulk_options(),
         ):
             run.record(parse_bulk_item(ok, item))
 

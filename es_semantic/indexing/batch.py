@@ -13,11 +13,12 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from es_semantic.calls import Call, Steps
+from es_semantic.errors import IndexingError
 from es_semantic.indexing.actions import (
     BulkOutcome,
     EncodedDoc,
@@ -29,8 +30,12 @@ from es_semantic.indexing.actions import (
 )
 from es_semantic.indexing.dead_letter import DeadLetterSink, PrivateJsonl
 from es_semantic.indexing.readers import FieldSpec, to_document
+from es_semantic.redact import redact
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document, IndexReport, ReadFailure
+
+if TYPE_CHECKING:
+    from es_semantic.indexing.options import IndexOptions
 
 Action = tuple[dict[str, Any], Document]
 MAX_LISTED = 1000  # near-duplicates listed in the report (all are counted)
@@ -115,6 +120,34 @@ def build_actions(
         (to_action(index, p.doc_id, p.doc, p.digest, e, contract, vector_format), p.doc)
         for p, e in zip(todo, encoded, strict=True)
     ]
+
+
+def open_run(
+    index: str, options: IndexOptions, secrets: Sequence[str], total: int | None = None
+) -> IndexRun:
+    """A run's report, dead-letter sink, near-duplicates file and progress bar (count, rate
+    and, when ``total`` is known, time left)."""
+    report = IndexReport(index)
+    bar = tqdm(desc=f"indexing {index}", unit="doc", total=total, disable=not options.progress,
+               dynamic_ncols=True)  # fmt: skip
+    sink = DeadLetterSink(report, options.dead_letter, secrets, keep=options.report_failures)
+    return IndexRun(report, sink, bar, PrivateJsonl(options.duplicates_file))
+
+
+def stopped_error(
+    index: str, reason: str, report: IndexReport, secrets: Sequence[str]
+) -> IndexingError:
+    """The one error of a run that had to stop, carrying its report."""
+    stopped = IndexingError(
+        redact(
+            f"indexing into {index!r} stopped: {reason}. {report.indexed} documents were "
+            "indexed; re-run the same command to resume (unchanged documents are skipped "
+            "without encoding).",
+            secrets,
+        )
+    )
+    stopped.report, stopped.reason = report, redact(reason, secrets)
+    return stopped
 
 
 def doc_json(doc: Document) -> dict[str, Any]:

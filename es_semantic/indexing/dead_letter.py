@@ -54,15 +54,21 @@ class PrivateJsonl:
 
 
 class DeadLetterSink:
-    """Thread-safe: counts a failure in the report and appends it to ``path``.
+    """Thread-safe: counts a failure in the report (listing the first ``keep``) and appends it
+    to ``path``.
 
     The file holds this run's failures; an earlier run's file is kept beside it (see
     :class:`PrivateJsonl`). Reasons are stripped of ``secrets``."""
 
     def __init__(
-        self, report: IndexReport, path: str | Path | None = None, secrets: Iterable[str] = ()
+        self,
+        report: IndexReport,
+        path: str | Path | None = None,
+        secrets: Iterable[str] = (),
+        *,
+        keep: int | None = MAX_FAILURES_IN_REPORT,
     ) -> None:
-        self.report = report
+        self.report, self.keep = report, keep  # failures listed in the report (None: all)
         self.secrets = list(secrets)
         self._file = PrivateJsonl(path)
         self.path = self._file.path
@@ -77,7 +83,7 @@ class DeadLetterSink:
         failure = FailedDocument(source, redact(reason, self.secrets), _jsonable(document))
         with self._lock:
             self.report.failed += 1
-            if len(self.report.failures) < MAX_FAILURES_IN_REPORT:
+            if self.keep is None or len(self.report.failures) < self.keep:
                 self.report.failures.append(failure)
             if self._file.write(failure.to_json()):
                 self.report.dead_letter = str(self.path)

@@ -13,24 +13,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
-from tqdm import tqdm
 
-from es_semantic.calls import Call, Steps
+from es_semantic.calls import Steps
 from es_semantic.calls import run as run_steps
-from es_semantic.cluster import ClusterInfo
-from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, SearchError
+from es_semantic.errors import IndexingError, IndexingInterrupted, SearchError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import EncodedDoc, VectorFormat
-from es_semantic.indexing.admin import (
-    add_metadata_field_steps,
-    create_index_steps,
-    read_contract_steps,
-    resolve_write_index_steps,
-)
 from es_semantic.indexing.bulk_pipeline import BulkPipeline, PipelineStopped
-from es_semantic.indexing.dead_letter import DeadLetterSink, PrivateJsonl
 from es_semantic.indexing.dedupe import (
-    DUPLICATE_FIELD,
     DedupeMode,
     Match,
     RunMemory,
@@ -39,9 +29,11 @@ from es_semantic.indexing.dedupe import (
     probe_steps,
     vectors_of,
 )
+from es_semantic.indexing.options import IndexOptions
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
-from es_semantic.redact import client_secrets, redact
+from es_semantic.indexing.setup import IndexSetup
+from es_semantic.redact import client_secrets
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import IndexReport
 
@@ -53,9 +45,10 @@ STOPPING_ERRORS = (ApiError, TransportError, SearchError)
 
 
 ClientT = TypeVar("ClientT")
+IndexerT = TypeVar("IndexerT", bound="_IndexerBase[Any]")
 
 
-class _IndexerOptions(Generic[ClientT]):
+class _IndexerBase(Generic[ClientT]):
     """Options and contract logic shared by the sync and async indexers (one signature for
     both: ``es`` is an ``Elasticsearch`` or an ``AsyncElasticsearch``).
 
@@ -107,118 +100,63 @@ class _IndexerOptions(Generic[ClientT]):
         vector_format: str = "auto",
         senders: int = 2,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1 or senders < 1:
-            raise ConfigError("batch_size, chunk_size and senders must be >= 1")
-        if vector_format not in ("auto", "json", "base64"):
-            raise ConfigError(f"vector_format={vector_format!r} is not one of auto, json, base64")
-        self.requested_vector_format = vector_format
-        self.vector_format: VectorFormat = "json" if vector_format == "auto" else vector_format  # type: ignore[assignment]
-        self.senders = senders
-        if dedupe not in ("flag", "skip"):
-            raise ConfigError(f"dedupe={dedupe!r} is not one of flag, skip")
-        self.es = es
-        self.index_name, self.encoder = index, encoder
-        meta = (
-            dict(metadata_fields)
-            if isinstance(metadata_fields, Mapping)
-            else dict.fromkeys(metadata_fields, "keyword")
-        )
-        if dedupe_threshold is not None and dedupe == "flag":
-            meta.setdefault(DUPLICATE_FIELD, "keyword")
-        self.dedupe_threshold, self.dedupe = dedupe_threshold, dedupe
+        self._configure(es, index, encoder, IndexOptions.of(
+            id_field=id_field, text_fields=tuple(text_fields) if text_fields else None,
+            metadata_fields=metadata_fields, similarity=similarity, index_options=index_options,
+            analyzer=analyzer, keep_vectors_in_source=keep_vectors_in_source, chunking=chunking,
+            chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, batch_size=batch_size,
+            chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
+            initial_backoff=initial_backoff, max_backoff=max_backoff, dead_letter=dead_letter,
+            progress=progress, refresh=refresh, track_ids=track_ids,
+            dedupe_threshold=dedupe_threshold, dedupe=dedupe, duplicates_file=duplicates_file,
+            vector_format=vector_format, senders=senders,
+        ))  # fmt: skip
+
+    @classmethod
+    def from_options(
+        cls: type[IndexerT], es: ClientT, index: str, encoder: Encoder, options: IndexOptions
+    ) -> IndexerT:
+        """An indexer with options made already (the Ray workers')."""
+        indexer = cls.__new__(cls)
+        indexer._configure(es, index, encoder, options)
+        return indexer
+
+    def _configure(self, es: ClientT, index: str, encoder: Encoder, options: IndexOptions) -> None:
+        self.es, self.index_name, self.encoder, self.options = es, index, encoder, options
+        self.setup = IndexSetup(index, encoder.config, options)
         self._memory: RunMemory | None = None
-        self._id_field = id_field
-        self._text_fields = tuple(text_fields) if text_fields else None
-        self._create_options: dict[str, Any] = {
-            "text_fields": self._text_fields,
-            "metadata_fields": meta,
-            "similarity": similarity,
-            "index_options": index_options,
-            "analyzer": analyzer,
-            "keep_vectors_in_source": keep_vectors_in_source,
-            "chunking": chunking,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-        }
-        self.batch_size = batch_size
-        self._bulk_options: dict[str, Any] = {
-            "chunk_size": chunk_size,
-            "max_chunk_bytes": max_chunk_bytes,
-            "max_retries": max_retries,
-            "initial_backoff": initial_backoff,
-            "max_backoff": max_backoff,
-        }
-        self.dead_letter = dead_letter
-        self.duplicates_file = duplicates_file
-        self.progress = progress
-        self.refresh = refresh
-        self.contract: IndexContract | None = None
-        self.created = False
-        self.target = index  # the concrete index written to (the alias's, once resolved)
         # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
-        self.seen_ids: set[str] | None = set() if track_ids else None
+        self.seen_ids: set[str] | None = set() if options.track_ids else None
         self.secrets = client_secrets(es)  # the client's credentials, kept out of every message
 
-    def _new_contract(self) -> IndexContract:
-        return IndexContract.from_encoder(self.encoder.config, **self._create_options)
+    @property
+    def contract(self) -> IndexContract | None:
+        return self.setup.contract
 
-    def _accept_existing(self, contract: IndexContract) -> IndexContract:
-        contract.check(self.encoder.config, self.index_name, for_indexing=True)
-        wanted = self._create_options.get("chunking")
-        if wanted is not None and wanted != contract.chunking:
-            raise ConfigError(
-                f"index {self.index_name!r} has chunking {contract.chunking!r}, not {wanted!r}: "
-                "index into a new index, or convert this one with `es-semantic migrate`"
-            )
-        if self._text_fields and self._text_fields != contract.text_fields:
-            raise ConfigError(
-                f"index {self.index_name!r} has text fields {list(contract.text_fields)}; "
-                f"--text-field asked for {list(self._text_fields)}"
-            )
-        return contract
+    @property
+    def target(self) -> str:
+        """The concrete index written to (the alias's write index, once resolved)."""
+        return self.setup.target
 
-    def _spec(self, contract: IndexContract) -> FieldSpec:
-        return FieldSpec(self._id_field, contract.text_fields, tuple(contract.metadata_fields))
+    @property
+    def created(self) -> bool:
+        """Whether this indexer created the index (then nothing in it needs looking up)."""
+        return self.setup.created
+
+    @created.setter
+    def created(self, value: bool) -> None:
+        self.setup.created = value
+
+    @property
+    def vector_format(self) -> VectorFormat:
+        return self.setup.vector_format
 
     def _start(self, docs: Any, total: int | None) -> steps.IndexRun:
         """A run: its report, dead-letter sink and progress bar (count, rate and, when the
         number of documents is known, time left)."""
-        report = IndexReport(self.index_name)
         if total is None and isinstance(docs, Sized):
             total = len(docs)
-        bar = tqdm(desc=f"indexing {self.index_name}", unit="doc", total=total,
-                   disable=not self.progress, dynamic_ncols=True)  # fmt: skip
-        sink = DeadLetterSink(report, self.dead_letter, self.secrets)
-        return steps.IndexRun(report, sink, bar, PrivateJsonl(self.duplicates_file))
-
-    def _ensure_steps(self) -> Steps[IndexContract]:
-        """Create the index from the encoder's contract, or check the existing one's (and
-        write to the concrete index behind an alias)."""
-        if self.contract is not None:
-            return self.contract
-        if self.requested_vector_format != "json":
-            info = (yield Call("info")).raise_for_error()
-            cluster = ClusterInfo.from_responses(info, None)
-            if self.requested_vector_format == "auto":
-                self.vector_format = "base64" if cluster.accepts_base64_vectors else "json"
-            elif not cluster.accepts_base64_vectors:
-                raise ConfigError(
-                    f"vector_format='base64' needs Elasticsearch 9.3 or later; the cluster "
-                    f"is {cluster.number}: use 'auto' or 'json'"
-                )
-        exists = (yield Call("indices.exists", {"index": self.index_name})).raise_for_error()
-        if exists:
-            contract = self._accept_existing((yield from read_contract_steps(self.index_name)))
-            self.target = yield from resolve_write_index_steps(self.index_name)
-            if self.dedupe_threshold is not None and self.dedupe == "flag":
-                contract = yield from add_metadata_field_steps(
-                    self.target, contract, DUPLICATE_FIELD, "keyword"
-                )
-        else:
-            contract = self._new_contract()
-            self.created = yield from create_index_steps(self.index_name, contract)
-        self.contract = contract
-        return contract
+        return steps.open_run(self.index_name, self.options, self.secrets, total)
 
     def _batch_steps(
         self, batch: list[Any], contract: IndexContract, run: steps.IndexRun
@@ -283,7 +221,7 @@ class _IndexerOptions(Generic[ClientT]):
         """Bulk actions for the encoded documents; with a dedupe threshold, near-duplicates
         are flagged (``duplicate_of``) or left out, and counted either way. An update of an
         id the index holds is never left out: that would keep its stale version."""
-        threshold = self.dedupe_threshold
+        threshold = self.options.dedupe_threshold
         if threshold is None or not todo:
             return steps.build_actions(self.target, todo, encoded, contract, self.vector_format)
         if self._memory is None:
@@ -294,8 +232,8 @@ class _IndexerOptions(Generic[ClientT]):
         if not self.created:
             items = list(zip(ids, vectors, strict=True))
             in_index = yield from probe_steps(self.target, contract, items, threshold)
-        verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.dedupe)
-        kept = apply_verdicts(todo, encoded, verdicts, stored, self.dedupe, run)
+        verdicts = decide(ids, vectors, in_index, self._memory, threshold, self.options.dedupe)
+        kept = apply_verdicts(todo, encoded, verdicts, stored, self.options.dedupe, run)
         return steps.build_actions(self.target, [p for p, _ in kept], [e for _, e in kept],
                                    contract, self.vector_format)  # fmt: skip
 
@@ -318,19 +256,10 @@ class _IndexerOptions(Generic[ClientT]):
         return error
 
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
-        stopped = IndexingError(
-            redact(
-                f"indexing into {self.index_name!r} stopped: {steps.describe(error)}. "
-                f"{report.indexed} documents were indexed; re-run the same command to resume "
-                "(unchanged documents are skipped without encoding).",
-                self.secrets,
-            )
-        )
-        stopped.report = report
-        return stopped
+        return steps.stopped_error(self.index_name, steps.describe(error), report, self.secrets)
 
 
-class Indexer(_IndexerOptions[Elasticsearch]):
+class Indexer(_IndexerBase[Elasticsearch]):
     """Index documents into ``index`` with ``encoder``, creating the index when absent.
 
     >>> Indexer(es, "docs", Encoder()).index([{"id": "1", "text": "hello"}])  # doctest: +SKIP
@@ -339,11 +268,12 @@ class Indexer(_IndexerOptions[Elasticsearch]):
 
     def ensure_index(self) -> IndexContract:
         """Create the index from the encoder's contract, or check the existing one's."""
-        return run_steps(self.es, self._ensure_steps())
+        return run_steps(self.es, self.setup.steps())
 
     def field_spec(self) -> FieldSpec:
         """Which input fields are id, text and metadata for this index."""
-        return self._spec(self.ensure_index())
+        self.ensure_index()
+        return self.setup.spec()
 
     def index(self, docs: Iterable[Any], *, total: int | None = None) -> IndexReport:
         """Index ``docs`` (dicts, Documents or ReadFailures); every one ends up counted.
@@ -354,10 +284,10 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         contract = self.ensure_index()
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents
-        records = run.taking(steps.as_records(docs, self._spec(contract)))
-        pipe = BulkPipeline(self.es, self._bulk_options, run, self.senders)
+        records = run.taking(steps.as_records(docs, self.setup.spec()))
+        pipe = BulkPipeline(self.es, self.options.bulk_options(), run, self.options.senders)
         try:
-            for batch in steps.batched(records, self.batch_size):
+            for batch in steps.batched(records, self.options.batch_size):
                 self._index_batch(batch, contract, run, pipe)
             pipe.close()
         except PipelineStopped:
@@ -371,7 +301,7 @@ class Indexer(_IndexerOptions[Elasticsearch]):
         if pipe.error is not None:
             raise self._ended(pipe.error, run) from None
         report = run.close()
-        if self.refresh:
+        if self.options.refresh:
             self.es.indices.refresh(index=self.target)
         return report
 

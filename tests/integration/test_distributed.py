@@ -34,6 +34,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 psutil = pytest.importorskip("psutil")
 
 from es_semantic.distributed import index_dataset, index_files  # noqa: E402
+from es_semantic.indexing.options import IndexOptions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_ray_engine_equals_the_local_engine_on_jsonl_and_parquet(
 
     dead = tmp_path / "ray.dead.jsonl"
     report = index_files([str(jsonl)], es_server.config, f"{index_name}-ray", str(tiny_st_dir),
-                         workers=2, dead_letter=dead, **options)  # fmt: skip
+                         workers=2, options=IndexOptions.of(dead_letter=dead, **options))  # fmt: skip
 
     assert _counts(report) == _counts(local_report) == (40, 0, 2, 40)
     assert report.total == 42 == report.indexed + report.skipped + report.failed
@@ -142,7 +143,8 @@ def test_ray_engine_equals_the_local_engine_on_jsonl_and_parquet(
     local_pq = Indexer(es, f"{index_name}-localpq", Encoder(tiny_st_dir), **options)
     local_pq_report = local_pq.index(read_path(str(parquet), None, local_pq.field_spec()))
     pq_report = index_files([str(parquet)], es_server.config, f"{index_name}-raypq",
-                            str(tiny_st_dir), workers=1, **options)  # fmt: skip
+                            str(tiny_st_dir), workers=1,
+                            options=IndexOptions.of(**options))  # fmt: skip
     assert _counts(pq_report) == _counts(local_pq_report) == (40, 0, 1, 40)
     assert [f.source for f in pq_report.failures] == [f"{parquet}:row 6"]
     assert _stored(es, f"{index_name}-raypq") == ray_docs
@@ -156,7 +158,8 @@ def test_a_dataset_the_user_already_has(
     rows[4] = {"doc": "u4", "body": None}
     rows[9] = {"doc": " ", "body": "an id of blanks"}
     report = index_dataset(ray.data.from_items(rows), es_server.config, index_name,
-                           str(tiny_st_dir), id_field="doc", text_fields=["body"])  # fmt: skip
+                           str(tiny_st_dir),
+                           options=IndexOptions(id_field="doc", text_fields=("body",)))  # fmt: skip
     assert (report.indexed, report.failed, report.total) == (28, 2, 30)
     reasons = {f.source: f.reason for f in report.failures}
     assert set(reasons) == {"dataset (id u4)", "dataset (id  )"}
@@ -184,7 +187,8 @@ def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(
     def run() -> None:
         try:
             result["report"] = index_files([str(jsonl)], es_server.config, index_name,
-                                           str(tiny_st_dir), workers=2, batch_size=10,
+                                           str(tiny_st_dir), workers=2,
+                                           options=IndexOptions(batch_size=10),
                                            cpus_per_worker=_cluster_cpus() / 4)  # fmt: skip
         except BaseException as exc:  # pragma: no cover - shown by the assertion below
             result["error"] = exc
@@ -253,7 +257,7 @@ def test_workers_that_take_every_cpu_still_end(
     caplog.set_level("WARNING", logger="es_semantic.distributed")
     report = _within(240, lambda: index_files(
         [str(parquet)], es_server.config, index_name, str(tiny_st_dir), workers=2,
-        cpus_per_worker=cpus / 2, batch_size=16))  # fmt: skip
+        cpus_per_worker=cpus / 2, options=IndexOptions(batch_size=16)))  # fmt: skip
     assert (report.indexed, report.failed, report.total) == (60, 1, 61)
     assert len(_stored(es, index_name)) == 60
     said = [r.getMessage() for r in caplog.records if r.name.startswith("es_semantic")]
@@ -310,8 +314,9 @@ def test_a_batch_that_stops_the_run_loses_no_other_batchs_report(
         with pytest.raises(IndexingError) as raised:
             _within(300, lambda: index_files([str(jsonl)], config, index_name,
                                              str(tiny_st_dir), workers=2,
-                                             cpus_per_worker=cpus / 4, batch_size=10,
-                                             dead_letter=dead))  # fmt: skip
+                                             cpus_per_worker=cpus / 4,
+                                             options=IndexOptions(batch_size=10,
+                                                                  dead_letter=dead)))  # fmt: skip
     assert proxy.injected == 1
     report = raised.value.report
     assert report is not None

@@ -109,7 +109,7 @@ def _ray_engine(es, es_server, index, model, tmp_path):
     if started:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
-        index_files([str(corpus)], es_server.config, index, str(model), progress=False)
+        index_files([str(corpus)], es_server.config, index, str(model))
     finally:
         if started:
             ray.shutdown()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,12 +18,12 @@ from es_semantic.distributed.rows import (
     add_summary,
     record_to_row,
     row_to_record,
-    run_stopped,
     summary_row,
     summary_total,
     to_records,
 )
 from es_semantic.errors import ConfigError, MissingDependencyError
+from es_semantic.indexing.options import IndexOptions
 from es_semantic.indexing.readers import FieldSpec, read_path, resolve_format
 from es_semantic.types import Document, FailedDocument, IndexReport, ReadFailure
 
@@ -69,9 +68,9 @@ def test_resources_and_local_only_options_are_refused_with_a_reason() -> None:
     assert (Resources(1, 2.0).calls_per_actor(), Resources(1, 1.0, 1.0).calls_per_actor()) == (1, 2)
     config = ESConfig(url="http://localhost:9200")
     with pytest.raises(ConfigError, match="local engine"):
-        _Run(config, "ix", None, None, {"track_ids": True}, Resources())
+        _Run(config, "ix", None, None, IndexOptions(track_ids=True), Resources())
     with pytest.raises(ConfigError, match="duplicates"):
-        _Run(config, "ix", None, None, {"dedupe_threshold": 0.9}, Resources())
+        _Run(config, "ix", None, None, IndexOptions(dedupe_threshold=0.9), Resources())
 
 
 def test_the_pool_leaves_room_for_reading_or_is_clamped_or_refused() -> None:
@@ -105,18 +104,17 @@ def test_the_pool_leaves_room_for_reading_or_is_clamped_or_refused() -> None:
 
 
 def test_a_stopped_run_names_the_whole_runs_count() -> None:
-    from es_semantic.indexing.indexer import Indexer
+    """A worker's stop carries its reason; the driver words the one error with the whole
+    run's count, as the local engine does."""
+    from es_semantic.indexing.batch import stopped_error
 
-    # the message the local Indexer raises in a worker, with that one batch's count in it
-    batch = Indexer._stopped_error(
-        cast(Any, SimpleNamespace(index_name="ix", secrets=[])),
-        ConnectionError("node gone"), IndexReport("ix", indexed=3),
-    )  # fmt: skip
-    assert "3 documents were indexed" in str(batch)
-    message = run_stopped(str(batch), 120)
+    batch = stopped_error("ix", "ConnectionError: node gone", IndexReport("ix", indexed=3), [])
+    assert "3 documents were indexed" in str(batch) and batch.reason == "ConnectionError: node gone"
+    run = stopped_error("ix", batch.reason, IndexReport("ix", indexed=120), [])
+    message = str(run)
     assert "120 documents were indexed" in message and "3 documents" not in message
     assert "ConnectionError: node gone" in message and "re-run the same command" in message
-    assert run_stopped("something else", 7) == "something else (7 documents were indexed in all)"
+    assert run.report.indexed == 120
 
 
 def test_missing_ray_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
