@@ -12,7 +12,6 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from es_semantic.config import EncoderConfig, PoolingMode
 from es_semantic.encoding.backend import (
@@ -21,41 +20,22 @@ from es_semantic.encoding.backend import (
     Backend,
     BackendChoice,
     Quantize,
-    check_accuracy,
-    measure_accuracy,
-    split_calibration,
-    texts_digest,
 )
 from es_semantic.encoding.batching import plan_batches
-from es_semantic.encoding.device import pick_device, pick_dtype
-from es_semantic.encoding.export import (
-    ExportSlot,
-    Feeds,
-    build,
-    cache_root,
-    calibration_feeds,
-    export_slot,
-    require_backend,
-    write_accuracy,
-)
-from es_semantic.encoding.heads import SentenceHead, uses_token_types
+from es_semantic.encoding.export import Feeds
+from es_semantic.encoding.heads import sentence_head, uses_token_types
+from es_semantic.encoding.loading import Calibration, load_model
 from es_semantic.encoding.model_folder import (
     default_model_path,
     load_model_config,
     model_fingerprint,
+    position_limit,
     read_model_spec,
     resolve_model_path,
 )
-from es_semantic.encoding.quantize import quantize_model
-from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
-from es_semantic.encoding.tokens import (
-    TokenizedTexts,
-    load_tokenizer,
-    padded_feeds,
-    token_spans,
-    tokenize,
-)
-from es_semantic.errors import ConfigError, EncoderError, InputError, MissingDependencyError
+from es_semantic.encoding.runtimes import Runtime
+from es_semantic.encoding.tokens import TokenizedTexts, padded_feeds, token_spans, tokenize
+from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 
 TextKind = Literal["query", "document"]
 FloatArray = npt.NDArray[np.float32]
@@ -80,10 +60,10 @@ class Embeddings:
 
 def describe_encoder(
     model: str | os.PathLike[str] | None = None,
+    *,
     pooling: PoolingMode | None = None,
     normalize: bool | None = None,
     max_length: int | None = None,
-    *,
     backend: str = "torch",
     quantize: str = "none",
     query_prefix: str | None = None,
@@ -103,7 +83,7 @@ def describe_encoder(
         fingerprint=model_fingerprint(path),
         pooling=pooling or spec.pooling,
         normalize=spec.normalize if normalize is None else normalize,
-        max_length=min(max_length or spec.max_length, _position_limit(model_config)),
+        max_length=min(max_length or spec.max_length, position_limit(model_config)),
         query_prefix=spec.query_prefix if query_prefix is None else query_prefix,
         document_prefix=spec.document_prefix if document_prefix is None else document_prefix,
         dim=int(model_config.hidden_size),
@@ -130,11 +110,11 @@ class Encoder:
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
+        *,
         pooling: PoolingMode | None = None,
         normalize: bool | None = None,
         max_length: int | None = None,
         device: str | None = None,
-        *,
         dtype: str | None = None,
         backend: str = "torch",
         quantize: str = "none",
@@ -148,40 +128,30 @@ class Encoder:
         max_batch_tokens: int | None = None,
         report: Callable[[str], None] | None = None,
     ) -> None:
-        choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
+        self.choice = BackendChoice(cast(Backend, backend), cast(Quantize, quantize))
         self.config = describe_encoder(
-            model, pooling, normalize, max_length, backend=backend, quantize=quantize,
-            query_prefix=query_prefix, document_prefix=document_prefix,
+            model, pooling=pooling, normalize=normalize, max_length=max_length, backend=backend,
+            quantize=quantize, query_prefix=query_prefix, document_prefix=document_prefix,
         )  # fmt: skip
-        path = Path(self.config.model_path)
-        pooling, normalize = self.config.pooling, self.config.normalize
-        self.choice = choice
-        self.device = pick_device(device if device is not None or not choice.exported else "cpu")
-        if choice.quantize == "int8" and self.device.type != "cpu":
-            raise ConfigError("quantize='int8' is a CPU path; on a GPU use dtype='float16'")
-        self.torch_dtype = pick_dtype(dtype if not choice.exported else "float32", self.device)
+        if (batch_size or 1) < 1 or (max_batch_tokens or 1) < 1:
+            raise ConfigError("batch_size and max_batch_tokens must be >= 1")
+        calibration = Calibration(calibration_texts, min_cosine, force_quantized)
+        head = sentence_head(self.config.pooling, self.config.normalize)
+        loaded = load_model(
+            Path(self.config.model_path), head, self.choice, max_length=self.config.max_length,
+            device=device, dtype=dtype, cache_dir=cache_dir, calibration=calibration,
+            name=self.config.model_name, report=report or _to_stderr,
+        )  # fmt: skip
+        self.device, self.torch_dtype = loaded.device, loaded.dtype
+        self.tokenizer: Any = loaded.tokenizer
+        self.runtime: Runtime = loaded.runtime
+        self.model: Any = loaded.model  # the torch model (torch backend), for inspection
+        self.accuracy: Accuracy | None = loaded.accuracy
+        self.quantize = self.choice.quantize
+        self._types = self.choice.exported and uses_token_types(self.tokenizer)
         on_gpu = self.device.type == "cuda"
         self.batch_size = batch_size or (GPU_BATCH if on_gpu else CPU_BATCH)
         self.max_batch_tokens = max_batch_tokens or (GPU_TOKENS if on_gpu else CPU_TOKENS)
-        if self.batch_size < 1 or self.max_batch_tokens < 1:
-            raise ConfigError("batch_size and max_batch_tokens must be >= 1")
-        self.tokenizer = load_tokenizer(path)
-        self.quantize = choice.quantize
-        self._types = choice.exported and uses_token_types(self.tokenizer)
-        self.model: Any = None
-        self.accuracy: Accuracy | None = None
-        self._report = report or _to_stderr
-        if choice.exported:
-            self.runtime: Runtime = self._exported_runtime(
-                path, calibration_texts, cache_dir, min_cosine=min_cosine, force=force_quantized
-            )
-        else:
-            self.model = quantize_model(
-                _load_model(path, self.device, self.torch_dtype),
-                "int8" if choice.quantized else "none",
-                self.device,
-            )
-            self.runtime = TorchRuntime(SentenceHead(self.model, pooling, normalize), self.device)
         self._lock = threading.Lock()  # one forward pass at a time: threads share the cores
         self.calls = 0  # encode calls made, for tests and reports
 
@@ -234,76 +204,6 @@ class Encoder:
     def _feeds(self, tokens: TokenizedTexts, rows: list[int]) -> Feeds:
         return padded_feeds(tokens, rows, self.tokenizer, token_types=self._types)
 
-    def _tokenized_feeds(self, texts: Sequence[str]) -> Feeds:
-        tokens = tokenize(self.tokenizer, texts, self.config.max_length)
-        return self._feeds(tokens, list(range(len(texts))))
-
-    def _exported_runtime(
-        self,
-        path: Path,
-        calibration_texts: Sequence[str] | None,
-        cache_dir: str | os.PathLike[str] | None,
-        *,
-        min_cosine: float,
-        force: bool,
-    ) -> Runtime:
-        """Load the cached export, building (and for int8, measuring) it the first time."""
-        choice = self.choice
-        require_backend(choice.backend)
-        head_key = f"{self.config.pooling}-{'unit' if self.config.normalize else 'raw'}"
-        slot = export_slot(cache_root(cache_dir), self.config.fingerprint, head_key, choice)
-        if not slot.built:
-            self._build(slot, path, calibration_texts)
-        runtime = load_runtime(slot, str(self.device))
-        if choice.quantized:
-            self.accuracy = slot.accuracy()
-            if self.accuracy is None:
-                raise EncoderError(
-                    f"the cached {choice.backend} {choice.variant} build in {slot.folder} has no "
-                    "accuracy record: delete that folder and build it again"
-                )
-            check_accuracy(self.accuracy, choice, min_cosine=min_cosine, force=force)
-        return runtime
-
-    def _build(self, slot: ExportSlot, path: Path, calibration_texts: Sequence[str] | None) -> None:
-        choice = self.choice
-        calibrate = held_out = None
-        if choice.quantized:
-            if calibration_texts is None:
-                raise ConfigError(
-                    f"quantize={choice.quantize!r} with backend={choice.backend!r} is built "
-                    "once per model and needs a sample of your own texts the first time (a few "
-                    "hundred; some are held out to measure the accuracy loss): pass "
-                    "calibration_texts=[...], or --calibration FILE on the command line"
-                )
-            calibrate, held_out = split_calibration(calibration_texts)
-        head = SentenceHead(
-            _load_model(path, torch.device("cpu"), torch.float32),
-            self.config.pooling,
-            self.config.normalize,
-        ).eval()
-        example = self._tokenized_feeds(["an example text to trace", "a second, longer one."])
-        feeds = calibration_feeds(calibrate, self._tokenized_feeds) if calibrate else None
-        info = {"model": self.config.model_name, "fingerprint": self.config.fingerprint,
-                "backend": choice.backend, "variant": choice.variant,
-                "calibration": texts_digest(calibrate) if calibrate else None}  # fmt: skip
-        self._report(f"building the {choice.backend} {choice.variant} export of "
-                     f"{self.config.model_name} in {slot.folder} (once per model)")  # fmt: skip
-        build(slot, head, example, feeds, info=info)
-        if held_out is None:
-            return
-        reference = TorchRuntime(head, torch.device("cpu"))
-        candidate = load_runtime(slot, "cpu")
-        pairs = [
-            (reference.run(feeds), candidate.run(feeds))
-            for feeds in calibration_feeds(held_out, self._tokenized_feeds)()
-        ]
-        accuracy = measure_accuracy(
-            np.concatenate([r for r, _ in pairs]), np.concatenate([c for _, c in pairs])
-        )
-        write_accuracy(slot, accuracy)
-        self._report(f"{choice.backend} {choice.variant}: {accuracy.describe()}")
-
 
 def _check_texts(texts: Sequence[str]) -> None:
     if isinstance(texts, str):
@@ -315,25 +215,6 @@ def _check_texts(texts: Sequence[str]) -> None:
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def _load_model(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
-    from transformers import AutoModel
-
-    try:
-        model = AutoModel.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise EncoderError(f"cannot load the model in {path}: {exc}") from None
-    return model.to(device=device, dtype=dtype).eval()
-
-
-def _position_limit(config: Any) -> int:
-    limit = getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 0:
-        return 1_000_000
-    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
-        return limit - 2
-    return limit
 
 
 def _display_name(model: str | os.PathLike[str] | None, path: Path) -> str:

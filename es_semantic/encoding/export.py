@@ -99,11 +99,9 @@ def build(
     slot.folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=slot.folder.parent))
     try:
-        target = tmp / MODEL_FILES[slot.choice.backend]
-        if slot.choice.backend == "onnx":
-            _build_onnx(target, head, example, slot.choice, calibration)
-        else:
-            _build_openvino(target, head, example, slot.choice, calibration)
+        job = _Build(tmp / MODEL_FILES[slot.choice.backend], head, example, slot.choice,
+                     calibration)  # fmt: skip
+        (_build_onnx if slot.choice.backend == "onnx" else _build_openvino)(job)
         (tmp / QUALITY_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
         if slot.folder.exists():
             shutil.rmtree(slot.folder)
@@ -156,35 +154,40 @@ def _export_onnx_fp32(path: Path, head: Any, example: Feeds) -> None:
         )
 
 
-def _build_onnx(
-    target: Path,
-    head: Any,
-    example: Feeds,
-    choice: BackendChoice,
-    calibration: Callable[[], Iterator[Feeds]] | None,
-) -> None:
-    if not choice.quantized:
-        _export_onnx_fp32(target, head, example)
+@dataclass(frozen=True)
+class _Build:
+    """One export to write: the target file, the head, its example input, the variant."""
+
+    target: Path
+    head: Any
+    example: Feeds
+    choice: BackendChoice
+    calibration: Callable[[], Iterator[Feeds]] | None
+
+
+def _build_onnx(job: _Build) -> None:
+    if not job.choice.quantized:
+        _export_onnx_fp32(job.target, job.head, job.example)
         return
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.calibrate import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    fp32, prepared = target.with_name("fp32.onnx"), target.with_name("prepared.onnx")
-    _export_onnx_fp32(fp32, head, example)
+    fp32, prepared = job.target.with_name("fp32.onnx"), job.target.with_name("prepared.onnx")
+    _export_onnx_fp32(fp32, job.head, job.example)
     with _quiet():
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        if choice.quantize == "int8-dynamic":  # weights per channel, activations per batch
+        if job.choice.quantize == "int8-dynamic":  # weights per channel, activations per batch
             quantize_dynamic(
                 str(prepared),
-                str(target),
+                str(job.target),
                 per_channel=True,
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=["MatMul"],
             )
         else:
-            assert calibration is not None
-            batches = calibration()
+            assert job.calibration is not None
+            batches = job.calibration()
 
             class Reader(CalibrationDataReader):  # type: ignore[misc]
                 def get_next(self) -> Feeds | None:
@@ -192,7 +195,7 @@ def _build_onnx(
 
             quantize_static(
                 str(prepared),
-                str(target),
+                str(job.target),
                 Reader(),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
@@ -204,38 +207,32 @@ def _build_onnx(
     prepared.unlink()
 
 
-def _build_openvino(
-    target: Path,
-    head: Any,
-    example: Feeds,
-    choice: BackendChoice,
-    calibration: Callable[[], Iterator[Feeds]] | None,
-) -> None:
+def _build_openvino(job: _Build) -> None:
     import openvino as ov
     import torch
 
     with _quiet(), torch.inference_mode():
-        model = ov.convert_model(head, example_input=_torch_inputs(example))
-    names = [n for n in INPUT_NAMES if n in example]
+        model = ov.convert_model(job.head, example_input=_torch_inputs(job.example))
+    names = [n for n in INPUT_NAMES if n in job.example]
     for port, name in zip(model.inputs, names, strict=True):
         port.get_tensor().set_names({name})
-    if choice.quantized:
+    if job.choice.quantized:
         try:
             import nncf
         except ImportError as exc:
             raise MissingDependencyError("nncf", "openvino", "int8 with OpenVINO") from exc
         with _quiet():
-            if choice.quantize == "int8-static":  # calibrated activations and weights
-                assert calibration is not None
+            if job.choice.quantize == "int8-static":  # calibrated activations and weights
+                assert job.calibration is not None
                 model = nncf.quantize(
                     model,
-                    nncf.Dataset(list(calibration())),
+                    nncf.Dataset(list(job.calibration())),
                     model_type=nncf.ModelType.TRANSFORMER,
                     subset_size=1000,
                 )
             else:  # int8 weights, activations quantised by the CPU plugin at run time
                 model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-    ov.save_model(model, str(target), compress_to_fp16=False)
+    ov.save_model(model, str(job.target), compress_to_fp16=False)
 
 
 def calibration_feeds(

@@ -20,6 +20,8 @@ from es_semantic.errors import EncoderError, MissingDependencyError
 DEFAULT_POOLING: PoolingMode = "mean"
 DEFAULT_NORMALIZE = True
 DEFAULT_MAX_LENGTH = 512
+NO_LIMIT = 1_000_000
+PADDING_OFFSET_MODELS = frozenset({"roberta", "xlm-roberta", "camembert"})
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
 BGE_ZH_QUERY = "为这个句子生成表示以用于检索相关文章："
 
@@ -100,6 +102,18 @@ def load_model_config(path: Path) -> Any:
         return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError, KeyError) as exc:
         raise EncoderError(f"cannot read the model config in {path}: {exc}") from None
+
+
+def position_limit(config: Any) -> int:
+    """How many tokens the model can place: ``max_position_embeddings``, less the padding
+    offset of RoBERTa-style models (positions start at ``padding_idx + 1``)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return NO_LIMIT
+    if getattr(config, "model_type", "") in PADDING_OFFSET_MODELS:
+        padding_idx = getattr(config, "pad_token_id", None)
+        return limit - (padding_idx if isinstance(padding_idx, int) else 1) - 1
+    return limit
 
 
 def read_model_spec(path: Path, name: str | None = None) -> ModelSpec:
@@ -192,12 +206,8 @@ def _model_max_length(path: Path) -> int:
     cfg = _read_json(path / "config.json") or {}
     tok = _read_json(path / "tokenizer_config.json") or {}
     candidates = [cfg.get("max_position_embeddings"), tok.get("model_max_length")]
-    usable = [int(c) for c in candidates if isinstance(c, int | float) and 0 < c < 1_000_000]
-    # RoBERTa-style models reserve two positions for the padding offset.
-    limit = min(usable) if usable else DEFAULT_MAX_LENGTH
-    if cfg.get("model_type") in {"roberta", "xlm-roberta", "camembert"} and limit in {514, 130}:
-        limit -= 2
-    return limit
+    usable = [int(c) for c in candidates if isinstance(c, int | float) and 0 < c < NO_LIMIT]
+    return min(usable) if usable else DEFAULT_MAX_LENGTH  # clipped by position_limit on use
 
 
 def _read_json(path: Path) -> Any:

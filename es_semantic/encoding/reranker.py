@@ -5,25 +5,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from es_semantic.encoding.backend import Backend, BackendChoice
 from es_semantic.encoding.batching import plan_batches
-from es_semantic.encoding.device import pick_device, pick_dtype
-from es_semantic.encoding.export import Feeds, build, cache_root, export_slot, require_backend
-from es_semantic.encoding.heads import ScoreHead, uses_token_types
-from es_semantic.encoding.model_folder import (
-    load_model_config,
-    model_fingerprint,
-    resolve_model_path,
-)
-from es_semantic.encoding.runtimes import Runtime, TorchRuntime, load_runtime
-from es_semantic.encoding.tokens import TokenizedTexts, load_tokenizer, padded_feeds, tokenize
+from es_semantic.encoding.export import Feeds
+from es_semantic.encoding.heads import SCORE_HEAD, uses_token_types
+from es_semantic.encoding.loading import load_model
+from es_semantic.encoding.model_folder import resolve_model_path
+from es_semantic.encoding.runtimes import Runtime
+from es_semantic.encoding.tokens import TokenizedTexts, padded_feeds, tokenize
 from es_semantic.errors import ConfigError, EncoderError, InputError
 
 FloatArray = npt.NDArray[np.float32]
@@ -56,31 +50,18 @@ class CrossEncoder:
             raise ConfigError(f"activation={activation!r} is not one of none, sigmoid")
         choice = BackendChoice(cast(Backend, backend))
         path = resolve_model_path(model)
-        self.device = pick_device(device if device is not None or not choice.exported else "cpu")
-        self.tokenizer = load_tokenizer(path)
-        self.fingerprint = model_fingerprint(path)
-        if choice.exported:  # fp32 export of the same head, built once and cached
-            require_backend(choice.backend)
-            slot = export_slot(cache_root(cache_dir), self.fingerprint, "score", choice)
-            if not slot.built:
-                example = tokenize(self.tokenizer, ["a query"], 64, pairs=["a passage to score"])
-                feeds = _feeds(example, [0], self.tokenizer)
-                head = ScoreHead(_load(path, torch.device("cpu"), torch.float32))
-                build(slot, head, feeds, None, info={"fingerprint": self.fingerprint})
-            self.runtime: Runtime = load_runtime(slot, str(self.device))
-            config = load_model_config(path)
-        else:
-            loaded = _load(path, self.device, pick_dtype(dtype, self.device))
-            self.runtime = TorchRuntime(ScoreHead(loaded), self.device)
-            config = loaded.config
+        loaded = load_model(path, SCORE_HEAD, choice, max_length=max_length, device=device,
+                            dtype=dtype, cache_dir=cache_dir)  # fmt: skip
+        self.device, self.tokenizer = loaded.device, loaded.tokenizer
+        self.fingerprint = loaded.fingerprint
+        self.runtime: Runtime = loaded.runtime
         self.backend = choice.backend
-        self.num_labels = int(config.num_labels)
+        self.num_labels = int(loaded.config.num_labels)
         if self.num_labels not in (1, 2):
             raise EncoderError(
                 f"{path} has {self.num_labels} labels; a cross-encoder needs a 1- or 2-label head"
             )
-        limit = int(getattr(config, "max_position_embeddings", max_length))
-        self.max_length = min(max_length, limit)
+        self.max_length = loaded.max_length
         self.activation = activation
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -141,13 +122,3 @@ def scores_from_logits(logits: FloatArray, activation: str) -> FloatArray:
 
 def _feeds(tokens: TokenizedTexts, rows: list[int], tokenizer: Any) -> Feeds:
     return padded_feeds(tokens, rows, tokenizer, token_types=uses_token_types(tokenizer))
-
-
-def _load(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
-    from transformers import AutoModelForSequenceClassification
-
-    try:
-        loaded = AutoModelForSequenceClassification.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise EncoderError(f"cannot load the cross-encoder in {path}: {exc}") from None
-    return loaded.to(device, dtype).eval()

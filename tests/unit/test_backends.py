@@ -143,7 +143,7 @@ def test_export_is_built_once_and_loaded_from_the_cache(
     def no_rebuild(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached export was built again")
 
-    monkeypatch.setattr("es_semantic.encoding.encoder.build", no_rebuild)
+    monkeypatch.setattr("es_semantic.encoding.loading.build", no_rebuild)
     second = Encoder(tiny_bert_dir, backend="onnx", cache_dir=cache)
     np.testing.assert_array_equal(first.encode_queries(TEXTS), second.encode_queries(TEXTS))
 
