@@ -17,7 +17,7 @@ from es_semantic.cli.common import (
     settings,
 )
 from es_semantic.schema.filters import parse_cli_filters
-from es_semantic.search.core import DEFAULT_WINDOW, Fusion, Mode
+from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode
 from es_semantic.search.searcher import Searcher
 from es_semantic.types import Hit, SearchResult
 

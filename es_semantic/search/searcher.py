@@ -27,8 +27,9 @@ from es_semantic.schema.contract import (
     missing_index_error,
 )
 from es_semantic.search import core
-from es_semantic.search.core import Fusion, Mode, SearchPlan, SearchRequest
+from es_semantic.search.core import SearchPlan
 from es_semantic.search.encoders import AsyncQueryEncoder, QueryEncoder
+from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode, SearchRequest
 from es_semantic.types import SearchResult
 
 if TYPE_CHECKING:
@@ -280,7 +281,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         fusion: Fusion = "auto",
         alpha: float = 0.5,
         rank_constant: int = 60,
-        window: int = core.DEFAULT_WINDOW,
+        window: int = DEFAULT_WINDOW,
         num_candidates: int | None = None,
         oversample: float | None = None,
         filters: Mapping[str, Any] | None = None,
@@ -292,7 +293,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         rerank_budget_ms: float | None = None,
         query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
-        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options.
+        """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """
@@ -330,7 +331,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         fusion: Fusion = "auto",
         alpha: float = 0.5,
         rank_constant: int = 60,
-        window: int = core.DEFAULT_WINDOW,
+        window: int = DEFAULT_WINDOW,
         num_candidates: int | None = None,
         oversample: float | None = None,
         filters: Mapping[str, Any] | None = None,
@@ -342,7 +343,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         rerank_budget_ms: float | None = None,
         query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
-        """Search ``query``; see :class:`es_semantic.search.core.SearchRequest` for options.
+        """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """

@@ -6,7 +6,8 @@ from es_semantic.cluster import ClusterInfo, parse_version
 from es_semantic.config import EncoderConfig
 from es_semantic.errors import ConfigError, SearchError
 from es_semantic.schema.contract import IndexContract
-from es_semantic.search.core import SearchRequest, plan_search
+from es_semantic.search.core import plan_search
+from es_semantic.search.request import SearchRequest
 
 LUCENE = {"8.13": "9.10.0", "8.14": "9.10.0", "8.15": "9.11.1", "8.16": "9.12.0",
           "8.18": "9.12.1", "8.19": "9.12.2", "9.0": "10.1.0", "9.2": "10.3.0"}  # fmt: skip

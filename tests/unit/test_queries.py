@@ -6,7 +6,8 @@ from es_semantic.errors import InputError
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.filters import build_filters, parse_cli_filters
 from es_semantic.search import queries
-from es_semantic.search.core import SearchRequest, plan_search
+from es_semantic.search.core import plan_search
+from es_semantic.search.request import SearchRequest
 
 C = IndexContract.from_encoder(
     EncoderConfig("m", "/m", "fp", "mean", True, 256, "", "", 3),

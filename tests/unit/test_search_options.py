@@ -11,8 +11,8 @@ import typing
 import click
 import pytest
 
-from es_semantic.search import core
-from es_semantic.search.core import SearchRequest
+from es_semantic.search import request
+from es_semantic.search.request import SearchRequest
 from es_semantic.search.searcher import AsyncSearcher, Searcher
 
 # set on the Searcher, not per search
@@ -45,8 +45,8 @@ def test_the_service_body_is_the_request():
     fields = SearchBody.model_fields
     body = {n: f.default for n, f in fields.items() if n != "query"}
     assert body == _request_defaults()
-    assert set(typing.get_args(fields["mode"].annotation)) == set(core.MODES)
-    assert set(typing.get_args(fields["fusion"].annotation)) == set(core.FUSIONS)
+    assert set(typing.get_args(fields["mode"].annotation)) == set(request.MODES)
+    assert set(typing.get_args(fields["fusion"].annotation)) == set(request.FUSIONS)
 
 
 def cli_drift(command: click.Command) -> list[str]:
@@ -67,8 +67,8 @@ def test_the_search_command_offers_every_request_option():
 
     assert cli_drift(search_cmd) == []
     params = {p.name: p for p in search_cmd.params}
-    assert set(params["mode"].type.choices) == set(core.MODES)  # type: ignore[attr-defined]
-    assert set(params["fusion"].type.choices) == set(core.FUSIONS)  # type: ignore[attr-defined]
+    assert set(params["mode"].type.choices) == set(request.MODES)  # type: ignore[attr-defined]
+    assert set(params["fusion"].type.choices) == set(request.FUSIONS)  # type: ignore[attr-defined]
 
 
 def test_the_check_catches_a_drift():
