@@ -30,26 +30,19 @@ def write_beir(folder):
     )
 
 
+def run_eval(args, es_server, model_dir):
+    """``es-semantic ARGS --json --quiet`` on the test server with ``model_dir``: its table."""
+    common = ["--json", "--quiet", "--es-url", es_server.config.url, "--model", str(model_dir)]
+    result = CliRunner().invoke(cli, [*args, *common], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def test_eval_beir_keyword_metrics_by_hand(es_server, tiny_st_dir, tmp_path, es, index_name):
     write_beir(tmp_path)
-    args = [
-        "eval",
-        "--beir",
-        str(tmp_path),
-        "--index",
-        index_name,
-        "--modes",
-        "keyword,knn,hybrid,weighted",
-        "--json",
-        "--quiet",
-        "--es-url",
-        es_server.config.url,
-        "--model",
-        str(tiny_st_dir),
-    ]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    table = json.loads(result.stdout)
+    args = ["eval", "--beir", str(tmp_path), "--index", index_name, "--modes",
+            "keyword,knn,hybrid,weighted"]  # fmt: skip
+    table = run_eval(args, es_server, tiny_st_dir)
     assert list(table) == ["keyword", "knn", "hybrid", "weighted"]
     # q1: only d1 matches "zebra"; d2 is relevant but never retrieved. q2: d3 alone, relevant.
     q1_ndcg = 1 / (1 + 1 / math.log2(3))
@@ -73,7 +66,9 @@ def test_eval_beir_keyword_metrics_by_hand(es_server, tiny_st_dir, tmp_path, es,
     again = CliRunner().invoke(
         cli,
         [
-            *args[:-4],
+            *args,
+            "--json",
+            "--quiet",
             "--tune",
             "--plot",
             str(tmp_path / "eval.png"),
@@ -106,15 +101,7 @@ def test_eval_with_trec_qrels_and_index_corpus(es_server, tiny_st_dir, tmp_path,
         "keyword",
         "--concurrency",
         "3",
-        "--json",
-        "--quiet",
-        "--es-url",
-        es_server.config.url,
-        "--model",
-        str(tiny_st_dir),
     ]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["keyword"]["recall@100"] == 0.75
+    assert run_eval(args, es_server, tiny_st_dir)["keyword"]["recall@100"] == 0.75
     usage = CliRunner().invoke(cli, ["eval", index_name, "--es-url", es_server.config.url])
     assert usage.exit_code == 2 and "--queries FILE --qrels FILE" in usage.output

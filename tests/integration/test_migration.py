@@ -18,6 +18,7 @@ from es_semantic.indexing.admin import read_contract
 from es_semantic.migration import migrator
 from es_semantic.migration.migrator import EvalGate, MigrationRefused, migrate
 from tests.integration.corpus import DOCS, EXPECTED
+from tests.integration.migration_fixtures import alias_on_index, tiny_encoder  # noqa: F401
 
 QUERIES = {f"q{i}": q for i, q in enumerate(EXPECTED)}
 QRELS = {f"q{i}": {doc: 1} for i, doc in enumerate(EXPECTED.values())}
@@ -31,23 +32,14 @@ LONG = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
-
-
-@pytest.fixture(scope="module")
 def minilm(minilm_dir):
     return Encoder(minilm_dir)
 
 
 @pytest.fixture
 def live(es, index_name, tiny):
-    """Index ``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""
-    old = f"{index_name}-v1"
-    report = Indexer(es, old, tiny, metadata_fields={"lang": "keyword"}).index([*DOCS, LONG])
-    assert report.indexed == len(DOCS) + 1
-    es.indices.put_alias(index=old, name=index_name)
-    return index_name, old
+    """``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""
+    return alias_on_index(es, index_name, tiny, [*DOCS, LONG])
 
 
 def _search_loop(searcher, stop, outcomes):

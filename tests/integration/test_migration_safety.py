@@ -27,11 +27,7 @@ from tests.integration.fault_proxy import (
     block_not_shards_acknowledged,
     fault_proxy,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
+from tests.integration.migration_fixtures import alias_on_index, tiny_encoder  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +37,8 @@ def target(tiny_bert_dir):
 
 @pytest.fixture
 def live(es, index_name, tiny):
-    """Index ``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""
-    old = f"{index_name}-v1"
-    assert Indexer(es, old, tiny, metadata_fields={"lang": "keyword"}).index(DOCS).indexed
-    es.indices.put_alias(index=old, name=index_name)
-    return index_name, old
+    """``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""
+    return alias_on_index(es, index_name, tiny, DOCS)
 
 
 def _snapshot(es, index):
