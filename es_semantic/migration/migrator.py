@@ -223,7 +223,7 @@ def _copy(
     indexer = Indexer(es, report.new_index, encoder, track_ids=True, **options)
     indexer.ensure_index()  # checks an existing index's contract against the encoder
     indexer.created = created  # a new index has nothing to skip: no look-ups
-    total = int(es.count(index=report.old_index)["count"]) if indexer.progress else None
+    total = int(es.count(index=report.old_index)["count"]) if indexer.options.progress else None
     copied = indexer.index(stored_documents(es, report.old_index, old), total=total)
     if copied.failed:
         raise MigrationRefused(
