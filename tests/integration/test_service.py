@@ -16,7 +16,7 @@ import pytest
 
 from es_semantic import CrossEncoder, Encoder, Indexer, Searcher
 from es_semantic.config import ESConfig
-from es_semantic.server import free_loopback_port
+from es_semantic.demo.server import free_loopback_port
 
 uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 from es_semantic.service.app import ServiceConfig, create_app  # noqa: E402
@@ -161,8 +161,10 @@ def serve_process(es_server, model, *options: str, ready_within: float = 60):
     /healthz answers; yields (process, url, output) — ``output`` holds the process's output
     once it has ended (killed if a test left it running)."""
     import os
+    import signal
     import subprocess
     import sys
+    from pathlib import Path
 
     port = free_loopback_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -182,8 +184,13 @@ def serve_process(es_server, model, *options: str, ready_within: float = 60):
             time.sleep(0.2)
         yield proc, url, output
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed test: its worker processes go too (they hold stdout)
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            pids = children.read_text().split() if children.exists() else []
             proc.kill()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
         if proc.stdout:
             output.append(proc.stdout.read().decode())
             proc.stdout.close()

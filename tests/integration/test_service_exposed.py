@@ -202,16 +202,16 @@ def test_a_crash_in_a_route_logs_no_secret(tiny_st_dir):
 
     handler = Keep(logging.DEBUG)
     loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "es_semantic")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        es_config = ESConfig(url="http://127.0.0.1:9", username="elastic", password=SECRET)
-        app = create_app(CrashingEncoder(tiny_st_dir), es_config=es_config)
-        with running(app) as url:
+    es_config = ESConfig(url="http://127.0.0.1:9", username="elastic", password=SECRET)
+    app = create_app(CrashingEncoder(tiny_st_dir), es_config=es_config)
+    with running(app) as url:
+        for logger in loggers:  # after uvicorn configured its loggers (which drops handlers)
+            logger.addHandler(handler)
+        try:
             status, body, _ = call(f"{url}/embed", {"inputs": "cat"})
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
     assert status == 500 and SECRET not in json.dumps(body)
     text = "\n".join(records)
     assert "RuntimeError" in text, "the crash is logged"

@@ -75,3 +75,30 @@ def test_an_encoder_error_reaches_every_caller_of_the_pass():
         return outcomes
 
     assert all(isinstance(o, RuntimeError) for o in asyncio.run(run()))
+
+
+def test_the_batched_encoder_sends_queries_through_the_batcher_from_the_loop_and_a_thread():
+    from types import SimpleNamespace
+
+    from es_semantic.service.state import BatchedEncoder
+
+    kinds: list[str] = []
+
+    def encode(texts, kind):
+        kinds.append(kind)
+        return np.array([vector_of(t) for t in texts], dtype=np.float32)
+
+    async def run():
+        batcher = DynamicBatcher(encode)
+        batcher.start()
+        config = SimpleNamespace(model_name="m")
+        batched = BatchedEncoder(SimpleNamespace(config=config), batcher)  # type: ignore[arg-type]
+        batched.loop = asyncio.get_running_loop()
+        awaited = await batched.aencode_queries(["cat"])
+        threaded = await asyncio.to_thread(batched.encode_queries, ["river bank"])
+        await batcher.stop()
+        return batched.config, awaited, threaded
+
+    config, awaited, threaded = asyncio.run(run())
+    assert config.model_name == "m" and kinds == ["query", "query"]
+    assert awaited.tolist() == [vector_of("cat")] and threaded.tolist() == [vector_of("river bank")]
