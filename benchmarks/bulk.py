@@ -53,7 +53,7 @@ def run(url: str, corpus: list[dict[str, Any]], dim: int, *, vector_format: str,
         orjson: bool, index: str) -> dict[str, float]:  # fmt: skip
     from elasticsearch import Elasticsearch
 
-    from es_semantic.client import fast_serializer
+    from es_semantic.elastic.client import fast_serializer
     from es_semantic.indexing.indexer import Indexer
 
     es = Elasticsearch(url, **(fast_serializer() if orjson else {}))

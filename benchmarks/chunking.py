@@ -31,7 +31,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from elasticsearch import Elasticsearch, helpers
 
 from benchmarks.common import SCIFACT
-from es_semantic.client import make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.encoding.encoder import Encoder
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import evaluate, percentile
@@ -39,7 +40,6 @@ from es_semantic.indexing.actions import EncodedDoc, content_hash, to_action
 from es_semantic.indexing.passages import split_passages
 from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.mapping import index_body
-from es_semantic.server import resolve_server
 from es_semantic.types import Document
 
 

@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import SCIFACT
 from es_semantic import Encoder, Indexer
-from es_semantic.client import make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.indexing.readers import read_path
-from es_semantic.server import resolve_server
 
 
 def write_corpus(n: int, folder: Path) -> Path:

@@ -34,11 +34,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import SCIFACT
 from es_semantic import Encoder, Indexer
-from es_semantic.client import make_client
 from es_semantic.corpus.duplicates import find_duplicates
 from es_semantic.corpus.pairs import best_of
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.encoding.model_folder import default_model_path
-from es_semantic.server import resolve_server
 
 STS = SCIFACT.parent / "sts"
 THRESHOLDS = [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]

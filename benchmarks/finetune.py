@@ -37,9 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import SCIFACT, exact_knn_ndcg
 from es_semantic import Encoder
+from es_semantic.demo.server import resolve_server
 from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
-from es_semantic.server import resolve_server
 from es_semantic.training.data import PairSet, read_pairs
 from es_semantic.training.finetune import finetune
 from es_semantic.training.reranker import RERANKER_DEFAULTS, train_reranker

@@ -135,7 +135,7 @@ def end_to_end(args: argparse.Namespace, texts: list[str], ours: Encoder) -> Non
     n = len(texts)
     from elasticsearch import Elasticsearch
 
-    from es_semantic.client import fast_serializer
+    from es_semantic.elastic.client import fast_serializer
     from es_semantic.indexing.indexer import Indexer
 
     docs = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]

@@ -27,9 +27,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import chunks, scifact_passages
 from es_semantic import Encoder, Indexer
-from es_semantic.client import make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.encoding.model_folder import default_model_path
-from es_semantic.server import resolve_server
 
 
 def langchain_store(url: str, index: str, model_dir: str):  # type: ignore[no-untyped-def]

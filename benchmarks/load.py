@@ -23,10 +23,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import SCIFACT, rss_mib, scifact_passages
 from es_semantic import AsyncSearcher, Encoder, Indexer
-from es_semantic.client import make_async_client, make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_async_client, make_client
 from es_semantic.evaluation.data import load_queries
 from es_semantic.evaluation.metrics import percentile
-from es_semantic.server import resolve_server
 
 MODES = ("keyword", "knn", "hybrid")
 

@@ -24,10 +24,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import SCIFACT
 from es_semantic import Encoder, Indexer, Searcher, migrate
-from es_semantic.client import make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.evaluation.data import beir_paths, load_queries
 from es_semantic.evaluation.metrics import percentile
-from es_semantic.server import resolve_server
 
 
 def search_loop(searcher: Searcher, queries: list[str], stop: threading.Event, out: dict) -> None:  # type: ignore[type-arg]

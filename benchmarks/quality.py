@@ -19,7 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import SCIFACT
 from es_semantic.cli import cli
-from es_semantic.server import resolve_server
+from es_semantic.demo.server import resolve_server
 
 TARGETS = (
     "targets nDCG@10: keyword >= 0.655, knn 0.645 +- 0.015, best hybrid >= 0.69 and above both"

@@ -22,9 +22,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import SCIFACT, scifact_passages
 from es_semantic import CrossEncoder, Encoder, Indexer, Searcher
-from es_semantic.client import make_client
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.search.fusion import LegHit, rrf, weighted
-from es_semantic.server import resolve_server
 
 INDEX = "bench-search"
 

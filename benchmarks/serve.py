@@ -35,7 +35,7 @@ import uvicorn
 
 from benchmarks.common import SCIFACT, rss_mib
 from es_semantic import Encoder
-from es_semantic.server import free_loopback_port
+from es_semantic.demo.server import free_loopback_port
 from es_semantic.service.app import ServiceConfig, create_app
 
 
@@ -154,8 +154,8 @@ def main() -> None:
 def search_part(encoder: Encoder, queries: list[str], args: argparse.Namespace) -> None:
     from benchmarks.common import scifact_passages
     from es_semantic import Indexer, Searcher
-    from es_semantic.client import make_client
-    from es_semantic.server import resolve_server
+    from es_semantic.demo.server import resolve_server
+    from es_semantic.elastic.client import make_client
 
     with resolve_server() as server:
         es = make_client(server.config)

@@ -20,11 +20,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from es_semantic.client import make_client
 from es_semantic.config import EncoderConfig
+from es_semantic.demo.server import noida_server
+from es_semantic.elastic.client import make_client
 from es_semantic.indexing.admin import create_index
 from es_semantic.schema.contract import IndexContract
-from es_semantic.server import noida_server
 
 # What `import es_semantic.cli` loaded before the lazy group and the lazy package root.
 EAGER_IMPORTS = (

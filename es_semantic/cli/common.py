@@ -186,7 +186,7 @@ def _quiet_transformers() -> None:
 
 def client(state: Settings) -> Elasticsearch:
     """A checked client (the Elasticsearch client loads here, not when the CLI starts)."""
-    from es_semantic.client import make_client
+    from es_semantic.elastic.client import make_client
 
     return make_client(state.es_config())
 

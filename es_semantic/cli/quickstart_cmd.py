@@ -11,12 +11,12 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import Settings, connection_options, encoder, handle_errors, settings
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
+from es_semantic.demo.quickstart import DEMO_QUERIES, stdlib_documents
+from es_semantic.demo.server import resolve_server
+from es_semantic.elastic.client import make_client
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.quickstart import DEMO_QUERIES, stdlib_documents
 from es_semantic.search.searcher import Searcher
-from es_semantic.server import resolve_server
 from es_semantic.types import SearchResult
 
 MODES = ("keyword", "knn", "hybrid")

@@ -27,10 +27,10 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
-from es_semantic.calls import run
 from es_semantic.corpus.pairs import text_snippet
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
 from es_semantic.corpus.topics import Topic, ctfidf_labels, kmeans, terms_of
+from es_semantic.elastic.calls import run
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.admin import add_metadata_field_steps, read_contract

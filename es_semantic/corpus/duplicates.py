@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import Elasticsearch
 from tqdm import tqdm
 
-from es_semantic.calls import run
 from es_semantic.corpus.pairs import DuplicatePair, best_of, pairs_from_response
 from es_semantic.corpus.pairs import text_snippet as snippet_of
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
+from es_semantic.elastic.calls import run
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.admin import read_contract
 from es_semantic.indexing.dedupe import neighbour_steps, probe_body

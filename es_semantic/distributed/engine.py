@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from es_semantic.calls import run
-from es_semantic.client import make_client
 from es_semantic.config import EncoderConfig, ESConfig
 from es_semantic.distributed.rows import add_summary
+from es_semantic.elastic.calls import run
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import ConfigError, EncoderError, MissingDependencyError
 from es_semantic.indexing.batch import describe, open_run, stopped_error
 from es_semantic.indexing.options import IndexOptions

@@ -18,9 +18,9 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
 from es_semantic.distributed.rows import COUNTED, summary_row, to_records
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import IndexingError
 from es_semantic.indexing.batch import open_run
 from es_semantic.indexing.indexer import Indexer

@@ -8,9 +8,9 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
-from es_semantic.calls import Call, Steps, run, run_async
 from es_semantic.cluster import ClusterInfo
 from es_semantic.config import ESConfig
+from es_semantic.elastic.calls import Call, Steps, run, run_async
 from es_semantic.errors import ConnectionFailedError, MissingDependencyError
 from es_semantic.redact import redact
 

@@ -1,6 +1,6 @@
 """Index administration: create, read the contract, resolve an alias, describe.
 
-Each operation is written once as steps (:mod:`es_semantic.calls`); the plain functions run
+Each operation is written once as steps (:mod:`es_semantic.elastic.calls`); the plain functions run
 them with a sync client, and the async indexer runs the same steps with an async one."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from es_semantic.calls import Call, Steps, run
-from es_semantic.client import probe_cluster, probe_steps
 from es_semantic.cluster import ENTERPRISE_INDEX_OPTIONS, ClusterInfo
+from es_semantic.elastic.calls import Call, Steps, run
+from es_semantic.elastic.client import probe_cluster, probe_steps
 from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import (
     PASSAGES_FIELD,

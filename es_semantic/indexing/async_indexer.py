@@ -14,7 +14,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
-from es_semantic.calls import run_async
+from es_semantic.elastic.calls import run_async
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.indexer import STOPPING_ERRORS, _IndexerBase

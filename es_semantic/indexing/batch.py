@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from es_semantic.calls import Call, Steps
+from es_semantic.elastic.calls import Call, Steps
 from es_semantic.errors import IndexingError
 from es_semantic.indexing.actions import (
     BulkOutcome,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from es_semantic.calls import Call, Steps
+from es_semantic.elastic.calls import Call, Steps
 from es_semantic.errors import SearchError
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.batch import IndexRun, Prepared

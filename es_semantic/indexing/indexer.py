@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
-from es_semantic.calls import Steps
-from es_semantic.calls import run as run_steps
+from es_semantic.elastic.calls import Steps
+from es_semantic.elastic.calls import run as run_steps
 from es_semantic.errors import IndexingError, IndexingInterrupted, SearchError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import EncodedDoc, VectorFormat

@@ -5,8 +5,9 @@ as it was when the PIT opened, whatever is written meanwhile. Each page's search
 PIT's ``keep_alive`` and the next page uses the most recent ``pit_id`` (it may change per
 response); the PIT is closed when the scan ends, fails or is abandoned.
 
-Written once as :mod:`es_semantic.calls` steps (open, one page, close); :func:`pit_pages` drives
-them with a sync client (an async shell would drive the same steps with ``run_async``).
+Written once as :mod:`es_semantic.elastic.calls` steps (open, one page, close);
+:func:`pit_pages` drives them with a sync client (an async shell would drive the same steps
+with ``run_async``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from elastic_transport import TransportError
 
-from es_semantic.calls import Call, Steps, run
+from es_semantic.elastic.calls import Call, Steps, run
 
 log = logging.getLogger(__name__)
 KEEP_ALIVE = "5m"

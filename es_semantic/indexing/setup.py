@@ -4,9 +4,9 @@ cluster takes. Steps (``calls``), shared by both indexers and the Ray driver."""
 
 from __future__ import annotations
 
-from es_semantic.calls import Call, Steps
 from es_semantic.cluster import ClusterInfo
 from es_semantic.config import EncoderConfig
+from es_semantic.elastic.calls import Call, Steps
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.actions import VectorFormat
 from es_semantic.indexing.admin import (

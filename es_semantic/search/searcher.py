@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
 
-from es_semantic.calls import Call, Steps, Work, run, run_async
-from es_semantic.client import probe_steps
 from es_semantic.cluster import ClusterInfo
+from es_semantic.elastic.calls import Call, Steps, Work, run, run_async
+from es_semantic.elastic.client import probe_steps
 from es_semantic.errors import ConfigError, IndexContractError, SearchError
 from es_semantic.redact import client_secrets, redact
 from es_semantic.schema.contract import (

@@ -1,4 +1,4 @@
-"""One server for the whole integration session, from es_semantic.server's documented order,
+"""One server for the whole integration session, from es_semantic.demo.server's documented order,
 left as the session found it."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 from elasticsearch import Elasticsearch
 
-from es_semantic.client import make_client, probe_cluster
 from es_semantic.config import ESConfig
+from es_semantic.demo.server import ServerHandle, resolve_server
+from es_semantic.elastic.client import make_client, probe_cluster
 from es_semantic.errors import ConnectionFailedError
-from es_semantic.server import ServerHandle, resolve_server
 from tests.integration.basic_cluster import BasicCluster
 from tests.integration.cluster9 import Cluster9
 from tests.integration.cluster_state import differences, snapshot, unique_name

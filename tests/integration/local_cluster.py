@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from es_semantic.server import noida_server
+from es_semantic.demo.server import noida_server
 
 
 def main(argv: list[str]) -> int:

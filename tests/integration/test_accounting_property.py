@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from es_semantic import Encoder, Indexer
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import IndexingError
 from es_semantic.indexing.async_indexer import AsyncIndexer
 from es_semantic.indexing.readers import read_path

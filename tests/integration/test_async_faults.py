@@ -14,10 +14,10 @@ import pytest
 from elasticsearch import helpers
 
 from es_semantic import AsyncIndexer, Encoder, IndexingError
-from es_semantic.client import make_async_client, make_client
 from es_semantic.config import ESConfig
+from es_semantic.demo.server import free_loopback_port, noida_server
+from es_semantic.elastic.client import make_async_client, make_client
 from es_semantic.indexing import batch as batch_module
-from es_semantic.server import free_loopback_port, noida_server
 from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
 from tests.integration.test_faults import own_server_dir  # noqa: F401 - fixture
 from tests.integration.test_indexing import corpus

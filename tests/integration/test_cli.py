@@ -427,7 +427,7 @@ def test_info_says_which_index_options_the_cluster_chose(run, index_name):
 
 
 def test_index_options_newer_than_the_cluster_are_refused_in_one_line(run, es, index_name):
-    from es_semantic.client import probe_cluster
+    from es_semantic.elastic.client import probe_cluster
 
     cluster = probe_cluster(es)
     if cluster.at_least((9, 2, 0)):

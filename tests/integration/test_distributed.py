@@ -24,9 +24,9 @@ from elasticsearch import Elasticsearch, helpers
 
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
+from es_semantic.demo.server import ServerHandle
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing.readers import read_path
-from es_semantic.server import ServerHandle
 from tests.integration.fault_proxy import fault_proxy
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")

@@ -11,10 +11,10 @@ import pytest
 from elasticsearch import helpers
 
 from es_semantic import Encoder, Indexer, IndexingError
-from es_semantic.client import make_client
+from es_semantic.demo.server import free_loopback_port, noida_server
+from es_semantic.elastic.client import make_client
 from es_semantic.indexing.actions import content_hash
 from es_semantic.indexing.readers import FieldSpec, to_document
-from es_semantic.server import free_loopback_port, noida_server
 from tests.integration.test_indexing import corpus
 
 

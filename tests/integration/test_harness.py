@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from es_semantic.client import make_client, probe_cluster
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import make_client, probe_cluster
 from tests.integration.cluster9 import VERSION, Cluster9
 from tests.integration.cluster_state import differences, snapshot, unique_name
 from tests.integration.fault_proxy import fault_proxy

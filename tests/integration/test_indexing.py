@@ -150,7 +150,7 @@ def test_async_indexer_matches_sync(es, es_server, index_name, tiny_st_dir, tmp_
     import asyncio
 
     from es_semantic import AsyncIndexer
-    from es_semantic.client import make_async_client
+    from es_semantic.elastic.client import make_async_client
 
     docs = [*corpus(300), {"id": "empty", "text": ""}]
     Indexer(es, f"{index_name}-sync", Encoder(tiny_st_dir)).index(docs)
@@ -201,8 +201,8 @@ def test_rejections_are_retried_and_nothing_is_lost(
     es, es_server, index_name, tiny, status, client_retries
 ):
     """429: the indexer's own backoff (client retries off); 503: the client's transport retries."""
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
     from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
 
     Indexer(es, index_name, tiny).ensure_index()
@@ -264,8 +264,8 @@ def test_parallel_senders_account_for_every_document_under_429s(
     es, es_server, index_name, tiny, tmp_path
 ):
     """Three senders, five whole-request 429s: every document indexed once, none lost."""
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
     from tests.integration.fault_proxy import fault_proxy, reject_first_bulks
 
     Indexer(es, index_name, tiny).ensure_index()
@@ -321,8 +321,8 @@ def test_auto_sends_base64_vectors_to_a_9_3_cluster(es, es_server, index_name, t
     encoder's vectors; the local server (8.15, which refuses that form) gets JSON arrays."""
     import base64
 
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
     from tests.integration.fault_proxy import fault_proxy
 
     bodies: list[bytes] = []

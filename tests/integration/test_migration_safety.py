@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from es_semantic import Encoder, Indexer
 from es_semantic.cli import cli
-from es_semantic.client import make_client
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import ConfigError
 from es_semantic.migration import migrator
 from es_semantic.migration.migrator import MigrationRefused, migrate

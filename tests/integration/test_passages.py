@@ -7,8 +7,8 @@ import random
 import pytest
 
 from es_semantic import Encoder, Indexer, Searcher
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import make_client
 from tests.integration.corpus import DOCS
 from tests.integration.fault_proxy import fault_proxy
 from tests.integration.wire import Recorder, vector_requests
@@ -126,7 +126,7 @@ def test_async_indexer_and_searcher_chunk_like_the_sync_ones(
     import asyncio
 
     from es_semantic import AsyncIndexer, AsyncSearcher
-    from es_semantic.client import make_async_client
+    from es_semantic.elastic.client import make_async_client
 
     enc = Encoder(tiny_st_dir)
     text = " ".join(f"Line {i} says something about ships." for i in range(40))

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from es_semantic import Encoder, Indexer
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import ConfigError, IndexingError
 from es_semantic.indexing.async_indexer import AsyncIndexer
 from tests.integration.fault_proxy import fault_proxy

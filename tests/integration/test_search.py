@@ -9,7 +9,7 @@ import elasticsearch
 import pytest
 
 from es_semantic import AsyncSearcher, CrossEncoder, Encoder, Indexer, Searcher
-from es_semantic.client import make_async_client
+from es_semantic.elastic.client import make_async_client
 from es_semantic.errors import InputError, SearchError
 from tests.integration.corpus import DOCS, EXPECTED
 from tests.integration.fault_proxy import fault_proxy, refuse_rrf
@@ -142,8 +142,8 @@ def test_async_matches_sync(es, es_server, search_index, minilm):
 
 
 def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_index, minilm):
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
 
     # a cluster whose licence cannot be read (no _license API, or no monitor privilege):
     # the rrf retriever is tried once; the licence refusal is remembered
@@ -212,8 +212,8 @@ def test_highlights_and_source_selection(es, search_index, minilm):
 def test_basic_licence_cluster_never_gets_a_licensed_retriever(es_server, search_index, minilm):
     """Against a basic-licence 8.19 (the proxy answers as one does): auto and linear fuse on
     the client without sending the rrf/linear retriever; server fusion fails in one line."""
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
     from tests.integration.basic_cluster import BasicCluster
 
     if CLIENT_MAJOR >= 9:
@@ -241,8 +241,8 @@ def test_the_basic_licence_proxy_refuses_like_elasticsearch(es_server, search_in
 
     from elasticsearch import ApiError
 
-    from es_semantic.client import make_client
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
     from tests.integration.basic_cluster import BasicCluster
 
     rule = BasicCluster(es_server.config.url)

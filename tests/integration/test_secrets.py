@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from es_semantic import Encoder, Indexer, Searcher
 from es_semantic.cli import cli
-from es_semantic.client import make_client
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import make_client
 from es_semantic.errors import SearchError
 from es_semantic.migration.migrator import MigrationRefused, migrate
 from tests.integration.fault_proxy import echo_credentials, fault_proxy

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from es_semantic.server import docker_engine_answers
-from es_semantic.server import testcontainers_server as start_testcontainers_es
+from es_semantic.demo.server import docker_engine_answers
+from es_semantic.demo.server import testcontainers_server as start_testcontainers_es
 
 
 def test_dense_vector_bulk_and_knn(es, index_name):
@@ -37,7 +37,7 @@ def test_testcontainers_path():
     ok, reason = docker_engine_answers()
     if not ok:
         pytest.skip(f"testcontainers Elasticsearch path not exercised: {reason}")
-    from es_semantic.client import make_client
+    from es_semantic.elastic.client import make_client
 
     with start_testcontainers_es() as handle:
         client = make_client(handle.config)

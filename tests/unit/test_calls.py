@@ -11,7 +11,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
 
-from es_semantic.calls import APIS, Answer, Call, Steps, Work, run, run_async
+from es_semantic.elastic.calls import APIS, Answer, Call, Steps, Work, run, run_async
 
 
 def _api_error(status: int) -> ApiError:

@@ -241,7 +241,7 @@ BBQ_DISK_403 = _security_error(
 
 def _create(license_answer, create_answer):
     """Drive create_index_steps for a bbq_disk contract on 9.2; (result or error, apis called)."""
-    from es_semantic.calls import Answer
+    from es_semantic.elastic.calls import Answer
     from es_semantic.indexing.admin import create_index_steps
 
     contract = IndexContract.from_encoder(
@@ -265,7 +265,7 @@ def _create(license_answer, create_answer):
 
 
 def test_create_index_gates_bbq_disk_by_licence_before_creating() -> None:
-    from es_semantic.calls import Answer
+    from es_semantic.elastic.calls import Answer
 
     created = {"acknowledged": True, "shards_acknowledged": True, "index": "docs"}
     ok, called = _create(Answer(license_body("enterprise")), Answer(created))
@@ -279,7 +279,7 @@ def test_create_index_gates_bbq_disk_by_licence_before_creating() -> None:
 
 
 def test_create_index_translates_a_licence_403_into_one_line() -> None:
-    from es_semantic.calls import Answer
+    from es_semantic.elastic.calls import Answer
 
     # a user without monitor rights reads no licence: creation is tried and the 403 translated
     unreadable = _security_error("action [cluster:monitor/xpack/license/get] is unauthorized")

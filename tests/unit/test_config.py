@@ -104,8 +104,8 @@ def test_a_9x_client_refused_by_an_8x_cluster_gets_one_line_naming_the_fix():
     from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
     from elasticsearch import BadRequestError
 
-    from es_semantic.client import connection_error
     from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import connection_error
 
     body = {
         "error": {

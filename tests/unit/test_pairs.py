@@ -102,7 +102,7 @@ def test_the_ingest_probe_is_the_scan_probe_with_one_neighbour_and_ids_only(cont
     """indexing.dedupe.probe_steps sends probe_body's search: k=1, no snippets, no passage."""
     import numpy as np
 
-    from es_semantic.calls import Answer
+    from es_semantic.elastic.calls import Answer
     from es_semantic.errors import SearchError
     from es_semantic.indexing.dedupe import Match, probe_steps
 

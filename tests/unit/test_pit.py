@@ -7,7 +7,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import NotFoundError
 
-from es_semantic.calls import Answer, Call
+from es_semantic.elastic.calls import Answer, Call
 from es_semantic.indexing.pit import close_steps, open_steps, page_steps, pit_pages
 
 
@@ -21,6 +21,7 @@ def test_a_page_renews_the_keep_alive_and_hands_on_the_newest_pit_id() -> None:
     assert call == Call("search", {
         "query": {"match_all": {}}, "pit": {"id": "pit-1", "keep_alive": "2m"}, "size": 50,
         "sort": ["_shard_doc"], "search_after": [7], "track_total_hits": False,
+        "allow_partial_search_results": False,
     })  # fmt: skip
     with pytest.raises(StopIteration) as done:
         steps.send(Answer({"pit_id": "pit-2", "hits": {"hits": _hits(8)}}))
@@ -86,3 +87,15 @@ def test_the_pit_is_closed_when_a_page_fails_or_the_reader_stops_early() -> None
     next(pages)
     pages.close()
     assert stopped.requests[-1] == ("close", {"id": "pit-1"})
+
+
+def test_a_page_from_some_shards_only_is_refused() -> None:
+    """Partial results are asked away; a server that still counts failed shards is refused."""
+    from es_semantic.errors import SearchError
+
+    steps = page_steps("p", None, "1m", 10, {})
+    assert next(steps).kwargs["allow_partial_search_results"] is False
+    lost = {"total": 3, "successful": 2, "failed": 1,
+            "failures": [{"shard": 2, "reason": {"type": "x", "reason": "node left"}}]}  # fmt: skip
+    with pytest.raises(SearchError, match=r"lost 1 of 3 shards \(node left\): .* re-run once"):
+        steps.send(Answer({"_shards": lost, "hits": {"hits": _hits(1)}}))

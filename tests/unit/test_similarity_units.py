@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from es_semantic.calls import Call
 from es_semantic.config import EncoderConfig
 from es_semantic.corpus.pairs import probe_body
+from es_semantic.elastic.calls import Call
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.dedupe import probe_steps
 from es_semantic.schema.contract import IndexContract

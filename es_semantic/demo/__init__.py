@@ -1,0 +1,1 @@
+"""Where a demo or test server comes from, and the quickstart corpus (not the product)."""
