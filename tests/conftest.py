@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.hermetic import package_variables
 from tests.tiny_models import build_tiny_bert, build_tiny_cross_encoder, make_sentence_transformers
+
+if TYPE_CHECKING:
+    from es_semantic.encoding.encoder import Encoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -65,6 +69,22 @@ def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_st_dir: Path) -> Encoder:
+    """The tiny sentence-transformers model, loaded once (tests must not change it)."""
+    from es_semantic.encoding.encoder import Encoder
+
+    return Encoder(tiny_st_dir)
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir: Path) -> Encoder:
+    """The packaged all-MiniLM-L6-v2, loaded once (tests must not change it)."""
+    from es_semantic.encoding.encoder import Encoder
+
+    return Encoder(minilm_dir)
 
 
 @pytest.fixture(scope="session")

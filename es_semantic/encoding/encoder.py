@@ -21,7 +21,7 @@ from es_semantic.encoding.backend import (
     BackendChoice,
     Quantize,
 )
-from es_semantic.encoding.batching import plan_batches
+from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.export import Feeds
 from es_semantic.encoding.heads import sentence_head, uses_token_types
 from es_semantic.encoding.loading import Calibration, load_model

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from es_semantic.encoding.backend import Backend, BackendChoice
-from es_semantic.encoding.batching import plan_batches
+from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.export import Feeds
 from es_semantic.encoding.heads import SCORE_HEAD, uses_token_types
 from es_semantic.encoding.loading import load_model

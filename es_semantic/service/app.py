@@ -4,7 +4,7 @@ FastAPI (the ``serve`` extra), chosen over bare Starlette for request validation
 OpenAPI page at ``/docs`` from the same models. Route handlers are top-level functions beside
 their request models (``embeddings.py``, ``indices.py``), reaching the running
 :class:`~es_semantic.service.state.ServiceState` through a dependency. Model work runs through
-the :class:`~es_semantic.service.batching.DynamicBatcher`; searches use one
+the :class:`~es_semantic.service.batcher.DynamicBatcher`; searches use one
 :class:`~es_semantic.search.searcher.AsyncSearcher` per index with the batched encoder.
 """
 
@@ -29,7 +29,7 @@ from es_semantic.errors import (
 )
 from es_semantic.redact import redact
 from es_semantic.service import embeddings, indices
-from es_semantic.service.batching import Overloaded
+from es_semantic.service.batcher import Overloaded
 from es_semantic.service.guard import OPEN_ROUTES, Guard, RedactingFilter
 from es_semantic.service.metrics import ServiceMetrics
 from es_semantic.service.state import (

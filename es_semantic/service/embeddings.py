@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from es_semantic.schema.similarity import unit_rows
-from es_semantic.service.batching import Kind
+from es_semantic.service.batcher import Kind
 from es_semantic.service.state import HTTPProblem, ServiceState, check_inputs, service_state
 
 router = APIRouter()

@@ -19,7 +19,7 @@ from fastapi import Request
 from es_semantic.config import EncoderConfig, ESConfig
 from es_semantic.elastic.client import make_async_client, make_client
 from es_semantic.search.searcher import AsyncSearcher
-from es_semantic.service.batching import DynamicBatcher, Kind, Overloaded
+from es_semantic.service.batcher import DynamicBatcher, Kind, Overloaded
 from es_semantic.service.metrics import ServiceMetrics
 
 if TYPE_CHECKING:

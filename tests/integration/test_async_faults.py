@@ -34,11 +34,6 @@ def index_async(config: ESConfig, index: str, encoder: Encoder, docs, **options)
     return asyncio.run(go())
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
-
-
 def test_async_bulk_item_rejected_by_the_server_is_dead_lettered(
     es, es_server, index_name, tiny, tmp_path, monkeypatch
 ):

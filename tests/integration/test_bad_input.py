@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from es_semantic import Encoder, Indexer
+from es_semantic import Indexer
 from es_semantic.indexing.readers import read_path
 from tests.integration.test_indexing import corpus
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
 
 
 def test_bad_jsonl_matrix(es, index_name, tiny, tmp_path):

@@ -40,11 +40,6 @@ def topic_docs(per_topic: int = 12) -> list[dict]:
     return docs
 
 
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
-
-
 @pytest.mark.parametrize("chunking", ["none", "nested"])
 def test_clusters_recover_clearly_separate_topics(es, index_name, minilm, chunking):
     docs = topic_docs()

@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from es_semantic import Encoder, Indexer
+from es_semantic import Indexer
 from es_semantic.indexing.readers import read_path
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
 
 
 def test_csv_invalid_byte_is_one_dead_letter_at_its_line(es, index_name, tiny, tmp_path):

@@ -32,11 +32,6 @@ EXPECTED = {("pasta", "pasta-copy"), ("bread", "bread-reordered"),
             ("marathon", "marathon-paraphrase")}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
-
-
 @pytest.fixture(scope="module", params=["none", "nested"], ids=["one-vector", "passages"])
 def planted_index(request, es, minilm):
     """One index per layout for the module (the scans re-encode passages: keep them few)."""

@@ -27,11 +27,6 @@ def corpus(n: int, start: int = 0) -> list[dict]:
     ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
-
-
 def test_mapping_and_contract_come_from_the_encoder(es, index_name, tiny):
     Indexer(
         es, index_name, tiny, metadata_fields={"lang": "keyword"}, chunking="none"

@@ -31,11 +31,6 @@ LONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
-
-
 @pytest.fixture
 def live(es, index_name, tiny):
     """``{index_name}-v1`` built with the tiny model, queried through alias ``index_name``."""

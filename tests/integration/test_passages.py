@@ -46,11 +46,6 @@ def long_document(tokens_wanted: int, tokenizer) -> str:
     return f"{text}\n\n{ANSWER}"
 
 
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
-
-
 @pytest.mark.slow
 def test_a_3000_token_document_is_found_by_its_last_passage(es, es_server, index_name, minilm):
     text = long_document(3000, minilm.tokenizer)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from es_semantic import CrossEncoder, Encoder, Indexer
+from es_semantic import CrossEncoder, Indexer
 from tests.integration.test_service import KEY, running
 from tests.needs import missing, need_module
 
@@ -31,11 +30,6 @@ def chromium_path() -> str:
     if path is None:
         missing("no chromium on PATH (scripts/install.sh installs Debian's chromium)")
     return path
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir: Path) -> Encoder:
-    return Encoder(minilm_dir)
 
 
 @pytest.fixture

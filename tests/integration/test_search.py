@@ -8,7 +8,7 @@ import uuid
 import elasticsearch
 import pytest
 
-from es_semantic import AsyncSearcher, CrossEncoder, Encoder, Indexer, Searcher
+from es_semantic import AsyncSearcher, CrossEncoder, Indexer, Searcher
 from es_semantic.elastic.client import make_async_client
 from es_semantic.errors import InputError, SearchError
 from tests.integration.corpus import DOCS, EXPECTED
@@ -18,11 +18,6 @@ CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 
 pytestmark = pytest.mark.slow
 INDEX = f"test-search-minilm-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
 
 
 @pytest.fixture(scope="module")

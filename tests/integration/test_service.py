@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from es_semantic import CrossEncoder, Encoder, Indexer, Searcher
+from es_semantic import CrossEncoder, Indexer, Searcher
 from es_semantic.config import ESConfig
 from es_semantic.demo.server import free_loopback_port
 
@@ -58,11 +58,6 @@ def call(url: str, body: dict | None = None, key: str | None = None) -> tuple[in
         return status, json.loads(raw), headers_out
     except ValueError:
         return status, raw, headers_out
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
 
 
 @pytest.fixture

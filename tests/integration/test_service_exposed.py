@@ -25,11 +25,6 @@ ORIGIN = "https://app.example"
 SECRET = "pw-9f3Kq7ZxLm2"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_st_dir):
-    return Encoder(tiny_st_dir)
-
-
 @pytest.fixture
 def indexed(es, index_name, tiny):
     docs = ["search engine vector index", "banana cherry river", "python code test"]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from es_semantic.service.batching import DynamicBatcher, Overloaded
+from es_semantic.service.batcher import DynamicBatcher, Overloaded
 
 
 def vector_of(text: str) -> list[float]:

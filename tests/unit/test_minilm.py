@@ -5,8 +5,6 @@ import random
 import numpy as np
 import pytest
 
-from es_semantic import Encoder
-
 pytestmark = pytest.mark.slow
 
 SUBJECTS = [
@@ -58,11 +56,6 @@ def varied_sentences(n: int = 200) -> list[str]:
             s = s.upper() + " 中文 🙂 ½"
         out.append(s)
     return out
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return Encoder(minilm_dir)
 
 
 def test_matches_sentence_transformers(minilm, minilm_dir):

@@ -1,6 +1,6 @@
 import pytest
 
-from es_semantic.encoding.batching import plan_batches
+from es_semantic.encoding.token_batches import plan_batches
 
 
 def test_longest_first_and_count_cap():
