@@ -3,7 +3,9 @@
 A PIT is a consistent snapshot: pages read with ``search_after`` on ``_shard_doc`` see the index
 as it was when the PIT opened, whatever is written meanwhile. Each page's search renews the
 PIT's ``keep_alive`` and the next page uses the most recent ``pit_id`` (it may change per
-response); the PIT is closed when the scan ends, fails or is abandoned.
+response); the PIT is closed when the scan ends, fails or is abandoned. A page never comes
+from some shards only: partial results are refused (``allow_partial_search_results``), and a
+page that still counts failed shards raises :class:`~es_semantic.errors.SearchError`.
 
 Written once as :mod:`es_semantic.elastic.calls` steps (open, one page, close);
 :func:`pit_pages` drives them with a sync client (an async shell would drive the same steps
@@ -19,6 +21,7 @@ from typing import Any
 from elastic_transport import TransportError
 
 from es_semantic.elastic.calls import Call, Steps, run
+from es_semantic.errors import SearchError
 
 log = logging.getLogger(__name__)
 KEEP_ALIVE = "5m"
@@ -44,6 +47,7 @@ def page_request(
         "sort": ["_shard_doc"],
         "search_after": after,
         "track_total_hits": False,
+        "allow_partial_search_results": False,  # a lost shard: an error, not a short page
     }
 
 
@@ -53,6 +57,14 @@ def page_steps(
     """One page: the PIT id to use next (the most recent one) and the page's hits."""
     answer = yield Call("search", page_request(pit, after, keep_alive, page_size, search))
     body = answer.raise_for_error()
+    shards = body.get("_shards") or {}
+    if shards.get("failed"):
+        reasons = {str((f.get("reason") or {}).get("reason")) for f in shards.get("failures", [])}
+        raise SearchError(
+            f"a point-in-time scan lost {shards['failed']} of {shards.get('total', '?')} shards "
+            f"({'; '.join(sorted(reasons))}): its pages would miss their documents; "
+            "re-run once the cluster is green"
+        )
     return str(body.get("pit_id") or pit), list(body["hits"]["hits"])
 
 
