@@ -29,6 +29,7 @@ from elasticsearch import ApiError
 T = TypeVar("T")
 
 Api = Literal[
+    "count",
     "info",
     "license.get",
     "indices.analyze",

@@ -14,7 +14,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from es_semantic.cluster import ENTERPRISE_INDEX_OPTIONS, ClusterInfo
 from es_semantic.elastic.calls import Call, Steps, run
-from es_semantic.elastic.client import probe_cluster, probe_steps
+from es_semantic.elastic.client import probe_steps
 from es_semantic.errors import ConfigError
 from es_semantic.schema.contract import (
     PASSAGES_FIELD,
@@ -176,19 +176,25 @@ def resolve_write_index(es: Elasticsearch, name: str) -> str:
 
 def index_info(es: Elasticsearch, index: str) -> dict[str, Any]:
     """Contract, document count, mapping summary and a vector memory estimate."""
-    contract = read_contract(es, index)
-    count = int(es.count(index=index)["count"])
-    mapping = es.indices.get_mapping(index=index).body
+    return run(es, index_info_steps(index))
+
+
+def index_info_steps(index: str) -> Steps[dict[str, Any]]:
+    """:func:`index_info` as steps (the service runs them with its async client)."""
+    contract = yield from read_contract_steps(index)
+    count = int((yield Call("count", {"index": index})).raise_for_error()["count"])
+    mapping = (yield Call("indices.get_mapping", {"index": index})).raise_for_error()
     fields: dict[str, str] = {}
     for entry in mapping.values():
         for name, spec in entry.get("mappings", {}).get("properties", {}).items():
             fields[name] = spec.get("type", "object")
     entries: list[dict[str, Any]] = list(mapping.values())
     first: dict[str, Any] = entries[0].get("mappings", {}) if entries else {}
-    effective, origin = effective_index_options(first, contract, probe_cluster(es))
+    effective, origin = effective_index_options(first, contract, (yield from probe_steps()))
     vectors = count
     if contract.nested:  # one vector per passage: count the nested objects
-        resp = es.search(index=index, size=0, aggs={"p": {"nested": {"path": PASSAGES_FIELD}}})
+        aggs = {"p": {"nested": {"path": PASSAGES_FIELD}}}
+        resp = (yield Call("search", {"index": index, "size": 0, "aggs": aggs})).raise_for_error()
         vectors = int(resp["aggregations"]["p"]["doc_count"])
     return {
         "index": index,

@@ -4,14 +4,14 @@ vector made outside them."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from es_semantic.indexing.admin import index_info
+from es_semantic.elastic.calls import run_async
+from es_semantic.indexing.admin import index_info_steps
 from es_semantic.service.state import HTTPProblem, ServiceConfig, ServiceState, service_state
 
 router = APIRouter()
@@ -79,7 +79,7 @@ async def search(index: str, body: SearchBody, state: State) -> dict[str, Any]:
 async def describe(index: str, state: State) -> dict[str, Any]:
     """What ``es-semantic info --json`` prints for ``index``."""
     state.check_index(index)
-    return await asyncio.to_thread(index_info, state.sync_client(), index)
+    return await run_async(state.aes, index_info_steps(index))
 
 
 @router.get("/", include_in_schema=False)

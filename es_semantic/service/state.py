@@ -17,13 +17,13 @@ import numpy.typing as npt
 from fastapi import Request
 
 from es_semantic.config import EncoderConfig, ESConfig
-from es_semantic.elastic.client import make_async_client, make_client
+from es_semantic.elastic.client import make_async_client
 from es_semantic.search.searcher import AsyncSearcher
 from es_semantic.service.batcher import DynamicBatcher, Kind, Overloaded
 from es_semantic.service.metrics import ServiceMetrics
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch, Elasticsearch
+    from elasticsearch import AsyncElasticsearch
 
     from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.reranker import CrossEncoder
@@ -114,7 +114,6 @@ class ServiceState:
         )  # fmt: skip
         self.query_encoder = BatchedEncoder(encoder, self.batcher)
         self.aes: AsyncElasticsearch | None = None
-        self._es: Elasticsearch | None = None  # for index_info (sync only), made once
         self.searchers: OrderedDict[str, AsyncSearcher] = OrderedDict()
         self.in_flight = 0
         self._page: str | None = None
@@ -130,8 +129,6 @@ class ServiceState:
         await self.batcher.stop()
         if self.aes is not None:
             await self.aes.close()
-        if self._es is not None:
-            self._es.close()
 
     def _encode(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
@@ -197,13 +194,6 @@ class ServiceState:
         while len(self.searchers) > self.config.max_searchers:
             self.searchers.popitem(last=False)
         return result
-
-    def sync_client(self) -> Elasticsearch:
-        """One sync client for the routes that only have a sync form (``index_info``)."""
-        assert self.es_config is not None
-        if self._es is None:
-            self._es = make_client(self.es_config, check=False)
-        return self._es
 
 
 def service_state(request: Request) -> ServiceState:
