@@ -1,20 +1,12 @@
-"""What both migration test files start from: the tiny model, and an alias on an index it built
-(as an application would have it before migrating)."""
+"""What the migration and PIT-scan tests start from: an alias on an index built with a model (as
+an application would have it before migrating)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from es_semantic import Encoder, Indexer
-
-
-@pytest.fixture(scope="module", name="tiny")
-def tiny_encoder(tiny_st_dir: str) -> Encoder:
-    """The old model (import this fixture by name: ``tiny_encoder``)."""
-    return Encoder(tiny_st_dir)
 
 
 def alias_on_index(

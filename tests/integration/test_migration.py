@@ -18,7 +18,7 @@ from es_semantic.indexing.admin import read_contract
 from es_semantic.migration import migrator
 from es_semantic.migration.migrator import EvalGate, MigrationRefused, migrate
 from tests.integration.corpus import DOCS, EXPECTED
-from tests.integration.migration_fixtures import alias_on_index, tiny_encoder  # noqa: F401
+from tests.integration.migration_fixtures import alias_on_index
 
 QUERIES = {f"q{i}": q for i, q in enumerate(EXPECTED)}
 QRELS = {f"q{i}": {doc: 1} for i, doc in enumerate(EXPECTED.values())}

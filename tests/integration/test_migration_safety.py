@@ -27,7 +27,7 @@ from tests.integration.fault_proxy import (
     block_not_shards_acknowledged,
     fault_proxy,
 )
-from tests.integration.migration_fixtures import alias_on_index, tiny_encoder  # noqa: F401
+from tests.integration.migration_fixtures import alias_on_index
 
 
 @pytest.fixture(scope="module")
