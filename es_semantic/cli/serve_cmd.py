@@ -23,22 +23,24 @@ from es_semantic.cli.common import (
 )
 from es_semantic.config import ENV_VARS, ESConfig
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
+from es_semantic.service.settings import ServiceConfig
 
-LIMITS = {  # serve option -> (ServiceConfig field, default, help)
-    "--max-body-bytes": ("max_body_bytes", 16 << 20, "request body limit (413 beyond)"),
-    "--max-k": ("max_k", 1_000, "largest k (and offset + k) a search may ask for"),
-    "--max-window": ("max_window", 1_000, "largest fusion window a search may ask for"),
-    "--max-num-candidates": ("max_num_candidates", 10_000, "largest kNN num_candidates"),
-    "--max-rerank-top": ("max_rerank_top", 1_000, "largest rerank pool (as search's)"),
-    "--max-concurrent": ("max_concurrent", 64, "searches and reranks in flight before 429 "
+LIMITS = {  # serve option -> (ServiceConfig field, help); defaults are ServiceConfig's
+    "--max-body-bytes": ("max_body_bytes", "request body limit (413 beyond)"),
+    "--max-k": ("max_k", "largest k (and offset + k) a search may ask for"),
+    "--max-window": ("max_window", "largest fusion window a search may ask for"),
+    "--max-num-candidates": ("max_num_candidates", "largest kNN num_candidates"),
+    "--max-rerank-top": ("max_rerank_top", "largest rerank pool (as search's)"),
+    "--max-concurrent": ("max_concurrent", "searches and reranks in flight before 429 "
                          "(Retry-After)"),
 }  # fmt: skip
+DEFAULTS = ServiceConfig()
 
 
 def limit_options(func: Any) -> Any:
-    """The service's caps as options (each a ServiceConfig field)."""
-    for flag, (name, default, text) in reversed(LIMITS.items()):
-        func = click.option(flag, name, type=click.IntRange(1), default=default,
+    """The service's caps as options (each a ServiceConfig field, with its default)."""
+    for flag, (name, text) in reversed(LIMITS.items()):
+        func = click.option(flag, name, type=click.IntRange(1), default=getattr(DEFAULTS, name),
                             show_default=True, help=text)(func)  # fmt: skip
     return func
 
@@ -54,16 +56,21 @@ def limit_options(func: Any) -> Any:
               help="API keys, one a line; then every route needs one (Authorization: Bearer "
               "KEY or X-API-Key) but the open ones, which hold no data: /healthz, /readyz, "
               "the playground page /, the API schema /openapi.json and its page /docs")  # fmt: skip
-@click.option("--max-batch-tokens", type=click.IntRange(64), default=16_384, show_default=True,
+@click.option("--max-batch-tokens", type=click.IntRange(64), default=DEFAULTS.max_batch_tokens,
+              show_default=True,
               help="dynamic batching: tokens per forward pass")  # fmt: skip
-@click.option("--max-wait-ms", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--max-wait-ms", type=click.FloatRange(0), default=DEFAULTS.max_wait_ms,
+              show_default=True,
               help="dynamic batching: requests that arrive during a forward pass share the "
               "next; this adds a wait for more (for bursty, low concurrency)")  # fmt: skip
 @click.option("--no-batching", is_flag=True, help="one forward pass per request")
-@click.option("--max-queue", type=click.IntRange(1), default=512, show_default=True,
+@click.option("--max-queue", type=click.IntRange(1), default=DEFAULTS.max_queue,
+              show_default=True,
               help="requests waiting for the model before 429 (Retry-After)")  # fmt: skip
-@click.option("--max-inputs", type=click.IntRange(1), default=512, show_default=True)
-@click.option("--max-chars", type=click.IntRange(1), default=20_000, show_default=True)
+@click.option("--max-inputs", type=click.IntRange(1), default=DEFAULTS.max_inputs,
+              show_default=True)  # fmt: skip
+@click.option("--max-chars", type=click.IntRange(1), default=DEFAULTS.max_chars,
+              show_default=True)  # fmt: skip
 @click.option("--cors-origin", "cors", multiple=True, help="allow browser calls from (off)")
 @click.option("--eval-report", type=click.Path(exists=True, dir_okay=False),
               help="an `eval --json` report the playground shows as bar charts")  # fmt: skip
@@ -100,7 +107,7 @@ def serve_cmd(
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "uvicorn", "serve", "es-semantic serve") from exc
-    limits = {name: options.pop(name) for name, _, _ in LIMITS.values()}
+    limits = {name: options.pop(name) for name, _ in LIMITS.values()}
     state = settings(click.get_current_context(), options)
     params = {
         "indices": list(indices), "rerank_model": rerank_model, "api_key_file": api_key_file,
@@ -160,7 +167,7 @@ def build_app(
     """The service app from the merged settings and the serve options (``load_models=False``:
     only check the options, returning the cluster's settings)."""
     try:
-        from es_semantic.service.app import ServiceConfig, create_app
+        from es_semantic.service.app import create_app
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "serve", "es-semantic serve") from exc
     keys: tuple[str, ...] = ()
@@ -175,7 +182,7 @@ def build_app(
         max_wait_ms=params["max_wait_ms"], max_queue=params["max_queue"],
         batching=not params["no_batching"], cors_origins=tuple(params["cors"]),
         eval_report=read_eval_report(params["eval_report"]) if params["eval_report"] else None,
-        **{name: params[name] for name, _, _ in LIMITS.values() if name in params},
+        **{name: params[name] for name, _ in LIMITS.values() if name in params},
     )  # fmt: skip
     es_config = es or state.es_config()
     if not load_models:

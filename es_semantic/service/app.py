@@ -32,10 +32,10 @@ from es_semantic.service import embeddings, indices
 from es_semantic.service.batcher import Overloaded
 from es_semantic.service.guard import OPEN_ROUTES, Guard, RedactingFilter
 from es_semantic.service.metrics import ServiceMetrics
+from es_semantic.service.settings import ServiceConfig
 from es_semantic.service.state import (
     RETRY,
     HTTPProblem,
-    ServiceConfig,
     ServiceState,
     check_inputs,
     service_state,

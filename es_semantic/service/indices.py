@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from es_semantic.elastic.calls import run_async
 from es_semantic.indexing.admin import index_info_steps
-from es_semantic.service.state import HTTPProblem, ServiceConfig, ServiceState, service_state
+from es_semantic.service.settings import ServiceConfig
+from es_semantic.service.state import HTTPProblem, ServiceState, service_state
 
 router = APIRouter()
 State = Annotated[ServiceState, Depends(service_state)]

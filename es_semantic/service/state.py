@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from es_semantic.elastic.client import make_async_client
 from es_semantic.search.searcher import AsyncSearcher
 from es_semantic.service.batcher import DynamicBatcher, Kind, Overloaded
 from es_semantic.service.metrics import ServiceMetrics
+from es_semantic.service.settings import ServiceConfig
 
 if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
@@ -31,29 +31,6 @@ if TYPE_CHECKING:
 
 PLAYGROUND = "playground.html"
 RETRY = {"Retry-After": "1"}
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """Limits and security of the service."""
-
-    indices: tuple[str, ...] = ()  # the indices clients may search; () = any
-    api_keys: tuple[str, ...] = ()  # when set, every route but the open ones needs one
-    max_inputs: int = 512
-    max_chars: int = 20_000  # per input text, and the /rerank and search query
-    max_batch_tokens: int = 16_384
-    max_wait_ms: float = 0.0
-    max_queue: int = 512
-    batching: bool = True
-    cors_origins: tuple[str, ...] = ()
-    eval_report: Mapping[str, Any] | None = None  # an `eval --json` report for the playground
-    max_body_bytes: int = 16 << 20
-    max_k: int = 1_000  # caps k and offset + k
-    max_window: int = 1_000
-    max_num_candidates: int = 10_000
-    max_rerank_top: int = 1_000  # as the CLI's --rerank-top
-    max_concurrent: int = 64  # searches and reranks in flight; beyond: 429
-    max_searchers: int = 256  # cached searchers (one per index name that answered)
 
 
 class HTTPProblem(Exception):

@@ -1,0 +1,31 @@
+"""The service's limits and security settings (no web framework imported: the ``serve``
+command reads its option defaults from here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and security of the service."""
+
+    indices: tuple[str, ...] = ()  # the indices clients may search; () = any
+    api_keys: tuple[str, ...] = ()  # when set, every route but the open ones needs one
+    max_inputs: int = 512
+    max_chars: int = 20_000  # per input text, and the /rerank and search query
+    max_batch_tokens: int = 16_384
+    max_wait_ms: float = 0.0
+    max_queue: int = 512
+    batching: bool = True
+    cors_origins: tuple[str, ...] = ()
+    eval_report: Mapping[str, Any] | None = None  # an `eval --json` report for the playground
+    max_body_bytes: int = 16 << 20
+    max_k: int = 1_000  # caps k and offset + k
+    max_window: int = 1_000
+    max_num_candidates: int = 10_000
+    max_rerank_top: int = 1_000  # as the CLI's --rerank-top
+    max_concurrent: int = 64  # searches and reranks in flight; beyond: 429
+    max_searchers: int = 256  # cached searchers (one per index name that answered)
