@@ -17,7 +17,7 @@ import pyarrow as pa
 from ray.data.datasource import FileBasedDatasource
 
 from es_semantic.distributed.rows import RECORD_COLUMNS, record_to_row
-from es_semantic.indexing.readers import FieldSpec, InputFormat, Record, read_stream, read_text_file
+from es_semantic.indexing.readers import FieldSpec, InputFormat, Record, read_stream
 
 ROWS_PER_BLOCK = 1000
 RECORD_SCHEMA = pa.schema([(name, pa.string()) for name in RECORD_COLUMNS])
@@ -49,14 +49,9 @@ class RecordFiles(FileBasedDatasource):
             yield pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
 
     def _records(self, f: Any, path: str) -> Iterator[Record]:
-        if self.fmt == "parquet":
-            yield from read_stream(f, path, self.fmt, self.spec)
-            return
-        stream = io.BufferedReader(_ArrowStream(f), buffer_size=1 << 20)
-        if self.fmt == "text" and self.text_unit == "file":
-            yield read_text_file(path, self.spec, data=stream.read())
-        else:
-            yield from read_stream(stream, path, self.fmt, self.spec)
+        if self.fmt != "parquet":  # Parquet needs random access, the rest a buffered stream
+            f = io.BufferedReader(_ArrowStream(f), buffer_size=1 << 20)
+        yield from read_stream(f, path, self.fmt, self.spec, self.text_unit)
 
 
 class _ArrowStream(io.RawIOBase):
