@@ -22,9 +22,8 @@ from es_semantic.cli.common import (
 )
 from es_semantic.cli.indexing_cmds import contract_options, creation_options, parse_metadata_fields
 from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, InputError
-from es_semantic.indexing.dedupe import DedupeMode
 from es_semantic.indexing.indexer import Indexer
-from es_semantic.indexing.options import IndexOptions
+from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
     InputFormat,

@@ -21,7 +21,6 @@ from es_semantic.encoding.backend import (
     BackendChoice,
     Quantize,
 )
-from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.export import Feeds
 from es_semantic.encoding.heads import sentence_head, uses_token_types
 from es_semantic.encoding.loading import Calibration, load_model
@@ -34,6 +33,7 @@ from es_semantic.encoding.model_folder import (
     resolve_model_path,
 )
 from es_semantic.encoding.runtimes import Runtime
+from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.tokens import TokenizedTexts, padded_feeds, token_spans, tokenize
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 

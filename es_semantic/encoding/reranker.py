@@ -11,12 +11,12 @@ import numpy as np
 import numpy.typing as npt
 
 from es_semantic.encoding.backend import Backend, BackendChoice
-from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.export import Feeds
 from es_semantic.encoding.heads import SCORE_HEAD, uses_token_types
 from es_semantic.encoding.loading import load_model
 from es_semantic.encoding.model_folder import resolve_model_path
 from es_semantic.encoding.runtimes import Runtime
+from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.tokens import TokenizedTexts, padded_feeds, tokenize
 from es_semantic.errors import ConfigError, EncoderError, InputError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,11 +21,9 @@ from es_semantic.elastic.calls import Call, Steps
 from es_semantic.errors import SearchError
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.batch import IndexRun, Prepared
+from es_semantic.indexing.options import DUPLICATE_FIELD, DedupeMode
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.similarity import knn_threshold, pairwise, raw_similarity
-
-DedupeMode = Literal["flag", "skip"]
-DUPLICATE_FIELD = "duplicate_of"
 
 
 @dataclass(frozen=True)

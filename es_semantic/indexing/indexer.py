@@ -21,7 +21,6 @@ from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import EncodedDoc, VectorFormat
 from es_semantic.indexing.bulk_pipeline import BulkPipeline, PipelineStopped
 from es_semantic.indexing.dedupe import (
-    DedupeMode,
     Match,
     RunMemory,
     apply_verdicts,
@@ -29,7 +28,7 @@ from es_semantic.indexing.dedupe import (
     probe_steps,
     vectors_of,
 )
-from es_semantic.indexing.options import IndexOptions
+from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.passages import encode_texts
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.indexing.setup import IndexSetup

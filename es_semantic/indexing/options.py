@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from es_semantic.errors import ConfigError
-from es_semantic.indexing.dedupe import DUPLICATE_FIELD, DedupeMode
 
 VECTOR_FORMATS = ("auto", "json", "base64")
+DedupeMode = Literal["flag", "skip"]
+DUPLICATE_FIELD = "duplicate_of"  # the keyword field --dedupe flag writes
 # Options that need the whole run in one process, and why (the Ray engine refuses them).
 LOCAL_ONLY = {
     "track_ids": "--delete-missing needs every id in one process: use the local engine "

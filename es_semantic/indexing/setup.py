@@ -15,8 +15,7 @@ from es_semantic.indexing.admin import (
     read_contract_steps,
     resolve_write_index_steps,
 )
-from es_semantic.indexing.dedupe import DUPLICATE_FIELD
-from es_semantic.indexing.options import IndexOptions
+from es_semantic.indexing.options import DUPLICATE_FIELD, IndexOptions
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.schema.contract import IndexContract
 
