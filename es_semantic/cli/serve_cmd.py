@@ -33,6 +33,8 @@ LIMITS = {  # serve option -> (ServiceConfig field, help); defaults are ServiceC
     "--max-rerank-top": ("max_rerank_top", "largest rerank pool (as search's)"),
     "--max-concurrent": ("max_concurrent", "searches and reranks in flight before 429 "
                          "(Retry-After)"),
+    "--max-connections": ("max_connections", "open connections and requests per worker "
+                          "before 503 (bounds the memory request bodies can take)"),
 }  # fmt: skip
 DEFAULTS = ServiceConfig()
 
@@ -118,14 +120,16 @@ def serve_cmd(
     if workers == 1:
         app = build_app(state, params)
         click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                    limit_concurrency=limits["max_connections"])  # fmt: skip
         return
     es_config = build_app(state, params, load_models=False)  # every option checked first
     with worker_spec(state, params, es_config):
         click.echo(f"es-semantic serving on http://{host}:{port} with {workers} worker "
                    "processes (each loads the model)", err=True)  # fmt: skip
         uvicorn.run(f"{__name__}:app_from_spec", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
+                    port=port, log_level="warning", timeout_graceful_shutdown=30,
+                    limit_concurrency=limits["max_connections"])  # fmt: skip
 
 
 SPEC_ENV = "ES_SEMANTIC_SERVE_SPEC"

@@ -26,10 +26,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from es_semantic.config import EncoderConfig, ESConfig
-from es_semantic.distributed.rows import add_summary
+from es_semantic.distributed.rows import add_summary, summary_total
 from es_semantic.elastic.calls import run
 from es_semantic.elastic.client import make_client
-from es_semantic.errors import ConfigError, EncoderError, MissingDependencyError
+from es_semantic.errors import (
+    ConfigError,
+    EncoderError,
+    IndexingInterrupted,
+    MissingDependencyError,
+)
 from es_semantic.indexing.batch import describe, open_run, stopped_error
 from es_semantic.indexing.options import IndexOptions
 from es_semantic.indexing.readers import FieldSpec, InputFormat, count_inputs, resolve_format
@@ -281,15 +286,23 @@ class _Run:
 
     def _collect(self, out: Any, secrets: list[str], total: int | None) -> IndexReport:
         """Add up every summary as it streams in (after a batch met a stopped cluster too:
-        batches on other actors may still write); then raise when one did."""
+        batches on other actors may still write); then raise when one did. Ctrl-C or SIGTERM
+        stops the run with the report of what the summaries say (re-run to resume)."""
         run = open_run(self.index, self.options, secrets, total)
         stopped: str | None = None
         try:
             for row in out.iter_rows():
                 for letter in add_summary(run.report, row):
                     run.fail(letter["source"], letter["reason"], letter["document"])
-                run.bar.update(int(row["indexed"]) + int(row["skipped"]))
+                run.bar.update(summary_total(row) - len(row["dead_letters"] or ()))
                 stopped = stopped or row["stopped"]  # later batches come back unsent
+        except KeyboardInterrupt as exc:
+            interrupted = IndexingInterrupted(
+                f"the Ray run into {self.index!r} was interrupted; {run.report.indexed} "
+                "documents were indexed; re-run the same command to resume"
+            )
+            interrupted.report = run.close()
+            raise interrupted from exc
         except Exception as exc:  # Ray gave up (after its retries): what was counted stands
             reason = f"the Ray run failed: {describe(exc)}"
             raise stopped_error(self.index, reason, run.close(), secrets) from exc

@@ -17,7 +17,8 @@ from es_semantic.types import Document, IndexReport, ReadFailure
 # Columns of a read-record row (a ReadFailure has ``reason`` set and ``raw``; a Document the rest).
 RECORD_COLUMNS = ("origin", "doc_id", "texts", "metadata", "reason", "raw")
 # Counts an indexed batch reports (the dead letters travel beside them, one JSON line each).
-COUNTED = ("indexed", "skipped", "encoded", "truncated", "chunked", "passages", "duplicates")
+COUNTED = ("indexed", "skipped", "deduplicated", "flagged", "encoded", "truncated", "chunked",
+           "passages", "duplicates")  # fmt: skip
 
 
 def record_to_row(record: Document | ReadFailure) -> dict[str, str | None]:
@@ -85,4 +86,5 @@ def add_summary(report: IndexReport, row: Mapping[str, Any]) -> list[dict[str, A
 
 def summary_total(row: Mapping[str, Any]) -> int:
     """Input records a summary accounts for (for the progress bar)."""
-    return int(row["indexed"]) + int(row["skipped"]) + len(row["dead_letters"] or ())
+    kept = int(row["indexed"]) + int(row["skipped"]) + int(row["deduplicated"])
+    return kept + len(row["dead_letters"] or ())

@@ -100,16 +100,17 @@ class IndexBatches:
             else:
                 report = indexer.index(records)
         except IndexingError as exc:  # the cluster failed: every document is dead-lettered
-            if exc.report is None:
-                raise
             report, stopped = exc.report, exc.reason or str(exc)
+            if report is None:  # stopped before the batch began: none of it was sent
+                report = self._not_sent(records, f"not sent: {stopped}")
             if self.signal is not None:
                 ray.get(self.signal.stop.remote(stopped))
         dead = [json.dumps(f.to_json(), ensure_ascii=False) for f in report.failures]
         return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
 
-    def _not_sent(self, records: list[Document | ReadFailure]) -> IndexReport:
+    def _not_sent(self, records: list[Document | ReadFailure], reason: str = NOT_SENT) -> (
+        IndexReport):  # fmt: skip
         """The run has stopped: each record is a dead letter, as the local engine's are."""
         run = open_run(self.index, self.options.for_batches(), [])
-        run.fail_records(records, NOT_SENT)
+        run.fail_records(records, reason)
         return run.close()

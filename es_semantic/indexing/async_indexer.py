@@ -7,7 +7,6 @@ consumer runs as a task fed by a queue of two batches, overlapping encoding and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
@@ -60,19 +59,23 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
                     error = exc
                     break
                 run.hand_over()
-                if actions and not await _put_or_fail(queue, actions, consumer):
+                if actions and not await _put_or_fail(queue, actions, consumer, run):
                     run.fail_actions(actions, "not sent: indexing stopped")
                     break
             if not consumer.done():
-                await queue.put(None)
+                await _put_or_fail(queue, None, consumer)  # a full queue and a dead consumer
             await asyncio.wait([consumer])
             error = error or consumer.exception()  # retrieved even when error is already set
         except BaseException as exc:  # the encoder, a reader, an interrupt or a cancellation
-            if isinstance(exc, Exception) and not consumer.done():
-                await _finish(queue, consumer)  # what the consumer holds gets its real outcome
-            await self._abort(queue, consumer, run, stopped=True)
-            ended = KeyboardInterrupt() if isinstance(exc, asyncio.CancelledError) else exc
-            raise self._ended(ended, run) from exc
+            try:
+                if isinstance(exc, Exception) and not consumer.done():
+                    await _finish(queue, consumer)  # what the consumer holds: its real outcome
+            finally:
+                await self._abort(queue, consumer, run, stopped=True)
+            if isinstance(exc, asyncio.CancelledError):  # stays a cancellation, with the report
+                exc.report = getattr(self._ended(KeyboardInterrupt(), run), "report", None)  # type: ignore[attr-defined]
+                raise
+            raise self._ended(exc, run) from exc
         await self._abort(queue, consumer, run, stopped=error is not None)
         if error is not None:
             raise self._ended(error, run) from None
@@ -98,15 +101,14 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
         *,
         stopped: bool,
     ) -> None:
-        """Every queued or unconfirmed action of a stopped run becomes a dead letter."""
-        if not consumer.done():
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-        while not queue.empty():
-            run.fail_actions(queue.get_nowait(), "not sent: indexing was interrupted")
-        if stopped or consumer.cancelled():
-            run.fail_unconfirmed("not confirmed by the server")
+        """Every queued or unconfirmed action of a stopped run becomes a dead letter (the
+        accounting runs even when this task is cancelled again meanwhile)."""
+        try:
+            if not consumer.done():
+                consumer.cancel()
+                await asyncio.wait([consumer])  # raises only on this task's own cancellation
+        finally:
+            _account_queued(queue, run, stopped=stopped or consumer.cancelled())
 
     async def _consume(
         self, queue: asyncio.Queue[list[steps.Action] | None], run: steps.IndexRun
@@ -129,19 +131,30 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
             run.record(parse_bulk_item(ok, item))
 
 
+def _account_queued(
+    queue: asyncio.Queue[list[steps.Action] | None], run: steps.IndexRun, *, stopped: bool
+) -> None:
+    while not queue.empty():
+        run.fail_actions(queue.get_nowait(), "not sent: indexing was interrupted")
+    if stopped:
+        run.fail_unconfirmed("not confirmed by the server")
+
+
 async def _abatched(
     docs: Iterable[Any] | AsyncIterable[Any], spec: FieldSpec, size: int, run: steps.IndexRun
 ) -> Any:
     """Batches of records, each held by ``run`` from the moment it is read."""
     if isinstance(docs, AsyncIterable):
         collected: list[Any] = []
-        async for record in docs:
-            collected.append(record)
+        number = 0
+        async for raw in docs:
+            number += 1
+            collected += run.taking([steps.as_record(raw, spec, number)])
             if len(collected) >= size:
-                yield list(run.taking(steps.as_records(collected, spec)))
+                yield collected
                 collected = []
         if collected:
-            yield list(run.taking(steps.as_records(collected, spec)))
+            yield collected
         return
     for batch in steps.batched(run.taking(steps.as_records(docs, spec)), size):
         yield batch
@@ -149,15 +162,27 @@ async def _abatched(
 
 async def _finish(queue: asyncio.Queue[Any], consumer: asyncio.Task[None]) -> None:
     """Let the consumer send what it holds, then stop."""
-    with contextlib.suppress(BaseException):
-        if await _put_or_fail(queue, None, consumer):
-            await asyncio.wait([consumer])
+    if await _put_or_fail(queue, None, consumer):
+        await asyncio.wait([consumer])
 
 
-async def _put_or_fail(queue: asyncio.Queue[Any], items: Any, consumer: asyncio.Task[None]) -> bool:
-    """Put ``items``; False if the consumer died first (so the caller can account for them)."""
+async def _put_or_fail(
+    queue: asyncio.Queue[Any],
+    items: Any,
+    consumer: asyncio.Task[None],
+    run: steps.IndexRun | None = None,
+) -> bool:
+    """Put ``items``; False if the consumer died first (so the caller can account for them).
+    Cancelled while waiting, the put is withdrawn and its actions are dead letters."""
     put = asyncio.ensure_future(queue.put(items))
-    done, _ = await asyncio.wait([put, consumer], return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait([put, consumer], return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        if not put.done():  # not in the queue: it never will be
+            put.cancel()
+            if run is not None and items is not None:
+                run.fail_actions(items, "not sent: indexing was interrupted")
+        raise
     if put in done:
         return True
     put.cancel()

@@ -67,10 +67,14 @@ class PreparedBatch:
 def as_records(docs: Iterable[Any], spec: FieldSpec) -> Iterator[Document | ReadFailure]:
     """Dicts become Documents (or ReadFailures); Documents and ReadFailures pass through."""
     for number, record in enumerate(docs, start=1):
-        if isinstance(record, Document | ReadFailure):
-            yield record
-        else:
-            yield to_document(record, spec, f"input#{number}")
+        yield as_record(record, spec, number)
+
+
+def as_record(record: Any, spec: FieldSpec, number: int) -> Document | ReadFailure:
+    """The ``number``-th input record as a Document (or ReadFailure)."""
+    if isinstance(record, Document | ReadFailure):
+        return record
+    return to_document(record, spec, f"input#{number}")
 
 
 def batched(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -130,7 +134,8 @@ def open_run(
     report = IndexReport(index)
     bar = tqdm(desc=f"indexing {index}", unit="doc", total=total, disable=not options.progress,
                dynamic_ncols=True)  # fmt: skip
-    sink = DeadLetterSink(report, options.dead_letter, secrets, keep=options.report_failures)
+    keep = options.report_failures if options.dead_letter else None  # no file: keep them all
+    sink = DeadLetterSink(report, options.dead_letter, secrets, keep=keep)
     return IndexRun(report, sink, bar, PrivateJsonl(options.duplicates_file))
 
 
@@ -177,6 +182,7 @@ class IndexRun:
         # the producer's batch: records read but not yet accounted for nor handed to a sender
         self._in_hand: dict[int, list[Document | ReadFailure]] = {}
         self._lock = threading.RLock()  # bulk senders and the producer count side by side
+        self._closed = False  # a sender that outlived the run reports nothing any more
 
     # --- the producer side: a batch in hand, each record released once it is accounted ---
 
@@ -213,6 +219,8 @@ class IndexRun:
 
     def fail(self, origin: str, reason: str, raw: Any) -> None:
         with self._lock:
+            if self._closed:
+                return
             self.sink.add(origin, reason, raw)
             self.bar.update(1)
 
@@ -275,8 +283,10 @@ class IndexRun:
         """One bulk item's outcome: indexed, or a dead letter with the server's reason."""
         with self._lock:
             waiting = self._pending.get(outcome.doc_id)
-            doc = waiting.popleft() if waiting else None
-            if waiting is not None and not waiting:
+            if not waiting or self._closed:  # already failed as unconfirmed: counted once
+                return
+            doc = waiting.popleft()
+            if not waiting:
                 del self._pending[outcome.doc_id]
             if outcome.ok:
                 self.report.indexed += 1
@@ -296,6 +306,11 @@ class IndexRun:
         self.fail_records(pending, reason)
 
     def close(self) -> IndexReport:
+        """The report, final: later outcomes (a sender that outlived the run) are ignored."""
+        with self._lock:
+            if self._closed:
+                return self.report
+            self._closed = True
         self.sink.close()
         self.duplicates.close()
         self.bar.close()

@@ -23,6 +23,12 @@ _DONE = None
 _WAIT = 0.2  # seconds a sender or the producer waits on a queue before looking at the error
 
 
+def _queued(target: queue.Queue[list[steps.Action] | None], items: list[steps.Action]) -> bool:
+    """Whether ``items`` made it into ``target`` (then draining the queue accounts for it)."""
+    with target.mutex:
+        return any(entry is items for entry in target.queue)
+
+
 class PipelineStopped(Exception):
     """Raised in the producer when a sender has failed (``BulkPipeline.error`` says why)."""
 
@@ -54,13 +60,20 @@ class BulkPipeline:
         for item in items:
             shares[zlib.crc32(item[0]["_id"].encode()) % len(shares)].append(item)
         for n, share in enumerate(shares):
-            if share:
-                try:
-                    self._put(self._queues[n], share)
-                except PipelineStopped:
-                    for rest in shares[n + 1 :]:
-                        self.run.fail_actions(rest, "not sent: indexing stopped")
-                    raise
+            if not share:
+                continue
+            try:
+                self._put(self._queues[n], share)
+            except PipelineStopped:
+                for rest in shares[n + 1 :]:
+                    self.run.fail_actions(rest, "not sent: indexing stopped")
+                raise
+            except BaseException:  # an interrupt while waiting for room: nothing goes unheld
+                if not _queued(self._queues[n], share):
+                    self.run.fail_actions(share, "not sent: indexing was interrupted")
+                for rest in shares[n + 1 :]:
+                    self.run.fail_actions(rest, "not sent: indexing was interrupted")
+                raise
 
     def _put(self, target: queue.Queue[list[steps.Action] | None],
              items: list[steps.Action] | None) -> None:  # fmt: skip
@@ -96,6 +109,10 @@ class BulkPipeline:
         if self.error is not None:
             reason = f"not confirmed by the server ({steps.describe(self.error)})"
             self.run.fail_unconfirmed(reason)
+
+    def drain(self, reason: str) -> None:
+        """Dead-letter what still waits in the queues (never blocks)."""
+        self._drain(reason)
 
     def _drain(self, reason: str) -> None:
         for source in self._queues:

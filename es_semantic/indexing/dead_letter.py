@@ -30,6 +30,7 @@ class PrivateJsonl:
         self.path = Path(path) if path else None
         self.moved_to: Path | None = None
         self._file: IO[str] | None = None
+        self._opened = False
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
             self.moved_to = _aside(self.path)
@@ -40,8 +41,9 @@ class PrivateJsonl:
         if self.path is None:
             return False
         with self._lock:
-            if self._file is None:
-                self._file = _open_private(self.path)
+            if self._file is None:  # truncated at the run's first line, appended to after
+                self._file = _open_private(self.path, append=self._opened)
+                self._opened = True
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._file.flush()
         return True
@@ -102,10 +104,11 @@ def _aside(path: Path) -> Path:
     raise FileExistsError(f"no free name beside {path} to keep the earlier run's file")
 
 
-def _open_private(path: Path) -> IO[str]:
-    """Create (or truncate) ``path`` with mode 0600."""
+def _open_private(path: Path, *, append: bool = False) -> IO[str]:
+    """Create (or truncate, or append to) ``path`` with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+    mode = os.O_APPEND if append else os.O_TRUNC
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, PRIVATE_MODE)
     os.fchmod(fd, PRIVATE_MODE)  # an existing file keeps its mode through O_CREAT
     return os.fdopen(fd, "w", encoding="utf-8")
 

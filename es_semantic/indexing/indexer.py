@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 # Failures that stop a run; the steps that meet one dead-letter the documents they hold.
 STOPPING_ERRORS = (ApiError, TransportError, SearchError)
+FAILING_STREAK = 8  # documents in a row the encoder refuses alone: the model, not the data
 
 
 ClientT = TypeVar("ClientT")
@@ -124,6 +125,7 @@ class _IndexerBase(Generic[ClientT]):
         self.es, self.index_name, self.encoder, self.options = es, index, encoder, options
         self.setup = IndexSetup(index, encoder.config, options)
         self._memory: RunMemory | None = None
+        self._failing = 0  # documents the encoder refused in a row
         # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
         self.seen_ids: set[str] | None = set() if options.track_ids else None
         self.secrets = client_secrets(es)  # the client's credentials, kept out of every message
@@ -177,15 +179,15 @@ class _IndexerBase(Generic[ClientT]):
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
     ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:
         """Encode the documents (the model's work: a thread in the async indexer). When the
-        batch fails, each document is tried alone: one that fails alone is a dead letter; when
-        every one fails (out of memory, a broken model) the run stops."""
+        batch fails, each document is tried alone: one that fails alone is a dead letter. The
+        run stops when the model looks broken rather than the documents bad: every document of
+        a batch of several failed, or FAILING_STREAK documents in a row did."""
         t0 = time.perf_counter()
         try:
             encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
         except Exception as exc:  # the model's own errors: try the documents one by one
-            if len(todo) == 1:
-                raise
             return self._encode_one_by_one(todo, contract, run, exc)
+        self._failing = 0
         run.encoded(encoded, time.perf_counter() - t0)
         return todo, encoded
 
@@ -201,11 +203,13 @@ class _IndexerBase(Generic[ClientT]):
                 one = encode_texts(self.encoder, [prepared.doc.full_text()], contract)
             except Exception as exc:
                 run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")
+                self._failing += 1
                 continue
+            self._failing = 0
             run.encoded(one, time.perf_counter() - t0)
             kept.append(prepared)
             encoded += one
-        if not kept:
+        if not kept and (len(todo) > 1 or self._failing >= FAILING_STREAK):
             raise batch_error
         return kept, encoded
 
@@ -239,6 +243,7 @@ class _IndexerBase(Generic[ClientT]):
     def _ended(self, error: BaseException, run: steps.IndexRun) -> BaseException:
         """What to raise when a run ends early: the records in hand become dead letters and
         the error carries the report (an interrupt stays an interrupt)."""
+        run.fail_unconfirmed("not confirmed by the server: the run stopped")  # if any is left
         if isinstance(error, KeyboardInterrupt):
             run.fail_in_hand("not sent: indexing was interrupted")
             interrupted = IndexingInterrupted(
@@ -292,10 +297,13 @@ class Indexer(_IndexerBase[Elasticsearch]):
         except PipelineStopped:
             pass  # pipe.error says why
         except BaseException as exc:  # the encoder, a reader, an interrupt: not the cluster
-            if isinstance(exc, Exception):
-                pipe.close()  # what the senders hold gets its real outcome
-            pipe.abort_and_account()
-            raise self._ended(exc, run) from exc
+            try:
+                if isinstance(exc, Exception):
+                    pipe.close()  # what the senders hold gets its real outcome
+                pipe.abort_and_account()
+            finally:  # even when a second Ctrl-C cuts the waiting short
+                pipe.drain("not sent: indexing was interrupted")
+                raise self._ended(exc, run) from exc
         pipe.abort_and_account()
         if pipe.error is not None:
             raise self._ended(pipe.error, run) from None

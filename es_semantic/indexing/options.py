@@ -107,7 +107,8 @@ class IndexOptions:
     def refuse_local_only(self) -> None:
         """A one-line error for an option the Ray engine cannot run."""
         for name, why in LOCAL_ONLY.items():
-            if getattr(self, name):
+            value = getattr(self, name)
+            if value is not None and value is not False:  # a threshold of 0.0 is one too
                 raise ConfigError(f"{name} is not available with the Ray engine: {why}")
 
     def for_batches(self) -> IndexOptions:

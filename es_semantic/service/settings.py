@@ -28,4 +28,7 @@ class ServiceConfig:
     max_num_candidates: int = 10_000
     max_rerank_top: int = 1_000  # as the CLI's --rerank-top
     max_concurrent: int = 64  # searches and reranks in flight; beyond: 429
+    # connections and requests uvicorn serves at once per worker; beyond: 503. With the body
+    # limit it bounds what request bodies can hold: max_connections x max_body_bytes
+    max_connections: int = 256
     max_searchers: int = 256  # cached searchers (one per index name that answered)

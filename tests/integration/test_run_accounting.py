@@ -136,9 +136,9 @@ def test_an_encoder_failing_mid_run_loses_no_document(
     assert sorted(_stored_ids(es, index_name)) == sorted(f"doc-{i}" for i in range(20))
 
 
-@pytest.mark.parametrize("engine", ["sync", "async"])
+@pytest.mark.parametrize(("engine", "batch_size"), [("sync", 10), ("async", 10), ("sync", 1)])
 def test_one_document_the_encoder_cannot_take_is_one_dead_letter(
-    engine, es, es_server, index_name, tiny, tmp_path
+    engine, batch_size, es, es_server, index_name, tiny, tmp_path
 ):
     """A batch the encoder refuses is retried one document at a time: the one it cannot take
     is a dead letter with the model's reason, and the run goes on."""
@@ -151,9 +151,9 @@ def test_one_document_the_encoder_cannot_take_is_one_dead_letter(
 
     tiny.embed = embed
     docs = corpus(30)
-    docs[12]["text"] += " UNTOKENISABLE"
+    docs[12]["text"] += " UNTOKENISABLE"  # alone in its batch when batch_size is 1
     dead = tmp_path / "dead.jsonl"
-    options = {"batch_size": 10, "chunking": "none", "dead_letter": dead}
+    options = {"batch_size": batch_size, "chunking": "none", "dead_letter": dead}
     report = _run(engine, es, es_server, index_name, tiny, docs, **options)
     assert not isinstance(report, Exception), report
     assert (report.indexed, report.failed) == (29, 1)
@@ -284,3 +284,43 @@ def test_sigterm_during_index_keeps_the_report_and_every_failed_line(
     assert again.returncode == 0, again.stderr
     (kept,) = list(tmp_path.glob("run.dead.*.jsonl"))
     assert _dead(kept)[0]["document"] is not None
+
+
+def test_a_cancelled_async_run_stays_a_cancellation_and_keeps_its_report(
+    es, es_server, index_name, tiny, tmp_path
+):
+    """Cancelling the task that runs AsyncIndexer.index (a timeout, a service shutting down)
+    raises CancelledError in it — not an interrupt that would stop the event loop — and the
+    cancellation carries the report: every record read is indexed or a dead letter."""
+    from elasticsearch import AsyncElasticsearch
+
+    read = {"n": 0}
+
+    async def slow_docs():
+        for doc in corpus(200):
+            read["n"] += 1
+            yield doc
+            await asyncio.sleep(0.01)
+
+    async def go():
+        aes = AsyncElasticsearch(es_server.config.url)
+        indexer = AsyncIndexer(aes, index_name, tiny, batch_size=10, chunking="none",
+                               dead_letter=tmp_path / "dead.jsonl")  # fmt: skip
+        task = asyncio.create_task(indexer.index(slow_docs()))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return exc
+        finally:
+            await aes.close()
+        return None
+
+    cancelled = asyncio.run(go())  # the loop itself survives
+    assert isinstance(cancelled, asyncio.CancelledError)
+    report = cancelled.report
+    assert 0 < read["n"] < 200
+    assert report.indexed + report.skipped + report.failed == read["n"]
+    assert len(_dead(tmp_path / "dead.jsonl")) == report.failed
+    assert len(_stored_ids(es, index_name)) == report.indexed

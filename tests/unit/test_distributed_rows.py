@@ -178,3 +178,19 @@ def test_a_broken_parquet_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match=r"broken\.parquet: not a readable Parquet file"):
         list(read_path(str(path), None, FieldSpec()))
+
+
+def test_a_threshold_of_zero_is_refused_on_ray_and_near_duplicates_are_counted() -> None:
+    """0.0 is a valid cosine threshold, so it is refused like any other; a batch's
+    near-duplicate counts travel back to the driver's report."""
+    from es_semantic.distributed.rows import add_summary, summary_row, summary_total
+    from es_semantic.indexing.options import IndexOptions
+
+    with pytest.raises(ConfigError, match="dedupe"):
+        IndexOptions(dedupe_threshold=0.0, dedupe="skip").refuse_local_only()
+    batch = IndexReport("ix", indexed=3, deduplicated=2, flagged=1)
+    row = summary_row(batch, [], None)
+    total = IndexReport("ix")
+    add_summary(total, row)
+    assert (total.indexed, total.deduplicated, total.flagged) == (3, 2, 1)
+    assert summary_total(row) == 5
