@@ -35,8 +35,10 @@ class PipelineStopped(Exception):
 
 class BulkPipeline:
     """``helpers.streaming_bulk`` in ``senders`` threads, each fed through its own bounded
-    queue; a document id always goes to the same sender, so two writes of one id are applied
-    in input order, and each sender retries its own 429s before it sends on."""
+    queue; a document id always goes to the same sender, so two writes of one id in different
+    bulk requests are applied in input order. Within one request the helper retries only the
+    items Elasticsearch rejected with 429, after the others: two writes of one id in the same
+    request can then land out of order (the next run's content-hash check rewrites it)."""
 
     def __init__(
         self, es: Elasticsearch, options: Mapping[str, Any], run: steps.IndexRun, senders: int = 1

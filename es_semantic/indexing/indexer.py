@@ -60,7 +60,7 @@ class _IndexerBase(Generic[ClientT]):
     ``refresh``: refresh the index after the run; ``vector_format``: ``auto`` sends vectors
     as base64 float32 to clusters that accept it (9.3+) and as JSON arrays otherwise;
     ``senders``: bulk requests in flight at once (the sync indexer; a document id always goes
-    through the same sender, so writes of one id stay in input order); ``track_ids``: keep
+    through the same sender: see ``BulkPipeline`` on order); ``track_ids``: keep
     every id read (``seen_ids``, for deleting what the input no longer has);
     ``dedupe_threshold``: a document whose nearest neighbour (in the index, or earlier in this
     run) is at least this similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with
