@@ -81,7 +81,10 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
             raise self._ended(error, run) from None
         report = run.close()
         if self.options.refresh:
-            await self.es.indices.refresh(index=self.target)
+            try:
+                await self.es.indices.refresh(index=self.target)
+            except STOPPING_ERRORS as exc:  # every record is counted: say so with the error
+                raise self._refresh_error(exc, report) from None
         return report
 
     async def _batch_actions(

@@ -259,6 +259,10 @@ class _IndexerBase(Generic[ClientT]):
         run.close()
         return error
 
+    def _refresh_error(self, error: BaseException, report: IndexReport) -> IndexingError:
+        reason = f"the final refresh failed ({steps.describe(error)}); the documents are indexed"
+        return steps.stopped_error(self.index_name, reason, report, self.secrets)
+
     def _stopped_error(self, error: BaseException, report: IndexReport) -> IndexingError:
         return steps.stopped_error(self.index_name, steps.describe(error), report, self.secrets)
 
@@ -309,7 +313,10 @@ class Indexer(_IndexerBase[Elasticsearch]):
             raise self._ended(pipe.error, run) from None
         report = run.close()
         if self.options.refresh:
-            self.es.indices.refresh(index=self.target)
+            try:
+                self.es.indices.refresh(index=self.target)
+            except STOPPING_ERRORS as exc:  # every record is counted: say so with the error
+                raise self._refresh_error(exc, report) from None
         return report
 
     def _index_batch(

@@ -259,16 +259,25 @@ def _freeze_and_swap(
 ) -> IndexReport:
     """No write may land in the old index unseen: block writes, copy what changed, swap. On
     any failure or interrupt (Ctrl-C; SIGTERM through the CLI) the block is lifted again,
-    unless the alias has already moved (then a write to the old index would be lost)."""
+    unless the alias has already moved (then a write to the old index would be lost) or the
+    index was write-blocked before the migration began (that block is its owner's)."""
+    blocked_before = _write_blocked(es, report.old_index)  # someone else's block stays
     try:
         _block_writes(es, report.old_index)
         es.indices.refresh(index=report.old_index)
         catch_up = _copy(es, report, encoder, old, options, created=False)
         es.indices.update_aliases(actions=swap)
     except BaseException:
-        _unblock_unless_swapped(es, report)
+        if not blocked_before:
+            _unblock_unless_swapped(es, report)
         raise
     return catch_up
+
+
+def _write_blocked(es: Elasticsearch, index: str) -> bool:
+    body = es.indices.get_settings(index=index, name="index.blocks.write", flat_settings=True)
+    value = body.get(index, {}).get("settings", {}).get("index.blocks.write", "false")
+    return str(value).lower() == "true"
 
 
 def _block_writes(es: Elasticsearch, index: str) -> None:

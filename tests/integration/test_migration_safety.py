@@ -178,3 +178,30 @@ def test_a_write_block_not_acknowledged_by_every_shard_stops_before_the_swap(
     assert list(es.indices.get_alias(name=alias).body) == [old]
     assert not _write_blocked(es, old)
     assert es.indices.exists(index=f"{alias}-v2")  # kept: a re-run resumes it
+
+
+def test_a_write_block_set_before_the_migration_is_left_in_place(
+    es, live, tiny_bert_dir, monkeypatch
+):
+    """The old index was read-only before the migration (its owner's block): a migration that
+    stops after its own block must not lift the owner's."""
+    from es_semantic.migration import migrator as migrator_module
+
+    alias, old = live
+    es.indices.put_settings(index=old, settings={"index.blocks.write": True})
+    real, calls = migrator_module._copy, {"n": 0}
+
+    def copy_then_fail(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the catch-up pass, after the freeze
+            raise RuntimeError("the catch-up failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migrator_module, "_copy", copy_then_fail)
+    try:
+        with pytest.raises(RuntimeError, match="catch-up"):
+            migrate(es, alias, Encoder(tiny_bert_dir))
+        assert _write_blocked(es, old), "the owner's write block was lifted"
+        assert list(es.indices.get_alias(name=alias).body) == [old]
+    finally:
+        es.indices.put_settings(index=old, settings={"index.blocks.write": False})

@@ -324,3 +324,22 @@ def test_a_cancelled_async_run_stays_a_cancellation_and_keeps_its_report(
     assert report.indexed + report.skipped + report.failed == read["n"]
     assert len(_dead(tmp_path / "dead.jsonl")) == report.failed
     assert len(_stored_ids(es, index_name)) == report.indexed
+
+
+def test_a_failing_final_refresh_still_hands_back_the_report(es, es_server, index_name, tiny):
+    """Every record was written when the closing refresh fails: the error says so and carries
+    the report (it used to be a bare ApiError, the report lost)."""
+
+    def fail_refresh(method, path, body, headers):
+        if path.split("?")[0].endswith("/_refresh"):
+            return 500, {"error": {"type": "node_failure", "reason": "boom"}, "status": 500}
+        return None
+
+    Indexer(es, index_name, tiny).ensure_index()
+    with fault_proxy(es_server.config.url, fail_refresh) as proxy:
+        client = make_client(ESConfig(url=proxy.url)).options(max_retries=0)
+        with pytest.raises(IndexingError, match="refresh failed") as stopped:
+            Indexer(client, index_name, tiny).index(corpus(12))
+        client.close()
+    assert stopped.value.report.indexed == 12
+    assert len(_stored_ids(es, index_name)) == 12
