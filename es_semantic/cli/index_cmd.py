@@ -182,21 +182,18 @@ def index_cmd(
         options,
     )  # fmt: skip
     state = settings(click.get_current_context(), options)
-    run_options: dict[str, Any] = {
-        "id_field": id_field,
-        "batch_size": batch_size,
-        "dead_letter": dead_letter or f"{index}.dead.jsonl",
-        "progress": not quiet,
-        "senders": senders,
-        "vector_format": vector_format,
-        **creation_opts,
-    }
     run = IndexOptions.of(
+        id_field=id_field,
+        batch_size=batch_size,
+        dead_letter=dead_letter or f"{index}.dead.jsonl",
+        progress=not quiet,
+        senders=senders,
+        vector_format=vector_format,
         track_ids=delete_missing,
         dedupe_threshold=dedupe_threshold,
         dedupe=cast(DedupeMode, dedupe),
         duplicates_file=duplicates_file or f"{index}.duplicates.jsonl",
-        **run_options,
+        **creation_opts,
     )
     if engine == "ray":
         try:
@@ -212,13 +209,9 @@ def index_cmd(
     records = itertools.chain.from_iterable(
         read_path(path, cast("InputFormat | None", fmt), spec, text_unit) for path in paths
     )
+    total = None if quiet else count_inputs(paths, cast("InputFormat | None", fmt), text_unit)
     with reporting_a_stop(report_json):
-        report = indexer.index(
-            records,
-            total=None
-            if quiet
-            else count_inputs(paths, cast("InputFormat | None", fmt), text_unit),
-        )
+        report = indexer.index(records, total=total)
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)

@@ -123,11 +123,6 @@ def parse_bulk_item(ok: bool, item: Mapping[str, Any]) -> BulkOutcome:
     return BulkOutcome(doc_id, False, f"HTTP {status} {reason}" if status else reason)
 
 
-def unchanged_ids(wanted: Mapping[str, str], mget_docs: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Ids whose stored ``content_hash`` equals the wanted one (from an ``mget`` response)."""
-    return stored_ids(wanted, mget_docs)[0]
-
-
 def stored_ids(
     wanted: Mapping[str, str], mget_docs: Sequence[Mapping[str, Any]]
 ) -> tuple[set[str], set[str]]:

@@ -62,9 +62,7 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
                 if actions and not await _put_or_fail(queue, actions, consumer, run):
                     run.fail_actions(actions, "not sent: indexing stopped")
                     break
-            if not consumer.done():
-                await _put_or_fail(queue, None, consumer)  # a full queue and a dead consumer
-            await asyncio.wait([consumer])
+            await _finish(queue, consumer)  # never waits on a full queue a dead consumer left
             error = error or consumer.exception()  # retrieved even when error is already set
         except BaseException as exc:  # the encoder, a reader, an interrupt or a cancellation
             try:

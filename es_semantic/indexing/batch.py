@@ -186,17 +186,12 @@ class IndexRun:
 
     # --- the producer side: a batch in hand, each record released once it is accounted ---
 
-    def take(self, records: Iterable[Document | ReadFailure]) -> None:
-        """The producer now holds ``records``: whatever happens, each one ends in this run."""
-        with self._lock:
-            for record in records:
-                self._in_hand.setdefault(id(record), []).append(record)
-
     def taking(self, records: Iterable[Document | ReadFailure]) -> Iterator[Document | ReadFailure]:
-        """``records``, each held from the moment it is read (a reader that fails mid-batch
-        leaves no record of that batch unaccounted)."""
+        """``records``, each held by the producer from the moment it is read: whatever happens,
+        each ends in this run (a reader that fails mid-batch leaves none unaccounted)."""
         for record in records:
-            self.take((record,))
+            with self._lock:
+                self._in_hand.setdefault(id(record), []).append(record)
             yield record
 
     def hand_over(self) -> None:

@@ -39,7 +39,7 @@ from es_semantic.types import IndexReport
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
 
-# Failures that stop a run; the steps that meet one dead-letter the documents they hold.
+# The cluster's failures, which stop a run (the records in hand become dead letters).
 STOPPING_ERRORS = (ApiError, TransportError, SearchError)
 FAILING_STREAK = 8  # documents in a row the encoder refuses alone: the model, not the data
 
@@ -101,7 +101,7 @@ class _IndexerBase(Generic[ClientT]):
         senders: int = 2,
     ) -> None:
         self._configure(es, index, encoder, IndexOptions.of(
-            id_field=id_field, text_fields=tuple(text_fields) if text_fields else None,
+            id_field=id_field, text_fields=text_fields,
             metadata_fields=metadata_fields, similarity=similarity, index_options=index_options,
             analyzer=analyzer, keep_vectors_in_source=keep_vectors_in_source, chunking=chunking,
             chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, batch_size=batch_size,

@@ -5,8 +5,8 @@ from es_semantic.indexing.actions import (
     content_hash,
     document_id,
     parse_bulk_item,
+    stored_ids,
     to_action,
-    unchanged_ids,
 )
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import Document
@@ -72,13 +72,13 @@ def test_bulk_item_reason():
     )
 
 
-def test_unchanged_ids():
+def test_stored_ids_are_the_unchanged_and_the_found():
     docs = [
         {"_id": "a", "found": True, "_source": {"content_hash": "h1"}},
         {"_id": "b", "found": True, "_source": {"content_hash": "old"}},
         {"_id": "c", "found": False},
     ]
-    assert unchanged_ids({"a": "h1", "b": "h2", "c": "h3"}, docs) == {"a"}
+    assert stored_ids({"a": "h1", "b": "h2", "c": "h3"}, docs) == ({"a"}, {"a", "b"})
 
 
 def test_base64_vectors_round_trip_big_endian() -> None:
