@@ -180,6 +180,11 @@ class IndexContract:
             )
         return diffs
 
+    @property
+    def vector_space(self) -> tuple[str, int, str]:
+        """What makes vectors of two indices comparable: the model, its dims and pooling."""
+        return (self.model_fingerprint, self.dims, self.pooling)
+
     def check(self, config: EncoderConfig, index: str, *, for_indexing: bool = False) -> None:
         """Refuse an encoder that would make vectors incompatible with this index."""
         diffs = self.differences(config, for_indexing=for_indexing)
@@ -207,7 +212,7 @@ def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexCon
     }
     if not contracts:
         raise missing_index_error(index)
-    distinct = {(c.model_fingerprint, c.dims, c.pooling) for c in contracts.values()}
+    distinct = {c.vector_space for c in contracts.values()}
     if len(distinct) > 1:
         raise IndexContractError(
             f"alias {index!r} covers indices built with different models: {sorted(contracts)}"

@@ -142,7 +142,7 @@ class _SearcherBase(Generic[ClientT]):
         for attempt in range(2):
             contract = yield from self._contract_steps()
             first = first or contract
-            if query_vector is not None and not _same_vectors(first, contract):
+            if query_vector is not None and first.vector_space != contract.vector_space:
                 raise IndexContractError(
                     f"{self.index!r} now points at an index built with {contract.model_name}; "
                     "the query_vector given was made for the index it pointed at before: "
@@ -243,11 +243,6 @@ class _SearcherBase(Generic[ClientT]):
 
     def _search_error(self, exc: ApiError) -> SearchError:
         return SearchError(redact(f"search on {self.index!r} failed: {exc.message}", self.secrets))
-
-
-def _same_vectors(a: IndexContract, b: IndexContract) -> bool:
-    """Whether vectors made for one index's contract fit the other's."""
-    return (a.model_fingerprint, a.dims, a.pooling) == (b.model_fingerprint, b.dims, b.pooling)
 
 
 def _needs_cluster(request: SearchRequest) -> bool:
