@@ -63,13 +63,15 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
                     run.fail_actions(actions, "not sent: indexing stopped")
                     break
             await _finish(queue, consumer)  # never waits on a full queue a dead consumer left
-            error = error or consumer.exception()  # retrieved even when error is already set
+            consumer_error = _outcome(consumer)  # read even when error is set: never left unread
+            error = error or consumer_error
         except BaseException as exc:  # the encoder, a reader, an interrupt or a cancellation
             try:
                 if isinstance(exc, Exception) and not consumer.done():
                     await _finish(queue, consumer)  # what the consumer holds: its real outcome
             finally:
                 await self._abort(queue, consumer, run, stopped=True)
+                _outcome(consumer)  # this run's error is exc; the consumer's is read, not left
             if isinstance(exc, asyncio.CancelledError):  # stays a cancellation, with the report
                 exc.report = getattr(self._ended(KeyboardInterrupt(), run), "report", None)  # type: ignore[attr-defined]
                 raise
@@ -159,6 +161,13 @@ async def _abatched(
         return
     for batch in steps.batched(run.taking(steps.as_records(docs, spec)), size):
         yield batch
+
+
+def _outcome(consumer: asyncio.Task[None]) -> BaseException | None:
+    """The consumer's error, read so that asyncio never reports it as unretrieved."""
+    if not consumer.done() or consumer.cancelled():
+        return None
+    return consumer.exception()
 
 
 async def _finish(queue: asyncio.Queue[Any], consumer: asyncio.Task[None]) -> None:

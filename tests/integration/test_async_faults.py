@@ -4,6 +4,7 @@ rejections, the server killed in the middle of a run (then resumed exactly once)
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -98,3 +99,58 @@ def test_async_server_killed_mid_run_then_resumed_exactly_once(own_server_dir, t
         ids = [h["_id"] for h in helpers.scan(es, index="crash", _source=False)]
         assert sorted(ids) == sorted(d["id"] for d in docs)  # every document once
         es.close()
+
+
+@pytest.mark.parametrize("producer_error", ["server", "encoder"])
+def test_a_consumer_that_fails_while_the_producer_fails_has_its_error_retrieved(
+    es, es_server, index_name, tiny, monkeypatch, producer_error
+):
+    """Both sides of the queue fail (the server dies under a bulk and under the next lookup, or
+    the encoder breaks meanwhile): the run ends with one error and the bulk task's error is
+    retrieved, not left for the garbage collector to print into the next command's output."""
+    from elastic_transport import ConnectionError as TransportConnectionError
+
+    from es_semantic.indexing import async_indexer
+
+    consumer_died = asyncio.Event()
+
+    async def failing_bulk(*args, **kwargs):
+        consumer_died.set()
+        raise TransportConnectionError("bulk: connection reset")
+        yield  # an async generator, like the real helper
+
+    real_actions = async_indexer.AsyncIndexer._batch_actions
+    calls = []
+
+    async def second_batch_fails_after_the_consumer(self, batch, contract, run):
+        calls.append(1)
+        if len(calls) == 2:
+            await consumer_died.wait()
+            await asyncio.sleep(0)  # the consumer task finishes with its error
+            if producer_error == "server":
+                raise TransportConnectionError("lookup: connection reset")
+            raise RuntimeError("the encoder broke")
+        return await real_actions(self, batch, contract, run)
+
+    monkeypatch.setattr(async_indexer, "async_streaming_bulk", failing_bulk)
+    monkeypatch.setattr(async_indexer.AsyncIndexer, "_batch_actions",
+                        second_batch_fails_after_the_consumer)  # fmt: skip
+    unretrieved = []
+
+    async def go():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: unretrieved.append(ctx))
+        aes = make_async_client(es_server.config)
+        try:
+            with pytest.raises(IndexingError) as raised:
+                await AsyncIndexer(aes, index_name, tiny, batch_size=10, chunking="none").index(
+                    corpus(30)
+                )
+            return raised.value.report
+        finally:
+            await aes.close()
+
+    report = asyncio.run(go())
+    gc.collect()  # a finished task whose error nobody read reports it when it is collected
+    assert len(calls) == 2
+    assert report.failed + report.indexed + report.skipped == report.total
+    assert [c["message"] for c in unretrieved] == []
