@@ -17,7 +17,8 @@ LAYERS = {
     "schema": 3, "encoding": 3, "elastic": 3, "demo": 3,
     "indexing": 4, "search": 4,
     "corpus": 5, "evaluation": 5, "training": 5, "distributed": 5,
-    "migration": 6, "service": 6,
+    "doctor": 5,
+    "migration": 6, "service": 6, "mcp_server": 6, "integrations": 6,
     "cli": 7, "__init__": 7, "__main__": 7,
 }  # fmt: skip
 TORCH_ALLOWED = {"encoding", "training"}
