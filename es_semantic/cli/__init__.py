@@ -47,6 +47,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "finetune-reranker": ("train_cmds", "finetune_reranker_cmd",
                           "Train a cross-encoder reranker on (query, passage, label) or (query, "
                           "positive) rows."),
+    "doctor": ("doctor_cmd", "doctor_cmd",
+               "Check the cluster, the model, the installed extras and an index; say what to "
+               "fix."),
     "quickstart": ("quickstart_cmd", "quickstart_cmd",
                    "Start a server (unless ES_URL is set), index Python's docstrings, compare "
                    "search modes."),
