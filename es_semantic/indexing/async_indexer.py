@@ -92,7 +92,7 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
     ) -> list[steps.Action]:
         todo, stored = await run_async(self.es, self._batch_steps(batch, contract, run))
         todo, encoded = (
-            await asyncio.to_thread(self._encode, todo, contract, run) if todo else ([], [])
+            await asyncio.to_thread(self._encode_parts, todo, contract, run) if todo else ([], [])
         )
         return await run_async(self.es, self._actions_steps(todo, encoded, stored, contract, run))
 

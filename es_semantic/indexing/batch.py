@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
 
@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from es_semantic.indexing.options import IndexOptions
 
 Action = tuple[dict[str, Any], Document]
+T = TypeVar("T")
 MAX_LISTED = 1000  # near-duplicates listed in the report (all are counted)
+PART_PASSES = 4  # forward passes per encoding part: the bar moves at least this often
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,17 @@ def unchanged_steps(index: str, prepared: Sequence[Prepared]) -> Steps[tuple[set
     return stored_ids(wanted, resp["docs"])
 
 
+def encoding_parts(items: Sequence[T], rows: int, *, first: bool) -> Iterator[Sequence[T]]:
+    """A batch cut into parts of PART_PASSES forward passes of ``rows`` texts, so the bar moves
+    while a large batch encodes; a run's ``first`` part is one pass, for a rate within seconds."""
+    size, start = max(1, rows) * PART_PASSES, 0
+    if first and items:
+        start = max(1, rows)
+        yield items[:start]
+    for i in range(start, len(items), size):
+        yield items[i : i + size]
+
+
 def skip_unchanged(prepared: Sequence[Prepared], unchanged: set[str]) -> list[Prepared]:
     return [p for p in prepared if p.doc_id not in unchanged]
 
@@ -133,7 +146,7 @@ def open_run(
     and, when ``total`` is known, time left)."""
     report = IndexReport(index)
     bar = tqdm(desc=f"indexing {index}", unit="doc", total=total, disable=not options.progress,
-               dynamic_ncols=True)  # fmt: skip
+               dynamic_ncols=True, postfix="reading")  # fmt: skip
     keep = options.report_failures if options.dead_letter else None  # no file: keep them all
     sink = DeadLetterSink(report, options.dead_letter, secrets, keep=keep)
     return IndexRun(report, sink, bar, PrivateJsonl(options.duplicates_file))
@@ -166,7 +179,11 @@ def describe(exc: BaseException) -> str:
 
 class IndexRun:
     """One indexing run: every count, dead letter and progress tick goes through here, so each
-    input record ends as indexed, skipped or failed exactly once. Thread-safe."""
+    input record ends as indexed, skipped or failed exactly once. Thread-safe.
+
+    The bar counts a document once: when it leaves the encoder (so it moves while encoding),
+    or when it is settled without being encoded (skipped, failed); its postfix names the
+    producer's stage (reading, encoding, sending) and how many the cluster confirmed."""
 
     def __init__(
         self,
@@ -183,6 +200,8 @@ class IndexRun:
         self._in_hand: dict[int, list[Document | ReadFailure]] = {}
         self._lock = threading.RLock()  # bulk senders and the producer count side by side
         self._closed = False  # a sender that outlived the run reports nothing any more
+        self._ahead: dict[int, int] = {}  # documents counted on the bar when encoded
+        self._stage = "reading"
 
     # --- the producer side: a batch in hand, each record released once it is accounted ---
 
@@ -192,12 +211,42 @@ class IndexRun:
         for record in records:
             with self._lock:
                 self._in_hand.setdefault(id(record), []).append(record)
+                if self._stage != "reading":
+                    self.stage("reading")
             yield record
 
     def hand_over(self) -> None:
         """The records in hand went to the senders, which account for them from now on."""
         with self._lock:
             self._in_hand.clear()
+            self.stage("sending")
+
+    def stage(self, name: str) -> None:
+        """What the producer does now (reading, encoding, sending), shown on the bar."""
+        with self._lock:
+            self._stage = name
+            self.bar.set_postfix_str(f"{name}, {self.report.indexed} indexed")
+
+    def encoded_docs(self, docs: Iterable[Document]) -> None:
+        """Documents out of the encoder: counted on the bar now, not again when settled."""
+        with self._lock:
+            if self._closed:
+                return
+            count = 0
+            for doc in docs:
+                self._ahead[id(doc)] = self._ahead.get(id(doc), 0) + 1
+                count += 1
+            self.bar.update(count)
+
+    def _tick(self, doc: Document | None) -> None:
+        """A document settled: one step on the bar unless it was counted when encoded."""
+        ahead = self._ahead.get(id(doc), 0) if doc is not None else 0
+        if not ahead:
+            self.bar.update(1)
+        elif ahead == 1:
+            del self._ahead[id(doc)]
+        else:
+            self._ahead[id(doc)] = ahead - 1
 
     def fail_in_hand(self, reason: str) -> None:
         """After an error or interrupt: every record still in hand is a dead letter."""
@@ -212,12 +261,13 @@ class IndexRun:
             if not held:
                 del self._in_hand[id(record)]
 
-    def fail(self, origin: str, reason: str, raw: Any) -> None:
+    def fail(self, origin: str, reason: str, raw: Any, doc: Document | None = None) -> None:
+        """A dead letter (``doc``: the document, when it may have been counted encoded)."""
         with self._lock:
             if self._closed:
                 return
             self.sink.add(origin, reason, raw)
-            self.bar.update(1)
+            self._tick(doc)
 
     def fail_records(self, records: Iterable[Document | ReadFailure], reason: str) -> None:
         """Records that will never be sent (a read failure keeps its own reason)."""
@@ -227,7 +277,7 @@ class IndexRun:
                 if isinstance(record, ReadFailure):
                     self.fail(record.origin, record.reason, record.raw)
                 else:
-                    self.fail(record.origin or str(record.id), reason, doc_json(record))
+                    self.fail(record.origin or str(record.id), reason, doc_json(record), record)
 
     def read(self, batch: PreparedBatch) -> None:
         """Dead-letter what could not be read; count the in-batch duplicates."""
@@ -257,7 +307,7 @@ class IndexRun:
                 return
             self._release(prepared.doc)
             self.report.deduplicated += 1
-            self.bar.update(1)
+            self._tick(prepared.doc)
             if self.duplicates.write({**entry, "document": doc_json(prepared.doc)}):
                 self.report.duplicates_file = str(self.duplicates.path)
 
@@ -285,10 +335,11 @@ class IndexRun:
                 del self._pending[outcome.doc_id]
             if outcome.ok:
                 self.report.indexed += 1
-                self.bar.update(1)
+                self._tick(doc)
+                self.bar.set_postfix_str(f"{self._stage}, {self.report.indexed} indexed", False)
                 return
             origin = (doc.origin if doc else "") or outcome.doc_id
-            self.fail(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id)
+            self.fail(origin, outcome.reason, doc_json(doc) if doc else outcome.doc_id, doc)
 
     def fail_actions(self, items: Iterable[Action] | None, reason: str) -> None:
         """Dead-letter actions that never reached the server."""
@@ -308,6 +359,7 @@ class IndexRun:
             self._closed = True
         self.sink.close()
         self.duplicates.close()
+        self.bar.set_postfix_str(f"done, {self.report.indexed} indexed", refresh=False)
         self.bar.close()
         self.report.seconds = time.perf_counter() - self.started
         return self.report

@@ -191,6 +191,22 @@ class _IndexerBase(Generic[ClientT]):
         run.encoded(encoded, time.perf_counter() - t0)
         return todo, encoded
 
+    def _encode_parts(
+        self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
+    ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:
+        """:meth:`_encode` a part at a time (``steps.encoding_parts``): the bar counts each
+        part's documents as they leave the encoder, not when the batch is sent."""
+        kept: list[steps.Prepared] = []
+        encoded: list[EncodedDoc] = []
+        rows = int(getattr(self.encoder, "batch_size", 32))
+        for part in steps.encoding_parts(todo, rows, first=run.report.encoded == 0):
+            run.stage("encoding")
+            done, vectors = self._encode(list(part), contract, run)
+            run.encoded_docs(p.doc for p in done)
+            kept += done
+            encoded += vectors
+        return kept, encoded
+
     def _encode_one_by_one(
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun,
         batch_error: Exception,
@@ -326,7 +342,7 @@ class Indexer(_IndexerBase[Elasticsearch]):
             raise PipelineStopped
         try:
             todo, stored = run_steps(self.es, self._batch_steps(batch, contract, run))
-            todo, encoded = self._encode(todo, contract, run) if todo else ([], [])
+            todo, encoded = self._encode_parts(todo, contract, run) if todo else ([], [])
             actions = run_steps(self.es, self._actions_steps(todo, encoded, stored, contract, run))
         except STOPPING_ERRORS as exc:
             pipe.error = pipe.error or exc
