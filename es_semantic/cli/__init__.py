@@ -50,6 +50,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("doctor_cmd", "doctor_cmd",
                "Check the cluster, the model, the installed extras and an index; say what to "
                "fix."),
+    "mcp": ("mcp_cmd", "mcp_cmd",
+            "Serve search tools to agents over the Model Context Protocol (stdio or HTTP)."),
     "quickstart": ("quickstart_cmd", "quickstart_cmd",
                    "Start a server (unless ES_URL is set), index Python's docstrings, compare "
                    "search modes."),
