@@ -159,6 +159,16 @@ def _router_routes(path: Path) -> tuple[Path, Path | None, Path | None]:
     return path / mlm[0], (path / pooling[0]) if pooling else None, idf
 
 
+def describe_sparse(
+    model: str | os.PathLike[str], *, query_mode: str | None = None,
+    max_length: int | None = None, **_runtime_options: Any,
+) -> SparseSpec:  # fmt: skip
+    """The SparseSpec ``SparseEncoder(model, ...)`` would have, without loading weights."""
+    path = resolve_model_path(model)
+    name = str(model) if not Path(model).expanduser().is_dir() else path.name
+    return read_sparse_spec(path, name=name, query_mode=query_mode, max_length=max_length)
+
+
 class SparseEncoder:
     """Learned sparse vectors (SPLADE family) as ``{token: weight}`` dicts, weights > 0.
 
@@ -186,9 +196,12 @@ class SparseEncoder:
         cache_dir: str | os.PathLike[str] | None = None,
         report: Callable[[str], None] | None = None,
     ) -> None:
-        path = resolve_model_path(model)
-        name = str(model) if not Path(model).expanduser().is_dir() else path.name
-        self.spec = read_sparse_spec(path, name=name, query_mode=query_mode, max_length=max_length)
+        self.spec = describe_sparse(model, query_mode=query_mode, max_length=max_length)
+        self.source = str(model)  # what a Ray worker loads it from, with load_options
+        self.load_options: dict[str, Any] = {
+            "query_mode": query_mode, "max_length": max_length, "max_active_dims": max_active_dims,
+            "backend": backend, "dtype": dtype,
+        }  # fmt: skip
         if max_active_dims is not None and max_active_dims < 1:
             raise ConfigError("max_active_dims must be >= 1 (or None: keep every weight)")
         self.max_active_dims = max_active_dims
@@ -196,7 +209,7 @@ class SparseEncoder:
         head = splade_head(self.spec.pooling, self.spec.activation)
         loaded = load_model(
             self.spec.document_path, head, choice, max_length=self.spec.max_length,
-            device=device, dtype=dtype, cache_dir=cache_dir, name=name, report=report,
+            device=device, dtype=dtype, cache_dir=cache_dir, name=self.spec.name, report=report,
         )  # fmt: skip
         self.device, self.tokenizer, self.runtime = loaded.device, loaded.tokenizer, loaded.runtime
         self._types = choice.exported and uses_token_types(self.tokenizer)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract, escape_vector
 from es_semantic.types import Document
 
 
@@ -31,6 +31,8 @@ def content_hash(doc: Document, contract: IndexContract) -> str:
     }
     if contract.nested:
         payload["chunking"] = [contract.chunk_tokens, contract.chunk_overlap]
+    if contract.sparse is not None:  # an index with a sparse leg: its model decides it too
+        payload["sparse"] = contract.sparse.model_fingerprint
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
@@ -47,6 +49,7 @@ class EncodedDoc:
     vector: npt.NDArray[np.float32] | None = None
     passages: Sequence[tuple[str, npt.NDArray[np.float32]]] = ()
     truncated: bool = False  # text was cut: at max_length, or passages beyond MAX_PASSAGES
+    sparse: Mapping[str, float] | None = None  # the sparse leg's {token: weight}, if any
 
     @property
     def chunked(self) -> bool:
@@ -93,6 +96,10 @@ def to_action(
             {"text": text, contract.vector_field: vector_value(vector, vector_format)}
             for text, vector in encoded.passages
         ]
+    if contract.sparse is not None:
+        if encoded.sparse is None:
+            raise ValueError(f"document {doc_id!r} has no sparse vector for the sparse leg")
+        source[contract.sparse.field] = escape_vector(encoded.sparse)
     return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": source}
 
 

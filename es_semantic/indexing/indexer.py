@@ -38,6 +38,7 @@ from es_semantic.types import IndexReport
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 # The cluster's failures, which stop a run (the records in hand become dead letters).
 STOPPING_ERRORS = (ApiError, TransportError, SearchError)
@@ -66,7 +67,9 @@ class _IndexerBase(Generic[ClientT]):
     run) is at least this similar is a near-duplicate, ``dedupe``: ``flag`` indexes it with
     ``duplicate_of`` (a filterable keyword field), ``skip`` leaves it out (but never an
     update of an id the index holds) and writes it to ``duplicates_file``; both are counted
-    in the report."""
+    in the report. ``sparse_encoder``: a :class:`SparseEncoder` for an index with a learned
+    sparse leg (a new index gets one; ``sparse_leg``: its ``SparseLeg`` options, e.g.
+    ``prune``)."""
 
     def __init__(
         self,
@@ -99,6 +102,8 @@ class _IndexerBase(Generic[ClientT]):
         duplicates_file: str | Path | None = None,
         vector_format: str = "auto",
         senders: int = 2,
+        sparse_encoder: SparseEncoder | None = None,
+        sparse_leg: Mapping[str, Any] | None = None,
     ) -> None:
         self._configure(es, index, encoder, IndexOptions.of(
             id_field=id_field, text_fields=text_fields,
@@ -109,7 +114,8 @@ class _IndexerBase(Generic[ClientT]):
             initial_backoff=initial_backoff, max_backoff=max_backoff, dead_letter=dead_letter,
             progress=progress, refresh=refresh, track_ids=track_ids,
             dedupe_threshold=dedupe_threshold, dedupe=dedupe, duplicates_file=duplicates_file,
-            vector_format=vector_format, senders=senders,
+            vector_format=vector_format, senders=senders, sparse_encoder=sparse_encoder,
+            sparse_leg=dict(sparse_leg or {}),
         ))  # fmt: skip
 
     @classmethod
@@ -124,6 +130,7 @@ class _IndexerBase(Generic[ClientT]):
     def _configure(self, es: ClientT, index: str, encoder: Encoder, options: IndexOptions) -> None:
         self.es, self.index_name, self.encoder, self.options = es, index, encoder, options
         self.setup = IndexSetup(index, encoder.config, options)
+        self.sparse_encoder: SparseEncoder | None = options.load_sparse()
         self._memory: RunMemory | None = None
         self._failing = 0  # documents the encoder refused in a row
         # ids of every document read (indexed, skipped or failed in bulk), for --delete-missing
@@ -184,28 +191,13 @@ class _IndexerBase(Generic[ClientT]):
         a batch of several failed, or FAILING_STREAK documents in a row did."""
         t0 = time.perf_counter()
         try:
-            encoded = encode_texts(self.encoder, [p.doc.full_text() for p in todo], contract)
+            texts = [p.doc.full_text() for p in todo]
+            encoded = encode_texts(self.encoder, texts, contract, self.sparse_encoder)
         except Exception as exc:  # the model's own errors: try the documents one by one
             return self._encode_one_by_one(todo, contract, run, exc)
         self._failing = 0
         run.encoded(encoded, time.perf_counter() - t0)
         return todo, encoded
-
-    def _encode_parts(
-        self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
-    ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:
-        """:meth:`_encode` a part at a time (``steps.encoding_parts``): the bar counts each
-        part's documents as they leave the encoder, not when the batch is sent."""
-        kept: list[steps.Prepared] = []
-        encoded: list[EncodedDoc] = []
-        rows = int(getattr(self.encoder, "batch_size", 32))
-        for part in steps.encoding_parts(todo, rows, first=run.report.encoded == 0):
-            run.stage("encoding")
-            done, vectors = self._encode(list(part), contract, run)
-            run.encoded_docs(p.doc for p in done)
-            kept += done
-            encoded += vectors
-        return kept, encoded
 
     def _encode_one_by_one(
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun,
@@ -216,7 +208,9 @@ class _IndexerBase(Generic[ClientT]):
         for prepared in todo:
             t0 = time.perf_counter()
             try:
-                one = encode_texts(self.encoder, [prepared.doc.full_text()], contract)
+                one = encode_texts(
+                    self.encoder, [prepared.doc.full_text()], contract, self.sparse_encoder
+                )
             except Exception as exc:
                 run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")
                 self._failing += 1
@@ -342,7 +336,7 @@ class Indexer(_IndexerBase[Elasticsearch]):
             raise PipelineStopped
         try:
             todo, stored = run_steps(self.es, self._batch_steps(batch, contract, run))
-            todo, encoded = self._encode_parts(todo, contract, run) if todo else ([], [])
+            todo, encoded = self._encode(todo, contract, run) if todo else ([], [])
             actions = run_steps(self.es, self._actions_steps(todo, encoded, stored, contract, run))
         except STOPPING_ERRORS as exc:
             pipe.error = pipe.error or exc

@@ -53,6 +53,13 @@ class IndexOptions:
     vector_format: str = "auto"
     senders: int = 2
     report_failures: int | None = 1000
+    # The learned sparse leg: the encoder itself (local runs), or its folder and SparseEncoder
+    # options (what Ray workers load); ``sparse_leg``: the new index's SparseLeg options
+    # (field, prune, tokens_freq_ratio_threshold, tokens_weight_threshold).
+    sparse_encoder: Any = field(default=None, compare=False, repr=False)
+    sparse_model: str | None = None
+    sparse_options: Mapping[str, Any] = field(default_factory=dict)
+    sparse_leg: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.chunk_size < 1 or self.senders < 1:
@@ -114,5 +121,28 @@ class IndexOptions:
     def for_batches(self) -> IndexOptions:
         """What a Ray worker indexes each batch with: the driver owns the run's files, bar and
         refresh; every failure travels back in the batch's report."""
+        sparse = self.sparse_encoder  # a worker loads its own from the folder and options
         return replace(self, dead_letter=None, duplicates_file=None, progress=False,
-                       refresh=False, report_failures=None)  # fmt: skip
+                       refresh=False, report_failures=None, sparse_encoder=None,
+                       sparse_model=self.sparse_model if sparse is None else sparse.source,
+                       sparse_options=self.sparse_options if sparse is None
+                       else sparse.load_options)  # fmt: skip
+
+    def sparse_spec(self) -> Any:
+        """The sparse model's SparseSpec (None: no sparse leg), read without loading it."""
+        if self.sparse_encoder is not None:
+            return self.sparse_encoder.spec
+        if self.sparse_model is None:
+            return None
+        from es_semantic.encoding.sparse import describe_sparse
+
+        return describe_sparse(self.sparse_model, **self.sparse_options)
+
+    def load_sparse(self) -> Any:
+        """The sparse encoder: the one given, else loaded from ``sparse_model`` (None: no
+        sparse leg). A Ray worker loads its own: an encoder does not travel."""
+        if self.sparse_encoder is not None or self.sparse_model is None:
+            return self.sparse_encoder
+        from es_semantic.encoding.sparse import SparseEncoder  # torch: only when asked for
+
+        return SparseEncoder(self.sparse_model, **self.sparse_options)

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.chunking import Passage, chunk_text
-from es_semantic.schema.contract import MAX_PASSAGES, IndexContract
+from es_semantic.schema.contract import MAX_PASSAGES, IndexContract, max_pool
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 
 def passage_sizes(encoder: Encoder, contract: IndexContract) -> tuple[int, int]:
@@ -35,18 +36,28 @@ def split_passages(
 
 
 def encode_texts(
-    encoder: Encoder, texts: Sequence[str], contract: IndexContract
+    encoder: Encoder,
+    texts: Sequence[str],
+    contract: IndexContract,
+    sparse_encoder: SparseEncoder | None = None,
 ) -> list[EncodedDoc]:
-    """Vectors for documents' texts as the index's contract wants them."""
+    """Vectors for documents' texts as the index's contract wants them; with a sparse leg,
+    each document's sparse vector too (a chunked one's passages pooled: ``max_pool``)."""
+    if contract.sparse is not None and sparse_encoder is None:
+        raise ValueError("this index has a sparse leg: a sparse encoder is needed")
     if not contract.nested:
         embedded = encoder.embed(texts, kind="document")
+        sparse = (
+            sparse_encoder.encode_documents(texts) if contract.sparse and sparse_encoder else None
+        )
         return [
-            EncodedDoc(vector=v, truncated=bool(t))
-            for v, t in zip(embedded.vectors, embedded.truncated, strict=True)
+            EncodedDoc(vector=v, truncated=bool(t), sparse=sparse[i] if sparse else None)
+            for i, (v, t) in enumerate(zip(embedded.vectors, embedded.truncated, strict=True))
         ]
     split = split_passages(encoder, texts, contract)
     flat = [p.text for passages, _ in split for p in passages]
     embedded = encoder.embed(flat, kind="document")
+    sparse = sparse_encoder.encode_documents(flat) if contract.sparse and sparse_encoder else None
     out, i = [], 0
     for passages, dropped in split:
         n = len(passages)
@@ -55,6 +66,7 @@ def encode_texts(
             EncodedDoc(
                 passages=[(p.text, v) for p, v in zip(passages, vectors, strict=True)],
                 truncated=dropped or cut,
+                sparse=max_pool(sparse[i : i + n]) if sparse is not None else None,
             )
         )
         i += n

@@ -7,7 +7,7 @@ from __future__ import annotations
 from es_semantic.cluster import ClusterInfo
 from es_semantic.config import EncoderConfig
 from es_semantic.elastic.calls import Call, Steps
-from es_semantic.errors import ConfigError
+from es_semantic.errors import ConfigError, IndexContractError
 from es_semantic.indexing.actions import VectorFormat
 from es_semantic.indexing.admin import (
     add_metadata_field_steps,
@@ -17,7 +17,7 @@ from es_semantic.indexing.admin import (
 )
 from es_semantic.indexing.options import DUPLICATE_FIELD, IndexOptions
 from es_semantic.indexing.readers import FieldSpec
-from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.contract import IndexContract, SparseLeg
 
 
 class IndexSetup:
@@ -47,10 +47,34 @@ class IndexSetup:
                     self.target, contract, DUPLICATE_FIELD, "keyword"
                 )
         else:
-            contract = IndexContract.from_encoder(self.config, **self.options.contract_options())
+            spec, leg = self.options.sparse_spec(), None
+            if spec is not None:
+                leg = SparseLeg.from_model(spec, max_active_dims=self._active_dims(),
+                                           **self.options.sparse_leg)  # fmt: skip
+            contract = IndexContract.from_encoder(
+                self.config, sparse=leg, **self.options.contract_options()
+            )
             self.created = yield from create_index_steps(self.index, contract)
         self.contract = contract
         return contract
+
+    def _accept_sparse(self, contract: IndexContract) -> None:
+        """Documents of an index with a sparse leg carry its vectors, made by its model."""
+        spec = self.options.sparse_spec()
+        if contract.sparse is not None and spec is None:
+            raise IndexContractError(
+                f"index {self.index!r} has a sparse leg ({contract.sparse.model_name}): its "
+                "documents need sparse vectors too; pass --sparse-model (Python: "
+                "sparse_encoder=) with that model"
+            )
+        if contract.sparse is None and spec is not None:
+            raise IndexContractError(
+                f"index {self.index!r} has no sparse leg: create a new index with "
+                "--sparse-model (or index without it)"
+            )
+        if contract.sparse is not None:
+            contract.sparse.check(spec, self.index, for_indexing=True,
+                                  max_active_dims=self._active_dims())  # fmt: skip
 
     def spec(self) -> FieldSpec:
         """Which input fields are id, text and metadata (after :meth:`steps`)."""
@@ -71,8 +95,15 @@ class IndexSetup:
             )
         return "json"
 
+    def _active_dims(self) -> int | None:
+        sparse = self.options.sparse_encoder
+        if sparse is not None:
+            return sparse.max_active_dims  # type: ignore[no-any-return]
+        return self.options.sparse_options.get("max_active_dims")
+
     def _accept(self, contract: IndexContract) -> IndexContract:
         contract.check(self.config, self.index, for_indexing=True)
+        self._accept_sparse(contract)
         wanted, text_fields = self.options.chunking, self.options.text_fields
         if wanted is not None and wanted != contract.chunking:
             raise ConfigError(

@@ -5,9 +5,9 @@ Pure: build from an encoder config, (de)serialise, and compare with the encoder 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from es_semantic._version import __version__
 from es_semantic.config import EncoderConfig
@@ -26,13 +26,124 @@ METADATA_TYPES = ("keyword", "long", "integer", "double", "float", "date", "bool
 META_KEY = "es_semantic"
 VECTOR_FIELD = "embedding"
 PASSAGES_FIELD = "passages"  # nested: one object per passage, {"text", "embedding"}
+SPARSE_FIELD = "sparse"  # the learned sparse leg's sparse_vector field
 DEFAULT_CHUNK_OVERLAP = 32
 # Passages of 128 tokens by default: MiniLM-class models were trained at 128 tokens, and on
 # SciFact 128-token passages gave kNN nDCG@10 0.668 against 0.648 at the 256-token window.
 DEFAULT_CHUNK_TOKENS = 128
 MAX_PASSAGES = 1000  # passages kept per document; more are dropped and counted as truncated
 # What must be equal between an index and the encoder that queries or feeds it.
+MIN_SPARSE_WEIGHT = 1.1754944e-38  # the smallest positive normal float32: ES refuses less
 CHECKED_FIELDS = ("dims", "pooling", "normalize", "query_prefix", "document_prefix")
+# What must be equal between a sparse leg and the sparse encoder that queries or feeds it.
+SPARSE_CHECKED = ("model_fingerprint", "pooling", "activation")
+SPARSE_INDEX_CHECKED = ("max_length", "document_prefix", "max_active_dims")
+
+
+class SparseModel(Protocol):
+    """What a sparse leg records of its encoder (``SparseEncoder.spec``)."""
+
+    name: str
+    fingerprint: str
+    max_length: int
+    pooling: str
+    activation: str
+    query_mode: str
+    query_prefix: str
+    document_prefix: str
+
+
+@dataclass(frozen=True)
+class SparseLeg:
+    """A learned sparse leg: how its ``sparse_vector`` field was made and is queried.
+
+    One vector per document (``layout="document"``): a chunked document's passages pooled by
+    each token's largest weight. Feature names are the model's tokens with ``%`` and ``.``
+    percent-escaped (``escape_feature``): Elasticsearch before 8.16 refuses dots in them.
+    ``prune``: the query's token pruning (``tokens_freq_ratio_threshold``,
+    ``tokens_weight_threshold``), as the ``sparse_vector`` query documents it."""
+
+    model_name: str
+    model_fingerprint: str
+    max_length: int
+    pooling: str = "max"
+    activation: str = "relu"
+    query_mode: str = "model"
+    query_prefix: str = ""
+    document_prefix: str = ""
+    field: str = SPARSE_FIELD
+    layout: Literal["document"] = "document"
+    max_active_dims: int | None = None
+    prune: bool = False
+    tokens_freq_ratio_threshold: float = 5.0
+    tokens_weight_threshold: float = 0.4
+    feature_escape: Literal["percent-dot"] = "percent-dot"
+
+    def __post_init__(self) -> None:
+        if self.layout != "document":
+            raise ConfigError(f"sparse layout={self.layout!r} is not 'document'")
+        if not 1 <= self.tokens_freq_ratio_threshold <= 100:
+            raise ConfigError("tokens_freq_ratio_threshold must be from 1 to 100")
+        if not 0 <= self.tokens_weight_threshold <= 1:
+            raise ConfigError("tokens_weight_threshold must be from 0 to 1")
+        if self.max_active_dims is not None and self.max_active_dims < 1:
+            raise ConfigError("max_active_dims must be >= 1")
+
+    @classmethod
+    def from_model(cls, spec: SparseModel, **options: Any) -> SparseLeg:
+        """The leg an index gets for a sparse encoder's ``spec`` (options: field, pruning)."""
+        options = {k: v for k, v in options.items() if v is not None}
+        return cls(
+            model_name=spec.name, model_fingerprint=spec.fingerprint,
+            max_length=spec.max_length, pooling=spec.pooling, activation=spec.activation,
+            query_mode=spec.query_mode, query_prefix=spec.query_prefix,
+            document_prefix=spec.document_prefix, **options,
+        )  # fmt: skip
+
+    def check(
+        self, spec: SparseModel, index: str, *, for_indexing: bool = False,
+        max_active_dims: int | None = None,
+    ) -> None:  # fmt: skip
+        """Refuse a sparse encoder whose vectors would not match this leg's."""
+        mine: dict[str, Any] = {k: getattr(self, k) for k in SPARSE_CHECKED}
+        theirs: dict[str, Any] = {"model_fingerprint": spec.fingerprint, "pooling": spec.pooling,
+                  "activation": spec.activation}  # fmt: skip
+        if for_indexing:
+            mine.update({k: getattr(self, k) for k in SPARSE_INDEX_CHECKED})
+            theirs.update(max_length=spec.max_length, document_prefix=spec.document_prefix,
+                          max_active_dims=max_active_dims)  # fmt: skip
+        diffs = [f"{k}: index {mine[k]!r}, encoder {theirs[k]!r}" for k in mine
+                 if mine[k] != theirs[k]]  # fmt: skip
+        if diffs:
+            raise IndexContractError(
+                f"index {index!r} has a sparse leg built with {self.model_name} "
+                f"({self.model_fingerprint}); the sparse model in use ({spec.name}) differs: "
+                f"{'; '.join(diffs)}. Use --sparse-model with the index's model (see "
+                "`es-semantic info INDEX`)."
+            )
+
+
+def escape_feature(token: str) -> str:
+    """A token as a ``sparse_vector`` feature name: ``%`` -> ``%25``, ``.`` -> ``%2E``
+    (reversible; Elasticsearch 8.15 refuses dots in feature names)."""
+    return token.replace("%", "%25").replace(".", "%2E")
+
+
+def escape_vector(vector: Mapping[str, float]) -> dict[str, float]:
+    """A ``{token: weight}`` vector with escaped feature names, weights a normal float32 > 0
+    (Elasticsearch refuses zero, negative and subnormal weights)."""
+    return {escape_feature(t): float(w) for t, w in vector.items() if w >= MIN_SPARSE_WEIGHT}
+
+
+def max_pool(vectors: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """One vector for several (a document's passages): each token's largest weight, as
+    SPLADE's max pooling over one long text would give."""
+    out: dict[str, float] = {}
+    for vector in vectors:
+        for token, weight in vector.items():
+            if weight > out.get(token, 0.0):
+                out[token] = weight
+    return out
 
 
 @dataclass(frozen=True)
@@ -59,6 +170,7 @@ class IndexContract:
     chunk_overlap: int = 0
     backend: str = "torch"  # how documents were encoded: recorded for `info`, not checked
     quantize: str = "none"
+    sparse: SparseLeg | None = None  # a learned sparse leg, when the index has one
     es_semantic_version: str = __version__
 
     def __post_init__(self) -> None:
@@ -85,6 +197,8 @@ class IndexContract:
                     f"{', '.join(METADATA_TYPES)}"
                 )
         reserved = {self.vector_field, "content_hash", PASSAGES_FIELD}
+        if self.sparse is not None:
+            reserved.add(self.sparse.field)
         clash = reserved & (set(self.text_fields) | set(self.metadata_fields))
         if clash or set(self.text_fields) & set(self.metadata_fields):
             raise ConfigError(f"field names overlap or are reserved: {sorted(clash) or '...'}")
@@ -159,6 +273,11 @@ class IndexContract:
         values = {k: v for k, v in data.items() if k in known}
         values["text_fields"] = tuple(values.get("text_fields") or ("text",))
         try:
+            if isinstance(values.get("sparse"), Mapping):
+                fields = SparseLeg.__dataclass_fields__
+                values["sparse"] = SparseLeg(
+                    **{k: v for k, v in values["sparse"].items() if k in fields}
+                )
             return cls(**values)
         except (TypeError, ConfigError) as exc:
             raise IndexContractError(f"index {index!r} has an unreadable contract: {exc}") from None

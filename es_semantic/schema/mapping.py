@@ -94,8 +94,12 @@ def index_body(
         props[PASSAGES_FIELD] = passages
     else:
         props[contract.vector_field] = vector
+    if contract.sparse is not None:
+        props[contract.sparse.field] = sparse_mapping()
     if not contract.keep_vectors_in_source:
-        mappings["_source"]["excludes"] = [contract.vector_path]
+        mappings["_source"]["excludes"] = [contract.vector_path] + (
+            [contract.sparse.field] if contract.sparse is not None else []
+        )
     else:
         del mappings["_source"]
     mappings["_meta"] = {**(extra_meta or {}), **contract.to_meta()}
@@ -107,6 +111,13 @@ def index_body(
     if replicas is not None:
         settings["index"]["number_of_replicas"] = replicas
     return {"settings": settings, "mappings": mappings}
+
+
+def sparse_mapping() -> dict[str, Any]:
+    """The sparse leg's field: a plain ``sparse_vector`` (8.11+ on every licence). Index-time
+    pruning (``index_options.prune``, 8.19/9.1+) is not sent: older clusters refuse it; the
+    leg's pruning is applied by the query instead."""
+    return {"type": "sparse_vector"}
 
 
 def analyzer_hint(analyzer: str) -> str:

@@ -146,3 +146,86 @@ def test_every_vector_writer_refuses_another_model(
     text = str(refused.value)
     assert "built with" in text, text
     assert _snapshot(es, index_name) == before
+
+
+# The learned sparse leg: an index built with sparse model A, each writer run with sparse model
+# B (same shape, other weights) and the same dense model refuses before a document changes.
+@pytest.fixture(scope="module")
+def sparse_dirs(tmp_path_factory):
+    from tests.sparse_models import build_tiny_mlm
+
+    return (build_tiny_mlm(tmp_path_factory.mktemp("mlm-a"), seed=0),
+            build_tiny_mlm(tmp_path_factory.mktemp("mlm-b"), seed=5))  # fmt: skip
+
+
+def _sparse_library(es, es_server, index, dense, sparse, tmp_path):
+    from es_semantic.encoding.sparse import SparseEncoder
+
+    Indexer(es, index, Encoder(dense), sparse_encoder=SparseEncoder(sparse)).index(NEW)
+
+
+def _sparse_async(es, es_server, index, dense, sparse, tmp_path):
+    from es_semantic.encoding.sparse import SparseEncoder
+
+    async def go():
+        from elasticsearch import AsyncElasticsearch
+
+        aes = AsyncElasticsearch(es_server.config.url)
+        try:
+            await AsyncIndexer(aes, index, Encoder(dense),
+                               sparse_encoder=SparseEncoder(sparse)).index(NEW)  # fmt: skip
+        finally:
+            await aes.close()
+
+    asyncio.run(go())
+
+
+def _sparse_cli_index(es, es_server, index, dense, sparse, tmp_path):
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
+    result = _cli(es_server, dense, "index", index, str(corpus), "--quiet", "--sparse-model",
+                  str(sparse), "--dead-letter", str(tmp_path / "dead.jsonl"))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    raise IndexContractError(result.output)
+
+
+def _sparse_ray_engine(es, es_server, index, dense, sparse, tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
+    from es_semantic.distributed import index_files
+    from es_semantic.indexing.options import IndexOptions
+
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        options = IndexOptions(sparse_model=str(sparse))
+        index_files([str(corpus)], es_server.config, index, str(dense), options=options)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+SPARSE_WRITERS = {
+    "Indexer.index sparse_encoder=": _sparse_library,
+    "AsyncIndexer.index sparse_encoder=": _sparse_async,
+    "cli index --sparse-model": _sparse_cli_index,
+    "index_files (Ray) sparse_model=": _sparse_ray_engine,
+}
+
+
+@pytest.mark.parametrize("writer", list(SPARSE_WRITERS))
+def test_every_sparse_writer_refuses_another_sparse_model(
+    writer, es, es_server, index_name, tiny_st_dir, sparse_dirs, tmp_path
+):
+    from es_semantic.encoding.sparse import SparseEncoder
+
+    model_a, model_b = sparse_dirs
+    Indexer(es, index_name, Encoder(tiny_st_dir),
+            sparse_encoder=SparseEncoder(model_a)).index(DOCS)  # fmt: skip
+    before = _snapshot(es, index_name)
+    with pytest.raises((IndexContractError, ConfigError)) as refused:
+        SPARSE_WRITERS[writer](es, es_server, index_name, tiny_st_dir, model_b, tmp_path)
+    assert "sparse leg built with" in str(refused.value), str(refused.value)
+    assert _snapshot(es, index_name) == before
