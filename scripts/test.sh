@@ -14,6 +14,10 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check es_semantic tests benchmarks
 ruff format --check es_semantic tests benchmarks
 mypy
+# The documentation site: broken links, references or generated pages fail the run.
+docs_dir=$(mktemp -d -t es-semantic-docs-XXXXXX)
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$docs_dir/site"
+rm -rf "$docs_dir"
 
 # Set for every run: values that break any test still reading the shell's environment (the
 # tests must see the packaged defaults: tests/conftest.py takes these out for the session).
