@@ -171,6 +171,7 @@ class EncoderConfig:
     dim: int
     backend: str = "torch"  # how the vectors were computed: recorded, not checked
     quantize: str = "none"
+    precision: str = "float32"  # the precision that ran (float32, bfloat16, float16): recorded
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:

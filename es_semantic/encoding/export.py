@@ -103,9 +103,7 @@ def build(
                      calibration)  # fmt: skip
         (_build_onnx if slot.choice.backend == "onnx" else _build_openvino)(job)
         (tmp / QUALITY_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
-        if slot.folder.exists():
-            shutil.rmtree(slot.folder)
-        tmp.rename(slot.folder)
+        _move_into_place(tmp, slot)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, ConfigError | EncoderError | MissingDependencyError):
@@ -114,6 +112,22 @@ def build(
             f"could not build the {slot.choice.backend} {slot.choice.variant} export "
             f"({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _move_into_place(tmp: Path, slot: ExportSlot) -> None:
+    """Rename the finished build into the slot; another process that finished the same build
+    first wins (its folder is left alone, ours is dropped)."""
+    if slot.built:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if slot.folder.exists():  # a folder without its model file: not a build
+        shutil.rmtree(slot.folder, ignore_errors=True)
+    try:
+        tmp.rename(slot.folder)
+    except OSError:
+        if not slot.built:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_accuracy(slot: ExportSlot, accuracy: Accuracy) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from es_semantic.encoding.backend import Backend, BackendChoice
+from es_semantic.encoding.backend import precision_option
 from es_semantic.encoding.export import Feeds
 from es_semantic.encoding.heads import SCORE_HEAD, uses_token_types
 from es_semantic.encoding.loading import load_model
@@ -29,6 +29,10 @@ class CrossEncoder:
     One-label heads give their logit (or its sigmoid with ``activation="sigmoid"``); two-label
     heads give the "relevant" class: logit difference raw, softmax probability with sigmoid.
 
+    ``backend`` and ``precision`` (``dtype`` is its older name) as :class:`Encoder` takes them,
+    ``auto`` by default; on a CPU with native bf16 the gate compares each label's scores over a
+    fixed sample of pairs (their correlation to float32's). ``precision`` names what runs.
+
     >>> CrossEncoder("/models/ms-marco-MiniLM-L6").score("q", ["a", "b"])  # doctest: +SKIP
     array([ 3.1, -7.2], dtype=float32)
     """
@@ -39,23 +43,27 @@ class CrossEncoder:
         *,
         max_length: int = 512,
         device: str | None = None,
+        precision: str | None = None,
         dtype: str | None = None,
         activation: str = "none",
         batch_size: int = 32,
         max_batch_tokens: int = 16_384,
-        backend: str = "torch",
+        backend: str = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         if activation not in ("none", "sigmoid"):
             raise ConfigError(f"activation={activation!r} is not one of none, sigmoid")
-        choice = BackendChoice(cast(Backend, backend))
+        precision = precision_option(precision, dtype)
         path = resolve_model_path(model)
-        loaded = load_model(path, SCORE_HEAD, choice, max_length=max_length, device=device,
-                            dtype=dtype, cache_dir=cache_dir)  # fmt: skip
+        loaded = load_model(path, SCORE_HEAD, backend, max_length=max_length, device=device,
+                            precision=precision, cache_dir=cache_dir,
+                            report=report)  # fmt: skip
         self.device, self.tokenizer = loaded.device, loaded.tokenizer
         self.fingerprint = loaded.fingerprint
         self.runtime: Runtime = loaded.runtime
-        self.backend = choice.backend
+        self.backend = loaded.choice.backend
+        self.precision = loaded.precision  # what runs: float32, bfloat16 or float16
         self.num_labels = int(loaded.config.num_labels)
         if self.num_labels not in (1, 2):
             raise EncoderError(

@@ -170,6 +170,9 @@ class IndexContract:
     chunk_overlap: int = 0
     backend: str = "torch"  # how documents were encoded: recorded for `info`, not checked
     quantize: str = "none"
+    # the documents' precision: recorded, not checked (queries at another precision of the same
+    # model are compatible); contracts from before it was recorded read as float32
+    precision: str = "float32"
     sparse: SparseLeg | None = None  # a learned sparse leg, when the index has one
     es_semantic_version: str = __version__
 
@@ -251,6 +254,7 @@ class IndexContract:
             dims=config.dim,
             backend=config.backend,
             quantize=config.quantize,
+            precision=config.precision,
             **options,
         )
 

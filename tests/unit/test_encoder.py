@@ -57,7 +57,7 @@ def test_token_budget_invariant(tiny_bert_dir):
 def test_every_pooling_mode_matches_manual(tiny_bert_dir, mode):
     from transformers import AutoModel, AutoTokenizer
 
-    enc = Encoder(tiny_bert_dir, pooling=mode, normalize=False)
+    enc = Encoder(tiny_bert_dir, pooling=mode, normalize=False, precision="float32")
     text = "the cat and the dog"
     got = enc.encode_documents([text])[0]
     tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
@@ -155,8 +155,12 @@ def test_unsupported_module_is_refused(tmp_path):
 
 
 def test_bf16_runs_close_to_fp32(tiny_bert_dir):
-    fp32 = Encoder(tiny_bert_dir).encode_documents(MIXED[:3])
-    bf16 = Encoder(tiny_bert_dir, dtype="bfloat16").encode_documents(MIXED[:3])
+    """torch float32 against torch bfloat16 asked by its older name, dtype (the bound that bf16's
+    rounding gives is checked in test_backends.py)."""
+    fp32 = Encoder(tiny_bert_dir, backend="torch", precision="float32").encode_documents(MIXED[:3])
+    model = Encoder(tiny_bert_dir, backend="torch", dtype="bfloat16")
+    assert model.precision == "bfloat16"
+    bf16 = model.encode_documents(MIXED[:3])
     assert bf16.dtype == np.float32
     cos = (fp32 * bf16).sum(axis=1)
     assert cos.min() > 0.98
