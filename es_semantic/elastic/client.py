@@ -75,11 +75,9 @@ async def check_async_client(es: AsyncElasticsearch, config: ESConfig) -> None:
 def connection_error(config: ESConfig, exc: BaseException) -> ConnectionFailedError:
     """Turn a client exception into a one-line, secret-free ConnectionFailedError."""
     where = config.display_url()
-    if isinstance(exc, AuthenticationException):
-        what = "authentication failed (check ES_API_KEY or ES_USERNAME/ES_PASSWORD)"
-    elif isinstance(exc, AuthorizationException):
-        what = "the credentials lack permission for GET / (cluster monitor privilege)"
-    elif isinstance(exc, elastic_transport.TlsError):
+    if isinstance(exc, AuthenticationException | AuthorizationException):
+        return ConnectionFailedError(redact(credentials_message(config, exc), config.secrets()))
+    if isinstance(exc, elastic_transport.TlsError):
         what = "TLS failed (check ES_CA_CERTS or ES_SSL_FINGERPRINT)"
     elif isinstance(exc, elastic_transport.ConnectionTimeout):
         what = "the connection timed out"
@@ -97,6 +95,22 @@ def connection_error(config: ESConfig, exc: BaseException) -> ConnectionFailedEr
         what = f"{type(exc).__name__}: {exc}"
     message = f"Elasticsearch at {where} is not reachable: {what}. Check --es-url / ES_URL."
     return ConnectionFailedError(redact(message, config.secrets()))
+
+
+def credentials_message(config: ESConfig, exc: BaseException) -> str:
+    """The cluster answered but refused the credentials (401) or their rights (403)."""
+    where = config.display_url()
+    if isinstance(exc, AuthorizationException):
+        return (
+            f"Elasticsearch at {where} refused GET / to these credentials (HTTP 403): grant "
+            "them the monitor cluster privilege, or connect with other credentials"
+        )
+    given = "refused the credentials given" if config.secrets() else "needs credentials"
+    return (
+        f"Elasticsearch at {where} {given}: authentication failed (HTTP 401). Pass --api-key "
+        "(ES_API_KEY), --username/--password (ES_USERNAME/ES_PASSWORD) or --bearer-token "
+        "(ES_BEARER_TOKEN)"
+    )
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -121,7 +121,10 @@ def detect_format(path: str) -> InputFormat:
         raise InputError(f"{path} is a folder without corpus.jsonl: pass files, or --format")
     fmt = _EXTENSIONS.get(p.suffix.lower())
     if fmt is None:
-        raise InputError(f"cannot tell the format of {path} from its extension: pass --format")
+        raise InputError(
+            f"cannot tell the format of {path} from its extension: pass --format (one of "
+            f"{', '.join(f for f in INPUT_FORMATS if f != 'beir')}; or beir for a folder)"
+        )
     return fmt  # type: ignore[return-value]
 
 
