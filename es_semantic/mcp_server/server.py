@@ -57,7 +57,9 @@ def build_server(tools: SearchTools, secrets: Sequence[str] = ()) -> MCPServer:
     ``explain``; errors reach the agent as one redacted sentence."""
     limits, names = tools.limits, tools.indices
     masked = list(secrets)
-    server: MCPServer = MCPServer("es-semantic", instructions=INSTRUCTIONS, version=__version__)
+    server: MCPServer = MCPServer(
+        "es-semantic", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+    )
     query_t = Annotated[str, Field(
         description="What to look for, in plain words (not query syntax).", min_length=1,
         json_schema_extra={"maxLength": limits.max_query_chars})]  # fmt: skip
@@ -75,6 +77,12 @@ def build_server(tools: SearchTools, secrets: Sequence[str] = ()) -> MCPServer:
     rerank_t = Annotated[bool, Field(
         description="Rerank the candidates with the server's cross-encoder (slower, often "
         "better); refused when the server has none.")]  # fmt: skip
+    k_t = Annotated[
+        int,
+        Field(  # the bounds are checked by the tool: a one-sentence error
+            description="How many hits.", json_schema_extra={"minimum": 1, "maximum": limits.max_k}
+        ),
+    ]
     id_t = Annotated[str, Field(description="A hit's id, as search returned it.", min_length=1,
                                 json_schema_extra={"maxLength": limits.max_id_chars})]  # fmt: skip
 
@@ -99,7 +107,7 @@ def build_server(tools: SearchTools, secrets: Sequence[str] = ()) -> MCPServer:
         query: query_t,
         index: index_t,
         mode: mode_t = "hybrid",
-        k: Annotated[int, Field(description="How many hits.", ge=1, le=limits.max_k)] = 5,
+        k: k_t = 5,
         filters: filters_t = None,
         rerank: rerank_t = False,
     ) -> dict[str, Any]:
