@@ -27,7 +27,7 @@ class Finding:
 
     def line(self) -> str:
         """The finding as one screen line."""
-        text = f"  {self.status:<5} {self.check:<12} {self.detail}"
+        text = f"  {self.status:<5} {self.check:<13} {self.detail}"
         return f"{text} -> {self.fix}" if self.fix else text
 
     def to_json(self) -> dict[str, Any]:

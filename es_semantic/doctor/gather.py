@@ -84,8 +84,8 @@ def load_model(model: str | None, options: Mapping[str, Any]) -> ModelFacts:
         return ModelFacts(model, source, error=str(exc))
     except Exception as exc:  # a broken folder or install: still one line
         return ModelFacts(model, source, error=f"{type(exc).__name__}: {exc}")
-    precision = str(encoder.torch_dtype).removeprefix("torch.")
-    return ModelFacts(model, source, encoder.config, str(encoder.device), precision, gpus)
+    device = str(encoder.device)
+    return ModelFacts(model, source, encoder.config, device, encoder.precision, gpus)
 
 
 def missing_modules() -> frozenset[str]:
