@@ -21,20 +21,18 @@ from es_semantic.cli.common import (
     terminate_as_interrupt,
 )
 from es_semantic.cli.indexing_cmds import contract_options, creation_options, parse_metadata_fields
-from es_semantic.errors import (
-    ConfigError,
-    IndexingError,
-    IndexingInterrupted,
-    InputError,
-    MissingDependencyError,
+from es_semantic.cli.sparse_options import (
+    index_sparse_options,
+    sparse_leg_options,
+    sparse_model_option,
 )
+from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, InputError
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
     InputFormat,
     count_inputs,
-    detect_format,
     read_path,
 )
 from es_semantic.types import IndexReport
@@ -135,6 +133,11 @@ from es_semantic.types import IndexReport
     "--cpus-per-worker", type=click.FloatRange(0.01, 4096), help="--engine ray: CPUs per actor [1]"
 )
 @creation_options
+@sparse_model_option(
+    "the learned sparse leg's model: a new index gets a sparse_vector leg; an index with one "
+    "needs its model [ES_SEMANTIC_SPARSE_MODEL]"
+)
+@sparse_leg_options
 @connection_options
 @handle_errors
 def index_cmd(
@@ -164,6 +167,9 @@ def index_cmd(
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
+    sparse_model: str | None,
+    sparse_query_mode: str | None,
+    sparse_prune: bool | None,
     **options: Any,
 ) -> None:
     """Encode and index PATH... (files, a BEIR folder, or - for stdin) into INDEX.
@@ -175,7 +181,6 @@ def index_cmd(
     """
     if dry_run and not delete_missing:
         raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
-    check_inputs(paths, cast("InputFormat | None", fmt))
     ray_options = {
         "ray_address": ray_address,
         "workers": workers,
@@ -201,6 +206,7 @@ def index_cmd(
         dedupe_threshold=dedupe_threshold,
         dedupe=cast(DedupeMode, dedupe),
         duplicates_file=duplicates_file or f"{index}.duplicates.jsonl",
+        **index_sparse_options(state, sparse_model, sparse_query_mode, sparse_prune),
         **creation_opts,
     )
     if engine == "ray":
@@ -223,17 +229,6 @@ def index_cmd(
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
-
-
-def check_inputs(paths: tuple[str, ...], fmt: InputFormat | None) -> None:
-    """Before anything starts (a model loaded, an index created): every PATH's format is
-    known and can be read here, or one line says what to do."""
-    for path in paths:
-        if (fmt or detect_format(path)) == "parquet":
-            try:
-                import pyarrow.parquet  # noqa: F401
-            except ImportError:
-                raise MissingDependencyError("pyarrow", "parquet", "reading Parquet") from None
 
 
 def _index_on_ray(

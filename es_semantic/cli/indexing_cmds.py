@@ -14,9 +14,16 @@ from es_semantic.cli.common import (
     handle_errors,
     settings,
 )
+from es_semantic.cli.sparse_options import leg_options, sparse_leg_options, sparse_model_option
 from es_semantic.errors import ConfigError, InputError
 from es_semantic.indexing.admin import create_index, index_info
-from es_semantic.schema.contract import INDEX_OPTIONS, METADATA_TYPES, SIMILARITIES, IndexContract
+from es_semantic.schema.contract import (
+    INDEX_OPTIONS,
+    METADATA_TYPES,
+    SIMILARITIES,
+    IndexContract,
+    SparseLeg,
+)
 
 
 def parse_metadata_fields(specs: tuple[str, ...]) -> dict[str, str]:
@@ -129,6 +136,8 @@ def chunk_options(func: Any) -> Any:
 @click.option("--ef-construction", type=click.IntRange(10, 3200), help="HNSW build beam width")
 @click.option("--keep-vectors", is_flag=True, help="keep vectors in _source (default: excluded)")
 @click.option("--recreate", is_flag=True, help="DELETE the index first if it exists")
+@sparse_model_option("a learned sparse leg (sparse_vector) made with this SPLADE-family model")
+@sparse_leg_options
 @connection_options
 @handle_errors
 def create_index_cmd(
@@ -142,6 +151,9 @@ def create_index_cmd(
     similarity: str | None,
     index_options: str | None,
     analyzer: str | None,
+    sparse_model: str | None,
+    sparse_query_mode: str | None,
+    sparse_prune: bool | None,
     **options: Any,
 ) -> None:
     """Create INDEX for the model's contract (never deletes, unless --recreate)."""
@@ -154,6 +166,7 @@ def create_index_cmd(
     contract = IndexContract.from_encoder(
         enc.config,
         keep_vectors_in_source=keep_vectors or None,
+        sparse=sparse_leg(sparse_model, sparse_query_mode, sparse_prune),
         **creation_opts,
     )
     es = client(state)
@@ -168,9 +181,19 @@ def create_index_cmd(
             f"created {index}: {c.model_name}, {c.dims}-d {c.similarity}, "
             f"{c.index_options or 'cluster-default index options'}, "
             f"text fields {', '.join(c.text_fields)}{chunking_summary(c)}"
+            + (f", sparse leg {c.sparse.model_name}" if c.sparse else "")
         )
     else:
         click.echo(f"{index} already exists; left unchanged (use --recreate to rebuild it)")
+
+
+def sparse_leg(model: str | None, query_mode: str | None, prune: bool | None) -> SparseLeg | None:
+    """The sparse leg of ``--sparse-model`` (read from its folder; no weights loaded)."""
+    if not model:
+        return None
+    from es_semantic.encoding.sparse import describe_sparse
+
+    return SparseLeg.from_model(describe_sparse(model, query_mode=query_mode), **leg_options(prune))
 
 
 def chunking_summary(contract: IndexContract) -> str:
@@ -195,10 +218,8 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"index      {info['index']} ({', '.join(info['indices'])})")
     vectors = f" ({info['vectors']} passage vectors)" if c.get("chunking") == "nested" else ""
     click.echo(f"documents  {info['count']}{vectors}")
-    encoded_by = (
-        c.get("backend", "torch")
-        + (f" {c['quantize']}" if c.get("quantize", "none") != "none" else "")
-        + f" at {c.get('precision', 'float32')}"
+    encoded_by = c.get("backend", "torch") + (
+        f" {c['quantize']}" if c.get("quantize", "none") != "none" else ""
     )
     click.echo(
         f"model      {c['model_name']} ({c['model_fingerprint']}), encoded with {encoded_by}"
@@ -216,10 +237,23 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
         else "none (one vector per document)"
     )
     click.echo(f"chunking   {chunking}")
+    click.echo(f"sparse     {sparse_summary(c.get('sparse'))}")
     meta = c["metadata_fields"]
     click.echo(f"metadata   {', '.join(f'{k}:{v}' for k, v in meta.items()) or '-'}")
     mib = info["vector_memory_estimate_bytes"] / 2**20
     click.echo(f"vector RAM ~{mib:.1f} MiB (raw floats + quantized copy, estimate)")
+
+
+def sparse_summary(leg: dict[str, Any] | None) -> str:
+    """``info``'s line on the sparse leg."""
+    if not leg:
+        return "- (create-index --sparse-model adds a learned sparse leg)"
+    prune = "pruned queries" if leg.get("prune") else "no pruning"
+    return (
+        f"{leg['model_name']} ({leg['model_fingerprint']}) in {leg['field']!r}, one vector per "
+        f"{leg.get('layout', 'document')}, {leg.get('pooling')}/{leg.get('activation')}, "
+        f"queries by {leg.get('query_mode')}, {prune}"
+    )
 
 
 @click.command("delete")

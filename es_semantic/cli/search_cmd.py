@@ -16,6 +16,7 @@ from es_semantic.cli.common import (
     handle_errors,
     settings,
 )
+from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.schema.filters import parse_cli_filters
 from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode
 from es_semantic.search.searcher import Searcher
@@ -26,8 +27,18 @@ from es_semantic.types import Hit, SearchResult
 @click.argument("index")
 @click.argument("query")
 @click.option(
-    "--mode", type=click.Choice(["keyword", "knn", "hybrid"]), default="hybrid", show_default=True
+    "--mode",
+    type=click.Choice(["keyword", "knn", "sparse", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="sparse = the learned sparse leg (an index made with --sparse-model)",
 )
+@click.option(
+    "--legs",
+    help="hybrid: the legs to fuse, e.g. keyword,knn,sparse [keyword,knn]; with the sparse leg "
+    "fusion is client-side (rrf, weighted: equal weights, adaptive)",
+)
+@sparse_model_option("the sparse leg's model (the one the index was made with) for sparse queries")
 @click.option(
     "--fusion",
     type=click.Choice(["auto", "server", "rrf", "weighted", "linear"]),
@@ -83,6 +94,8 @@ def search_cmd(
     index: str,
     query: str,
     mode: str,
+    legs: str | None,
+    sparse_model: str | None,
     fusion: str,
     alpha: float,
     rank_constant: int,
@@ -107,10 +120,13 @@ def search_cmd(
     reranker = None
     if rerank_model:
         reranker = cross_encoder(state, rerank_model)
-    searcher = Searcher(client(state), index, encoder(state), reranker=reranker)
+    sparse = load_sparse(state, sparse_model)
+    searcher = Searcher(client(state), index, encoder(state), reranker=reranker,
+                        sparse_encoder=sparse)  # fmt: skip
     result = searcher.search(
         query,
         mode=cast(Mode, mode),
+        legs=legs.split(",") if legs else None,
         k=k,
         offset=offset,
         fusion=cast(Fusion, fusion),

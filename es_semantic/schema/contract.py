@@ -43,14 +43,22 @@ SPARSE_INDEX_CHECKED = ("max_length", "document_prefix", "max_active_dims")
 class SparseModel(Protocol):
     """What a sparse leg records of its encoder (``SparseEncoder.spec``)."""
 
-    name: str
-    fingerprint: str
-    max_length: int
-    pooling: str
-    activation: str
-    query_mode: str
-    query_prefix: str
-    document_prefix: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def pooling(self) -> str: ...
+    @property
+    def activation(self) -> str: ...
+    @property
+    def query_mode(self) -> str: ...
+    @property
+    def query_prefix(self) -> str: ...
+    @property
+    def document_prefix(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class SparseLeg:
         """Refuse a sparse encoder whose vectors would not match this leg's."""
         mine: dict[str, Any] = {k: getattr(self, k) for k in SPARSE_CHECKED}
         theirs: dict[str, Any] = {"model_fingerprint": spec.fingerprint, "pooling": spec.pooling,
-                  "activation": spec.activation}  # fmt: skip
+                                  "activation": spec.activation}  # fmt: skip
         if for_indexing:
             mine.update({k: getattr(self, k) for k in SPARSE_INDEX_CHECKED})
             theirs.update(max_length=spec.max_length, document_prefix=spec.document_prefix,

@@ -15,6 +15,7 @@ from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
 from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
+from es_semantic.search.legs import check_sparse, leg_weights, legs_plan, sparse_of
 from es_semantic.search.request import (
     SearchRequest,
 )
@@ -50,7 +51,7 @@ def given_vector(vector: Sequence[float] | None, contract: IndexContract) -> lis
 
 
 def needs_vector(request: SearchRequest) -> bool:
-    return request.mode in ("knn", "hybrid")
+    return "knn" in request.leg_names
 
 
 def plan_search(
@@ -60,11 +61,14 @@ def plan_search(
     *,
     cluster: ClusterInfo = UNKNOWN_CLUSTER,
     refused: frozenset[str] = frozenset(),
+    sparse: Mapping[str, float] | None = None,
 ) -> SearchPlan:
     """Build the request bodies for ``request`` on an index with ``contract``.
 
     ``cluster`` decides what the server may do (server-side fusion, rescoring); ``refused``:
-    server fusions this cluster already refused (licence), not tried again."""
+    server fusions this cluster already refused (licence), not tried again; ``sparse``: the
+    query's ``{token: weight}`` for the sparse leg."""
+    check_sparse(request, contract, cluster)
     if request.oversample is not None and not cluster.rescore_vector:
         raise SearchError(
             f"oversample (kNN rescore_vector) needs Elasticsearch 8.18 or later; this cluster "
@@ -84,6 +88,15 @@ def plan_search(
             source=source, highlight=request.highlight,
         )  # fmt: skip
         return SearchPlan({"keyword": body}, None, not client_paging)
+    if request.mode == "sparse":
+        body = queries.sparse_body(sparse_of(sparse), contract, size=size, offset=offset,
+                                   filters=filters, source=source)  # fmt: skip
+        return SearchPlan({"sparse": body}, None, not client_paging)
+    if request.mode == "hybrid" and set(request.leg_names) != {"keyword", "knn"}:
+        window = max(request.window, request.depth)
+        bodies, fusion = legs_plan(request, contract, vector, sparse, window, fields, filters,
+                                   source)  # fmt: skip
+        return SearchPlan(bodies, fusion, False)
     if vector is None:
         raise SearchError("internal: a vector is needed for kNN and hybrid search")
     if request.mode == "knn":
@@ -250,7 +263,7 @@ def assemble(
         fused = (
             rrf(leg_lists, rank_constant=request.rank_constant)
             if plan.fusion == "rrf"
-            else weighted(leg_lists, {"knn": request.alpha, "keyword": 1.0 - request.alpha})
+            else weighted(leg_lists, leg_weights(request))
         )
     else:
         ((leg, only),) = legs.items()
@@ -282,6 +295,8 @@ def _to_hit(f: Fused, cand: _Candidate, contract: IndexContract, fusion: str | N
     if fusion in ("rrf", "weighted"):
         scores[fusion] = f.score
     hidden = {contract.vector_field, PASSAGES_FIELD}
+    if contract.sparse is not None:
+        hidden.add(contract.sparse.field)
     source = {k: v for k, v in cand.source.items() if k not in hidden}
     return Hit(f.id, f.score, source, cand.highlights, scores, dict(f.ranks), cand.passage)
 

@@ -1,4 +1,4 @@
-"""Request bodies for keyword, kNN, exact kNN and server-side RRF searches (pure, no I/O).
+"""Request bodies for keyword, kNN, exact kNN, sparse and server-side RRF searches (pure).
 
 User text only ever goes into ``multi_match``'s ``query`` — never into query-string syntax.
 """
@@ -6,10 +6,10 @@ User text only ever goes into ``multi_match``'s ``query`` — never into query-s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract, escape_vector
 
 # script_score expressions that reproduce the kNN scores Elasticsearch documents per similarity.
 # FIELD is the contract's vector field name (validated identifier, never user text).
@@ -34,6 +34,8 @@ def source_spec(contract: IndexContract, includes: Sequence[str] | None) -> dict
     """Hits never carry vectors; chunked documents' passages come back as inner hits only."""
     hidden = PASSAGES_FIELD if contract.nested else contract.vector_field
     spec: dict[str, Any] = {"excludes": [hidden]}
+    if contract.sparse is not None:
+        spec["excludes"].append(contract.sparse.field)
     if includes is not None:
         spec["includes"] = list(includes)
     return spec
@@ -79,6 +81,48 @@ def keyword_body(
             "fragment_size": 160,
         }
     return body
+
+
+def sparse_query(
+    vector: Mapping[str, float], contract: IndexContract, filters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``sparse_vector`` query (8.15+, every licence) on the sparse leg: a dot product of
+    the query's weights with each document's, feature names escaped as they were stored; the
+    leg's token pruning when it asks for it. A query with no weight matches nothing."""
+    leg = contract.sparse
+    if leg is None:
+        raise ValueError("the index has no sparse leg")
+    weights = escape_vector(vector)
+    if not weights:
+        return {"match_none": {}}
+    query: dict[str, Any] = {"field": leg.field, "query_vector": weights}
+    if leg.prune:
+        query["prune"] = True
+        query["pruning_config"] = {
+            "tokens_freq_ratio_threshold": leg.tokens_freq_ratio_threshold,
+            "tokens_weight_threshold": leg.tokens_weight_threshold,
+        }
+    clause = {"sparse_vector": query}
+    return {"bool": {"must": [clause], "filter": filters}} if filters else clause
+
+
+def sparse_body(
+    vector: Mapping[str, float],
+    contract: IndexContract,
+    *,
+    size: int,
+    offset: int = 0,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The sparse leg's search: :func:`sparse_query` paged like the keyword leg."""
+    return {
+        "query": sparse_query(vector, contract, filters or []),
+        "size": size,
+        "from": offset,
+        "_source": source_spec(contract, source),
+        "track_total_hits": True,
+    }
 
 
 def best_passage_inner_hits() -> dict[str, Any]:

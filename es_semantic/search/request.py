@@ -15,7 +15,10 @@ from typing import Any, Literal, get_args
 
 from es_semantic.errors import InputError
 
-Mode = Literal["keyword", "knn", "hybrid"]
+Mode = Literal["keyword", "knn", "sparse", "hybrid"]
+Leg = Literal["keyword", "knn", "sparse"]
+LEGS: tuple[str, ...] = get_args(Leg)
+HYBRID_LEGS = ("keyword", "knn")  # hybrid's legs unless ``legs`` names others
 Fusion = Literal["auto", "server", "rrf", "weighted", "linear"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
@@ -31,6 +34,7 @@ class SearchRequest:
 
     query: str
     mode: Mode = "hybrid"
+    legs: Sequence[str] | None = None  # hybrid's legs (2 or 3 of LEGS); None: keyword, knn
     k: int = 10
     offset: int = 0
     fusion: Fusion = "auto"
@@ -50,6 +54,7 @@ class SearchRequest:
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
+        object.__setattr__(self, "legs", _checked_legs(self.legs, self.mode))
         _check_choice("fusion", self.fusion, FUSIONS)
         if not isinstance(self.query, str):
             raise InputError(f"query must be text, got {type(self.query).__name__}")
@@ -78,6 +83,13 @@ class SearchRequest:
             raise InputError(f"oversample={self.oversample} must be from 1 to 10")
 
     @property
+    def leg_names(self) -> tuple[str, ...]:
+        """The legs searched: the mode's own, or hybrid's (keyword and knn by default)."""
+        if self.mode != "hybrid":
+            return (self.mode,)
+        return tuple(self.legs) if self.legs else HYBRID_LEGS
+
+    @property
     def depth(self) -> int:
         """How many candidates the final ranking needs (page end, or the rerank pool)."""
         return max(self.offset + self.k, self.rerank_top if self.rerank else 0)
@@ -86,6 +98,23 @@ class SearchRequest:
 def clean_query(text: str) -> str:
     """Drop control characters and normalise Unicode (NFC); keep everything else verbatim."""
     return unicodedata.normalize("NFC", _CONTROL.sub(" ", text)).strip()
+
+
+def _checked_legs(legs: Sequence[str] | str | None, mode: str) -> tuple[str, ...] | None:
+    """``legs`` as a tuple (a comma-separated string is split), checked against the mode."""
+    if legs is None:
+        return None
+    names = [s.strip() for s in legs.split(",")] if isinstance(legs, str) else list(legs)
+    for name in names:
+        _check_choice("leg", name, LEGS)
+    if len(set(names)) != len(names):
+        raise InputError(f"legs={','.join(names)} names a leg twice")
+    if mode != "hybrid":
+        if names != [mode]:
+            raise InputError(f"legs apply to mode='hybrid'; mode={mode!r} searches {mode} only")
+    elif len(names) < 2:
+        raise InputError("hybrid fuses two or three legs (keyword,knn,sparse); for one, use mode")
+    return tuple(names)
 
 
 def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:

@@ -29,11 +29,13 @@ from es_semantic.schema.contract import (
 from es_semantic.search import core
 from es_semantic.search.core import SearchPlan
 from es_semantic.search.encoders import AsyncQueryEncoder, QueryEncoder
+from es_semantic.search.legs import needs_sparse
 from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode, SearchRequest
 from es_semantic.types import SearchResult
 
 if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 RERANK_CHUNK = 8
 
@@ -75,6 +77,7 @@ class _SearcherBase(Generic[ClientT]):
         *,
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
+        sparse_encoder: SparseEncoder | None = None,
     ) -> None:
         self.es = es
         self.index = index
@@ -84,6 +87,7 @@ class _SearcherBase(Generic[ClientT]):
         self.encoder = self.encoders[0]  # the one matching the index's contract, once read
         self.reranker = reranker
         self.fields = list(fields) if fields else None
+        self.sparse_encoder = sparse_encoder  # the sparse leg's model (its queries)
         self._contract: IndexContract | None = None
         self._indices: frozenset[str] = frozenset()
         self._cluster: ClusterInfo | None = None
@@ -100,6 +104,8 @@ class _SearcherBase(Generic[ClientT]):
     def _accept_mapping(self, mapping: Mapping[str, Any]) -> IndexContract:
         """Read the contract from a get-mapping response and pick the encoder that fits it."""
         contract = contract_from_mapping_response(dict(mapping), self.index)
+        if contract.sparse is not None and self.sparse_encoder is not None:
+            contract.sparse.check(self.sparse_encoder.spec, self.index)
         fitting = [
             e for e in self.encoders if not contract.differences(e.config, for_indexing=False)
         ]
@@ -153,18 +159,19 @@ class _SearcherBase(Generic[ClientT]):
                 t0 = time.perf_counter()
                 vector = (yield self._encode_work(request)).body
                 took["encode"] = (time.perf_counter() - t0) * 1000
+            sparse = yield from self._sparse_steps(request, contract, took)
             cluster = self._cluster or core.UNKNOWN_CLUSTER
             if self._cluster is None and _needs_cluster(request):
                 cluster = yield from self._cluster_steps()
             plan = core.plan_search(request, contract, vector, cluster=cluster,
-                                    refused=self._refused)  # fmt: skip
+                                    refused=self._refused, sparse=sparse)  # fmt: skip
             responses = yield from self._msearch(plan, took)
             if plan.server_fusion and core.is_fusion_refusal(responses[plan.server_fusion]):
                 self._refused |= {plan.server_fusion}  # later searches fuse on the client
                 if request.fusion == "server":
                     _raise_for_errors(self.index, responses, self.secrets)
                 plan = core.plan_search(request, contract, vector, cluster=cluster,
-                                        refused=self._refused)  # fmt: skip
+                                        refused=self._refused, sparse=sparse)  # fmt: skip
                 responses = yield from self._msearch(plan, took)
             if attempt == 0 and (yield from self._moved(responses)):
                 continue
@@ -223,6 +230,24 @@ class _SearcherBase(Generic[ClientT]):
                 return None
         return scores
 
+    def _sparse_steps(
+        self, request: SearchRequest, contract: IndexContract, took: dict[str, float]
+    ) -> Steps[dict[str, float] | None]:
+        """The query's sparse vector when the sparse leg is searched, by the leg's model."""
+        if not needs_sparse(request) or contract.sparse is None:
+            return None  # no sparse leg: plan_search says so
+        encoder = self.sparse_encoder
+        if encoder is None:
+            raise ConfigError(
+                f"a sparse search needs the index's sparse model ({contract.sparse.model_name}): "
+                "Searcher(..., sparse_encoder=SparseEncoder(...)), or --sparse-model"
+            )
+        contract.sparse.check(encoder.spec, self.index)
+        t0, texts = time.perf_counter(), [request.query]
+        vector: dict[str, float] = (yield Work(lambda: encoder.encode_queries(texts)[0])).body
+        took["sparse_encode"] = (time.perf_counter() - t0) * 1000
+        return vector
+
     def _encode_work(self, request: SearchRequest) -> Work:
         """The query's vector: in a thread, or awaited from an async encoder (the service's
         batcher) by the async searcher."""
@@ -248,7 +273,7 @@ class _SearcherBase(Generic[ClientT]):
 def _needs_cluster(request: SearchRequest) -> bool:
     """Whether planning depends on the cluster's version and licence."""
     server_fusion = request.mode == "hybrid" and request.fusion in ("auto", "server", "linear")
-    return server_fusion or request.oversample is not None
+    return server_fusion or request.oversample is not None or needs_sparse(request)
 
 
 class Searcher(_SearcherBase[Elasticsearch]):
@@ -271,6 +296,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         query: str,
         *,
         mode: Mode = "hybrid",
+        legs: Sequence[str] | None = None,
         k: int = 10,
         offset: int = 0,
         fusion: Fusion = "auto",
@@ -293,7 +319,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """
         request = self._request(
-            query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
+            query, mode=mode, legs=legs, k=k, offset=offset, fusion=fusion, alpha=alpha,
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
@@ -321,6 +347,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         query: str,
         *,
         mode: Mode = "hybrid",
+        legs: Sequence[str] | None = None,
         k: int = 10,
         offset: int = 0,
         fusion: Fusion = "auto",
@@ -343,7 +370,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
         """
         request = self._request(
-            query, mode=mode, k=k, offset=offset, fusion=fusion, alpha=alpha,
+            query, mode=mode, legs=legs, k=k, offset=offset, fusion=fusion, alpha=alpha,
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,

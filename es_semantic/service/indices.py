@@ -24,7 +24,8 @@ class SearchBody(BaseModel):
 
     model_config = {"extra": "forbid"}
     query: str
-    mode: Literal["keyword", "knn", "hybrid"] = "hybrid"
+    mode: Literal["keyword", "knn", "sparse", "hybrid"] = "hybrid"
+    legs: list[str] | None = None
     k: int = 10
     offset: int = 0
     fusion: Literal["auto", "server", "rrf", "weighted", "linear"] = "auto"

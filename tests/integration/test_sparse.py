@@ -4,16 +4,20 @@ SPLADE-tiny vectors written by every indexer, the contract checked, and searched
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from elasticsearch import BadRequestError, Elasticsearch
 
-from es_semantic import IndexContractError, Indexer
+from es_semantic import AsyncSearcher, IndexContractError, Indexer, Searcher
+from es_semantic.cli import cli
 from es_semantic.encoding.sparse import SparseEncoder
+from es_semantic.errors import ConfigError, SearchError
 from es_semantic.indexing.async_indexer import AsyncIndexer
 from es_semantic.schema.contract import IndexContract, escape_vector
-from tests.sparse_models import splade_tiny_dir
+from tests.sparse_models import build_tiny_mlm, splade_tiny_dir
 
 DOCS = [
     {"id": "paris", "text": "Paris is the capital and most populous city of France."},
@@ -85,3 +89,100 @@ def test_the_sparse_leg_is_checked_before_writing(es, index_name, tiny, splade):
     with pytest.raises(IndexContractError, match="has no sparse leg"):
         Indexer(es, plain, tiny, sparse_encoder=splade).index(DOCS[2:])
     assert es.count(index=index_name)["count"] == 2
+
+
+@pytest.fixture
+def sparse_index(es, index_name, tiny, splade):
+    Indexer(es, index_name, tiny, sparse_encoder=splade).index(DOCS)
+    return index_name
+
+
+QUERIES = {
+    "capital of france": "paris",
+    "largest animal on earth": "whales",
+    "senate passes legislation": "usa",
+    "storm forecast for the coast": "rain",
+}
+
+
+def test_sparse_mode_finds_each_document_first(es, sparse_index, tiny, splade):
+    """A real learning signal: SPLADE-tiny ranks each query's document first by the sparse leg
+    alone (the tiny dense model is random: the sparse leg carries these)."""
+    searcher = Searcher(es, sparse_index, tiny, sparse_encoder=splade)
+    for query, expected in QUERIES.items():
+        result = searcher.search(query, mode="sparse", k=3)
+        assert result.hits[0].id == expected, (query, [h.id for h in result.hits])
+        assert set(result.hits[0].scores) == {"sparse"}
+        assert "sparse" not in result.hits[0].source and "text" in result.hits[0].source
+
+
+def test_hybrid_over_three_legs(es, sparse_index, tiny, splade):
+    searcher = Searcher(es, sparse_index, tiny, sparse_encoder=splade)
+    result = searcher.search("capital of france", legs=["keyword", "knn", "sparse"], k=6)
+    assert result.fusion == "rrf"
+    top = result.hits[0]
+    assert top.id == "paris" and {"keyword", "knn", "sparse"} <= set(top.ranks)
+    weighted = searcher.search("capital of france", legs="keyword,sparse", fusion="weighted")
+    assert weighted.hits[0].id == "paris" and "knn" not in weighted.hits[0].scores
+
+
+def test_async_searcher_sparse(es_server, sparse_index, tiny, splade):
+    from es_semantic.elastic.client import make_async_client
+
+    async def go() -> Any:
+        aes = make_async_client(es_server.config)
+        try:
+            searcher = AsyncSearcher(aes, sparse_index, tiny, sparse_encoder=splade)
+            return await searcher.search("largest animal on earth", mode="sparse", k=2)
+        finally:
+            await aes.close()
+
+    assert asyncio.run(go()).hits[0].id == "whales"
+
+
+def test_sparse_search_checks_the_contract(es, sparse_index, tiny, splade, tmp_path):
+    with pytest.raises(ConfigError, match="needs the index's sparse model"):
+        Searcher(es, sparse_index, tiny).search("capital", mode="sparse")
+    other = SparseEncoder(build_tiny_mlm(tmp_path / "other"))
+    with pytest.raises(IndexContractError, match="sparse leg built with"):
+        Searcher(es, sparse_index, tiny, sparse_encoder=other).search("capital", mode="sparse")
+    plain = sparse_index + "-plain"
+    Indexer(es, plain, tiny).index(DOCS[:2])
+    with pytest.raises(SearchError, match="no sparse leg"):
+        Searcher(es, plain, tiny, sparse_encoder=splade).search("capital", mode="sparse")
+
+
+def _cli(es_server, tiny_st_dir, *args):
+    result = CliRunner().invoke(
+        cli, [*args, "--es-url", es_server.config.url, "--model", str(tiny_st_dir)],
+        catch_exceptions=False,
+    )  # fmt: skip
+    return result
+
+
+def test_cli_create_index_search_and_info(es_server, es, index_name, tiny_st_dir, tmp_path):
+    model = str(splade_tiny_dir())
+    made = _cli(es_server, tiny_st_dir, "create-index", index_name, "--sparse-model", model,
+                "--sparse-prune")  # fmt: skip
+    assert made.exit_code == 0 and "sparse leg" in made.output, made.output
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    indexed = _cli(es_server, tiny_st_dir, "index", index_name, str(corpus), "--quiet",
+                   "--sparse-model", model, "--dead-letter", str(tmp_path / "dead.jsonl"))  # fmt: skip
+    assert indexed.exit_code == 0, indexed.output
+    found = _cli(es_server, tiny_st_dir, "search", index_name, "capital of france", "--mode",
+                 "sparse", "--sparse-model", model, "--json")  # fmt: skip
+    assert found.exit_code == 0, found.output
+    body = json.loads(found.stdout)
+    assert body["mode"] == "sparse" and body["hits"][0]["id"] == "paris"
+    fused = _cli(es_server, tiny_st_dir, "search", index_name, "capital of france", "--legs",
+                 "keyword,knn,sparse", "--sparse-model", model, "--json")  # fmt: skip
+    assert fused.exit_code == 0, fused.output
+    assert set(json.loads(fused.stdout)["hits"][0]["scores"]) >= {"keyword", "knn", "sparse"}
+    missing = _cli(es_server, tiny_st_dir, "search", index_name, "capital", "--mode", "sparse")
+    assert missing.exit_code != 0 and "--sparse-model" in missing.output
+    info = _cli(es_server, tiny_st_dir, "info", index_name, "--json")
+    leg = json.loads(info.stdout)["contract"]["sparse"]
+    assert leg["model_fingerprint"] == SparseEncoder(model).fingerprint and leg["prune"] is True
+    text = _cli(es_server, tiny_st_dir, "info", index_name)
+    assert "sparse     model" in text.output, text.output

@@ -158,7 +158,7 @@ def test_empty_or_huge_query_is_a_clear_error(text):
     [
         ({"k": 0}, "k=0 must be an integer from 1 to 10000"),
         ({"k": 10_001}, "k=10001"),
-        ({"mode": "semantic"}, "mode='semantic' is not one of keyword, knn, hybrid"),
+        ({"mode": "semantic"}, "mode='semantic' is not one of keyword, knn, sparse, hybrid"),
         ({"alpha": 2.0}, "alpha=2.0"),
         ({"offset": -1}, "offset=-1"),
     ],

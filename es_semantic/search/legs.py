@@ -1,0 +1,85 @@
+"""Which legs a search runs and how they combine (pure): the sparse leg's checks, weighted
+fusion's weights, and the bodies of hybrid over any set of legs (keyword, knn, sparse)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from es_semantic.cluster import ClusterInfo
+from es_semantic.errors import SearchError
+from es_semantic.schema.contract import IndexContract
+from es_semantic.search import queries
+from es_semantic.search.request import SearchRequest
+
+
+def needs_sparse(request: SearchRequest) -> bool:
+    return "sparse" in request.leg_names
+
+
+def leg_weights(request: SearchRequest) -> dict[str, float]:
+    """Weighted fusion's weights: kNN ``alpha`` and keyword 1 - alpha for those two legs;
+    equal weights over any other set of legs."""
+    legs = request.leg_names
+    if set(legs) == {"keyword", "knn"}:
+        return {"knn": request.alpha, "keyword": 1.0 - request.alpha}
+    return dict.fromkeys(legs, 1.0 / len(legs))
+
+
+def check_sparse(request: SearchRequest, contract: IndexContract, cluster: ClusterInfo) -> None:
+    """Refuse a sparse search the index or the cluster cannot answer."""
+    if not needs_sparse(request):
+        return
+    if contract.sparse is None:
+        raise SearchError(
+            "this index has no sparse leg: create one with `--sparse-model` (create-index or "
+            "index into a new index), or search with mode keyword, knn or hybrid"
+        )
+    if (0, 0, 0) < cluster.version < (8, 15, 0):
+        raise SearchError(
+            f"the sparse leg's sparse_vector query needs Elasticsearch 8.15 or later; this "
+            f"cluster is {cluster.number}"
+        )
+
+
+def legs_plan(
+    request: SearchRequest, contract: IndexContract, vector: Sequence[float] | None,
+    sparse: Mapping[str, float] | None, window: int, fields: list[str] | None,
+    filters: list[dict[str, Any]], source: list[str] | None,
+) -> tuple[dict[str, dict[str, Any]], str]:  # fmt: skip
+    """Hybrid over the legs named (with the sparse leg): one body per leg, fused on the
+    client (``weighted``/``linear``: weighted; ``adaptive``; otherwise RRF)."""
+    if request.fusion == "server":
+        raise SearchError(
+            "fusion='server' fuses keyword and knn on the cluster; hybrid with the sparse "
+            "leg fuses on the client: use fusion auto, rrf, weighted or adaptive"
+        )
+    bodies: dict[str, dict[str, Any]] = {}
+    for leg in request.leg_names:
+        if leg == "keyword":
+            bodies[leg] = queries.keyword_body(
+                request.query, contract, size=window, fields=fields, filters=filters,
+                source=source, highlight=request.highlight,
+            )  # fmt: skip
+        elif leg == "knn":
+            bodies[leg] = queries.knn_body(
+                vector_of(vector), contract, size=window, filters=filters, source=source,
+                num_candidates=request.num_candidates, oversample=request.oversample,
+            )  # fmt: skip
+        else:
+            bodies[leg] = queries.sparse_body(sparse_of(sparse), contract, size=window,
+                                              filters=filters, source=source)  # fmt: skip
+    fusion = {"weighted": "weighted", "linear": "weighted", "adaptive": "adaptive"}
+    return bodies, fusion.get(request.fusion, "rrf")
+
+
+def vector_of(vector: Sequence[float] | None) -> Sequence[float]:
+    if vector is None:
+        raise SearchError("internal: a vector is needed for the knn leg")
+    return vector
+
+
+def sparse_of(sparse: Mapping[str, float] | None) -> Mapping[str, float]:
+    if sparse is None:
+        raise SearchError("internal: a sparse query vector is needed for the sparse leg")
+    return sparse

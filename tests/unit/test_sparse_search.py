@@ -1,0 +1,116 @@
+"""Sparse mode and hybrid over any set of legs: the request, the bodies, the fusion (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from es_semantic.cluster import ClusterInfo
+from es_semantic.errors import InputError, SearchError
+from es_semantic.schema.contract import IndexContract, SparseLeg
+from es_semantic.search import core
+from es_semantic.search.legs import leg_weights
+from es_semantic.search.request import SearchRequest
+from tests.unit.test_sparse_contract import DENSE, Spec
+
+VECTOR = [0.1] * 8
+SPARSE = {"cat": 1.5, ".": 0.5, "dog": 0.0}
+
+
+def contract(**leg: Any) -> IndexContract:
+    return IndexContract.from_encoder(
+        DENSE, chunking="none", sparse=SparseLeg.from_model(Spec(), **leg)
+    )
+
+
+def test_legs_are_checked() -> None:
+    assert SearchRequest("q").leg_names == ("keyword", "knn")
+    assert SearchRequest("q", mode="sparse").leg_names == ("sparse",)
+    assert SearchRequest("q", legs="keyword, sparse").leg_names == ("keyword", "sparse")
+    assert SearchRequest("q", legs=["knn", "sparse", "keyword"]).legs == (
+        "knn",
+        "sparse",
+        "keyword",
+    )
+    with pytest.raises(InputError, match="leg='bm25' is not one of keyword, knn, sparse"):
+        SearchRequest("q", legs="keyword,bm25")
+    with pytest.raises(InputError, match="twice"):
+        SearchRequest("q", legs="knn,knn")
+    with pytest.raises(InputError, match="two or three legs"):
+        SearchRequest("q", legs="sparse")
+    with pytest.raises(InputError, match="legs apply to mode='hybrid'"):
+        SearchRequest("q", mode="knn", legs="keyword,knn")
+
+
+def test_sparse_mode_body() -> None:
+    plan = core.plan_search(SearchRequest("q", mode="sparse", k=5, offset=5), contract(), None,
+                            sparse=SPARSE)  # fmt: skip
+    body = plan.bodies["sparse"]
+    assert body["query"] == {"sparse_vector": {"field": "sparse",
+                                               "query_vector": {"cat": 1.5, "%2E": 0.5}}}  # fmt: skip
+    assert (body["size"], body["from"], plan.fusion, plan.paged_by_server) == (5, 5, None, True)
+    assert "sparse" in body["_source"]["excludes"]
+
+
+def test_pruning_and_filters_reach_the_query() -> None:
+    c = IndexContract.from_encoder(
+        DENSE, chunking="none", metadata_fields={"lang": "keyword"},
+        sparse=SparseLeg.from_model(Spec(), prune=True, tokens_weight_threshold=0.3),
+    )  # fmt: skip
+    request = SearchRequest("q", mode="sparse", filters={"lang": "en"})
+    query = core.plan_search(request, c, None, sparse=SPARSE).bodies["sparse"]["query"]
+    clause = query["bool"]["must"][0]["sparse_vector"]
+    assert clause["prune"] is True
+    assert clause["pruning_config"] == {"tokens_freq_ratio_threshold": 5.0,
+                                        "tokens_weight_threshold": 0.3}  # fmt: skip
+    assert query["bool"]["filter"] == [{"term": {"lang": "en"}}]
+
+
+def test_a_query_without_weights_matches_nothing() -> None:
+    plan = core.plan_search(SearchRequest("q", mode="sparse"), contract(), None, sparse={"a": 0.0})
+    assert plan.bodies["sparse"]["query"] == {"match_none": {}}
+
+
+def test_hybrid_over_three_legs_fuses_on_the_client() -> None:
+    request = SearchRequest("q", legs="keyword,knn,sparse", fusion="auto", k=3)
+    cluster = ClusterInfo("8.19.0", (8, 19, 0), "enterprise", "active")
+    plan = core.plan_search(request, contract(), VECTOR, cluster=cluster, sparse=SPARSE)
+    assert list(plan.bodies) == ["keyword", "knn", "sparse"]
+    assert plan.fusion == "rrf" and not plan.paged_by_server
+    with pytest.raises(SearchError, match="fuses on the client"):
+        core.plan_search(SearchRequest("q", legs="knn,sparse", fusion="server"), contract(),
+                         VECTOR, cluster=cluster, sparse=SPARSE)  # fmt: skip
+    two = core.plan_search(SearchRequest("q", legs="keyword,sparse"), contract(), None,
+                           sparse=SPARSE)  # fmt: skip
+    assert list(two.bodies) == ["keyword", "sparse"]  # no vector needed without the knn leg
+
+
+def _response(ids: list[str]) -> dict[str, Any]:
+    hits = [{"_index": "i", "_id": d, "_score": 10.0 - n, "_source": {"text": d}}
+            for n, d in enumerate(ids)]  # fmt: skip
+    return {"took": 1, "hits": {"total": {"value": len(ids), "relation": "eq"}, "hits": hits}}
+
+
+def test_three_legs_fused_by_rrf_and_weighted() -> None:
+    request = SearchRequest("q", legs="keyword,knn,sparse", k=3)
+    plan = core.plan_search(request, contract(), VECTOR, sparse=SPARSE)
+    responses = {"keyword": _response(["a", "b"]), "knn": _response(["c", "b"]),
+                 "sparse": _response(["b", "d"])}  # fmt: skip
+    result = core.assemble(request, contract(), plan, responses, {})
+    assert [h.id for h in result.hits][:1] == ["b"]  # found by all three legs
+    assert set(result.hits[0].scores) >= {"keyword", "knn", "sparse", "rrf"}
+    assert leg_weights(SearchRequest("q", legs="keyword,knn,sparse")) == pytest.approx(
+        {"keyword": 1 / 3, "knn": 1 / 3, "sparse": 1 / 3}
+    )
+    assert leg_weights(SearchRequest("q", alpha=0.7)) == pytest.approx({"knn": 0.7, "keyword": 0.3})
+
+
+def test_sparse_needs_a_leg_and_a_new_enough_cluster() -> None:
+    plain = IndexContract.from_encoder(DENSE)
+    with pytest.raises(SearchError, match="no sparse leg"):
+        core.plan_search(SearchRequest("q", mode="sparse"), plain, None, sparse=SPARSE)
+    old = ClusterInfo("8.14.3", (8, 14, 3), "basic", "active")
+    with pytest.raises(SearchError, match=r"8\.15 or later; this cluster is 8\.14\.3"):
+        core.plan_search(SearchRequest("q", mode="sparse"), contract(), None, cluster=old,
+                         sparse=SPARSE)  # fmt: skip
