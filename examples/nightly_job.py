@@ -2,8 +2,9 @@
 
     python nightly_job.py INDEX PATH... --report report.json [--dead-letter failed.jsonl]
 
-- Resumable: a re-run (after a crash, a Ctrl-C, a cluster outage) skips every document already
-  indexed unchanged, without encoding it (the index stores each document's content hash).
+- Resumable: a re-run (after a crash, a Ctrl-C or SIGTERM, a cluster outage) skips every
+  document already indexed unchanged, without encoding it (the index stores each document's
+  content hash).
 - Dead letters: every record that could not be indexed (a bad line, an empty text, a document
   the cluster refused, the records in hand when the run stopped) is written whole to the
   dead-letter JSONL file, with its origin (``file:line``) and the reason.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -91,6 +93,12 @@ def run(args: argparse.Namespace) -> tuple[int, str, IndexReport | None, str | N
     return 0, "ok", report, None
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (kill, docker stop, a Kubernetes shutdown) stops the run as Ctrl-C does: the
+    records in hand become dead letters and the report is still written."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("index")
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.metadata_field = dict(
         f.split(":", 1) if ":" in f else (f, "keyword") for f in args.metadata_field
     )
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     started = time.monotonic()
     code, status, report, error = run(args)
     write_report(args.report, status, report, error)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,37 @@ def test_nightly_job(es, es_server, index_name, tiny_st_dir, tmp_path):
                                              "--report", str(report_file)], env, tmp_path)  # fmt: skip
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
+
+
+def test_nightly_job_stopped_by_sigterm_accounts_for_every_record_read(
+    es, es_server, index_name, tiny_st_dir, tmp_path
+):
+    export = tmp_path / "export.jsonl"
+    count = 30_000  # far more than it can index before the signal
+    export.write_text("".join(f'{{"id": "d{i}", "text": "note {i}"}}\n' for i in range(count)))
+    report_file, dead = tmp_path / "report.json", tmp_path / "failed.jsonl"
+    job = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "nightly_job.py"), index_name, str(export),
+         "--report", str(report_file), "--dead-letter", str(dead)],
+        env=environment(es_server, tiny_st_dir), cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not es.indices.exists(index=index_name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # some batches on their way
+        job.send_signal(signal.SIGTERM)
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 130, stderr
+    report = json.loads(report_file.read_text())
+    assert report["status"] == "interrupted"
+    assert 0 < report["total"] < count
+    assert report["indexed"] + report["failed"] == report["total"]
+    assert len(dead_letters(dead)) == report["failed"]
+    es.indices.refresh(index=index_name)
+    assert es.count(index=index_name)["count"] == report["indexed"]
 
 
 def test_index_parquet(es, es_server, index_name, tiny_st_dir, tmp_path):
