@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
+from elastic_transport import TransportError
 from elasticsearch import AsyncElasticsearch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -57,6 +58,12 @@ async def on_error(request: Request, exc: EsSemanticError) -> JSONResponse:
     """Each es-semantic error as one status and its one-line message (secrets never in it)."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
     return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+@app.exception_handler(TransportError)
+async def on_unreachable(request: Request, exc: TransportError) -> JSONResponse:
+    """The cluster did not answer (connection refused, timeout): 503, the client may retry."""
+    return JSONResponse({"error": "the search cluster cannot be reached; retry shortly"}, 503)
 
 
 @app.get("/search")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from es_semantic import Indexer
+from es_semantic.demo.server import free_loopback_port
 from tests.needs import need_module
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,10 @@ def test_fastapi_backend(es, es_server, index_name, tiny, tiny_st_dir, tiny_bert
         mismatch = client.get("/search", params={"q": "spaghetti"})
         assert mismatch.status_code == 409, mismatch.text
         assert other in mismatch.json()["error"]
+    monkeypatch.setenv("ES_URL", f"http://127.0.0.1:{free_loopback_port()}")  # nothing there
+    with TestClient(module.app) as client:
+        unreachable = client.get("/search", params={"q": "spaghetti"})
+        assert unreachable.status_code == 503, unreachable.text
 
 
 def _encoder(path: Path) -> Any:
