@@ -54,7 +54,11 @@ def _paragraphs(text: str) -> str:
 
 def _options_table(command: Any, ctx: Any) -> str:
     rows = ["| option | what it does |", "|---|---|"]
+    import click
+
     for param in command.get_params(ctx):
+        if isinstance(param, click.Argument):  # named in the usage line
+            continue
         record = param.get_help_record(ctx)
         if record is None:
             continue
