@@ -49,8 +49,10 @@ async def running_tools(
     """The tools on an async client checked to answer (closed at the end); every secret the
     server knows is masked in its loggers meanwhile."""
     masking = RedactingFilter([*es_config.secrets(), *options.service.api_keys])
-    for name in LOGGERS:
-        logging.getLogger(name).addFilter(masking)
+    masked: list[logging.Filterer] = [logging.getLogger(n) for n in LOGGERS]
+    masked += logging.getLogger().handlers  # a logger's filters miss its children's records
+    for where in masked:
+        where.addFilter(masking)
     aes = make_async_client(es_config)
     try:
         await check_async_client(aes, es_config)
@@ -58,8 +60,8 @@ async def running_tools(
                           limits=options.limits)  # fmt: skip
     finally:
         await aes.close()
-        for name in LOGGERS:
-            logging.getLogger(name).removeFilter(masking)
+        for where in masked:
+            where.removeFilter(masking)
 
 
 async def serve(

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from es_semantic.errors import InputError
+from es_semantic.errors import EsSemanticError, InputError
 from es_semantic.mcp_server.limits import (
     McpLimits,
     check_filters,
@@ -125,9 +125,13 @@ class SearchTools:
     async def list_indices(self) -> list[dict[str, Any]]:
         """The allowed indices with their contract and metadata fields' values."""
         with self.slot():
-            out = []
+            out: list[dict[str, Any]] = []
             for name, searcher in self.searchers.items():
-                contract = await searcher.contract()
+                try:
+                    contract = await searcher.contract()
+                except EsSemanticError as exc:  # one index down: the others still listed
+                    out.append({"index": name, "error": str(exc)})
+                    continue
                 body: Any = await self.es.search(
                     index=name, size=0, track_total_hits=True,
                     aggs=value_aggregations(contract, self.limits) or None,

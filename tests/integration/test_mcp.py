@@ -63,7 +63,7 @@ def payload(result: Any) -> Any:
     return text if result.is_error else json.loads(text)
 
 
-async def check_tools(client: Any, index: str) -> list[Any]:
+async def check_tools(client: Any, index: str, absent: str | None = None) -> list[Any]:
     """What both transports must show; returns every result, for the secrets check."""
     listed = await client.list_tools()
     tools = {t.name: t for t in listed.tools}
@@ -73,7 +73,7 @@ async def check_tools(client: Any, index: str) -> list[Any]:
         assert tool.description and tool.annotations.read_only_hint is True
     search_schema = tools["search"].input_schema
     assert search_schema["properties"]["k"]["maximum"] == 50
-    assert search_schema["properties"]["index"]["enum"] == [index]
+    assert search_schema["properties"]["index"]["enum"] == [index, *([absent] if absent else [])]
     assert search_schema["required"] == ["query", "index"]
     results = []
 
@@ -82,7 +82,11 @@ async def check_tools(client: Any, index: str) -> list[Any]:
         results.append(result)
         return result
 
-    described = payload(await call("list_indices"))["indices"][0]
+    listed_indices = payload(await call("list_indices"))["indices"]
+    if absent:  # an allowed index that is missing is listed with why, the others still are
+        assert listed_indices[1]["index"] == absent
+        assert "does not exist" in listed_indices[1]["error"]
+    described = listed_indices[0]
     assert described["index"] == index and described["documents"] == len(DOCS)
     assert described["metadata_fields"]["lang"]["type"] == "keyword"
     assert sorted(described["metadata_fields"]["lang"]["values"]) == ["de", "en", "fr"]
@@ -156,7 +160,8 @@ def test_mcp_over_stdio(es_server, mcp_index, tiny_st_dir, tmp_path):
 def http_server(es_url: str, model: Path, index: str, key_file: Path) -> Iterator[str]:
     port = free_loopback_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen([sys.executable, *command(es_url, model, index, "--transport", "http",
+    proc = subprocess.Popen([sys.executable, *command(es_url, model, index, "--index",
+                             f"{index}-absent", "--transport", "http",
                              "--port", str(port), "--api-key-file", str(key_file))],
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
@@ -202,7 +207,7 @@ def test_mcp_over_http_needs_an_api_key(es_server, mcp_index, tiny_st_dir, tmp_p
             httpx2.AsyncClient(headers=headers, timeout=60) as http,
             Client(streamable_http_client(url, http_client=http)) as client,
         ):
-            await check_tools(client, mcp_index)
+            await check_tools(client, mcp_index, f"{mcp_index}-absent")
 
     with http_server(es_server.config.url, tiny_st_dir, mcp_index, key_file) as url:
         assert status_of(url) == 401 and status_of(url, "wrong-key") == 401
