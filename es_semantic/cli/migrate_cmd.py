@@ -16,6 +16,7 @@ from es_semantic.cli.common import (
     terminate_as_interrupt,
 )
 from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
+from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.errors import ConfigError, EsSemanticError, InputError
 from es_semantic.schema.contract import INDEX_OPTIONS, SIMILARITIES
 
@@ -53,6 +54,9 @@ from es_semantic.schema.contract import INDEX_OPTIONS, SIMILARITIES
 )
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=256, show_default=True)
 @click.option("--dead-letter", type=click.Path(dir_okay=False), help="[NEW_INDEX.dead.jsonl]")
+@sparse_model_option(
+    "the sparse leg's model (needed when the index has one; another model's makes a new leg)"
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @connection_options
@@ -72,6 +76,7 @@ def migrate_cmd(
     no_freeze: bool,
     batch_size: int,
     dead_letter: str | None,
+    sparse_model: str | None,
     as_json: bool,
     quiet: bool,
     **options: Any,
@@ -102,7 +107,8 @@ def migrate_cmd(
             es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
             freeze=not no_freeze, batch_size=batch_size,
             dead_letter=dead_letter or "{index}.dead.jsonl", progress=not quiet and not as_json,
-            similarity=similarity, index_options=index_options, **overrides,
+            similarity=similarity, index_options=index_options,
+            sparse_encoder=load_sparse(state, sparse_model), **overrides,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))

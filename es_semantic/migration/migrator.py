@@ -36,6 +36,7 @@ from es_semantic.migration.plan import (
     new_index_name,
     resume_refusal,
     swap_actions,
+    with_sparse_leg,
 )
 from es_semantic.schema.contract import IndexContract, missing_index_error
 from es_semantic.search.searcher import Searcher
@@ -43,6 +44,7 @@ from es_semantic.types import Document, IndexReport, ReadFailure
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500
@@ -156,6 +158,7 @@ def migrate(
     chunk_size: int = 500,
     dead_letter: str | Path | None = None,
     progress: bool = False,
+    sparse_encoder: SparseEncoder | None = None,
     **overrides: Any,
 ) -> MigrationReport:
     """Move ``alias`` to a new index built with ``encoder`` (see the module docstring).
@@ -164,13 +167,17 @@ def migrate(
     first pass, so no write is lost (writers see a brief ``cluster_block_exception`` instead).
     ``batch_size``: documents encoded at a time; ``chunk_size``: documents per bulk request.
     ``dead_letter``: file for documents that could not be copied; ``{index}`` in it becomes the
-    new index's name.
+    new index's name. ``sparse_encoder``: the sparse leg's model (needed when the old index has
+    a sparse leg; another model's makes a new leg, one given to an index without adds it).
     ``overrides``: contract options for the new index (chunking, chunk_tokens, similarity, ...);
     everything else is carried over from the old index's contract."""
     started = time.perf_counter()
     old_index, properties = resolve_alias(es, alias)
     old = read_contract(es, old_index)
     target = new_contract(old, encoder.config, **overrides)
+    active = sparse_encoder.max_active_dims if sparse_encoder is not None else None
+    spec = sparse_encoder.spec if sparse_encoder is not None else None
+    target = with_sparse_leg(target, old, spec, alias, active)
     name = new_index or new_index_name(alias, target)
     report = MigrationReport(alias, old_index, name)
     if old_index == name:
@@ -185,7 +192,7 @@ def migrate(
         dead_letter = dead_letter.replace("{index}", name)
     options = {
         "batch_size": batch_size, "chunk_size": chunk_size, "dead_letter": dead_letter,
-        "progress": progress,
+        "progress": progress, "sparse_encoder": sparse_encoder,
     }  # fmt: skip
     report.copy = _copy(es, report, encoder, old, options, created=created)
     if gate is not None:

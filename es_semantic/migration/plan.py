@@ -9,13 +9,16 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from es_semantic.config import EncoderConfig
-from es_semantic.schema.contract import IndexContract
+from es_semantic.errors import ConfigError
+from es_semantic.schema.contract import IndexContract, SparseLeg, SparseModel
 
 MIGRATION_META_KEY = "es_semantic_migration"  # in the new index's _meta: where it came from
+# A sparse leg made for another model keeps the old leg's field and query pruning.
+SPARSE_CARRIED = ("field", "prune", "tokens_freq_ratio_threshold", "tokens_weight_threshold")
 # Kept from the old contract unless overridden: what the documents and queries look like.
 CARRIED = (
     "text_fields",
@@ -46,6 +49,26 @@ def new_contract(old: IndexContract, config: EncoderConfig, **overrides: Any) ->
             int(options.get("chunk_overlap") or 0), options["chunk_tokens"] // 2
         )
     return IndexContract.from_encoder(config, **options)
+
+
+def with_sparse_leg(
+    target: IndexContract, old: IndexContract, spec: SparseModel | None, alias: str,
+    max_active_dims: int | None = None,
+) -> IndexContract:  # fmt: skip
+    """The new index's sparse leg: the old one's when ``spec`` is its model, a new one (with
+    the old leg's field and pruning) for another model; an old leg needs its model given."""
+    leg = old.sparse
+    if spec is None:
+        if leg is not None:
+            raise ConfigError(
+                f"{alias!r} has a sparse leg ({leg.model_name}): pass --sparse-model (Python: "
+                "sparse_encoder=) so the new index gets its sparse vectors"
+            )
+        return target
+    if leg is None or leg.model_fingerprint != spec.fingerprint:
+        kept = {} if leg is None else {k: getattr(leg, k) for k in SPARSE_CARRIED}
+        leg = SparseLeg.from_model(spec, max_active_dims=max_active_dims, **kept)
+    return replace(target, sparse=leg)
 
 
 def contract_key(contract: IndexContract) -> str:

@@ -186,3 +186,28 @@ def test_cli_create_index_search_and_info(es_server, es, index_name, tiny_st_dir
     assert leg["model_fingerprint"] == SparseEncoder(model).fingerprint and leg["prune"] is True
     text = _cli(es_server, tiny_st_dir, "info", index_name)
     assert "sparse     model" in text.output, text.output
+
+
+def test_migration_carries_the_sparse_leg(es, index_name, tiny, splade, tmp_path):
+    from es_semantic import Encoder
+    from es_semantic.migration.migrator import migrate
+    from tests.tiny_models import build_tiny_bert, make_sentence_transformers
+
+    alias, old = index_name, f"{index_name}-v1"
+    Indexer(es, old, tiny, sparse_encoder=splade).index(DOCS)
+    es.indices.put_alias(index=old, name=alias)
+    other = Encoder(make_sentence_transformers(build_tiny_bert(tmp_path / "b", seed=7)))
+    indices_before = set(es.indices.get(index=f"{index_name}*"))
+    with pytest.raises(ConfigError, match="has a sparse leg"):
+        migrate(es, alias, other, new_index=f"{index_name}-v2")
+    assert set(es.indices.get(index=f"{index_name}*")) == indices_before  # nothing made
+    report = migrate(es, alias, other, new_index=f"{index_name}-v2", sparse_encoder=splade)
+    assert report.swapped and report.copy is not None and report.copy.indexed == len(DOCS)
+    moved = Searcher(es, alias, other, sparse_encoder=splade)
+    assert (
+        moved.contract().sparse
+        == IndexContract.from_meta(
+            es.indices.get_mapping(index=old)[old]["mappings"]["_meta"], old
+        ).sparse
+    )
+    assert moved.search("capital of france", mode="sparse", k=1).hits[0].id == "paris"
