@@ -63,7 +63,9 @@ def payload(result: Any) -> Any:
     return text if result.is_error else json.loads(text)
 
 
-async def check_tools(client: Any, index: str, absent: str | None = None) -> list[Any]:
+async def check_tools(
+    client: Any, index: str, absent: str | None = None, rerank: bool = False
+) -> list[Any]:
     """What both transports must show; returns every result, for the secrets check."""
     listed = await client.list_tools()
     tools = {t.name: t for t in listed.tools}
@@ -124,6 +126,12 @@ async def check_tools(client: Any, index: str, absent: str | None = None) -> lis
     assert too_long.is_error and "the limit is 1000" in payload(too_long)
     too_many = await call("search", query="kiwi", index=index, k=51)
     assert too_many.is_error and "k=51 must be from 1 to 50" in payload(too_many)
+    reranked = await call("search", query="kiwi fruit", index=index, mode="keyword", rerank=True)
+    if rerank:  # the server's cross-encoder scored the pool
+        body = payload(reranked)
+        assert body["reranked"] and all("rerank" in h["scores"] for h in body["hits"])
+    else:
+        assert reranked.is_error and "no reranker" in payload(reranked)
     bad_field = await call("search", query="kiwi", index=index, filters={"colour": "green"})
     assert bad_field.is_error and "filterable fields are lang, year" in payload(bad_field)
     return results
@@ -157,12 +165,12 @@ def test_mcp_over_stdio(es_server, mcp_index, tiny_st_dir, tmp_path):
 
 
 @contextlib.contextmanager
-def http_server(es_url: str, model: Path, index: str, key_file: Path) -> Iterator[str]:
+def http_server(es_url: str, model: Path, index: str, key_file: Path, *extra: str) -> Iterator[str]:
     port = free_loopback_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([sys.executable, *command(es_url, model, index, "--index",
                              f"{index}-absent", "--transport", "http",
-                             "--port", str(port), "--api-key-file", str(key_file))],
+                             "--port", str(port), "--api-key-file", str(key_file), *extra)],
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/mcp"
@@ -194,7 +202,9 @@ def status_of(url: str, key: str | None = None) -> int | None:
         return None
 
 
-def test_mcp_over_http_needs_an_api_key(es_server, mcp_index, tiny_st_dir, tmp_path):
+def test_mcp_over_http_needs_an_api_key(
+    es_server, mcp_index, tiny_st_dir, tiny_cross_encoder_dir, tmp_path
+):
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
@@ -207,9 +217,10 @@ def test_mcp_over_http_needs_an_api_key(es_server, mcp_index, tiny_st_dir, tmp_p
             httpx2.AsyncClient(headers=headers, timeout=60) as http,
             Client(streamable_http_client(url, http_client=http)) as client,
         ):
-            await check_tools(client, mcp_index, f"{mcp_index}-absent")
+            await check_tools(client, mcp_index, f"{mcp_index}-absent", rerank=True)
 
-    with http_server(es_server.config.url, tiny_st_dir, mcp_index, key_file) as url:
+    rerank = ("--rerank", str(tiny_cross_encoder_dir))
+    with http_server(es_server.config.url, tiny_st_dir, mcp_index, key_file, *rerank) as url:
         assert status_of(url) == 401 and status_of(url, "wrong-key") == 401
         asyncio.run(scenario(url))
 
