@@ -13,9 +13,10 @@ from es_semantic.elastic.client import make_async_client
 from es_semantic.errors import InputError
 from tests.integration.basic_cluster import BasicCluster
 from tests.integration.fault_proxy import fault_proxy
+from tests.needs import need_module
 
-lc_core = pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
-li_core = pytest.importorskip("llama_index.core", reason="the llama-index extra is not installed")
+lc_core = need_module("langchain_core", "the langchain extra is not installed")
+li_core = need_module("llama_index.core", "the llama-index extra is not installed")
 from langchain_core.runnables import RunnableLambda  # noqa: E402
 from langchain_core.structured_query import Comparator, Comparison, Operation, Operator  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402

@@ -7,9 +7,10 @@ import pytest
 
 from es_semantic import Indexer
 from tests.examples.test_examples import DOCS, environment, run_example
+from tests.needs import need_module
 
-pytest.importorskip("mcp", reason="the mcp extra is not installed")
-pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
+need_module("mcp", "the mcp extra is not installed")
+need_module("langchain_core", "the langchain extra is not installed")
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ import pytest
 
 from es_semantic import Indexer
 from es_semantic.demo.server import free_loopback_port
+from tests.needs import need_module
 
-mcp = pytest.importorskip("mcp", reason="the mcp extra is not installed")
-jsonschema = pytest.importorskip("jsonschema")
+mcp = need_module("mcp", "the mcp extra is not installed")
+jsonschema = need_module("jsonschema", "the mcp extra installs it")
 from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 

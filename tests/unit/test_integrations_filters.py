@@ -8,9 +8,10 @@ import pytest
 
 from es_semantic.errors import InputError
 from es_semantic.schema.filters import build_filters
+from tests.needs import need_module
 
-lc = pytest.importorskip("langchain_core.structured_query")
-li = pytest.importorskip("llama_index.core.vector_stores.types")
+lc = need_module("langchain_core.structured_query", "the langchain extra is not installed")
+li = need_module("llama_index.core.vector_stores.types", "the llama-index extra is not installed")
 
 from es_semantic.integrations import langchain as lc_shell  # noqa: E402
 from es_semantic.integrations import llama_index as li_shell  # noqa: E402
