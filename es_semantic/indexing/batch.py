@@ -121,6 +121,11 @@ def encoding_parts(items: Sequence[T], rows: int, *, first: bool) -> Iterator[Se
         yield items[i : i + size]
 
 
+def shortest_first(todo: Sequence[Prepared]) -> list[Prepared]:
+    """The documents by text length: parts cut from this order hold texts of similar length."""
+    return sorted(todo, key=lambda p: len(p.doc.full_text()))
+
+
 def skip_unchanged(prepared: Sequence[Prepared], unchanged: set[str]) -> list[Prepared]:
     return [p for p in prepared if p.doc_id not in unchanged]
 

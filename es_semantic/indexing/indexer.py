@@ -199,6 +199,25 @@ class _IndexerBase(Generic[ClientT]):
         run.encoded(encoded, time.perf_counter() - t0)
         return todo, encoded
 
+    def _encode_parts(
+        self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun
+    ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:
+        """:meth:`_encode` a part at a time (``steps.encoding_parts``): the bar counts each
+        part's documents as they leave the encoder, not when the batch is sent. Parts are cut
+        from the batch sorted by length (they pad about as little as the whole batch would);
+        what comes back is in the batch's order."""
+        position = {id(p): i for i, p in enumerate(todo)}
+        done: list[tuple[int, steps.Prepared, EncodedDoc]] = []
+        rows = int(getattr(self.encoder, "batch_size", 32))
+        by_length = steps.shortest_first(todo)
+        for part in steps.encoding_parts(by_length, rows, first=run.report.encoded == 0):
+            run.stage("encoding")
+            kept, vectors = self._encode(list(part), contract, run)
+            run.encoded_docs(p.doc for p in kept)
+            done += [(position[id(p)], p, v) for p, v in zip(kept, vectors, strict=True)]
+        done.sort(key=lambda item: item[0])
+        return [p for _, p, _ in done], [v for _, _, v in done]
+
     def _encode_one_by_one(
         self, todo: list[steps.Prepared], contract: IndexContract, run: steps.IndexRun,
         batch_error: Exception,
@@ -336,7 +355,7 @@ class Indexer(_IndexerBase[Elasticsearch]):
             raise PipelineStopped
         try:
             todo, stored = run_steps(self.es, self._batch_steps(batch, contract, run))
-            todo, encoded = self._encode(todo, contract, run) if todo else ([], [])
+            todo, encoded = self._encode_parts(todo, contract, run) if todo else ([], [])
             actions = run_steps(self.es, self._actions_steps(todo, encoded, stored, contract, run))
         except STOPPING_ERRORS as exc:
             pipe.error = pipe.error or exc

@@ -79,3 +79,23 @@ def test_the_bar_counts_encoded_parts_before_the_first_bulk_is_sent(
     assert stages[:3] == ["encoding", "encoding", "encoding"]
     assert {"reading", "sending"} <= set(stages) and stages[-1] == "done"
     assert bar.n == 40  # every document counted once: encoded, then indexed without a second tick
+
+
+def test_parts_encoded_shortest_first_come_back_in_the_batch_order(es, index_name, tiny_bert_dir):
+    """Each document keeps its own vector although its batch is encoded in parts sorted by
+    length: a plain model (no prefixes) finds every document by its own text, at score 1;
+    an id given twice in one batch keeps its later version."""
+    from es_semantic.search.searcher import Searcher
+
+    encoder = Encoder(tiny_bert_dir, batch_size=2)
+    words = "river mountain cloud stone garden music paper window".split()
+    docs = [{"id": f"d{i}", "text": " ".join(words[: 1 + (i * 5) % 8] * (1 + i % 3)) + f" {i}"}
+            for i in range(20)]  # fmt: skip
+    docs.append({"id": "d3", "text": "the later version of d3 wins"})
+    report = Indexer(es, index_name, encoder, batch_size=32, chunking="none").index(docs)
+    assert (report.indexed, report.failed) == (21, 0)
+    searcher = Searcher(es, index_name, encoder)
+    for doc in [*docs[:3], *docs[4:20], docs[20]]:
+        (hit,) = searcher.search(doc["text"], mode="knn", k=1).hits
+        assert hit.id == doc["id"], (doc, hit.id)
+        assert hit.source["text"] == doc["text"]
