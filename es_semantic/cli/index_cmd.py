@@ -26,13 +26,20 @@ from es_semantic.cli.sparse_options import (
     sparse_leg_options,
     sparse_model_option,
 )
-from es_semantic.errors import ConfigError, IndexingError, IndexingInterrupted, InputError
+from es_semantic.errors import (
+    ConfigError,
+    IndexingError,
+    IndexingInterrupted,
+    InputError,
+    MissingDependencyError,
+)
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.readers import (
     INPUT_FORMATS,
     InputFormat,
     count_inputs,
+    detect_format,
     read_path,
 )
 from es_semantic.types import IndexReport
@@ -181,6 +188,7 @@ def index_cmd(
     """
     if dry_run and not delete_missing:
         raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
+    check_inputs(paths, cast("InputFormat | None", fmt))
     ray_options = {
         "ray_address": ray_address,
         "workers": workers,
@@ -229,6 +237,17 @@ def index_cmd(
     if delete_missing:
         _delete_missing(indexer, report, dry_run)
     _finish_report(report, report_json, quiet)
+
+
+def check_inputs(paths: tuple[str, ...], fmt: InputFormat | None) -> None:
+    """Before anything starts (a model loaded, an index created): every PATH's format is
+    known and can be read here, or one line says what to do."""
+    for path in paths:
+        if (fmt or detect_format(path)) == "parquet":
+            try:
+                import pyarrow.parquet  # noqa: F401
+            except ImportError:
+                raise MissingDependencyError("pyarrow", "parquet", "reading Parquet") from None
 
 
 def _index_on_ray(
