@@ -21,6 +21,7 @@ from es_semantic.cli.common import (
     handle_errors,
     settings,
 )
+from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.config import ENV_VARS, ESConfig
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.service.settings import ServiceConfig
@@ -54,6 +55,7 @@ def limit_options(func: Any) -> Any:
 @click.option("--index", "indices", multiple=True,
               help="an index clients may search (repeat); none: any")  # fmt: skip
 @click.option("--rerank", "rerank_model", help="cross-encoder folder for /rerank and rerank")
+@sparse_model_option("the indices' sparse leg model, for mode=sparse and legs with sparse")
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False),
               help="API keys, one a line; then every route needs one (Authorization: Bearer "
               "KEY or X-API-Key) but the open ones, which hold no data: /healthz, /readyz, "
@@ -87,6 +89,7 @@ def serve_cmd(
     port: int,
     indices: tuple[str, ...],
     rerank_model: str | None,
+    sparse_model: str | None,
     api_key_file: str | None,
     max_batch_tokens: int,
     max_wait_ms: float,
@@ -113,6 +116,7 @@ def serve_cmd(
     state = settings(click.get_current_context(), options)
     params = {
         "indices": list(indices), "rerank_model": rerank_model, "api_key_file": api_key_file,
+        "sparse_model": sparse_model,
         "max_batch_tokens": max_batch_tokens, "max_wait_ms": max_wait_ms,
         "max_queue": max_queue, "max_inputs": max_inputs, "max_chars": max_chars,
         "cors": list(cors), "no_batching": no_batching, "eval_report": eval_report, **limits,
@@ -192,7 +196,9 @@ def build_app(
     if not load_models:
         return es_config
     reranker = cross_encoder(state, params["rerank_model"]) if params["rerank_model"] else None
-    return create_app(encoder(state), config=config, es_config=es_config, reranker=reranker)
+    sparse = load_sparse(state, params.get("sparse_model"))
+    return create_app(encoder(state), config=config, es_config=es_config, reranker=reranker,
+                      sparse_encoder=sparse)  # fmt: skip
 
 
 def read_eval_report(path: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from es_semantic.service.state import (
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.reranker import CrossEncoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 __all__ = ["OPEN_ROUTES", "HTTPProblem", "ServiceConfig", "check_inputs", "create_app"]
 ERROR_STATUS: tuple[tuple[type[EsSemanticError], int], ...] = (
@@ -60,11 +61,14 @@ def create_app(
     config: ServiceConfig | None = None,
     es_config: ESConfig | None = None,
     reranker: CrossEncoder | None = None,
+    sparse_encoder: SparseEncoder | None = None,
 ) -> FastAPI:
-    """The service's ASGI app (run it with uvicorn: ``es-semantic serve``)."""
+    """The service's ASGI app (run it with uvicorn: ``es-semantic serve``); ``sparse_encoder``:
+    the model of the indices' sparse leg, for ``mode=sparse`` and ``legs``."""
     config = config or ServiceConfig()
     metrics = ServiceMetrics()
     state = ServiceState(config, encoder, reranker, es_config, metrics)
+    state.sparse_encoder = sparse_encoder
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

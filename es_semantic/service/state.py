@@ -92,6 +92,7 @@ class ServiceState:
         self.query_encoder = BatchedEncoder(encoder, self.batcher)
         self.aes: AsyncElasticsearch | None = None
         self.searchers: OrderedDict[str, AsyncSearcher] = OrderedDict()
+        self.sparse_encoder: Any = None  # the sparse leg's model (serve --sparse-model)
         self.in_flight = 0
         self._page: str | None = None
 
@@ -164,7 +165,8 @@ class ServiceState:
         assert self.aes is not None
         searcher = self.searchers.get(index)
         if searcher is None:
-            searcher = AsyncSearcher(self.aes, index, self.query_encoder, reranker=self.reranker)
+            searcher = AsyncSearcher(self.aes, index, self.query_encoder, reranker=self.reranker,
+                                     sparse_encoder=self.sparse_encoder)  # fmt: skip
         result = await searcher.search(query, **params)
         self.searchers[index] = searcher
         self.searchers.move_to_end(index)

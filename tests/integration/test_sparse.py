@@ -211,3 +211,23 @@ def test_migration_carries_the_sparse_leg(es, index_name, tiny, splade, tmp_path
         ).sparse
     )
     assert moved.search("capital of france", mode="sparse", k=1).hits[0].id == "paris"
+
+
+def test_the_service_searches_the_sparse_leg(es_server, sparse_index, tiny, splade):
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    from es_semantic.service.app import create_app
+    from tests.integration.test_service import call, running
+
+    app = create_app(tiny, es_config=es_server.config, sparse_encoder=splade)
+    with running(app) as url:
+        status, body, _ = call(f"{url}/indices/{sparse_index}/search",
+                               {"query": "capital of france", "mode": "sparse", "k": 2})  # fmt: skip
+        assert status == 200, body
+        assert body["mode"] == "sparse" and body["hits"][0]["id"] == "paris"
+        status, body, _ = call(f"{url}/indices/{sparse_index}/search",
+                               {"query": "largest animal", "legs": ["keyword", "sparse"]})  # fmt: skip
+        assert status == 200, body
+        assert body["hits"][0]["id"] == "whales" and "sparse" in body["hits"][0]["scores"]
+        status, body, _ = call(f"{url}/indices/{sparse_index}/search",
+                               {"query": "q", "legs": ["keyword", "bm25"]})  # fmt: skip
+        assert status == 400 and "bm25" in json.dumps(body), body
