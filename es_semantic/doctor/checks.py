@@ -127,6 +127,12 @@ def index_findings(index: IndexFacts, config: EncoderConfig | None) -> list[Find
             value={"count": info["count"], "vectors": info["vectors"]},
         ),
     ]
+    if contract.sparse is not None:
+        leg = contract.sparse
+        found.append(Finding(section, "sparse leg", "ok",
+                             f"{leg.model_name} ({leg.model_fingerprint}) in {leg.field}: search "
+                             f"it with --sparse-model {leg.model_name}",
+                             value={"model": leg.model_name, "field": leg.field}))  # fmt: skip
     if config is not None:
         found.append(_compatibility(section, index.name, contract, config))
     return found

@@ -168,3 +168,19 @@ def test_json_shape_and_status():
     assert checks[("cluster", "licence")]["value"] == {"type": "basic", "status": "active"}
     assert checks[("extras", "ray")]["fix"] == "pip install 'es-semantic[ray]'"
     json.dumps(out)  # serialisable
+
+
+def test_an_index_with_a_sparse_leg_names_its_model():
+    from dataclasses import replace
+
+    from es_semantic.schema.contract import SparseLeg
+
+    leg = SparseLeg(model_name="splade-tiny", model_fingerprint="5p1ade", max_length=128)
+    built = replace(IndexContract.from_encoder(model_config()), sparse=leg)
+    index = lines(diagnose(facts(index=IndexFacts("docs", contract_info(built)))), "index docs")
+    assert index["sparse leg"].status == "ok"
+    assert "--sparse-model splade-tiny" in index["sparse leg"].detail
+    plain = IndexContract.from_encoder(model_config())
+    assert "sparse leg" not in lines(
+        diagnose(facts(index=IndexFacts("docs", contract_info(plain)))), "index docs"
+    )
