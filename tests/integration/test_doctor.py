@@ -35,7 +35,7 @@ def doctor(url: str, model: Any, *args: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(
         cli, ["doctor", "--json", "--es-url", url, "--model", str(model), *args]
     )
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)  # stderr may hold model notes
 
 
 def checks(out: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:

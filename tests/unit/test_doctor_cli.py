@@ -24,7 +24,7 @@ def test_nothing_listening_is_one_line_and_exit_1(tiny_st_dir):
 def test_json_where_nothing_listens(tiny_st_dir):
     args = ["doctor", "--json", "--index", "docs", "--es-url", NOWHERE, "--model", str(tiny_st_dir)]
     result = CliRunner().invoke(cli, args)
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)  # stderr may hold model notes
     assert (result.exit_code, out["status"], out["exit_code"]) == (1, "fail", 1)
     failed = [c for c in out["checks"] if c["status"] == "fail"]
     assert [(c["section"], c["check"]) for c in failed] == [("connection", "reachable")]
