@@ -81,8 +81,12 @@ def connection_findings(es: ESConfig, error: str | None) -> list[Finding]:
 def _connection_fix(error: str) -> str:
     if "pip install" in error:
         return "install the client major the message names"
+    if "HTTP 403" in error:
+        return "grant these credentials the monitor cluster privilege, or use others"
     if "authentication" in error:
         return "pass the right credentials (--api-key, --username/--password, --bearer-token)"
+    if "TLS" in error:
+        return "pass the cluster's CA with --ca-certs, or pin it with --ssl-fingerprint"
     return "start Elasticsearch there, or point --es-url / ES_URL at your cluster"
 
 

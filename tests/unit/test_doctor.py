@@ -184,3 +184,22 @@ def test_an_index_with_a_sparse_leg_names_its_model():
     assert "sparse leg" not in lines(
         diagnose(facts(index=IndexFacts("docs", contract_info(plain)))), "index docs"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("Elasticsearch at X refused the credentials given: authentication failed (HTTP 401). "
+         "Pass --api-key ...", "--api-key"),
+        ("Elasticsearch at X refused GET / to these credentials (HTTP 403): grant them ...",
+         "monitor cluster privilege"),
+        ("Elasticsearch at X is not reachable: TLS failed (check ES_CA_CERTS or "
+         "ES_SSL_FINGERPRINT). Check --es-url / ES_URL.", "--ca-certs"),
+        ("Elasticsearch at X refuses elasticsearch-py 9.1.0: ... pip install "
+         "'elasticsearch>=8.13,<9'", "client major"),
+    ],
+)  # fmt: skip
+def test_a_cluster_that_answers_but_refuses_gets_the_matching_fix(error, fix):
+    found = diagnose(Facts(ESConfig(url="https://es.example.com"), "9.1.0", None, error))
+    (reachable,) = [f for f in found if f.check == "reachable"]
+    assert reachable.status == "fail" and reachable.detail == error and fix in reachable.fix
