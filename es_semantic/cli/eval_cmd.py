@@ -22,12 +22,12 @@ from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import DEFAULT_METRICS
 from es_semantic.evaluation.runner import build_modes, check_modes, run_legs, summarise
-from es_semantic.evaluation.tuning import split_queries, tune
+from es_semantic.evaluation.tuned_report import TuneInputs, rerank_gain_lines, tune_and_save
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.readers import InputFormat, count_records, read_path
 from es_semantic.search.searcher import Searcher
 
-DEFAULT_MODES = "keyword,knn,hybrid,weighted"
+DEFAULT_MODES = "keyword,knn,hybrid,weighted,adaptive"
 
 
 def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
@@ -67,7 +67,8 @@ def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
     "--modes",
     default=DEFAULT_MODES,
     show_default=True,
-    help="comma list of keyword, knn, hybrid (=rrf), rrf, weighted, server-rrf; +rerank each",
+    help="comma list of keyword, knn, hybrid (=rrf), rrf, weighted, adaptive, server-rrf; "
+    "+rerank each",
 )
 @click.option(
     "--depth", type=click.IntRange(10, 1000), default=100, show_default=True, help="hits per leg"
@@ -76,7 +77,25 @@ def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
 @click.option("--rank-constant", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--rerank", "rerank_model", help="cross-encoder folder for the +rerank modes")
 @click.option("--rerank-top", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option("--tune", is_flag=True, help="sweep alpha and rank constant on part of the queries")
+@click.option(
+    "--rerank-weight",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="+rerank modes: blend weight (0 = first stage only, 1 = cross-encoder only)",
+)
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="sweep alpha, rank constant, adaptive (and with --rerank the blend weight) on part of "
+    "the queries; report on the rest",
+)
+@click.option(
+    "--save",
+    is_flag=True,
+    help="with --tune: store the tuned fusion (and rerank weight) in INDEX's _meta, used by "
+    "searches with --fusion auto",
+)
 @click.option(
     "--tune-fraction",
     type=click.FloatRange(0.1, 0.9),
@@ -120,7 +139,9 @@ def eval_cmd(
     rank_constant: int,
     rerank_model: str | None,
     rerank_top: int,
+    rerank_weight: float,
     tune: bool,
+    save: bool,
     tune_fraction: float,
     concurrency: int,
     limit_queries: int | None,
@@ -133,8 +154,10 @@ def eval_cmd(
     """Evaluate retrieval modes of INDEX on queries + qrels (or a BEIR folder) side by side."""
     chunking = chunking_options(options)
     state = settings(click.get_current_context(), options)
+    if save and not tune:
+        raise click.UsageError("--save stores what --tune finds: add --tune")
     mode_list = check_modes([m.strip() for m in modes.split(",") if m.strip()])
-    index, queries, qrels = _inputs(
+    index, queries, qrels, sources = _inputs(
         index, beir_dir, split, index_opt, queries_file, qrels_file, chunking
     )
     if limit_queries:
@@ -180,6 +203,7 @@ def eval_cmd(
         rank_constant=rank_constant,
         reranker=reranker,
         rerank_top=rerank_top,
+        rerank_weight=rerank_weight,
         depth=depth,
     )
     table = {
@@ -190,8 +214,12 @@ def eval_cmd(
         click.echo(json.dumps(table, indent=2))
     else:
         click.echo(format_table(table, len(qrels)))
+    for line in rerank_gain_lines(runs, qrels):
+        _log(line, as_json)
     if tune:
-        _report_tuning(legs, qrels, tune_fraction, as_json)
+        inputs = TuneInputs(legs, queries, qrels, sources, tune_fraction, reranker, rerank_top)
+        for line in tune_and_save(es, index, inputs, save=save):
+            _log(line, as_json)
     if plot:
         write_plot(table, plot)
 
@@ -204,14 +232,17 @@ def _inputs(
     queries_file: str | None,
     qrels_file: str | None,
     chunking: dict[str, Any],
-) -> tuple[str, dict[str, str], dict[str, dict[str, int]]]:
+) -> tuple[str, dict[str, str], dict[str, dict[str, int]], tuple[str, str]]:
+    """The index, queries, qrels, and the names of the queries and qrels files."""
     if beir_dir:
         _, queries_path, qrels_path = beir_paths(beir_dir, split)
         name = index_opt or index or beir_index_name(beir_dir, chunking)
-        return name, load_queries(queries_path), load_qrels(qrels_path)
+        files = (str(queries_path), str(qrels_path))
+        return name, load_queries(queries_path), load_qrels(qrels_path), files
     if not (index and queries_file and qrels_file):
         raise ConfigError("eval needs INDEX --queries FILE --qrels FILE, or --beir DIR")
-    return index, load_queries(queries_file), load_qrels(qrels_file)
+    files = (queries_file, qrels_file)
+    return index, load_queries(queries_file), load_qrels(qrels_file), files
 
 
 def _log(message: str, as_json: bool) -> None:
@@ -233,25 +264,6 @@ def format_table(table: dict[str, dict[str, float]], n_queries: int) -> str:
         f"({n_queries} queries; latency of fused modes = both legs + fusion on the client)"
     )
     return "\n".join(lines)
-
-
-def _report_tuning(
-    legs: Any, qrels: dict[str, dict[str, int]], fraction: float, as_json: bool
-) -> None:
-    tune_qrels, test_qrels = split_queries(qrels, fraction)
-    _log(
-        f"tuning on {len(tune_qrels)} queries, reporting on the other {len(test_qrels)} "
-        "(tuning and testing on the same queries overfits)",
-        as_json,
-    )
-    for r in tune(legs, tune_qrels, test_qrels):
-        name = "alpha" if r.method == "weighted" else "rank_constant"
-        _log(
-            f"  {r.method}: best {name}={r.setting} ({r.metric} {r.tuned_score:.4f} tuned); "
-            f"held out {r.held_out_score:.4f} vs default {r.default_held_out:.4f} "
-            f"({r.gain:+.4f})",
-            as_json,
-        )
 
 
 def write_plot(table: dict[str, dict[str, float]], path: str) -> None:

@@ -24,6 +24,7 @@ from es_semantic.schema.contract import (
     IndexContract,
     SparseLeg,
 )
+from es_semantic.schema.tuning import TUNING_KEY, Tuning
 
 
 def parse_metadata_fields(specs: tuple[str, ...]) -> dict[str, str]:
@@ -242,6 +243,8 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"metadata   {', '.join(f'{k}:{v}' for k, v in meta.items()) or '-'}")
     mib = info["vector_memory_estimate_bytes"] / 2**20
     click.echo(f"vector RAM ~{mib:.1f} MiB (raw floats + quantized copy, estimate)")
+    tuning = Tuning.from_meta({TUNING_KEY: info.get("tuning")})
+    click.echo(f"tuned      {tuning.summary() if tuning else '- (eval --tune --save stores it)'}")
 
 
 def sparse_summary(leg: dict[str, Any] | None) -> str:

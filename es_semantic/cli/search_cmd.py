@@ -41,12 +41,14 @@ from es_semantic.types import Hit, SearchResult
 @sparse_model_option("the sparse leg's model (the one the index was made with) for sparse queries")
 @click.option(
     "--fusion",
-    type=click.Choice(["auto", "server", "rrf", "weighted", "linear"]),
+    type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive"]),
     default="auto",
     show_default=True,
-    help="hybrid: auto = the rrf retriever where version and licence allow (8.14+, enterprise "
-    "or trial), else client-side RRF; server = the rrf retriever or an error; rrf/weighted = "
-    "client-side; linear = the linear retriever (8.18+, licensed), else client-side weighted",
+    help="hybrid: auto = the fusion `eval --tune --save` stored for the index, else the rrf "
+    "retriever where version and licence allow (8.14+, enterprise or trial), else client-side "
+    "RRF; server = the rrf retriever or an error; rrf/weighted = client-side; linear = the "
+    "linear retriever (8.18+, licensed), else client-side weighted (min-max); adaptive = "
+    "client-side, per-query leg weights from each leg's own scores",
 )
 @click.option(
     "--alpha",
@@ -87,6 +89,11 @@ from es_semantic.types import Hit, SearchResult
 @click.option("--rerank", "rerank_model", help="cross-encoder model folder to rerank with")
 @click.option("--rerank-top", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--rerank-budget-ms", type=click.FloatRange(min=1), help="give up reranking after")
+@click.option(
+    "--rerank-weight",
+    type=click.FloatRange(0, 1),
+    help="blend: 0 = first stage only, 1 = cross-encoder only [the index's tuned weight, else 1]",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
 @connection_options
 @handle_errors
@@ -111,6 +118,7 @@ def search_cmd(
     rerank_model: str | None,
     rerank_top: int,
     rerank_budget_ms: float | None,
+    rerank_weight: float | None,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -142,6 +150,7 @@ def search_cmd(
         rerank=reranker is not None,
         rerank_top=rerank_top,
         rerank_budget_ms=rerank_budget_ms,
+        rerank_weight=rerank_weight,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))

@@ -18,14 +18,14 @@ from tqdm import tqdm
 from es_semantic.errors import ConfigError
 from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, percentile
 from es_semantic.search.core import rerank_text
-from es_semantic.search.fusion import LegHit, rrf, weighted
+from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
 from es_semantic.search.searcher import Searcher
 
 if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
 
 LEG_MODES = ("keyword", "knn")
-FUSED_MODES = ("hybrid", "rrf", "weighted")
+FUSED_MODES = ("hybrid", "rrf", "weighted", "adaptive")
 ALL_MODES = (*LEG_MODES, *FUSED_MODES, "server-rrf")
 
 
@@ -35,6 +35,7 @@ class ModeRun:
 
     ranked: dict[str, list[str]] = field(default_factory=dict)
     ms: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # beside ranked, when known
 
 
 @dataclass
@@ -104,26 +105,41 @@ def run_legs(
 
 def leg_mode(legs: LegRuns, leg: str) -> ModeRun:
     return ModeRun(
-        {q: [h.id for h in hits] for q, hits in legs.hits[leg].items()}, dict(legs.ms[leg])
+        {q: [h.id for h in hits] for q, hits in legs.hits[leg].items()},
+        dict(legs.ms[leg]),
+        {q: [h.score for h in hits] for q, hits in legs.hits[leg].items()},
     )
+
+
+def fuse(
+    method: str, lists: Mapping[str, Sequence[LegHit]], *, rank_constant: int = 60,
+    alpha: float = 0.5,
+) -> list[Fused]:  # fmt: skip
+    """One query's legs fused like a search with ``fusion=method`` fuses them on the client
+    (``alpha``: the kNN weight, the other legs sharing ``1 - alpha``)."""
+    if method in ("hybrid", "rrf"):
+        return rrf(lists, rank_constant=rank_constant)
+    if method == "adaptive":
+        return adaptive(lists)
+    others = [leg for leg in lists if leg != "knn"]
+    weights = {"knn": alpha, **{leg: (1 - alpha) / max(len(others), 1) for leg in others}}
+    return weighted(lists, weights)
 
 
 def fused_mode(
     legs: LegRuns, method: str, *, rank_constant: int = 60, alpha: float = 0.5
 ) -> ModeRun:
-    """Client-side fusion of the two legs; latency = both requests + the fusion itself."""
+    """Client-side fusion of every leg; latency = the legs' requests + the fusion itself."""
     out = ModeRun()
-    for qid in legs.hits["keyword"]:
-        pair = {"keyword": legs.hits["keyword"][qid], "knn": legs.hits["knn"].get(qid, [])}
+    first = next(iter(legs.hits))
+    for qid in legs.hits[first]:
+        lists = {leg: legs.hits[leg].get(qid, []) for leg in legs.hits}
         started = time.perf_counter()
-        fused = (
-            rrf(pair, rank_constant=rank_constant)
-            if method in ("hybrid", "rrf")
-            else weighted(pair, {"knn": alpha, "keyword": 1 - alpha})
-        )
+        fused = fuse(method, lists, rank_constant=rank_constant, alpha=alpha)
         fuse_ms = (time.perf_counter() - started) * 1000
         out.ranked[qid] = [f.id for f in fused]
-        out.ms[qid] = legs.ms["keyword"][qid] + legs.ms["knn"].get(qid, 0.0) + fuse_ms
+        out.scores[qid] = [f.score for f in fused]
+        out.ms[qid] = sum(legs.ms[leg].get(qid, 0.0) for leg in legs.ms) + fuse_ms
     return out
 
 
@@ -136,18 +152,39 @@ def server_rrf_mode(searcher: Searcher, queries: Mapping[str, str], *, depth: in
     return out
 
 
-def reranked_mode(
+@dataclass
+class RerankScores:
+    """Cross-encoder scores of each query's pool (the top ``top`` of a first stage)."""
+
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    ms: dict[str, float] = field(default_factory=dict)
+
+
+def rerank_scores(
     base: ModeRun, legs: LegRuns, queries: Mapping[str, str], reranker: CrossEncoder, top: int
-) -> ModeRun:
-    """Cross-encoder rerank of each query's top ``top`` ids; latency adds the scoring."""
+) -> RerankScores:
+    """Score each query's top ``top`` ids of ``base`` once (every blend weight reuses them)."""
+    out = RerankScores()
+    for qid, ranked in base.ranked.items():
+        started = time.perf_counter()
+        scores = reranker.score(queries[qid], [legs.texts.get(d, "") for d in ranked[:top]])
+        out.scores[qid] = [float(s) for s in scores]
+        out.ms[qid] = (time.perf_counter() - started) * 1000
+    return out
+
+
+def blended_mode(base: ModeRun, rerank: RerankScores, weight: float = 1.0) -> ModeRun:
+    """The pool reordered by the cross-encoder blended with the first stage, as a search with
+    ``rerank_weight=weight`` orders it (1: the cross-encoder alone; 0: the first stage)."""
     out = ModeRun()
     for qid, ranked in base.ranked.items():
-        pool = ranked[:top]
-        started = time.perf_counter()
-        scores = reranker.score(queries[qid], [legs.texts.get(d, "") for d in pool])
-        order = sorted(range(len(pool)), key=lambda i: -float(scores[i]))
-        out.ranked[qid] = [pool[i] for i in order] + ranked[top:]
-        out.ms[qid] = base.ms[qid] + (time.perf_counter() - started) * 1000
+        ce = rerank.scores[qid]
+        pool = ranked[: len(ce)]
+        first = base.scores.get(qid) or [-float(i) for i in range(len(ranked))]
+        final = ce if weight == 1.0 else interpolate(first[: len(pool)], ce, weight)
+        order = sorted(range(len(pool)), key=lambda i: (-final[i], i))
+        out.ranked[qid] = [pool[i] for i in order] + ranked[len(pool) :]
+        out.ms[qid] = base.ms[qid] + rerank.ms[qid]
     return out
 
 
@@ -170,6 +207,7 @@ def build_modes(
     rank_constant: int = 60,
     reranker: CrossEncoder | None = None,
     rerank_top: int = 20,
+    rerank_weight: float = 1.0,
     depth: int = 100,
 ) -> dict[str, ModeRun]:
     """Every requested mode's run, from the legs (and server requests for ``server-rrf``)."""
@@ -179,6 +217,7 @@ def build_modes(
         "hybrid": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "rrf": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "weighted": lambda: fused_mode(legs, "weighted", alpha=alpha),
+        "adaptive": lambda: fused_mode(legs, "adaptive"),
         "server-rrf": lambda: server_rrf_mode(searcher, queries, depth=depth),
     }
     out: dict[str, ModeRun] = {}
@@ -188,6 +227,7 @@ def build_modes(
         if mode.endswith("+rerank"):
             if reranker is None:
                 raise ConfigError(f"mode {mode!r} needs a cross-encoder: pass --rerank MODEL")
-            run = reranked_mode(run, legs, queries, reranker, rerank_top)
+            scores = rerank_scores(run, legs, queries, reranker, rerank_top)
+            run = blended_mode(run, scores, rerank_weight)
         out[mode] = run
     return out

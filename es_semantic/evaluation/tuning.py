@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from es_semantic.evaluation.metrics import Qrels, evaluate
-from es_semantic.evaluation.runner import LegRuns, fused_mode
+from es_semantic.evaluation.runner import LegRuns, ModeRun, RerankScores, blended_mode, fused_mode
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 RANK_CONSTANTS = (1, 5, 10, 20, 40, 60, 100)
+RERANK_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def split_queries(
@@ -48,15 +49,17 @@ def tune(
     """Best alpha (weighted) and rank constant (RRF) on ``tune_qrels``, scored on ``test_qrels``."""
 
     def score(method: str, value: float, qrels: Qrels) -> float:
-        run = (
-            fused_mode(legs, "weighted", alpha=value)
-            if method == "weighted"
-            else fused_mode(legs, "rrf", rank_constant=int(value))
-        )
+        if method == "weighted":
+            run = fused_mode(legs, "weighted", alpha=value)
+        elif method == "rrf":
+            run = fused_mode(legs, "rrf", rank_constant=int(value))
+        else:
+            run = fused_mode(legs, method)
         return evaluate(run.ranked, qrels, [metric])[metric]
 
     results = []
-    for method, grid, default in (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60)):
+    grids = (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60), ("adaptive", (0.0,), 0.0))
+    for method, grid, default in grids:
         best = max(grid, key=lambda v: (score(method, v, tune_qrels), -abs(v - default)))
         results.append(
             TuneResult(
@@ -69,3 +72,43 @@ def tune(
             )
         )
     return results
+
+
+def default_fusion(legs: LegRuns) -> ModeRun:
+    """What a search with nothing tuned fuses on the client: RRF with rank constant 60."""
+    return fused_mode(legs, "rrf")
+
+
+def best_fusion(results: list[TuneResult]) -> TuneResult:
+    """The setting to keep: the best on the tuning queries (the held-out ones only report)."""
+    return max(results, key=lambda r: r.tuned_score)
+
+
+def tuned_run(legs: LegRuns, chosen: TuneResult) -> ModeRun:
+    """The first stage a search with ``chosen`` stored would give."""
+    if chosen.method == "weighted":
+        return fused_mode(legs, "weighted", alpha=chosen.setting)
+    if chosen.method == "rrf":
+        return fused_mode(legs, "rrf", rank_constant=int(chosen.setting))
+    return fused_mode(legs, chosen.method)
+
+
+def tune_rerank_weight(
+    base: ModeRun,
+    scores: RerankScores,
+    tune_qrels: Qrels,
+    test_qrels: Qrels,
+    metric: str = "ndcg@10",
+) -> TuneResult:
+    """The blend weight (0 = first stage, 1 = cross-encoder) best on ``tune_qrels``; ties go
+    to the smaller weight (the first stage is the safe side). ``default_held_out``: the first
+    stage alone on ``test_qrels``."""
+
+    def score(weight: float, qrels: Qrels) -> float:
+        return evaluate(blended_mode(base, scores, weight).ranked, qrels, [metric])[metric]
+
+    best = max(RERANK_WEIGHTS, key=lambda w: (score(w, tune_qrels), -w))
+    return TuneResult(
+        "rerank", best, score(best, tune_qrels), score(best, test_qrels), score(0.0, test_qrels),
+        metric,
+    )  # fmt: skip

@@ -29,6 +29,7 @@ from es_semantic.schema.mapping import (
     index_body,
     vector_bytes,
 )
+from es_semantic.schema.tuning import TUNING_KEY, tuning_from_mapping_response
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def index_info_steps(index: str) -> Steps[dict[str, Any]]:
         aggs = {"p": {"nested": {"path": PASSAGES_FIELD}}}
         resp = (yield Call("search", {"index": index, "size": 0, "aggs": aggs})).raise_for_error()
         vectors = int(resp["aggregations"]["p"]["doc_count"])
+    tuning = tuning_from_mapping_response(mapping)
     return {
         "index": index,
         "indices": sorted(mapping),
@@ -205,6 +207,7 @@ def index_info_steps(index: str) -> Steps[dict[str, Any]]:
         "fields": fields,
         "index_options": {"type": effective, "from": origin},
         "vector_memory_estimate_bytes": int(vectors * vector_bytes(contract.dims, effective)),
+        "tuning": tuning.to_meta()[TUNING_KEY] if tuning else None,
     }
 
 

@@ -14,7 +14,7 @@ from es_semantic.errors import InputError, SearchError
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
-from es_semantic.search.fusion import Fused, LegHit, rrf, weighted
+from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
 from es_semantic.search.legs import check_sparse, leg_weights, legs_plan, sparse_of
 from es_semantic.search.request import (
     SearchRequest,
@@ -37,6 +37,7 @@ class SearchPlan:
 
 
 SERVER_FUSIONS = ("server-rrf", "server-linear")
+CLIENT_FUSIONS = ("rrf", "weighted", "adaptive")
 UNKNOWN_CLUSTER = ClusterInfo("0.0.0", (0, 0, 0))
 
 
@@ -134,7 +135,9 @@ def plan_search(
         vector, contract, size=window, num_candidates=request.num_candidates, filters=filters,
         source=source, oversample=request.oversample,
     )  # fmt: skip
-    fusion = "weighted" if request.fusion in ("weighted", "linear") else "rrf"
+    fusion = {"weighted": "weighted", "linear": "weighted", "adaptive": "adaptive"}.get(
+        request.fusion, "rrf"
+    )
     return SearchPlan({"keyword": keyword, "knn": knn}, fusion, False)
 
 
@@ -258,13 +261,14 @@ def assemble(
             known = by_id.setdefault(cand.id, cand)
             known.highlights = known.highlights or cand.highlights
             known.passage = known.passage or cand.passage
-    if plan.fusion in ("rrf", "weighted"):
+    if plan.fusion in CLIENT_FUSIONS:
         leg_lists = {leg: [LegHit(c.id, c.score) for c in cs] for leg, cs in legs.items()}
-        fused = (
-            rrf(leg_lists, rank_constant=request.rank_constant)
-            if plan.fusion == "rrf"
-            else weighted(leg_lists, leg_weights(request))
-        )
+        if plan.fusion == "adaptive":
+            fused = adaptive(leg_lists)
+        elif plan.fusion == "rrf":
+            fused = rrf(leg_lists, rank_constant=request.rank_constant)
+        else:
+            fused = weighted(leg_lists, leg_weights(request))
     else:
         ((leg, only),) = legs.items()
         fused = [Fused(c.id, c.score, {leg: i + 1}, {leg: c.score}) for i, c in enumerate(only)]
@@ -292,7 +296,7 @@ def assemble(
 
 def _to_hit(f: Fused, cand: _Candidate, contract: IndexContract, fusion: str | None) -> Hit:
     scores = dict(f.scores)
-    if fusion in ("rrf", "weighted"):
+    if fusion in CLIENT_FUSIONS:
         scores[fusion] = f.score
     hidden = {contract.vector_field, PASSAGES_FIELD}
     if contract.sparse is not None:
@@ -322,16 +326,20 @@ def rerank_text(hit: Hit, text_fields: Sequence[str]) -> str:
 def apply_rerank(
     result: SearchResult, request: SearchRequest, scores: Sequence[float] | None, elapsed_ms: float
 ) -> SearchResult:
-    """Reorder the top ``rerank_top`` hits by cross-encoder score (None: budget ran out)."""
+    """Reorder the top ``rerank_top`` hits by cross-encoder score (None: budget ran out),
+    blended with the first stage's by ``request.rerank_weight`` (1 or None: the cross-encoder's
+    score alone; 0: the first stage's order)."""
     took = {**result.took_ms, "rerank": elapsed_ms}
     if scores is None:
         warning = f"rerank skipped: over the {request.rerank_budget_ms} ms budget"
         return replace(result, took_ms=took, warnings=[*result.warnings, warning])
     pool = result.hits[: request.rerank_top]
+    weight = 1.0 if request.rerank_weight is None else request.rerank_weight
+    final = list(scores) if weight == 1.0 else interpolate([h.score for h in pool], scores, weight)
     rescored = [
-        Hit(h.id, float(s), h.source, h.highlights, {**h.scores, "rerank": float(s)},
+        Hit(h.id, float(f), h.source, h.highlights, {**h.scores, "rerank": float(s)},
             {**h.ranks, "retrieval": i + 1}, h.passage)
-        for i, (h, s) in enumerate(zip(pool, scores, strict=True))
+        for i, (h, s, f) in enumerate(zip(pool, scores, final, strict=True))
     ]  # fmt: skip
     rescored.sort(key=lambda h: (-h.score, h.ranks["retrieval"]))
     return replace(result, hits=rescored + result.hits[request.rerank_top :], reranked=True,

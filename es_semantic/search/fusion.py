@@ -93,3 +93,21 @@ def weighted(
     # a leg with weight 0 must not change the order of the others: drop hits only it found
     active = {leg for leg, w in weights.items() if w > 0}
     return [f for f in ordered if active & set(f.ranks)] if active else ordered
+
+
+def interpolate(first: Sequence[float], second: Sequence[float], weight: float) -> list[float]:
+    """``(1 - weight) * first + weight * second``, each min-max scaled over the list first.
+
+    weight 0 keeps ``first``'s order, 1 gives ``second``'s (ties broken by the caller).
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight={weight} must be from 0 to 1")
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} first-stage scores but {len(second)} others")
+    a, b = min_max(list(first)), min_max([float(s) for s in second])
+    return [(1.0 - weight) * x + weight * y for x, y in zip(a, b, strict=True)]
+
+
+def adaptive(legs: Mapping[str, Sequence[LegHit]], *, window: int | None = None) -> list[Fused]:
+    """Placeholder: equal weights."""
+    return weighted(legs, dict.fromkeys(legs, 1.0), window=window)

@@ -19,7 +19,7 @@ Mode = Literal["keyword", "knn", "sparse", "hybrid"]
 Leg = Literal["keyword", "knn", "sparse"]
 LEGS: tuple[str, ...] = get_args(Leg)
 HYBRID_LEGS = ("keyword", "knn")  # hybrid's legs unless ``legs`` names others
-Fusion = Literal["auto", "server", "rrf", "weighted", "linear"]
+Fusion = Literal["auto", "server", "rrf", "weighted", "linear", "adaptive"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 MAX_K = 10_000
@@ -51,6 +51,7 @@ class SearchRequest:
     rerank: bool = False
     rerank_top: int = 20
     rerank_budget_ms: float | None = None
+    rerank_weight: float | None = None  # None: the index's tuned weight, else 1 (rerank only)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -76,6 +77,11 @@ class SearchRequest:
         if not (0.0 <= self.alpha <= 1.0) or math.isnan(self.alpha):
             raise InputError(
                 f"alpha={self.alpha} must be between 0 (keyword only) and 1 (kNN only)"
+            )
+        if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
+            raise InputError(
+                f"rerank_weight={self.rerank_weight} must be between 0 (first stage only) "
+                "and 1 (cross-encoder only)"
             )
         if self.rerank_budget_ms is not None and self.rerank_budget_ms <= 0:
             raise InputError("rerank_budget_ms must be > 0")

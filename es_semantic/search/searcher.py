@@ -26,7 +26,8 @@ from es_semantic.schema.contract import (
     contract_from_mapping_response,
     missing_index_error,
 )
-from es_semantic.search import core
+from es_semantic.schema.tuning import Tuning, tuning_from_mapping_response
+from es_semantic.search import core, tuned
 from es_semantic.search.core import SearchPlan
 from es_semantic.search.encoders import AsyncQueryEncoder, QueryEncoder
 from es_semantic.search.legs import needs_sparse
@@ -89,6 +90,7 @@ class _SearcherBase(Generic[ClientT]):
         self.fields = list(fields) if fields else None
         self.sparse_encoder = sparse_encoder  # the sparse leg's model (its queries)
         self._contract: IndexContract | None = None
+        self._tuning: Tuning | None = None  # what `eval --tune --save` stored for the index
         self._indices: frozenset[str] = frozenset()
         self._cluster: ClusterInfo | None = None
         self._refused: frozenset[str] = frozenset()  # server fusions the cluster refused
@@ -113,6 +115,7 @@ class _SearcherBase(Generic[ClientT]):
             contract.check(self.encoders[0].config, self.index)  # raises, naming the differences
         with self._lock:
             self._contract, self._indices, self.encoder = contract, frozenset(mapping), fitting[0]
+            self._tuning = tuning_from_mapping_response(mapping)
         return contract
 
     def _forget_contract(self) -> None:
@@ -145,8 +148,10 @@ class _SearcherBase(Generic[ClientT]):
         started = time.perf_counter()
         took: dict[str, float] = {}
         first: IndexContract | None = None
+        given, fingerprint = request, getattr(self.reranker, "fingerprint", None)
         for attempt in range(2):
             contract = yield from self._contract_steps()
+            request = tuned.apply_tuning(given, self._tuning, fingerprint)
             first = first or contract
             if query_vector is not None and first.vector_space != contract.vector_space:
                 raise IndexContractError(
@@ -183,6 +188,8 @@ class _SearcherBase(Generic[ClientT]):
             rerank = Work(lambda: self._rerank_scores(request, result, contract))
             scores = (yield rerank).body
             result = core.apply_rerank(result, request, scores, (time.perf_counter() - t0) * 1000)
+            if warning := tuned.rerank_warning(self._tuning, fingerprint):
+                result.warnings.append(warning)
         result = core.page(result, request, plan)
         result.took_ms["total"] = (time.perf_counter() - started) * 1000
         return result
@@ -312,6 +319,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
         rerank: bool = False,
         rerank_top: int = 20,
         rerank_budget_ms: float | None = None,
+        rerank_weight: float | None = None,
         query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
         """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
@@ -323,6 +331,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
+            rerank_weight=rerank_weight,
         )  # fmt: skip
         return run(self.es, self._steps(request, query_vector))
 
@@ -363,6 +372,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         rerank: bool = False,
         rerank_top: int = 20,
         rerank_budget_ms: float | None = None,
+        rerank_weight: float | None = None,
         query_vector: Sequence[float] | None = None,
     ) -> SearchResult:
         """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
@@ -374,5 +384,6 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
             rank_constant=rank_constant, window=window, num_candidates=num_candidates,
             oversample=oversample, filters=filters, source=source, highlight=highlight,
             exact=exact, rerank=rerank, rerank_top=rerank_top, rerank_budget_ms=rerank_budget_ms,
+            rerank_weight=rerank_weight,
         )  # fmt: skip
         return await run_async(self.es, self._steps(request, query_vector))

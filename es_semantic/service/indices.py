@@ -4,6 +4,7 @@ vector made outside them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -12,10 +13,13 @@ from pydantic import BaseModel
 
 from es_semantic.elastic.calls import run_async
 from es_semantic.indexing.admin import index_info_steps
+from es_semantic.search.tuned import RERANK_HURTS
 from es_semantic.service.settings import ServiceConfig
 from es_semantic.service.state import HTTPProblem, ServiceState, service_state
 
 router = APIRouter()
+logger = logging.getLogger("es_semantic.service")
+_warned: set[str] = set()  # indices whose hurting reranker was logged (once each)
 State = Annotated[ServiceState, Depends(service_state)]
 
 
@@ -28,7 +32,7 @@ class SearchBody(BaseModel):
     legs: list[str] | None = None
     k: int = 10
     offset: int = 0
-    fusion: Literal["auto", "server", "rrf", "weighted", "linear"] = "auto"
+    fusion: Literal["auto", "server", "rrf", "weighted", "linear", "adaptive"] = "auto"
     alpha: float = 0.5
     rank_constant: int = 60
     window: int = 100
@@ -41,6 +45,7 @@ class SearchBody(BaseModel):
     rerank: bool = False
     rerank_top: int = 20
     rerank_budget_ms: float | None = None
+    rerank_weight: float | None = None
 
 
 def check_caps(body: SearchBody, config: ServiceConfig) -> None:
@@ -74,6 +79,10 @@ async def search(index: str, body: SearchBody, state: State) -> dict[str, Any]:
         result = await state.search(index, body.query, **body.model_dump(exclude={"query"}))
     for stage, ms in result.took_ms.items():
         state.metrics.stage(stage, ms / 1000)
+    for warning in result.warnings:  # the response carries it too
+        if warning.startswith(RERANK_HURTS) and index not in _warned:
+            _warned.add(index)
+            logger.warning("index %s: %s", index, warning)
     return result.to_json()
 
 
