@@ -57,17 +57,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beir", default=str(SCIFACT))
     parser.add_argument("--sparse-model", default=None)
-    parser.add_argument("--docs", type=int, default=0, help="first N documents (0: all)")
+    parser.add_argument(
+        "--docs", type=int, default=0, help="the judged documents, then others up to N (0: all)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     corpus_path, queries_path, qrels_path = beir_paths(args.beir, "test")
     with open(corpus_path, encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
+    queries, qrels = load_queries(queries_path), load_qrels(qrels_path)
+    judged = {d for docs in qrels.values() for d in docs}
+    rows.sort(key=lambda r: (str(r["_id"]) not in judged, str(r["_id"])))  # judged first
     rows = rows[: args.docs] if args.docs else rows
     dids = [str(r["_id"]) for r in rows]
     texts = [" ".join(t.strip() for t in (r.get("title", ""), r.get("text", "")) if t.strip())
              for r in rows]  # fmt: skip
-    queries, qrels = load_queries(queries_path), load_qrels(qrels_path)
     qids = [q for q in qrels if q in queries]
     model = args.sparse_model
     if model is None:

@@ -197,7 +197,7 @@ class SparseEncoder:
         report: Callable[[str], None] | None = None,
     ) -> None:
         self.spec = describe_sparse(model, query_mode=query_mode, max_length=max_length)
-        self.source = str(model)  # what a Ray worker loads it from, with load_options
+        self.source = str(resolve_model_path(model))  # what a Ray worker loads, with load_options
         self.load_options: dict[str, Any] = {
             "query_mode": query_mode, "max_length": max_length, "max_active_dims": max_active_dims,
             "backend": backend, "dtype": dtype,

@@ -88,3 +88,23 @@ def test_field_name_clash_and_pruning_bounds() -> None:
         SparseLeg.from_model(Spec(), tokens_freq_ratio_threshold=500)
     with pytest.raises(ConfigError, match="tokens_weight_threshold"):
         SparseLeg.from_model(Spec(), tokens_weight_threshold=1.5)
+
+
+def test_ray_batches_carry_the_sparse_model_not_the_encoder() -> None:
+    from es_semantic.indexing.options import IndexOptions
+
+    class Loaded:
+        source, load_options, spec, max_active_dims = (
+            "/models/splade",
+            {"query_mode": "idf"},
+            Spec(),
+            7,
+        )
+
+    options = IndexOptions(sparse_encoder=Loaded(), sparse_leg={"prune": True})
+    sent = options.for_batches()
+    assert sent.sparse_encoder is None
+    assert (sent.sparse_model, sent.sparse_options) == ("/models/splade", {"query_mode": "idf"})
+    assert sent.sparse_leg == {"prune": True}
+    assert options.sparse_spec() == Spec() and IndexOptions().sparse_spec() is None
+    assert IndexOptions().load_sparse() is None
