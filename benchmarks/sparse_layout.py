@@ -5,9 +5,9 @@
 Encodes SciFact with a SPLADE-family model (default: SPLADE-tiny) three ways and scores the
 BEIR test queries by exact dot product (what the ``sparse_vector`` query computes):
 
-- whole:    each document in one window, cut at the model's max_length
-- document: the index's passages (128 tokens, 32 overlap, as ``index`` cuts them), one vector
-            per document: the per-token max over its passages (SPLADE's own max pooling)
+- whole:    each document in one window, cut at the model's max_length (what ``index`` does)
+- document: the index's passages (128 tokens, 32 overlap, as ``index`` cuts them for kNN), one
+            vector per document: the per-token max over its passages
 - passage:  one vector per passage, a document scored by its best passage (a nested field)
 
 Prints nDCG@10 and Recall@100 of each, the stored features per document, and encode seconds.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.chunking import Passage, chunk_text
-from es_semantic.schema.contract import MAX_PASSAGES, IndexContract, max_pool
+from es_semantic.schema.contract import MAX_PASSAGES, IndexContract
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
@@ -42,14 +42,13 @@ def encode_texts(
     sparse_encoder: SparseEncoder | None = None,
 ) -> list[EncodedDoc]:
     """Vectors for documents' texts as the index's contract wants them; with a sparse leg,
-    each document's sparse vector too (a chunked one's passages pooled: ``max_pool``)."""
+    each document's sparse vector too: the whole text in the sparse model's window, chunked
+    index or not (measured on SciFact: better than pooling its passages' vectors)."""
     if contract.sparse is not None and sparse_encoder is None:
         raise ValueError("this index has a sparse leg: a sparse encoder is needed")
+    sparse = sparse_encoder.encode_documents(texts) if contract.sparse and sparse_encoder else None
     if not contract.nested:
         embedded = encoder.embed(texts, kind="document")
-        sparse = (
-            sparse_encoder.encode_documents(texts) if contract.sparse and sparse_encoder else None
-        )
         return [
             EncodedDoc(vector=v, truncated=bool(t), sparse=sparse[i] if sparse else None)
             for i, (v, t) in enumerate(zip(embedded.vectors, embedded.truncated, strict=True))
@@ -57,16 +56,15 @@ def encode_texts(
     split = split_passages(encoder, texts, contract)
     flat = [p.text for passages, _ in split for p in passages]
     embedded = encoder.embed(flat, kind="document")
-    sparse = sparse_encoder.encode_documents(flat) if contract.sparse and sparse_encoder else None
     out, i = [], 0
-    for passages, dropped in split:
+    for row, (passages, dropped) in enumerate(split):
         n = len(passages)
         vectors, cut = embedded.vectors[i : i + n], bool(embedded.truncated[i : i + n].any())
         out.append(
             EncodedDoc(
                 passages=[(p.text, v) for p, v in zip(passages, vectors, strict=True)],
                 truncated=dropped or cut,
-                sparse=max_pool(sparse[i : i + n]) if sparse is not None else None,
+                sparse=sparse[row] if sparse is not None else None,
             )
         )
         i += n

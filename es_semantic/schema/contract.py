@@ -65,9 +65,11 @@ class SparseModel(Protocol):
 class SparseLeg:
     """A learned sparse leg: how its ``sparse_vector`` field was made and is queried.
 
-    One vector per document (``layout="document"``): a chunked document's passages pooled by
-    each token's largest weight. Feature names are the model's tokens with ``%`` and ``.``
-    percent-escaped (``escape_feature``): Elasticsearch before 8.16 refuses dots in them.
+    One vector per document (``layout="document"``): the whole text in the sparse model's
+    window, also on chunked indices (on SciFact this beat pooling the passages' vectors and
+    one vector per passage: docs/guides/sparse.md). Feature names are the model's tokens with
+    ``%`` and ``.`` percent-escaped (``escape_feature``): Elasticsearch before 8.16 refuses
+    dots in them.
     ``prune``: the query's token pruning (``tokens_freq_ratio_threshold``,
     ``tokens_weight_threshold``), as the ``sparse_vector`` query documents it."""
 
