@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -108,6 +109,52 @@ def interpolate(first: Sequence[float], second: Sequence[float], weight: float) 
     return [(1.0 - weight) * x + weight * y for x, y in zip(a, b, strict=True)]
 
 
+ADAPTIVE_POWER = 2  # chosen by measurement: see docs/guides/fusion-and-rerank.md
+GAP_RANK = 10
+
+
+def leg_confidence(scores: Sequence[float]) -> float:
+    """How clearly a leg singles out its best hits, from its own scores only (scale-free):
+    the top score's z-score among the leg's hits times the share of the leg's score range
+    between its first and its 10th hit. A flat list (a leg that cannot tell its hits apart,
+    such as a model that does not know the language) scores near 0.
+
+    >>> leg_confidence([1.0, 1.0, 1.0])
+    0.0
+    """
+    if len(scores) < 3:
+        return 0.0
+    n = len(scores)
+    mean = sum(scores) / n
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / n)
+    spread = scores[0] - scores[-1]
+    if std == 0 or spread <= 0:
+        return 0.0
+    z = max((scores[0] - mean) / std, 0.0)
+    gap = (scores[0] - scores[min(GAP_RANK, n - 1)]) / spread
+    return z * gap
+
+
+def adaptive_weights(
+    legs: Mapping[str, Sequence[LegHit]], window: int | None = None
+) -> dict[str, float]:
+    """Per-query leg weights proportional to ``leg_confidence ** ADAPTIVE_POWER`` (equal when
+    no leg shows any)."""
+    conf = {
+        leg: leg_confidence([h.score for h in (hits[:window] if window else hits)])
+        ** ADAPTIVE_POWER
+        for leg, hits in legs.items()
+    }
+    total = sum(conf.values())
+    if total <= 0:
+        return dict.fromkeys(legs, 1.0 / max(len(legs), 1))
+    return {leg: c / total for leg, c in conf.items()}
+
+
 def adaptive(legs: Mapping[str, Sequence[LegHit]], *, window: int | None = None) -> list[Fused]:
-    """Placeholder: equal weights."""
-    return weighted(legs, dict.fromkeys(legs, 1.0), window=window)
+    """Weighted min-max fusion with per-query weights from each leg's own score distribution
+    (:func:`adaptive_weights`); any number of legs, by name."""
+    weights = adaptive_weights(legs, window)
+    if not any(weights.values()):
+        weights = dict.fromkeys(legs, 1.0)
+    return weighted(legs, weights, window=window)
