@@ -70,9 +70,10 @@ def rerank_gain_lines(runs: Mapping[str, ModeRun], qrels: Qrels) -> list[str]:
 
 
 def _fusion_lines(results: list[TuneResult]) -> list[str]:
-    names = {"weighted": "alpha", "rrf": "rank_constant", "adaptive": "(no parameter)"}
+    names = {"weighted": "best alpha=", "rrf": "best rank_constant="}
     return [
-        f"  {r.method}: best {names[r.method]}={r.setting} ({r.metric} {r.tuned_score:.4f} "
+        f"  {r.method}: {names[r.method] + str(r.setting) if r.method in names else 'per query'} "
+        f"({r.metric} {r.tuned_score:.4f} "
         f"tuned); held out {r.held_out_score:.4f} vs default rrf {r.default_held_out:.4f} "
         f"({r.gain:+.4f})"
         for r in results

@@ -95,3 +95,25 @@ def test_a_good_reranker_keeps_a_high_weight():
     tuned = tune_rerank_weight(base, scores, tune_q, test_q)
     assert tuned.setting > 0 and tuned.held_out_score == 1.0  # the smallest weight that gets it
     assert rerank_gain(base, blended_mode(base, scores, 1.0), qrels).helps
+
+
+def test_every_tuned_fusion_is_reported_against_the_same_default():
+    from es_semantic.evaluation.runner import LegRuns, fused_mode
+    from es_semantic.evaluation.tuning import tune
+    from es_semantic.search.fusion import LegHit
+
+    legs = LegRuns()
+    qrels = {}
+    for i in range(40):
+        qid = f"q{i}"
+        keyword = [LegHit(f"{qid}-d{j}", 10.0 - j) for j in range(10)]
+        knn = [LegHit(f"{qid}-d{9 - j}", 1.0 - j / 20) for j in range(10)]
+        legs.hits.setdefault("keyword", {})[qid] = keyword
+        legs.hits.setdefault("knn", {})[qid] = knn
+        qrels[qid] = {f"{qid}-d{i % 10}": 1}
+    legs.ms = {leg: dict.fromkeys(qrels, 0.0) for leg in legs.hits}
+    tune_q, test_q = split_queries(qrels)
+    default = evaluate(fused_mode(legs, "rrf").ranked, test_q, ["ndcg@10"])["ndcg@10"]
+    results = tune(legs, tune_q, test_q)
+    assert {r.method for r in results} == {"weighted", "rrf", "adaptive"}
+    assert all(r.default_held_out == default for r in results)
