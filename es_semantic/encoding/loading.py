@@ -153,10 +153,17 @@ def load_model(
 
 
 def resolve_plan(
-    choice: BackendChoice | str, precision: str | None, quantize: str, device: str | None
+    choice: BackendChoice | str,
+    precision: str | None,
+    quantize: str,
+    device: str | None,
+    *,
+    check_device: bool = True,
 ) -> tuple[RunPlan, torch.device]:
     """The backend and precision that ``auto`` (or the names given) come to on this machine,
     and the torch device: exported backends run on the CPU unless ``device`` is named.
+    ``check_device=False`` takes a named device as it is (a Ray driver planning for GPU
+    workers need not have one).
 
     A caller that hands a :class:`BackendChoice` and no precision keeps the earlier default
     (float16 on CUDA, float32 elsewhere, no gate): ``precision="auto"`` opts in."""
@@ -168,7 +175,11 @@ def resolve_plan(
     )
     precision = check_precision(precision)
     exported = backend not in ("auto", "torch")
-    torch_device = pick_device(device if device is not None or not exported else "cpu")
+    named = device if device is not None or not exported else "cpu"
+    if check_device or named in (None, "auto"):
+        torch_device = pick_device(named)
+    else:
+        torch_device = _as_device(named)
     if legacy:
         precision = "float16" if torch_device.type == "cuda" and not exported else "float32"
     plan = plan_run(backend, precision, quantize, machine(torch_device.type))
@@ -191,7 +202,7 @@ def predict_plan(
 ) -> RunPlan:
     """What :func:`load_model` would run, without loading it: a bf16 choice is taken from the
     gate's cached verdict where there is one (and kept, as planned, where there is none)."""
-    plan, _ = resolve_plan(backend, precision, quantize, device)
+    plan, _ = resolve_plan(backend, precision, quantize, device, check_device=False)
     if not plan.gated:
         return plan
     where = gate_file(cache_root(cache_dir), model_fingerprint(path), head.key,
@@ -200,6 +211,15 @@ def predict_plan(
     if verdict is None or verdict.precision == "bfloat16":
         return plan
     return plan_run(backend, "float32", plan.choice.quantize, machine("cpu"))
+
+
+def _as_device(name: str | None) -> torch.device:
+    try:
+        return torch.device(name or "cpu")
+    except RuntimeError:
+        raise ConfigError(
+            f"device={name!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -225,6 +245,9 @@ def _load(plan: RunPlan, setup: _Setup) -> _Loaded:
     if plan.choice.exported:
         runtime, accuracy = _exported_runtime(job, plan, setup.root, setup.calibration,
                                               str(device))  # fmt: skip
+        if runtime.precision != plan.precision:
+            job.report(f"{plan.choice.backend} runs {job.name} in {runtime.precision}: "
+                       f"{plan.precision} is not available to it on this device")  # fmt: skip
         return _Loaded(runtime, None, accuracy)
     model = load_transformer(job.path, job.head, device, weights_dtype(plan.precision, device))
     model = quantize_model(model, "int8" if plan.choice.quantized else "none", device)

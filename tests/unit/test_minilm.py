@@ -58,14 +58,17 @@ def varied_sentences(n: int = 200) -> list[str]:
     return out
 
 
-def test_matches_sentence_transformers(minilm, minilm_dir):
+def test_matches_sentence_transformers(minilm_dir):
+    """float32 against sentence-transformers' float32 (``auto`` may run bf16 on this CPU)."""
     from sentence_transformers import SentenceTransformer
+
+    from es_semantic import Encoder
 
     sentences = varied_sentences()
     reference = SentenceTransformer(str(minilm_dir), device="cpu").encode(
         sentences, normalize_embeddings=True, batch_size=32
     )
-    ours = minilm.encode_documents(sentences)
+    ours = Encoder(minilm_dir, precision="float32").encode_documents(sentences)
     assert ours.shape == (200, 384) == reference.shape
     assert float(np.abs(ours - reference).max()) <= 1e-5
 

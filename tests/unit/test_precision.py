@@ -200,6 +200,15 @@ def test_auto_falls_back_to_torch_without_onnxruntime_and_openvino(
     assert enc.encode_documents(TEXTS).shape == (3, 32)
 
 
+def test_a_driver_plans_for_cuda_workers_without_a_gpu(tiny_bert_dir: Path) -> None:
+    """describe_encoder (the Ray driver's contract) takes a named device as it is."""
+    described = describe_encoder(tiny_bert_dir, device="cuda")
+    assert (described.backend, described.precision) == ("torch", "float16")
+    if not device_module.torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="asked for CUDA"):
+            Encoder(tiny_bert_dir, device="cuda")
+
+
 def test_queries_at_another_precision_stay_compatible(tiny_bert_dir: Path, tmp_path: Path) -> None:
     documents = Encoder(tiny_bert_dir, backend="torch", precision="bfloat16")
     queries = Encoder(tiny_bert_dir, backend="torch", precision="float32")
