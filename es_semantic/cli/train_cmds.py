@@ -11,15 +11,28 @@ import click
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError
 from es_semantic.training.reranker import RERANKER_DEFAULTS
-from es_semantic.training.run import TrainSettings
+from es_semantic.training.run import AUTO_LRS, TrainSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def learning_rate(ctx: click.Context, param: click.Parameter, value: Any) -> float | str:
+    """--lr: a positive number, or ``auto`` (short trials on the dev rows pick one)."""
+    if value == "auto" or isinstance(value, float):
+        return str(value) if value == "auto" else value
+    try:
+        rate = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
+    if not rate > 0:
+        raise click.BadParameter(f"{value!r} must be above 0 (or 'auto')")
+    return rate
 
 
 def _common(
     epochs: int = TrainSettings.epochs,
     batch_size: int = TrainSettings.batch_size,
-    lr: float = TrainSettings.lr,
+    lr: float | str = TrainSettings.lr,
 ) -> Callable[[F], F]:
     """The options both commands share, with each command's training defaults."""
 
@@ -31,7 +44,7 @@ def _common(
     return apply
 
 
-def _options(epochs: int, batch_size: int, lr: float) -> list[Any]:
+def _options(epochs: int, batch_size: int, lr: float | str) -> list[Any]:
     return [
         click.option(
             "--base",
@@ -58,7 +71,20 @@ def _options(epochs: int, batch_size: int, lr: float) -> list[Any]:
         click.option("--epochs", type=click.IntRange(1), default=epochs, show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=batch_size, show_default=True),
         click.option(
-            "--lr", type=click.FloatRange(0, min_open=True), default=lr, show_default=True
+            "--lr",
+            metavar="LR|auto",
+            default=str(lr) if lr == "auto" else f"{lr:g}",
+            callback=learning_rate,
+            show_default=True,
+            help="learning rate, or auto: a short trial of "
+            f"{', '.join(f'{r:g}' for r in AUTO_LRS)} on a quarter of the rows, the best on "
+            "the dev rows used",
+        ),
+        click.option(
+            "--keep-trained",
+            is_flag=True,
+            help="save the best epoch even when it does not beat the base on the dev rows "
+            "(default: the base is saved then, and the report says so)",
         ),
         click.option("--max-length", type=click.IntRange(8), help="tokens per text"),
         click.option("--seed", type=int, default=42, show_default=True),
@@ -180,7 +206,8 @@ class _Run:
         self.out, self.as_json = options.pop("out"), options.pop("as_json")
         self.negatives_index = options.pop("negatives_index")
         self.values = {
-            k: options.pop(k) for k in ("epochs", "batch_size", "lr", "max_length", "seed", "fp16")
+            k: options.pop(k)
+            for k in ("epochs", "batch_size", "lr", "max_length", "seed", "fp16", "keep_trained")
         }
         self.state = settings(click.get_current_context(), options)
 
@@ -224,8 +251,17 @@ class _Run:
             f"{report.loss}: {report.train_rows} training rows, {report.dev_rows} dev rows "
             f"({report.dev_source}); {report.seconds_per_epoch:.1f} s per epoch"
         )
+        for trial in report.lr_trials:
+            click.echo(f"--lr auto trial: lr {trial['lr']:g}: dev {trial['dev']:.4f}")
+        epochs = ", ".join(f"{s:.4f}" for s in report.epoch_scores[1:])
+        click.echo(f"lr {report.lr:g}; dev {report.metric}: base (epoch 0) "
+                   f"{report.epoch_scores[0]:.4f}, epochs {epochs}")  # fmt: skip
         click.echo(f"{'dev metric':<28} {'before':>9} {'after':>9}")
         for name in report.after:
             before = report.before.get(name, float("nan"))
             click.echo(f"{name:<28} {before:9.4f} {report.after[name]:9.4f}")
-        click.echo(f"saved to {report.out}")
+        if report.kept == "base":
+            click.echo(f"no epoch beat the base on the dev rows: the BASE model was saved to "
+                       f"{report.out} (--keep-trained saves the best epoch anyway)")  # fmt: skip
+        else:
+            click.echo(f"saved to {report.out}")

@@ -1,6 +1,7 @@
 """Fine-tune a bi-encoder on a PairSet with sentence-transformers' trainer (the ``train``
-extra): the loss from the columns, evaluation on a dev split every epoch, the best epoch kept,
-before/after metrics (:mod:`es_semantic.training.run`). The written folder is a
+extra): the loss from the columns, evaluation on a dev split every epoch with the base as epoch
+0, the best epoch kept (the base when none beats it), before/after metrics, ``lr="auto"``
+trials (:mod:`es_semantic.training.run`). The written folder is a
 sentence-transformers folder, which ``Encoder`` loads.
 """
 
@@ -16,10 +17,15 @@ from es_semantic.training.run import (
     TrainReport,
     TrainSettings,
     check_device,
+    conclude,
     epoch_losses,
     keep_metrics,
+    pick_lr,
     require_st,
     run_trainer,
+    run_trial,
+    save_result,
+    snapshot,
     trainer_args,
     warn_if_worse,
     with_dev,
@@ -96,10 +102,11 @@ def finetune(
     report: Callable[[str], None] = print,
     progress: bool = True,
 ) -> TrainReport:
-    """Fine-tune the bi-encoder ``base`` on ``train``; the best epoch on the dev rows is saved."""
+    """Fine-tune the bi-encoder ``base`` on ``train``; the best epoch on the dev rows is saved,
+    or the base itself when no epoch beats it there (``settings.keep_trained`` saves the best
+    epoch anyway). ``settings.lr="auto"`` first runs the learning-rate trials (:func:`pick_lr`).
+    """
     st = require_st()
-    from sentence_transformers.sentence_transformer import losses
-
     settings = settings or TrainSettings()
     check_device(settings)
     chosen = pick_loss(loss, train)
@@ -108,30 +115,47 @@ def finetune(
     model = st.SentenceTransformer(base, device=settings.device)
     if settings.max_length:
         model.max_seq_length = settings.max_length
+    evaluator, key = bi_encoder_evaluator(dev)
+    before = keep_metrics(evaluator(model), key, BI_ENCODER_EXTRAS)
+    base_weights = snapshot(model)
+
+    def trainer(rows: PairSet, run: TrainSettings, trial: bool = False) -> Any:
+        model.load_state_dict(base_weights)  # every run starts from the base
+        args = st.SentenceTransformerTrainingArguments(
+            **trainer_args(out, run, key, progress and not trial, trial),
+            # MNRL: no text twice in a batch (it would be its own false negative)
+            batch_sampler="no_duplicates" if chosen == "mnrl" else "batch_sampler",
+        )  # fmt: skip
+        return st.SentenceTransformerTrainer(model=model, args=args, loss=bi_encoder_loss(
+            chosen, model, run.matryoshka), train_dataset=bi_encoder_dataset(rows),
+            evaluator=evaluator)  # fmt: skip
+
+    settings, trials = pick_lr(settings, train, lambda rows, run: run_trial(
+        trainer(rows, run, trial=True), lambda: float(evaluator(model)[key])), report)  # fmt: skip
+    fitted = trainer(train, settings)
+    seconds = run_trainer(fitted, out, report)
+    after, scores, kept = conclude(fitted, key, BI_ENCODER_EXTRAS, before, settings.keep_trained)
+    if not kept:
+        model.load_state_dict(base_weights)
+    save_result(kept, base, out, lambda: model.save(str(out)))
+    result = TrainReport(str(out), chosen, key, before, after, len(train), len(dev), dev_source,
+                         round(seconds, 2), round(seconds / settings.epochs, 2),
+                         epoch_losses(fitted), scores, "trained" if kept else "base",
+                         float(settings.lr), trials)  # fmt: skip
+    write_record(out, base, "bi-encoder", train, dev, settings, result)
+    warn_if_worse(result, report)
+    return result
+
+
+def bi_encoder_loss(chosen: str, model: Any, matryoshka: list[int]) -> Any:
+    """The loss module for the chosen loss (wrapped in Matryoshka when dimensions are given)."""
+    from sentence_transformers.sentence_transformer import losses
+
     inner: Any = {
         "cosent": lambda: losses.CoSENTLoss(model),
         "contrastive": lambda: losses.ContrastiveLoss(model),
         "mnrl": lambda: losses.MultipleNegativesRankingLoss(model),
     }[chosen]()
-    if settings.matryoshka:
-        inner = losses.MatryoshkaLoss(model, inner, matryoshka_dims=settings.matryoshka)
-    evaluator, key = bi_encoder_evaluator(dev)
-    before = keep_metrics(evaluator(model), key, BI_ENCODER_EXTRAS)
-    args = st.SentenceTransformerTrainingArguments(
-        **trainer_args(out, settings, key, progress),
-        # MNRL: no text twice in a batch (it would be its own false negative)
-        batch_sampler="no_duplicates" if chosen == "mnrl" else "batch_sampler",
-    )  # fmt: skip
-    trainer = st.SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=bi_encoder_dataset(train),
-        eval_dataset=bi_encoder_dataset(dev), loss=inner, evaluator=evaluator,
-    )  # fmt: skip
-    seconds = run_trainer(trainer, out, report)
-    after = keep_metrics(evaluator(model), key, BI_ENCODER_EXTRAS)
-    model.save(str(out))
-    result = TrainReport(str(out), chosen, key, before, after, len(train), len(dev), dev_source,
-                         round(seconds, 2), round(seconds / settings.epochs, 2),
-                         epoch_losses(trainer))  # fmt: skip
-    write_record(out, base, "bi-encoder", train, dev, settings, result)
-    warn_if_worse(result, report)
-    return result
+    if matryoshka:
+        inner = losses.MatryoshkaLoss(model, inner, matryoshka_dims=matryoshka)
+    return inner

@@ -15,10 +15,15 @@ from es_semantic.training.run import (
     TrainReport,
     TrainSettings,
     check_device,
+    conclude,
     epoch_losses,
     keep_metrics,
+    pick_lr,
     require_st,
     run_trainer,
+    run_trial,
+    save_result,
+    snapshot,
     trainer_args,
     warn_if_worse,
     with_dev,
@@ -96,7 +101,8 @@ def train_reranker(
     progress: bool = True,
 ) -> TrainReport:
     """Train a one-label cross-encoder from ``base`` (binary cross-entropy); the best epoch on
-    the dev rows is saved where ``CrossEncoder`` loads it."""
+    the dev rows is saved where ``CrossEncoder`` loads it, or the base (epoch 0) when no epoch
+    beats it; ``settings.lr="auto"`` runs the learning-rate trials first."""
     require_st()
     import torch
     from datasets import Dataset
@@ -115,26 +121,32 @@ def train_reranker(
     model = CrossEncoder(base, num_labels=1, device=settings.device,
                          max_length=settings.max_length)  # fmt: skip
     evaluator, key = reranker_evaluator(dev)
-
-    def dataset(rows: tuple[list[str], list[str], list[int]]) -> Any:
-        queries, passages, labels = rows
-        return Dataset.from_dict({"query": queries, "passage": passages,
-                                  "label": [float(x) for x in labels]})  # fmt: skip
-
     before = keep_metrics(evaluator(model), key, RERANKER_EXTRAS)
-    args = CrossEncoderTrainingArguments(**trainer_args(out, settings, key, progress))
-    train_rows = reranker_rows(train)
-    weight = torch.tensor(positive_weight(train_rows[2]), device=model.device)
-    loss = BinaryCrossEntropyLoss(model, pos_weight=weight)
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset(train_rows),
-                                  eval_dataset=dataset(reranker_rows(dev)), loss=loss,
-                                  evaluator=evaluator)  # fmt: skip
-    seconds = run_trainer(trainer, out, report)
-    after = keep_metrics(evaluator(model), key, RERANKER_EXTRAS)
-    model.save_pretrained(str(out))
+    base_weights = snapshot(model)
+
+    def trainer(rows: PairSet, run: TrainSettings, trial: bool = False) -> Any:
+        model.load_state_dict(base_weights)  # every run starts from the base
+        args = CrossEncoderTrainingArguments(**trainer_args(out, run, key, progress and not trial,
+                                                            trial))  # fmt: skip
+        queries, passages, labels = reranker_rows(rows)
+        weight = torch.tensor(positive_weight(labels), device=model.device)
+        data = {"query": queries, "passage": passages, "label": [float(x) for x in labels]}
+        return CrossEncoderTrainer(model=model, args=args, train_dataset=Dataset.from_dict(data),
+                                   loss=BinaryCrossEntropyLoss(model, pos_weight=weight),
+                                   evaluator=evaluator)  # fmt: skip
+
+    settings, trials = pick_lr(settings, train, lambda rows, run: run_trial(
+        trainer(rows, run, trial=True), lambda: float(evaluator(model)[key])), report)  # fmt: skip
+    fitted = trainer(train, settings)
+    seconds = run_trainer(fitted, out, report)
+    after, scores, kept = conclude(fitted, key, RERANKER_EXTRAS, before, settings.keep_trained)
+    if not kept:
+        model.load_state_dict(base_weights)
+    save_result(kept, base, out, lambda: model.save_pretrained(str(out)))
     result = TrainReport(str(out), "binary-cross-entropy", key, before, after, len(train),
                          len(dev), dev_source, round(seconds, 2),
-                         round(seconds / settings.epochs, 2), epoch_losses(trainer))  # fmt: skip
+                         round(seconds / settings.epochs, 2), epoch_losses(fitted), scores,
+                         "trained" if kept else "base", float(settings.lr), trials)  # fmt: skip
     write_record(out, base, "cross-encoder", train, dev, settings, result)
     warn_if_worse(result, report)
     return result

@@ -1,41 +1,50 @@
 """What a training run shares, bi-encoder or reranker: settings, the before/after report, the
-dev split, the trainer's arguments, resuming from checkpoints, and the record written beside
-the weights (``es_semantic_training.json``: base model, data hashes, loss, settings).
-Checkpoints go to ``OUT/checkpoints`` while training and are removed once the best model is
-saved."""
+dev split, the trainer's arguments, resuming from checkpoints, the learning-rate trials of
+``lr="auto"``, the guard that hands back the base when no epoch beats it on the dev rows (the
+base is epoch 0), and the record written beside the weights (``es_semantic_training.json``:
+base model, data hashes, loss, settings). Checkpoints go to ``OUT/checkpoints`` while training
+and are removed once the best model is saved."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from es_semantic._version import __version__
 from es_semantic.errors import ConfigError, MissingDependencyError
 from es_semantic.training.data import PairSet, split_dev
 
 RECORD_FILE = "es_semantic_training.json"
+AUTO_LRS = (5e-6, 2e-5, 8e-5)
+"""``lr="auto"`` tries these (a factor of 4 apart) on a share of the rows, scored on dev."""
+TRIAL_SHARE = 0.25
+TRIAL_MIN_ROWS = 64
 
 
 @dataclass
 class TrainSettings:
-    """What decides a training run (recorded beside the weights)."""
+    """What decides a training run (recorded beside the weights). ``lr="auto"``: a short trial
+    per rate of :data:`AUTO_LRS`, the best on the dev rows used for the run (recorded).
+    ``keep_trained``: save the best epoch even when it does not beat the base on dev."""
 
     epochs: int = 1
     batch_size: int = 32
-    lr: float = 2e-5
+    lr: float | Literal["auto"] = 2e-5
     max_length: int | None = None
     seed: int = 42
     device: str | None = None
     fp16: bool = False
     warmup_ratio: float = 0.1
     matryoshka: list[int] = field(default_factory=list)
+    keep_trained: bool = False
 
 
 class StepDefaults(TypedDict):
@@ -59,6 +68,10 @@ class TrainReport:
     seconds: float
     seconds_per_epoch: float
     losses: list[float] = field(default_factory=list)  # training loss per epoch
+    epoch_scores: list[float] = field(default_factory=list)  # dev metric: [0] the base, then each
+    kept: Literal["trained", "base"] = "trained"  # "base": no epoch beat it, the base was saved
+    lr: float | None = None  # the rate that ran (chosen by the trials with lr="auto")
+    lr_trials: list[dict[str, float]] = field(default_factory=list)  # [{"lr", "dev"}]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,9 +103,16 @@ def keep_metrics(metrics: dict[str, float], key: str, extras: tuple[str, ...]) -
 
 
 def warn_if_worse(result: TrainReport, report: Callable[[str], None]) -> None:
-    """Say so when the saved model scores below the base on the dev rows."""
+    """Say so when the saved model scores below the base on the dev rows (``keep_trained``)."""
     before, after = result.before.get(result.metric), result.after.get(result.metric)
-    if before is not None and after is not None and after < before:
+    if result.kept == "base":
+        report(
+            f"no epoch beat the base on the dev rows ({result.metric}: base {before:.4f}, "
+            f"epochs {', '.join(f'{s:.4f}' for s in result.epoch_scores[1:])}): the BASE model "
+            f"was saved to {result.out} unchanged; try --lr auto, a lower --lr or more data "
+            "(--keep-trained saves the best epoch anyway)"
+        )
+    elif before is not None and after is not None and after < before:
         report(
             f"warning: the trained model is worse than the base on the dev rows "
             f"({result.metric} {before:.4f} -> {after:.4f}); try a lower --lr or more "
@@ -118,7 +138,12 @@ def check_device(settings: TrainSettings) -> None:
         raise ConfigError("--fp16 is for CUDA GPUs: add --device cuda, or leave --fp16 out")
 
 
-def trainer_args(out: Path, settings: TrainSettings, key: str, progress: bool) -> dict[str, Any]:
+def trainer_args(out: Path, settings: TrainSettings, key: str, progress: bool,
+                 trial: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The trainer's arguments; a ``trial`` (``lr="auto"``) evaluates and saves nothing."""
+    if settings.lr == "auto":
+        raise ConfigError("the learning rate must be chosen before training (lr='auto')")
+    once = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
     return {
         "output_dir": str(out / "checkpoints"),
         "num_train_epochs": settings.epochs,
@@ -140,6 +165,7 @@ def trainer_args(out: Path, settings: TrainSettings, key: str, progress: bool) -
         "disable_tqdm": not progress,
         "use_cpu": (settings.device or "") == "cpu",
         "dataloader_pin_memory": on_cuda(settings),  # pinned pages only help copies to a GPU
+        **(once if trial else {}),
     }
 
 
@@ -163,6 +189,84 @@ def run_trainer(trainer: Any, out: Path, report: Callable[[str], None]) -> float
         trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return seconds
+
+
+def trial_rows(train: PairSet, seed: int) -> PairSet:
+    """A seeded sample (:data:`TRIAL_SHARE`, at least :data:`TRIAL_MIN_ROWS`) in file order."""
+    wanted = min(len(train), max(TRIAL_MIN_ROWS, round(TRIAL_SHARE * len(train))))
+    sample = random.Random(seed).sample(range(len(train)), wanted)  # noqa: S311 (not secret)
+    return train.subset(sorted(sample))
+
+
+Trial = Callable[[PairSet, TrainSettings], float]
+
+
+def pick_lr(settings: TrainSettings, train: PairSet, trial: Trial, report: Callable[[str], None]
+            ) -> tuple[TrainSettings, list[dict[str, float]]]:  # fmt: skip
+    """``lr="auto"``: one short run per rate of :data:`AUTO_LRS` from the base, each scored on
+    the dev rows by ``trial``; the settings with the best rate, and the trials."""
+    if settings.lr != "auto":
+        return settings, []
+    rows = trial_rows(train, settings.seed)
+    trials = []
+    for lr in AUTO_LRS:
+        score = trial(rows, replace(settings, lr=lr, epochs=1))
+        trials.append({"lr": lr, "dev": round(float(score), 6)})
+        report(f"--lr auto: lr {lr:g}, one pass over {len(rows)} rows: dev {score:.4f}")
+    best = max(trials, key=lambda t: t["dev"])
+    report(f"--lr auto: training with lr {best['lr']:g}")
+    return replace(settings, lr=best["lr"]), trials
+
+
+def run_trial(trainer: Any, evaluate: Callable[[], float]) -> float:
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
+    return evaluate()
+
+
+def snapshot(model: Any) -> dict[str, Any]:
+    """The base weights (epoch 0), to start each trial from and to hand back."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def logged_scores(trainer: Any, key: str) -> list[float]:
+    """The dev metric of each evaluated epoch, from the trainer's log."""
+    return [round(float(e[f"eval_{key}"]), 6) for e in trainer.state.log_history
+            if f"eval_{key}" in e]  # fmt: skip
+
+
+def best_logged(trainer: Any, key: str, extras: tuple[str, ...]) -> dict[str, float]:
+    """The metrics of the best evaluated epoch (the one ``load_best_model_at_end`` keeps)."""
+    entries = [e for e in trainer.state.log_history if f"eval_{key}" in e]
+    best: dict[str, Any] = max(entries, key=lambda e: float(e[f"eval_{key}"]), default={})
+    return keep_metrics({k.removeprefix("eval_"): v for k, v in best.items()}, key, extras)
+
+
+def conclude(trainer: Any, key: str, extras: tuple[str, ...], before: dict[str, float],
+             keep_trained: bool) -> tuple[dict[str, float], list[float], bool]:  # fmt: skip
+    """(after, epoch scores with the base as epoch 0, whether the trained model is kept):
+    kept when an epoch beats the base on the dev metric, or with ``keep_trained``."""
+    scores = [before[key], *logged_scores(trainer, key)]
+    if keep_trained or any(s > before[key] for s in scores[1:]):
+        return best_logged(trainer, key, extras) or dict(before), scores, True
+    return dict(before), scores, False
+
+
+def save_result(kept: bool, base: str, out: Path, save: Callable[[], None]) -> None:
+    """Write the model to ``out``: the trained one (``save``), or when the base is handed back
+    its folder copied file for file (a model saved again by sentence-transformers can read
+    differently, e.g. its prompts); a base that is no folder is saved from memory (``save``,
+    the caller having restored the epoch-0 weights)."""
+    folder = Path(base)
+    if kept or not folder.is_dir() or folder.resolve() == out.resolve():
+        save()
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for weights in ("model.safetensors", "pytorch_model.bin"):  # an earlier run's, not the base's
+        if not (folder / weights).exists():
+            (out / weights).unlink(missing_ok=True)
+    shutil.copytree(folder, out, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("checkpoints", RECORD_FILE))  # fmt: skip
 
 
 def write_record(out: Path, base: str, kind: str, train: PairSet, dev: PairSet,

@@ -65,11 +65,14 @@ def test_eval_finetune_migrate_loop(es, es_server, live, minilm_dir, tmp_path):
     assert before > 0.8  # MiniLM already finds these
 
     careful, ruined = tmp_path / "careful", tmp_path / "ruined"
-    for out, lr, epochs in ((careful, "2e-5", "1"), (ruined, "0.05", "3")):
+    # --keep-trained: the ruined model is saved though it loses to the base on dev (by default
+    # the base would be handed back), so that the migration gate has something to refuse
+    for out, lr, epochs, keep in ((careful, "2e-5", "1", []),
+                                  (ruined, "0.05", "3", ["--keep-trained"])):  # fmt: skip
         trained = CliRunner().invoke(cli, ["finetune", "--from-index", alias, "--anchor-field",
                                            "title", "--positive-field", "text", "--out",
                                            str(out), "--lr", lr, "--epochs", epochs,
-                                           "--batch-size", "4", "--device", "cpu", *url])  # fmt: skip
+                                           "--batch-size", "4", "--device", "cpu", *keep, *url])  # fmt: skip
         assert trained.exit_code == 0, trained.output
         assert "dev metric" in trained.output and (out / "es_semantic_training.json").is_file()
 
