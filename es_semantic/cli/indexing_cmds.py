@@ -219,8 +219,10 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     click.echo(f"index      {info['index']} ({', '.join(info['indices'])})")
     vectors = f" ({info['vectors']} passage vectors)" if c.get("chunking") == "nested" else ""
     click.echo(f"documents  {info['count']}{vectors}")
-    encoded_by = c.get("backend", "torch") + (
-        f" {c['quantize']}" if c.get("quantize", "none") != "none" else ""
+    encoded_by = (
+        c.get("backend", "torch")
+        + (f" {c['quantize']}" if c.get("quantize", "none") != "none" else "")
+        + f" at {c.get('precision', 'float32')}"
     )
     click.echo(
         f"model      {c['model_name']} ({c['model_fingerprint']}), encoded with {encoded_by}"
