@@ -93,11 +93,11 @@ def test_index_search_info_round_trip(run, es, es_server, index_name, tmp_path):
                         "--json", url=proxy.url)  # fmt: skip
         table = run("search", index_name, "cat", "--mode", "knn", url=proxy.url)
     assert found.exit_code == 0, found.output
-    payload = json.loads(found.output)
+    payload = json.loads(found.stdout)
     assert payload["mode"] == "keyword" and payload["hits"][0]["id"] == "1"
     assert set(payload["hits"][0]) >= {"id", "score", "source", "scores"}
-    assert [h["id"] for h in json.loads(filtered.output)["hits"]] == ["2"]
-    lang_hits = json.loads(only_lang.output)["hits"]
+    assert [h["id"] for h in json.loads(filtered.stdout)["hits"]] == ["2"]
+    lang_hits = json.loads(only_lang.stdout)["hits"]
     assert len(lang_hits) == 3 and all(set(h["source"]) == {"lang"} for h in lang_hits)
     assert table.exit_code == 0 and "  id" in table.output and "[knn]" in table.output
     # no vectors in hits: the index keeps none in _source, and no search asks for them
@@ -108,8 +108,8 @@ def test_index_search_info_round_trip(run, es, es_server, index_name, tmp_path):
     assert [vector_requests(body, hidden="passages") for body in searches] == [[]] * len(searches)
 
     info = run("info", index_name, "--json")
-    assert json.loads(info.output)["count"] == 3
-    assert json.loads(info.output)["contract"]["dims"] == 32
+    assert json.loads(info.stdout)["count"] == 3
+    assert json.loads(info.stdout)["contract"]["dims"] == 32
 
 
 def test_stdin_and_exit_codes(run, index_name):
@@ -218,7 +218,7 @@ def test_config_file_supplies_connection_and_model(
     monkeypatch.setenv("ES_SEMANTIC_CONFIG", str(config))
     info = CliRunner().invoke(cli, ["info", index_name, "--json"])
     assert info.exit_code == 0, info.output
-    assert json.loads(info.output)["contract"]["dims"] == 32
+    assert json.loads(info.stdout)["contract"]["dims"] == 32
     config.write_text("[elasticsearch]\nurll = 'typo'\n")
     bad = CliRunner().invoke(cli, ["info", index_name])
     assert bad.exit_code == 2 and "unknown key(s) urll" in bad.output
@@ -333,9 +333,9 @@ def test_delete_by_ids_and_by_filter_with_dry_run(run, es, index_name):
     )
     dry = run("delete", index_name, "--query", "lang=fr", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
-    assert json.loads(dry.output)["matched"] == 3 and es.count(index=index_name)["count"] == 9
+    assert json.loads(dry.stdout)["matched"] == 3 and es.count(index=index_name)["count"] == 9
     gone = run("delete", index_name, "--query", "lang=fr", "--json")
-    assert json.loads(gone.output)["deleted"] == 3 and es.count(index=index_name)["count"] == 6
+    assert json.loads(gone.stdout)["deleted"] == 3 and es.count(index=index_name)["count"] == 6
     by_id = run("delete", index_name, "--ids", "1,2", "--ids", "404")
     assert (
         by_id.exit_code == 0
@@ -386,7 +386,7 @@ def test_chunked_index_from_the_cli_shows_the_best_passage(run, es, es_server, i
     report = run("index", index_name, "-", input=json.dumps(doc) + "\n")
     assert report.exit_code == 0, report.output
     assert "1 chunked into" in report.output
-    info = json.loads(run("info", index_name, "--json").output)
+    info = json.loads(run("info", index_name, "--json").stdout)
     assert info["contract"]["chunking"] == "nested" and info["contract"]["chunk_tokens"] == 48
     assert info["count"] == 1 and info["vectors"] > 3
     assert "passage vectors" in run("info", index_name).output
@@ -418,7 +418,7 @@ def test_chunk_on_an_unchunked_index_is_refused_and_cut_documents_are_reported(r
 def test_info_says_which_index_options_the_cluster_chose(run, index_name):
     created = run("create-index", index_name)
     assert created.exit_code == 0 and "cluster-default index options" in created.output
-    info = json.loads(run("info", index_name, "--json").output)
+    info = json.loads(run("info", index_name, "--json").stdout)
     assert info["contract"]["index_options"] is None  # not chosen: the cluster decides
     assert info["index_options"]["type"] in ("int8_hnsw", "bbq_hnsw", "hnsw")
     assert info["index_options"]["from"].startswith("cluster default")
@@ -444,12 +444,12 @@ def test_passages_are_the_default_layout_and_no_chunk_opts_out(run, index_name, 
     window = Encoder(tiny_st_dir).config.max_length
     created = run("create-index", index_name)
     assert created.exit_code == 0, created.output
-    contract = json.loads(run("info", index_name, "--json").output)["contract"]
+    contract = json.loads(run("info", index_name, "--json").stdout)["contract"]
     assert contract["chunking"] == "nested"
     assert contract["chunk_tokens"] == min(128, window) and contract["chunk_overlap"] > 0
     flat = run("create-index", f"{index_name}-flat", "--no-chunk")
     assert flat.exit_code == 0, flat.output
-    flat_contract = json.loads(run("info", f"{index_name}-flat", "--json").output)["contract"]
+    flat_contract = json.loads(run("info", f"{index_name}-flat", "--json").stdout)["contract"]
     assert flat_contract["chunking"] == "none"
     clash = run("create-index", f"{index_name}-x", "--no-chunk", "--chunk-tokens", "64")
     assert clash.exit_code == 2 and "--no-chunk" in clash.output
@@ -514,6 +514,6 @@ def test_index_with_an_exported_int8_model_then_search_with_torch(
     assert f"encoded with {backend} int8-dynamic" in info.output
     found = CliRunner().invoke(cli, ["search", index_name, "volcano ash", "--mode", "knn",
                                      "-k", "3", "--json", *url])  # fmt: skip
-    hits = json.loads(found.output)["hits"]
+    hits = json.loads(found.stdout)["hits"]
     assert len(hits) == 3
     assert all("volcano" in h["source"]["title"] for h in hits)

@@ -66,7 +66,7 @@ def test_cluster_ids_written_back_are_filterable_and_vectors_survive(
         "--es-url", es_server.config.url, "--model", str(minilm_dir),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["written"] == len(docs) and report["failed"] == 0
     biggest = report["clusters"][0]
     # the id is a filterable metadata field now; kNN still works (vectors were re-written)
@@ -165,7 +165,7 @@ def test_write_back_never_overwrites_a_concurrent_edit_or_brings_back_a_deleted_
     kept = es.get(index=index_name, id=edited)["_source"]
     assert kept["text"] == "edited by someone else" and "topic_id" not in kept, kept
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert (report["written"], report["conflicts"], report["failed"]) == (len(docs) - 2, 2, 0)
     assert sorted(report["conflict_ids"]) == sorted([edited, deleted])
     labelled = es.count(index=index_name, query={"exists": {"field": "topic_id"}})["count"]

@@ -92,7 +92,7 @@ def test_cli_json_csv_groups_and_resume(es_server, es, planted_index, tmp_path, 
     out = CliRunner().invoke(cli, ["duplicates", *base, "--json", "--groups", "--csv",
                                    str(tmp_path / "pairs.csv")])  # fmt: skip
     assert out.exit_code == 0, out.output
-    payload = json.loads(out.output)
+    payload = json.loads(out.stdout)
     assert {(p["a"], p["b"]) for p in payload["pairs"]} >= EXPECTED
     assert payload["groups"][0]["size"] == 3
     assert (tmp_path / "pairs.csv").read_text().count("\n") == len(payload["pairs"]) + 1
@@ -106,7 +106,7 @@ def test_cli_json_csv_groups_and_resume(es_server, es, planted_index, tmp_path, 
     assert done == 5 and len(first) <= len(payload["pairs"])
     resumed = CliRunner().invoke(cli, ["duplicates", *base, "--json", "--checkpoint",
                                        str(state)])  # fmt: skip
-    assert {(p["a"], p["b"]) for p in json.loads(resumed.output)["pairs"]} == {
+    assert {(p["a"], p["b"]) for p in json.loads(resumed.stdout)["pairs"]} == {
         (p["a"], p["b"]) for p in payload["pairs"]
     }
 

@@ -159,7 +159,7 @@ def test_migrate_cli_json(es, es_server, live, tiny_bert_dir, tiny_st_dir, tmp_p
          *base],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["swapped"] and report["new_index"] == f"{alias}-v2"
     assert report["gate"]["passed"] and report["copy"]["indexed"] == len(DOCS) + 1
     assert es.indices.exists(index=old)
