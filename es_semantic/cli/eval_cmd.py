@@ -18,6 +18,7 @@ from es_semantic.cli.common import (
     settings,
 )
 from es_semantic.cli.indexing_cmds import chunk_options, chunking_options
+from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.errors import ConfigError, InputError, MissingDependencyError
 from es_semantic.evaluation.data import beir_paths, load_qrels, load_queries
 from es_semantic.evaluation.metrics import DEFAULT_METRICS
@@ -67,9 +68,10 @@ def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
     "--modes",
     default=DEFAULT_MODES,
     show_default=True,
-    help="comma list of keyword, knn, hybrid (=rrf), rrf, weighted, adaptive, server-rrf; "
-    "+rerank each",
+    help="comma list of keyword, knn, sparse, hybrid (=rrf), rrf, weighted, adaptive, "
+    "server-rrf; +rerank each (with --sparse-model the fused modes fuse all three legs)",
 )
+@sparse_model_option("the index's sparse model: runs the sparse leg (mode sparse) and fuses it")
 @click.option(
     "--depth", type=click.IntRange(10, 1000), default=100, show_default=True, help="hits per leg"
 )
@@ -134,6 +136,7 @@ def eval_cmd(
     qrels_file: str | None,
     corpus_file: str | None,
     modes: str,
+    sparse_model: str | None,
     depth: int,
     alpha: float,
     rank_constant: int,
@@ -167,10 +170,11 @@ def eval_cmd(
         raise InputError("no query of the queries file has qrels: check the ids and --split")
     queries = {q: queries[q] for q in qrels}
     es, enc = client(state), encoder(state)
+    sparse = load_sparse(state, sparse_model)
     corpus = str(beir_paths(beir_dir, split)[0]) if beir_dir else corpus_file
     if corpus:
         indexer = Indexer(
-            es, index, enc, analyzer=analyzer, progress=not quiet,
+            es, index, enc, analyzer=analyzer, progress=not quiet, sparse_encoder=sparse,
             dead_letter=f"{index}.dead.jsonl", **chunking,
         )  # fmt: skip
         fmt: InputFormat | None = "beir" if corpus.endswith("corpus.jsonl") else None
@@ -186,7 +190,7 @@ def eval_cmd(
     reranker = None
     if rerank_model:
         reranker = cross_encoder(state, rerank_model)
-    searcher = Searcher(es, index, enc)
+    searcher = Searcher(es, index, enc, sparse_encoder=sparse)
     legs = run_legs(searcher, queries, depth=depth, progress=not quiet, concurrency=concurrency)
     for leg, seconds in legs.seconds.items():
         _log(

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 LEG_MODES = ("keyword", "knn")
 FUSED_MODES = ("hybrid", "rrf", "weighted", "adaptive")
-ALL_MODES = (*LEG_MODES, *FUSED_MODES, "server-rrf")
+SPARSE = "sparse"  # the learned sparse leg: run when the searcher has the sparse model
+ALL_MODES = (*LEG_MODES, SPARSE, *FUSED_MODES, "server-rrf")
 
 
 @dataclass
@@ -66,7 +67,8 @@ def run_legs(
     progress: bool = False,
     concurrency: int = 1,
 ) -> LegRuns:
-    """Keyword and kNN once per query (query vectors encoded in one batch).
+    """Keyword, kNN (query vectors encoded in one batch) and, when the searcher has a sparse
+    model, the sparse leg, once per query; fused modes then fuse every leg run.
 
     ``concurrency`` > 1 sends that many requests at once (threads share the Searcher); it helps
     on a real cluster, not on a server that answers one request at a time.
@@ -77,7 +79,8 @@ def run_legs(
     started = time.perf_counter()
     vectors = searcher.encoder.encode_queries([queries[q] for q in ids])
     encode_share_ms = (time.perf_counter() - started) * 1000 / max(len(ids), 1)
-    for leg in LEG_MODES:
+    names = (*LEG_MODES, SPARSE) if searcher.sparse_encoder is not None else LEG_MODES
+    for leg in names:
         runs.hits[leg], runs.ms[leg] = {}, {}
         leg_started = time.perf_counter()
 
@@ -96,7 +99,9 @@ def run_legs(
             ):
                 runs.hits[leg][qid] = [LegHit(h.id, h.score) for h in result.hits]
                 share = encode_share_ms if leg == "knn" else 0.0
-                runs.ms[leg][qid] = result.took_ms["request"] + share
+                runs.ms[leg][qid] = (
+                    result.took_ms["request"] + share + result.took_ms.get("sparse_encode", 0.0)
+                )
                 for hit in result.hits:
                     runs.texts.setdefault(hit.id, rerank_text(hit, contract.text_fields))
         runs.seconds[leg] = time.perf_counter() - leg_started
@@ -214,6 +219,7 @@ def build_modes(
     makers: dict[str, Callable[[], ModeRun]] = {
         "keyword": lambda: leg_mode(legs, "keyword"),
         "knn": lambda: leg_mode(legs, "knn"),
+        SPARSE: lambda: leg_mode(legs, SPARSE),
         "hybrid": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "rrf": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "weighted": lambda: fused_mode(legs, "weighted", alpha=alpha),
@@ -223,6 +229,8 @@ def build_modes(
     out: dict[str, ModeRun] = {}
     for mode in check_modes(modes):
         base = mode.removesuffix("+rerank")
+        if base == SPARSE and SPARSE not in legs.hits:
+            raise ConfigError(f"mode {mode!r} needs the index's sparse model: add --sparse-model")
         run = out.get(base) or makers[base]()
         if mode.endswith("+rerank"):
             if reranker is None:

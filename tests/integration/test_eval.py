@@ -105,3 +105,21 @@ def test_eval_with_trec_qrels_and_index_corpus(es_server, tiny_st_dir, tmp_path,
     assert run_eval(args, es_server, tiny_st_dir)["keyword"]["recall@100"] == 0.75
     usage = CliRunner().invoke(cli, ["eval", index_name, "--es-url", es_server.config.url])
     assert usage.exit_code == 2 and "--queries FILE --qrels FILE" in usage.output
+
+
+def test_eval_runs_and_fuses_the_sparse_leg(es_server, tiny_st_dir, tmp_path, index_name):
+    from tests.sparse_models import splade_tiny_dir
+
+    write_beir(tmp_path)
+    args = ["eval", "--beir", str(tmp_path), "--index", index_name, "--sparse-model",
+            str(splade_tiny_dir()), "--modes", "sparse,hybrid,weighted,adaptive"]  # fmt: skip
+    table = run_eval(args, es_server, tiny_st_dir)
+    assert list(table) == ["sparse", "hybrid", "weighted", "adaptive"]
+    assert table["sparse"]["mrr@10"] == 1.0  # "zebra" and "yak" are the documents' titles
+    for mode in ("hybrid", "weighted", "adaptive"):
+        assert table[mode]["recall@100"] == 1.0  # kNN returns every document of a 4-doc index
+    plain = ["eval", "--beir", str(tmp_path), "--index", index_name, "--modes", "sparse"]
+    refused = CliRunner().invoke(
+        cli, [*plain, "--es-url", es_server.config.url, "--model", str(tiny_st_dir)]
+    )
+    assert refused.exit_code != 0 and "--sparse-model" in refused.output

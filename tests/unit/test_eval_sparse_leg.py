@@ -1,0 +1,41 @@
+"""eval's sparse leg: a mode of its own, and fused with the others on the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from es_semantic.errors import ConfigError
+from es_semantic.evaluation.runner import LegRuns, build_modes, check_modes
+from es_semantic.search.fusion import LegHit
+
+
+def _legs(with_sparse: bool) -> LegRuns:
+    runs = LegRuns()
+    lists = {"keyword": ["a", "b"], "knn": ["b", "c"]}
+    if with_sparse:
+        lists["sparse"] = ["d", "a"]
+    for leg, ids in lists.items():
+        runs.hits[leg] = {"q1": [LegHit(d, 1.0 / (i + 1)) for i, d in enumerate(ids)]}
+        runs.ms[leg] = {"q1": 1.0}
+    return runs
+
+
+def test_sparse_is_a_mode() -> None:
+    assert check_modes(["sparse", "sparse+rerank"]) == ["sparse", "sparse+rerank"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "weighted", "adaptive"])
+def test_fused_modes_fuse_the_sparse_leg(mode: str) -> None:
+    searcher: Any = None  # only server-rrf sends requests
+    runs = build_modes(["sparse", mode], _legs(True), {"q1": "x"}, searcher=searcher)
+    assert runs["sparse"].ranked["q1"] == ["d", "a"]
+    assert "d" in runs[mode].ranked["q1"]  # only the sparse leg found it
+    assert runs[mode].ms["q1"] >= 3.0  # three legs' requests
+
+
+def test_sparse_mode_without_the_sparse_leg_is_refused() -> None:
+    searcher: Any = None
+    with pytest.raises(ConfigError, match="--sparse-model"):
+        build_modes(["sparse"], _legs(False), {"q1": "x"}, searcher=searcher)
