@@ -1,7 +1,7 @@
 """Retrieval quality: every eval mode on every evaluation set, one table.
 
     python -m benchmarks.quality [--sets scifact,sts-en,sts-zh] [--modes auto] [--tune]
-                                 [--sets-dir DIR] [--limit-queries N] [--json]
+                                 [--sparse] [--sets-dir DIR] [--limit-queries N] [--json]
 
 Sets: SciFact (BEIR test split; the packaged all-MiniLM-L6-v2, ``english`` analysis), STS-en
 and STS-zh scored-pair retrieval (benchmarks/sets.py, built into --sets-dir: a query is the
@@ -10,7 +10,8 @@ the corpus; STS-en with MiniLM and ``english``, STS-zh with m3e-small from ``emb
 ``cjk``). Each set runs ``es-semantic eval --beir`` as a user would (its corpus indexed through
 the normal indexer, each leg queried once per query, the hybrid modes fused on the client).
 ``--modes auto`` takes every mode eval offers today (``server-rrf`` and the ``rrf`` alias
-aside; ``sparse`` when eval has a sparse model option and SPLADE-tiny is installed). Prints
+aside). ``--sparse`` adds SPLADE-tiny's sparse leg on the English sets (mode ``sparse``; the
+fused modes then fuse three legs; slow to index on a few cores). Prints
 nDCG@10 per mode and set; ``--json`` adds every metric and the machine. Uses ES_URL, else
 starts a local server; slow there (~2 s per SciFact keyword query): run it in the background.
 """
@@ -50,13 +51,13 @@ class EvalSet:
     analyzer: str
 
 
-def available_modes() -> list[str]:
+def available_modes(sparse: bool = False) -> list[str]:
     """Every mode ``es-semantic eval --modes`` accepts today, but the server/alias duplicates;
     ``sparse`` only where eval can be given a sparse model and one is installed."""
     from es_semantic.evaluation.runner import ALL_MODES
 
     modes = [m for m in ALL_MODES if m not in SKIPPED_MODES]
-    if "sparse" in modes and not sparse_option():
+    if "sparse" in modes and not (sparse and sparse_option()):
         modes.remove("sparse")
     return modes
 
@@ -98,12 +99,14 @@ def run_eval(item: EvalSet, modes: list[str], args: argparse.Namespace, env: dic
              say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     """``es-semantic eval --beir`` on one set; its ``--json`` table."""
     command = [sys.executable, "-m", "es_semantic.cli", "eval", "--beir", str(item.folder),
-               "--index", f"quality-{item.name}", "--modes", ",".join(modes), "--analyzer",
+               "--index", f"quality-{item.name}{'-sparse' if args.sparse else ''}", "--modes", ",".join(modes), "--analyzer",
                item.analyzer, "--json", "--quiet"]  # fmt: skip
     if item.model:
         command += ["--model", item.model]
-    if "sparse" in modes:
+    if args.sparse and item.analyzer == "english":  # SPLADE-tiny is an English model
         command += sparse_option()
+    elif "sparse" in modes:
+        command[command.index("--modes") + 1] = ",".join(m for m in modes if m != "sparse")
     if args.tune:
         command.append("--tune")
     if args.limit_queries:
@@ -135,8 +138,13 @@ def main() -> None:
     parser.add_argument("--limit-queries", type=int, default=None, help="quick runs")
     parser.add_argument("--tune", action="store_true", help="also eval --tune (lines on stderr)")
     parser.add_argument("--json", action="store_true", help="every metric and the machine")
+    parser.add_argument(
+        "--sparse",
+        action="store_true",
+        help="add SPLADE-tiny's sparse leg (English sets; fused modes fuse 3 legs)",
+    )
     args = parser.parse_args()
-    modes = available_modes() if args.modes == "auto" else args.modes.split(",")
+    modes = available_modes(args.sparse) if args.modes == "auto" else args.modes.split(",")
     info = machine()
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     say(TARGETS)
