@@ -203,11 +203,44 @@ def eval_chart(data: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+def import_graph() -> str:
+    """The packages' imports as a mermaid graph, grouped by the layers test_structure checks."""
+    import ast
+    import importlib.util
+
+    table = ROOT / "tests/unit/test_structure.py"
+    spec = importlib.util.spec_from_file_location("structure", table)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    layers: dict[str, int] = module.LAYERS
+    package = ROOT / "es_semantic"
+    edges: set[tuple[str, str]] = set()
+    for path in package.rglob("*.py"):
+        room = path.relative_to(package).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                parts = name.split(".")
+                inner = parts[0] == "es_semantic" and len(parts) > 1 and parts[1] in layers
+                if inner and parts[1] != room and not room.startswith("_"):
+                    edges.add((room, parts[1]))
+    lines = ["```mermaid", "flowchart TB"]
+    for layer in sorted(set(layers.values()), reverse=True):
+        rooms = sorted(r for r, n in layers.items() if n == layer and not r.startswith("_"))
+        lines += [f'  subgraph L{layer}["layer {layer}"]', *(f"    {r}" for r in rooms), "  end"]
+    lines += [f"  {a} --> {b}" for a, b in sorted(edges)]
+    return "\n".join([*lines, "```"])
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "cli": cli_reference,
     "http": http_reference,
     "connection-options": connection_options,
     "errors": error_tree,
+    "import-graph": import_graph,
 }
 
 
