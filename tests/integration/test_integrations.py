@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
+import elasticsearch
 import pytest
 
 from es_semantic import AsyncSearcher, Indexer, Searcher
 from es_semantic.elastic.client import make_async_client
 from es_semantic.errors import InputError
 from tests.integration.basic_cluster import BasicCluster
+from tests.integration.cluster9 import Cluster9
 from tests.integration.fault_proxy import fault_proxy
 from tests.needs import need_module
+
+CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 
 lc_core = need_module("langchain_core", "the langchain extra is not installed")
 li_core = need_module("llama_index.core", "the llama-index extra is not installed")
@@ -118,11 +122,13 @@ def test_llama_index_retriever_in_a_query_engine(es, kiwis, tiny):
 
 
 def test_hybrid_on_a_basic_licence(es, es_server, kiwis, tiny):
-    """Through a proxy answering like a basic-licence 8.19 (the rrf retriever refused with a
-    403): both retrievers' hybrid search still answers, fused on the client."""
+    """Through a proxy answering like a basic-licence cluster (the rrf retriever refused with a
+    403): both retrievers' hybrid search still answers, fused on the client. The cluster is an
+    8.19 for the 8.x client and a 9.1 for the 9.x client (which a real 8.19 refuses)."""
     from es_semantic.elastic.client import make_client
 
-    rule = BasicCluster(es_server.config.url)
+    basic_kind = Cluster9 if CLIENT_MAJOR >= 9 else BasicCluster
+    rule = basic_kind(es_server.config.url)
     with fault_proxy(es_server.config.url, rule, forward_headers=rule.forward_headers) as proxy:
         from es_semantic.config import ESConfig
 
