@@ -160,9 +160,10 @@ def main() -> None:
             for item in sets:
                 table = run_eval(item, modes, args, env, say)
                 queries = len(load_qrels(item.folder / "qrels" / "test.tsv"))
+                ran = table.pop("encoder", None)  # backend and precision that ran
                 results[item.name] = {"model": item.model or "all-MiniLM-L6-v2 (packaged)",
                                       "analyzer": item.analyzer, "queries": queries,
-                                      "modes": table}  # fmt: skip
+                                      "modes": table, "encoder": ran}  # fmt: skip
                 say(format_table({item.name: results[item.name]}))
     if args.json:
         print(json.dumps({"command": "python -m benchmarks.quality " + " ".join(sys.argv[1:]),

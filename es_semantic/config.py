@@ -172,6 +172,15 @@ class EncoderConfig:
     backend: str = "torch"  # how the vectors were computed: recorded, not checked
     quantize: str = "none"
     precision: str = "float32"  # the precision that ran (float32, bfloat16, float16): recorded
+    # what the vectors can be made from: "text", or "text+image" (a CLIP model: texts and
+    # images in one space); checked against the index contract
+    modality: str = "text"
+
+    def ran(self) -> dict[str, str]:
+        """Model, backend, quantisation and precision that ran: the ``encoder`` key of every
+        ``--json`` output and of the service's answers."""
+        return {"model": self.model_name, "backend": self.backend, "quantize": self.quantize,
+                "precision": self.precision}  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:

@@ -64,6 +64,7 @@ class IndexReport:
     encode_seconds: float = 0.0
     dead_letter: str | None = None
     duplicates_file: str | None = None  # the near-duplicates --dedupe skip left out
+    encoder: dict[str, str] | None = None  # model, backend, quantize, precision that ran
     failures: list[FailedDocument] = field(default_factory=list)
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # the first 1,000
     # (every one skipped is in duplicates_file)

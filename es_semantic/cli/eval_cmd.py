@@ -215,7 +215,8 @@ def eval_cmd(
         for mode, run in runs.items()
     }
     if as_json:
-        click.echo(json.dumps(table, indent=2))
+        # beside the modes: the backend and precision the queries (and corpus) were encoded at
+        click.echo(json.dumps({**table, "encoder": enc.config.ran()}, indent=2))
     else:
         click.echo(format_table(table, len(qrels)))
     for line in rerank_gain_lines(runs, qrels):

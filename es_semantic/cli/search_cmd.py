@@ -129,7 +129,8 @@ def search_cmd(
     if rerank_model:
         reranker = cross_encoder(state, rerank_model)
     sparse = load_sparse(state, sparse_model)
-    searcher = Searcher(client(state), index, encoder(state), reranker=reranker,
+    enc = encoder(state)
+    searcher = Searcher(client(state), index, enc, reranker=reranker,
                         sparse_encoder=sparse)  # fmt: skip
     result = searcher.search(
         query,
@@ -153,7 +154,8 @@ def search_cmd(
         rerank_weight=rerank_weight,
     )
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        data = {**result.to_json(), "encoder": enc.config.ran()}  # the backend, precision run
+        click.echo(json.dumps(data, ensure_ascii=False))
     else:
         click.echo(format_table(result, searcher.contract().text_fields, offset))
     for warning in result.warnings:

@@ -209,6 +209,8 @@ def read_eval_report(path: str) -> dict[str, Any]:
         raise InputError(f"--eval-report {path}: cannot read it ({exc})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"--eval-report {path}:{exc.lineno}: not JSON ({exc.msg})") from None
+    if isinstance(report, dict):
+        report.pop("encoder", None)  # the backend and precision of the run: not a mode
     modes = report.items() if isinstance(report, dict) else ()
     if not modes or not all(
         isinstance(v, dict) and all(isinstance(x, int | float) for x in v.values())

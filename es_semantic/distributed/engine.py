@@ -227,6 +227,7 @@ class _Run:
         self.es_config, self.index, self.model = es_config, index, model
         self.encoder_options = dict(encoder_options or {})
         self.options, self.resources = options, resources
+        self.ran: dict[str, str] | None = None  # the planned encoder, named in the report
 
     def go(self, dataset_for: Any, source: str, total: int | None, reading: float) -> IndexReport:
         """Run on the cluster; ``reading``: the CPUs the dataset's read tasks need."""
@@ -237,6 +238,7 @@ class _Run:
         if clamped:
             log.warning(clamped)
         config = self._encoder_config(ray)
+        self.ran = config.ran()
         shown = self.options.progress
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = context.print_on_execution_start = shown
@@ -289,6 +291,7 @@ class _Run:
         batches on other actors may still write); then raise when one did. Ctrl-C or SIGTERM
         stops the run with the report of what the summaries say (re-run to resume)."""
         run = open_run(self.index, self.options, secrets, total)
+        run.report.encoder = self.ran
         stopped: str | None = None
         try:
             for row in out.iter_rows():

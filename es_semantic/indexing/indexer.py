@@ -164,7 +164,9 @@ class _IndexerBase(Generic[ClientT]):
         number of documents is known, time left)."""
         if total is None and isinstance(docs, Sized):
             total = len(docs)
-        return steps.open_run(self.index_name, self.options, self.secrets, total)
+        run = steps.open_run(self.index_name, self.options, self.secrets, total)
+        run.report.encoder = self.encoder.config.ran()
+        return run
 
     def _batch_steps(
         self, batch: list[Any], contract: IndexContract, run: steps.IndexRun

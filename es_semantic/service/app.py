@@ -136,6 +136,7 @@ async def readyz(state: State) -> Response:
     body = {
         "status": "ready" if not problems else "not ready",
         "model": state.encoder.config.model_name,
+        "encoder": state.encoder.config.ran(),  # the backend and precision that run
         "problems": problems,
     }
     return JSONResponse(body, 200 if not problems else 503)

@@ -83,14 +83,16 @@ async def search(index: str, body: SearchBody, state: State) -> dict[str, Any]:
         if warning.startswith(RERANK_HURTS) and index not in _warned:
             _warned.add(index)
             logger.warning("index %s: %s", index, warning)
-    return result.to_json()
+    return {**result.to_json(), "encoder": state.encoder.config.ran()}
 
 
 @router.get("/indices/{index}")
 async def describe(index: str, state: State) -> dict[str, Any]:
-    """What ``es-semantic info --json`` prints for ``index``."""
+    """What ``es-semantic info --json`` prints for ``index``, and ``encoder``: the backend and
+    precision this service encodes its queries at (the index's are in its contract)."""
     state.check_index(index)
-    return await run_async(state.aes, index_info_steps(index))
+    info = await run_async(state.aes, index_info_steps(index))
+    return {**info, "encoder": state.encoder.config.ran()}
 
 
 @router.get("/", include_in_schema=False)
@@ -107,6 +109,7 @@ async def playground_settings(state: State) -> dict[str, Any]:
         "rerank": state.reranker is not None,
         "model": state.encoder.config.model_name,
         "eval_report": state.config.eval_report is not None,
+        "sparse": state.sparse_encoder is not None,  # serve --sparse-model: the sparse leg runs
     }
 
 

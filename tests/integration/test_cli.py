@@ -109,7 +109,13 @@ def test_index_search_info_round_trip(run, es, es_server, index_name, tmp_path):
 
     info = run("info", index_name, "--json")
     assert json.loads(info.stdout)["count"] == 3
-    assert json.loads(info.stdout)["contract"]["dims"] == 32
+    contract = json.loads(info.stdout)["contract"]
+    assert contract["dims"] == 32
+    # every --json names the backend and precision that ran: the ones the contract recorded
+    ran = {k: contract[k] for k in ("backend", "quantize", "precision")}
+    assert data["encoder"] == {"model": contract["model_name"], **ran}
+    assert payload["encoder"] == data["encoder"]
+    assert json.loads(only_lang.stdout)["encoder"]["precision"] == contract["precision"]
 
 
 def test_stdin_and_exit_codes(run, index_name):

@@ -8,6 +8,7 @@ import math
 from click.testing import CliRunner
 
 from es_semantic.cli import cli
+from es_semantic.indexing.admin import read_contract
 
 
 def write_beir(folder):
@@ -43,7 +44,12 @@ def test_eval_beir_keyword_metrics_by_hand(es_server, tiny_st_dir, tmp_path, es,
     args = ["eval", "--beir", str(tmp_path), "--index", index_name, "--modes",
             "keyword,knn,hybrid,weighted"]  # fmt: skip
     table = run_eval(args, es_server, tiny_st_dir)
-    assert list(table) == ["keyword", "knn", "hybrid", "weighted"]
+    assert list(table) == ["keyword", "knn", "hybrid", "weighted", "encoder"]
+    # beside the modes: the backend and precision that ran (those the index contract recorded)
+    contract = read_contract(es, index_name)
+    assert table["encoder"] == {"model": contract.model_name, "backend": contract.backend,
+                                "quantize": contract.quantize,
+                                "precision": contract.precision}  # fmt: skip
     # q1: only d1 matches "zebra"; d2 is relevant but never retrieved. q2: d3 alone, relevant.
     q1_ndcg = 1 / (1 + 1 / math.log2(3))
     keyword = table["keyword"]
@@ -114,7 +120,7 @@ def test_eval_runs_and_fuses_the_sparse_leg(es_server, tiny_st_dir, tmp_path, in
     args = ["eval", "--beir", str(tmp_path), "--index", index_name, "--sparse-model",
             str(splade_tiny_dir()), "--modes", "sparse,hybrid,weighted,adaptive"]  # fmt: skip
     table = run_eval(args, es_server, tiny_st_dir)
-    assert list(table) == ["sparse", "hybrid", "weighted", "adaptive"]
+    assert list(table) == ["sparse", "hybrid", "weighted", "adaptive", "encoder"]
     assert table["sparse"]["mrr@10"] == 1.0  # "zebra" and "yak" are the documents' titles
     for mode in ("hybrid", "weighted", "adaptive"):
         assert table[mode]["recall@100"] == 1.0  # kNN returns every document of a 4-doc index

@@ -112,8 +112,11 @@ def test_search_and_info_match_the_library(served, es, tiny):
     expected = Searcher(es, index, tiny).search("vector search", mode="knn", k=3)
     assert status == 200 and [h["id"] for h in body["hits"]] == [h.id for h in expected.hits]
     assert body["mode"] == "knn" and "took_ms" in body
+    assert body["encoder"] == tiny.config.ran()  # the backend and precision that ran
+    assert body["encoder"]["precision"] == tiny.precision
     status, info, _ = call(f"{url}/indices/{index}", key=KEY)
     assert status == 200 and info["count"] == 5 and info["contract"]["dims"] == tiny.dim
+    assert info["encoder"] == tiny.config.ran()
     # an index not named at start cannot be reached; bad parameters are a 4xx naming them
     assert call(f"{url}/indices/other/search", {"query": "x"}, KEY)[0] == 404
     status, body, _ = call(f"{url}/indices/{index}/search", {"query": "x", "k": 0}, KEY)
@@ -128,6 +131,7 @@ def test_auth_limits_health_and_metrics(served):
     assert call(f"{url}/healthz")[0] == 200  # open: probes carry no key
     status, ready, _ = call(f"{url}/readyz")
     assert status == 200 and ready["status"] == "ready"
+    assert set(ready["encoder"]) == {"model", "backend", "quantize", "precision"}
     status, body, _ = call(f"{url}/embed", {"inputs": ["a"] * 5}, KEY)
     assert status == 413 and "limit is 4" in body["error"]
     status, text, _ = call(f"{url}/metrics", key=KEY)
