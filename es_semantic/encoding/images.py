@@ -3,14 +3,21 @@ in one L2-normalised float32 space."""
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from es_semantic.config import EncoderConfig
+from es_semantic.encoding.model_folder import model_fingerprint
 from es_semantic.errors import MissingDependencyError
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024  # an image file larger than this is refused unread
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 def _pil() -> Any:
@@ -19,6 +26,79 @@ def _pil() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("pillow", "images", "image encoding") from exc
     return Image
+
+
+class ImageReadError(ValueError):
+    """An image that cannot be used: the message says which and why (one line)."""
+
+
+def load_image(data: bytes, name: str) -> Any:
+    """``data`` decoded into an RGB PIL image, fully (a truncated file fails here, not later).
+
+    Refused, with :class:`ImageReadError` naming ``name``: an empty file, bytes Pillow does not
+    recognise, a decompression bomb (over Pillow's ``Image.MAX_IMAGE_PIXELS``: its warning is
+    taken as a refusal too), a truncated or corrupt file."""
+    image_mod = _pil()
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageReadError(f"{name}: {len(data)} bytes, over the {MAX_IMAGE_BYTES} byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", image_mod.DecompressionBombWarning)
+            with image_mod.open(io.BytesIO(data)) as opened:
+                opened.load()
+                return opened.convert("RGB")
+    except (image_mod.DecompressionBombWarning, image_mod.DecompressionBombError) as exc:
+        raise ImageReadError(
+            f"{name}: refused as a decompression bomb ({exc}); Pillow's limit is "
+            f"{image_mod.MAX_IMAGE_PIXELS} pixels"
+        ) from None
+    except image_mod.UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not an image Pillow can read (unsupported format)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{name}: corrupt or truncated image ({reason})") from None
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """A file's bytes, refused (:class:`ImageReadError`) when missing, unreadable or too large."""
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageReadError(f"{path}: {size} bytes, over the {MAX_IMAGE_BYTES} byte limit")
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: a folder, not an image file") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def as_image(image: Any) -> Any:
+    """A query image as a PIL image: a PIL image, the bytes of a file, or a path."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return load_image(bytes(image), "the image given")
+    if isinstance(image, str | Path):
+        return load_image(read_image_file(image), str(image))
+    if hasattr(image, "convert") and hasattr(image, "size"):
+        return image
+    raise ImageReadError(
+        f"an image is a path, bytes or a PIL image, not {type(image).__name__}"
+    )
+
+
+def is_clip_folder(path: str | Path | None) -> bool:
+    """Whether ``path`` is a CLIP model folder in either layout (no model is loaded)."""
+    if path is None or not Path(path).is_dir():
+        return False
+    try:
+        folder = clip_folder(path)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return False
+    return config.get("model_type") == "clip" or "CLIPModel" in config.get("architectures", [])
 
 
 def clip_folder(path: str | Path) -> Path:
@@ -52,6 +132,32 @@ class ImageEncoder:
         self._model.eval()  # type: ignore[no-untyped-call]
         self._processor = CLIPProcessor.from_pretrained(str(folder))
         self.dim = int(self._model.config.projection_dim or 0)
+        window = int(getattr(self._model.config.text_config, "max_position_embeddings", 77))
+        self.config = EncoderConfig(
+            model_name=Path(model).name or str(model), model_path=str(folder),
+            fingerprint=model_fingerprint(folder), pooling="cls", normalize=True,
+            max_length=window, query_prefix="", document_prefix="", dim=self.dim,
+            backend="torch", precision="float32", modality="text+image",
+        )  # fmt: skip
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query texts (what a searcher calls): the text tower, as :meth:`encode_texts`."""
+        return self.encode_texts(texts)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Document texts: the text tower, as :meth:`encode_texts`."""
+        return self.encode_texts(texts)
+
+    def encode_image_bytes(self, blobs: Sequence[bytes], names: Sequence[str] = ()) -> np.ndarray:
+        """Image files' bytes -> vectors, decoded a batch at a time (bounded memory)."""
+        out = np.zeros((len(blobs), self.dim), dtype=np.float32)
+        for start in range(0, len(blobs), self.batch_size):
+            part = blobs[start : start + self.batch_size]
+            labels = list(names[start : start + len(part)]) or [f"image #{start + i + 1}"
+                                                                for i in range(len(part))]
+            images = [load_image(b, n) for b, n in zip(part, labels, strict=False)]
+            out[start : start + len(part)] = self.encode_images(images)
+        return out
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised text vectors, float32 (n, dim)."""

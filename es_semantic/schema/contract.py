@@ -27,6 +27,10 @@ META_KEY = "es_semantic"
 VECTOR_FIELD = "embedding"
 PASSAGES_FIELD = "passages"  # nested: one object per passage, {"text", "embedding"}
 SPARSE_FIELD = "sparse"  # the learned sparse leg's sparse_vector field
+IMAGE_FIELD = "path"  # an image index's keyword field holding each image's path
+IMAGE_TEXT_FIELDS = ("caption",)  # an image index's default text field (optional, for BM25)
+# "text": text vectors; "text+image": a CLIP model's space, texts and images alike
+MODALITIES = ("text", "text+image")
 DEFAULT_CHUNK_OVERLAP = 32
 # Passages of 128 tokens by default: MiniLM-class models were trained at 128 tokens, and on
 # SciFact 128-token passages gave kNN nDCG@10 0.668 against 0.648 at the 256-token window.
@@ -184,6 +188,10 @@ class IndexContract:
     # model are compatible); contracts from before it was recorded read as float32
     precision: str = "float32"
     sparse: SparseLeg | None = None  # a learned sparse leg, when the index has one
+    # "text+image": an image index (a CLIP model); ``image_field`` holds each image's path.
+    # Contracts from before images were indexed read as "text", with no image field.
+    modality: str = "text"
+    image_field: str | None = None
     es_semantic_version: str = __version__
 
     def __post_init__(self) -> None:
@@ -201,6 +209,7 @@ class IndexContract:
                 f"index_options={self.index_options!r} is not one of {', '.join(INDEX_OPTIONS)}"
             )
         self._check_chunking()
+        self._check_modality()
         if not self.text_fields:
             raise ConfigError("at least one text field is needed")
         for name, kind in self.metadata_fields.items():
@@ -210,11 +219,31 @@ class IndexContract:
                     f"{', '.join(METADATA_TYPES)}"
                 )
         reserved = {self.vector_field, "content_hash", PASSAGES_FIELD}
+        if self.image_field is not None:
+            reserved.add(self.image_field)
         if self.sparse is not None:
             reserved.add(self.sparse.field)
         clash = reserved & (set(self.text_fields) | set(self.metadata_fields))
         if clash or set(self.text_fields) & set(self.metadata_fields):
             raise ConfigError(f"field names overlap or are reserved: {sorted(clash) or '...'}")
+
+    def _check_modality(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"modality={self.modality!r} is not one of {', '.join(MODALITIES)}")
+        if self.modality == "text" and self.image_field is not None:
+            raise ConfigError("an image field needs an image model (modality 'text+image')")
+        if self.modality == "text+image":
+            if not self.image_field:
+                raise ConfigError("an image index needs an image field (the images' paths)")
+            if self.chunking != "none" or self.sparse is not None:
+                raise ConfigError(
+                    "an image index holds one vector per image: no chunking, no sparse leg"
+                )
+
+    @property
+    def images(self) -> bool:
+        """Whether documents are images (a CLIP index), found by text or by image."""
+        return self.modality == "text+image"
 
     def _check_chunking(self) -> None:
         if self.chunking not in CHUNKINGS:
@@ -249,6 +278,11 @@ class IndexContract:
         Documents are held as passages unless ``chunking="none"``: DEFAULT_CHUNK_TOKENS tokens
         (at most the model's window) with DEFAULT_CHUNK_OVERLAP tokens of overlap."""
         options = {k: v for k, v in options.items() if v is not None}
+        modality = getattr(config, "modality", "text")
+        if modality != "text":  # one vector per image, its path beside it
+            options.update(modality=modality, chunking=options.get("chunking", "none"))
+            options.setdefault("image_field", IMAGE_FIELD)
+            options.setdefault("text_fields", IMAGE_TEXT_FIELDS)
         if options.setdefault("chunking", "nested") == "nested":
             default_tokens = min(DEFAULT_CHUNK_TOKENS, config.max_length)
             tokens = options.setdefault("chunk_tokens", default_tokens)
@@ -305,6 +339,9 @@ class IndexContract:
         diffs = [
             f"{k}: index {mine[k]!r}, encoder {theirs[k]!r}" for k in mine if mine[k] != theirs[k]
         ]
+        modality = getattr(config, "modality", "text")
+        if self.modality != modality:
+            diffs.insert(0, f"modality: index {self.modality!r}, encoder {modality!r}")
         if self.model_fingerprint != config.fingerprint:
             diffs.insert(
                 0,
@@ -322,10 +359,11 @@ class IndexContract:
         """Refuse an encoder that would make vectors incompatible with this index."""
         diffs = self.differences(config, for_indexing=for_indexing)
         if diffs:
+            kind = "text+image, CLIP" if self.images else self.pooling
             raise IndexContractError(
-                f"index {index!r} was built with {self.model_name} ({self.dims}-d, "
-                f"{self.pooling}); the encoder in use differs: {'; '.join(diffs)}. Use the same "
-                "model and options (see `es-semantic info INDEX`), or index into a new index."
+                f"index {index!r} was built with {self.model_name} ({self.dims}-d, {kind}); "
+                f"the encoder in use differs: {'; '.join(diffs)}. Use the same model and "
+                "options (see `es-semantic info INDEX`), or index into a new index."
             )
 
 

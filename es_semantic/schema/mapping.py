@@ -87,6 +87,8 @@ def index_body(
         props[name] = {**fields["text"], "analyzer": contract.analyzer}
     for name, kind in contract.metadata_fields.items():
         props[name] = {**fields["metadata"], "type": kind}
+    if contract.image_field is not None:  # an image's path: filterable, shown with its hit
+        props[contract.image_field] = {**fields["metadata"], "type": "keyword"}
     vector = vector_mapping(contract, m=m, ef_construction=ef_construction)
     if contract.nested:
         passages = fields["passages"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import string
 from pathlib import Path
 from typing import Any
 
@@ -12,29 +12,7 @@ import pytest
 
 pytest.importorskip("PIL")
 
-
-def _tiny_clip(tmp: Path) -> Path:
-    """A random CLIP (tiny towers, a character vocabulary) saved in the Hugging Face layout."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    chars = list(string.ascii_lowercase)
-    tokens = ["<|startoftext|>", "<|endoftext|>", *chars, *[c + "</w>" for c in chars]]
-    (tmp / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (tmp / "merges.txt").write_text("#version: 0.2\n")
-    tok = CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"))
-    size = {"shortest_edge": 32}
-    crop = {"height": 32, "width": 32}
-    proc = CLIPProcessor(CLIPImageProcessor(size=size, crop_size=crop), tok)  # type: ignore[no-untyped-call]
-    tower = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1}
-    cfg = CLIPConfig(
-        text_config={**tower, "num_attention_heads": 2, "vocab_size": len(tokens)},
-        vision_config={**tower, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=8,
-    )
-    hf = tmp / "hf"
-    CLIPModel(cfg).save_pretrained(hf)
-    proc.save_pretrained(hf)
-    return hf
+from tests.tiny_clip import tiny_clip as _tiny_clip  # noqa: E402
 
 
 def _images() -> list[Any]:
@@ -66,6 +44,8 @@ def test_both_layouts_match_sentence_transformers(tmp_path: Path) -> None:
         np.testing.assert_allclose(enc.encode_texts(texts), want_t, atol=1e-5)
         np.testing.assert_allclose(enc.encode_images(images), want_i, atol=1e-5)
         assert enc.multimodal and enc.dim == 8
+        assert (enc.config.modality, enc.config.dim) == ("text+image", 8)
+        np.testing.assert_allclose(enc.encode_queries(texts), want_t, atol=1e-5)
 
 
 def test_a_folder_that_is_not_clip_is_named(tmp_path: Path) -> None:
@@ -74,3 +54,24 @@ def test_a_folder_that_is_not_clip_is_named(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(json.dumps([{"type": "x.Pooling", "path": "1"}]))
     with pytest.raises(ValueError, match="no CLIPModel module"):
         clip_folder(tmp_path)
+
+
+def test_every_bad_image_kind_is_named() -> None:
+    from PIL import Image
+
+    from es_semantic.encoding.images import ImageReadError, load_image
+    from tests.tiny_clip import image_bytes
+
+    good = image_bytes("red", fmt="JPEG")
+    assert load_image(good, "ok.jpg").mode == "RGB"
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 9_000)).save(bomb, "PNG")  # 90M pixels: over Pillow's limit
+    cases = {
+        "empty file": b"",
+        "unsupported format": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "corrupt or truncated": good[: len(good) // 2],
+        "decompression bomb": bomb.getvalue(),
+    }
+    for reason, data in cases.items():
+        with pytest.raises(ImageReadError, match=f"^x.img: .*{reason}"):
+            load_image(data, "x.img")
