@@ -18,6 +18,9 @@ class Document:
     texts: Mapping[str, str]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     origin: str = ""
+    # an image index's document: the image file's bytes (encoded by the CLIP model, hashed for
+    # the unchanged check; never written to the index or a dead letter)
+    image: bytes | None = field(default=None, repr=False, compare=False)
 
     def full_text(self) -> str:
         """The text that is encoded: non-empty text fields joined in order."""

@@ -207,7 +207,10 @@ def encoder(state: Settings) -> Encoder:
     """The model of ``--model`` with the backend, device and quantisation options (torch loads
     here, not when the CLI starts)."""
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.images import ImageEncoder, is_clip_folder
 
+    if is_clip_folder(state.model()):  # a CLIP model: texts and images in one space (#32)
+        return ImageEncoder(state.model())  # type: ignore[return-value]
     return Encoder(state.model(), **model_options(state))
 
 

@@ -33,6 +33,7 @@ from es_semantic.errors import (
     InputError,
     MissingDependencyError,
 )
+from es_semantic.indexing.images import read_images
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.readers import (
@@ -44,6 +45,8 @@ from es_semantic.indexing.readers import (
 )
 from es_semantic.types import IndexReport
 
+IMAGE_BATCH = 32  # images per batch: the bytes a run holds are a few batches of them
+
 
 @click.command("index")
 @click.argument("index")
@@ -51,8 +54,9 @@ from es_semantic.types import IndexReport
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(INPUT_FORMATS),
-    help="input format [from the extension; stdin: jsonl]",
+    type=click.Choice([*INPUT_FORMATS, "images"]),
+    help="input format [from the extension; stdin: jsonl]; images: image files and folders "
+    "(recursive: jpg, png, webp, gif, bmp, tiff) into an image index, with a CLIP --model",
 )
 @click.option(
     "--text-unit",
@@ -61,16 +65,24 @@ from es_semantic.types import IndexReport
     help="text format: one document per line, or per file",
 )
 @click.option("--id-field", help="field holding the document id [id, or _id; else a content hash]")
-@click.option("--text-field", "text_fields", multiple=True, help="text field(s) [title, text]")
+@click.option(
+    "--text-field",
+    "text_fields",
+    multiple=True,
+    help="text field(s) [title, text]; an image index: its caption field(s), for BM25 [caption]",
+)
+@click.option(
+    "--image-field",
+    help="JSONL/CSV/Parquet: the field naming each record's image file (relative to the data "
+    "file) for an image index (a CLIP --model) [path]",
+)
 @click.option(
     "--metadata-field", "metadata_fields", multiple=True, help="filterable field, NAME or NAME:TYPE"
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=256,
-    show_default=True,
-    help="documents encoded per batch",
+    help="documents encoded per batch [256; images: 32, which bounds the image bytes held]",
 )
 @click.option(
     "--dead-letter",
@@ -154,8 +166,9 @@ def index_cmd(
     text_unit: str,
     id_field: str | None,
     text_fields: tuple[str, ...],
+    image_field: str | None,
     metadata_fields: tuple[str, ...],
-    batch_size: int,
+    batch_size: int | None,
     dead_letter: str | None,
     report_json: str | None,
     quiet: bool,
@@ -188,7 +201,9 @@ def index_cmd(
     """
     if dry_run and not delete_missing:
         raise InputError("--dry-run goes with --delete-missing (indexing itself has no dry run)")
-    check_inputs(paths, cast("InputFormat | None", fmt))
+    images = fmt == "images" or image_field is not None
+    if fmt != "images":
+        check_inputs(paths, cast("InputFormat | None", fmt))
     ray_options = {
         "ray_address": ray_address,
         "workers": workers,
@@ -205,7 +220,8 @@ def index_cmd(
     state = settings(click.get_current_context(), options)
     run = IndexOptions.of(
         id_field=id_field,
-        batch_size=batch_size,
+        batch_size=batch_size or (IMAGE_BATCH if images else 256),
+        image_field=image_field,
         dead_letter=dead_letter or f"{index}.dead.jsonl",
         progress=not quiet,
         senders=senders,
@@ -217,6 +233,10 @@ def index_cmd(
         **index_sparse_options(state, sparse_model, sparse_query_mode, sparse_prune),
         **creation_opts,
     )
+    if engine == "ray" and images:
+        raise click.UsageError(
+            "images are indexed by the local engine only: drop --engine ray (--engine local)"
+        )
     if engine == "ray":
         try:
             run.refuse_local_only()
@@ -226,12 +246,23 @@ def index_cmd(
             report = _index_on_ray(state, index, paths, fmt, text_unit, ray_options, run)
         _finish_report(report, report_json, quiet)
         return
-    indexer = Indexer.from_options(client(state), index, encoder(state), run)
+    enc = encoder(state)
+    if images and getattr(enc.config, "modality", "text") == "text":
+        raise InputError(
+            f"--format images and --image-field need a CLIP model: --model FOLDER (a CLIP "
+            f"folder, sentence-transformers or Hugging Face layout); {enc.config.model_name} "
+            "encodes text only"
+        )
+    indexer = Indexer.from_options(client(state), index, enc, run)
     spec = indexer.field_spec()
-    records = itertools.chain.from_iterable(
-        read_path(path, cast("InputFormat | None", fmt), spec, text_unit) for path in paths
-    )
-    total = None if quiet else count_inputs(paths, cast("InputFormat | None", fmt), text_unit)
+    if fmt == "images":
+        records: Iterator[Any] = read_images(paths, spec)
+        total = None
+    else:
+        records = itertools.chain.from_iterable(
+            read_path(path, cast("InputFormat | None", fmt), spec, text_unit) for path in paths
+        )
+        total = None if quiet else count_inputs(paths, cast("InputFormat | None", fmt), text_unit)
     with reporting_a_stop(report_json):
         report = indexer.index(records, total=total)
     if delete_missing:

@@ -33,6 +33,8 @@ def content_hash(doc: Document, contract: IndexContract) -> str:
         payload["chunking"] = [contract.chunk_tokens, contract.chunk_overlap]
     if contract.sparse is not None:  # an index with a sparse leg: its model decides it too
         payload["sparse"] = contract.sparse.model_fingerprint
+    if doc.image is not None:  # an image: its bytes decide its vector
+        payload["image"] = hashlib.sha256(doc.image).hexdigest()
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 

@@ -29,7 +29,7 @@ from es_semantic.indexing.dedupe import (
     vectors_of,
 )
 from es_semantic.indexing.options import DedupeMode, IndexOptions
-from es_semantic.indexing.passages import encode_texts
+from es_semantic.indexing.passages import encode_documents
 from es_semantic.indexing.readers import FieldSpec
 from es_semantic.indexing.setup import IndexSetup
 from es_semantic.redact import client_secrets
@@ -193,8 +193,8 @@ class _IndexerBase(Generic[ClientT]):
         a batch of several failed, or FAILING_STREAK documents in a row did."""
         t0 = time.perf_counter()
         try:
-            texts = [p.doc.full_text() for p in todo]
-            encoded = encode_texts(self.encoder, texts, contract, self.sparse_encoder)
+            docs = [p.doc for p in todo]
+            encoded = encode_documents(self.encoder, docs, contract, self.sparse_encoder)
         except Exception as exc:  # the model's own errors: try the documents one by one
             return self._encode_one_by_one(todo, contract, run, exc)
         self._failing = 0
@@ -229,8 +229,8 @@ class _IndexerBase(Generic[ClientT]):
         for prepared in todo:
             t0 = time.perf_counter()
             try:
-                one = encode_texts(
-                    self.encoder, [prepared.doc.full_text()], contract, self.sparse_encoder
+                one = encode_documents(
+                    self.encoder, [prepared.doc], contract, self.sparse_encoder
                 )
             except Exception as exc:
                 run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")

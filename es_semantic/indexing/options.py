@@ -60,6 +60,7 @@ class IndexOptions:
     sparse_model: str | None = None
     sparse_options: Mapping[str, Any] = field(default_factory=dict)
     sparse_leg: Mapping[str, Any] = field(default_factory=dict)
+    image_field: str | None = None  # a new image index's path field [path]
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.chunk_size < 1 or self.senders < 1:
@@ -99,6 +100,7 @@ class IndexOptions:
             "chunking": self.chunking,
             "chunk_tokens": self.chunk_tokens,
             "chunk_overlap": self.chunk_overlap,
+            "image_field": self.image_field,
         }
 
     def bulk_options(self) -> dict[str, Any]:

@@ -6,11 +6,12 @@ The thin layer between the pure chunker and the encoder; shared by both indexers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from es_semantic.indexing.actions import EncodedDoc
 from es_semantic.indexing.chunking import Passage, chunk_text
 from es_semantic.schema.contract import MAX_PASSAGES, IndexContract
+from es_semantic.types import Document
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
@@ -69,3 +70,24 @@ def encode_texts(
         )
         i += n
     return out
+
+
+def encode_documents(
+    encoder: Any,
+    docs: Sequence[Document],
+    contract: IndexContract,
+    sparse_encoder: SparseEncoder | None = None,
+) -> list[EncodedDoc]:
+    """Vectors for documents as the index's contract wants them: an image index's from each
+    document's image bytes (a CLIP ``ImageEncoder``), any other's from its text."""
+    if not contract.images:
+        return encode_texts(encoder, [d.full_text() for d in docs], contract, sparse_encoder)
+    if not hasattr(encoder, "encode_image_bytes"):
+        raise ValueError("this index holds images: an image encoder (a CLIP model) is needed")
+    field = contract.image_field or ""
+    names = [str(d.metadata.get(field) or d.origin) for d in docs]
+    missing = [n for n, d in zip(names, docs, strict=True) if d.image is None]
+    if missing:
+        raise ValueError(f"document {missing[0]!r} has no image for this image index")
+    vectors = encoder.encode_image_bytes([d.image for d in docs], names)
+    return [EncodedDoc(vector=v) for v in vectors]

@@ -10,7 +10,7 @@ import decimal
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
@@ -35,6 +35,10 @@ class FieldSpec:
     id_field: str | None = None
     text_fields: tuple[str, ...] = ("title", "text")
     metadata_fields: tuple[str, ...] = ()
+    # an image index: the field naming each record's image file (read, checked and kept as
+    # bytes), relative paths taken from ``image_base`` (the data file's folder)
+    image_field: str | None = None
+    image_base: str = ""
 
     def id_candidates(self) -> tuple[str, ...]:
         return (self.id_field,) if self.id_field else ("id", "_id")
@@ -44,6 +48,10 @@ def to_document(record: Any, spec: FieldSpec, origin: str) -> Record:
     """One input record (a mapping) -> Document, or a ReadFailure naming what is wrong."""
     if isinstance(record, Document):
         return record
+    if spec.image_field is not None and isinstance(record, Mapping):
+        from es_semantic.indexing.images import image_record
+
+        return image_record(record, spec, origin)
     if not isinstance(record, Mapping):
         return ReadFailure(origin, f"expected an object, got {type(record).__name__}", record)
     doc_id: str | None = None
@@ -148,6 +156,8 @@ def read_path(
     """All records of one PATH (``-`` is stdin, read line by line), streamed;
     ``text_unit="file"``: a text file is one document (see :func:`read_stream`)."""
     path, fmt, spec = resolve_format(path, fmt, spec)
+    if spec.image_field is not None and path != "-":  # image paths relative to the data file
+        spec = replace(spec, image_base=str(Path(path).parent))
     if path == "-":
         if fmt == "parquet":
             raise InputError("Parquet cannot be read from stdin (it needs seeking): pass a file")
@@ -318,8 +328,9 @@ def read_parquet(
         parquet = pq.ParquetFile(stream)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
-    wanted = [c for c in (*spec.id_candidates(), *spec.text_fields, *spec.metadata_fields)
-              if c in parquet.schema_arrow.names]  # fmt: skip
+    columns = (*spec.id_candidates(), *spec.text_fields, *spec.metadata_fields,
+               *([spec.image_field] if spec.image_field else []))  # fmt: skip
+    wanted = [c for c in columns if c in parquet.schema_arrow.names]
     number = 0
     for batch in parquet.iter_batches(batch_size=rows, columns=wanted or None):
         for row in batch.to_pylist():

@@ -81,7 +81,7 @@ class IndexSetup:
         assert self.contract is not None, "IndexSetup.steps() first"
         contract = self.contract
         return FieldSpec(self.options.id_field, contract.text_fields,
-                         tuple(contract.metadata_fields))  # fmt: skip
+                         tuple(contract.metadata_fields), contract.image_field)  # fmt: skip
 
     def _vector_format_steps(self) -> Steps[VectorFormat]:
         info = (yield Call("info")).raise_for_error()
@@ -109,6 +109,13 @@ class IndexSetup:
             raise ConfigError(
                 f"index {self.index!r} has chunking {contract.chunking!r}, not {wanted!r}: "
                 "index into a new index, or convert this one with `es-semantic migrate`"
+            )
+        image_field = self.options.image_field
+        if image_field is not None and image_field != contract.image_field:
+            where = (f"keeps its images' paths in {contract.image_field!r}, not {image_field!r}"
+                     if contract.image_field else "holds texts, not images")  # fmt: skip
+            raise ConfigError(
+                f"index {self.index!r} {where}: index into a new index, or drop --image-field"
             )
         if text_fields and text_fields != contract.text_fields:
             raise ConfigError(
