@@ -36,6 +36,10 @@ LIMITS = {  # serve option -> (ServiceConfig field, help); defaults are ServiceC
                          "(Retry-After)"),
     "--max-connections": ("max_connections", "open connections and requests per worker "
                           "before 503 (bounds the memory request bodies can take)"),
+    "--max-images": ("max_images", "images in one embeddings request"),
+    "--max-image-bytes": ("max_image_bytes", "bytes of one image sent (or thumbnailed)"),
+    "--max-image-pixels": ("max_image_pixels", "pixels of one image, read from its header "
+                           "before it is decoded"),
 }  # fmt: skip
 DEFAULTS = ServiceConfig()
 
@@ -56,6 +60,13 @@ def limit_options(func: Any) -> Any:
               help="an index clients may search (repeat); none: any")  # fmt: skip
 @click.option("--rerank", "rerank_model", help="cross-encoder folder for /rerank and rerank")
 @sparse_model_option("the indices' sparse leg model, for mode=sparse and legs with sparse")
+@click.option("--image-model", type=click.Path(exists=True, file_okay=False),
+              help="a CLIP folder: {\"image\"} inputs of /v1/embeddings and /embed, image "
+              "indices, POST /indices/{index}/search/image")  # fmt: skip
+@click.option("--image-root", "image_roots", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="a folder the playground may show image hits from (repeat); nothing "
+              "outside these folders is served")  # fmt: skip
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False),
               help="API keys, one a line; then every route needs one (Authorization: Bearer "
               "KEY or X-API-Key) but the open ones, which hold no data: /healthz, /readyz, "
@@ -90,6 +101,8 @@ def serve_cmd(
     indices: tuple[str, ...],
     rerank_model: str | None,
     sparse_model: str | None,
+    image_model: str | None,
+    image_roots: tuple[str, ...],
     api_key_file: str | None,
     max_batch_tokens: int,
     max_wait_ms: float,
@@ -116,7 +129,8 @@ def serve_cmd(
     state = settings(click.get_current_context(), options)
     params = {
         "indices": list(indices), "rerank_model": rerank_model, "api_key_file": api_key_file,
-        "sparse_model": sparse_model,
+        "sparse_model": sparse_model, "image_model": image_model,
+        "image_roots": [str(Path(r).resolve()) for r in image_roots],
         "max_batch_tokens": max_batch_tokens, "max_wait_ms": max_wait_ms,
         "max_queue": max_queue, "max_inputs": max_inputs, "max_chars": max_chars,
         "cors": list(cors), "no_batching": no_batching, "eval_report": eval_report, **limits,
@@ -189,6 +203,7 @@ def build_app(
         max_chars=params["max_chars"], max_batch_tokens=params["max_batch_tokens"],
         max_wait_ms=params["max_wait_ms"], max_queue=params["max_queue"],
         batching=not params["no_batching"], cors_origins=tuple(params["cors"]),
+        image_roots=tuple(params.get("image_roots", ())),
         eval_report=read_eval_report(params["eval_report"]) if params["eval_report"] else None,
         **{name: params[name] for name, _ in LIMITS.values() if name in params},
     )  # fmt: skip
@@ -197,8 +212,13 @@ def build_app(
         return es_config
     reranker = cross_encoder(state, params["rerank_model"]) if params["rerank_model"] else None
     sparse = load_sparse(state, params.get("sparse_model"))
+    images = None
+    if params.get("image_model"):
+        from es_semantic.encoding.images import ImageEncoder
+
+        images = ImageEncoder(params["image_model"])
     return create_app(encoder(state), config=config, es_config=es_config, reranker=reranker,
-                      sparse_encoder=sparse)  # fmt: skip
+                      sparse_encoder=sparse, image_encoder=images)  # fmt: skip
 
 
 def read_eval_report(path: str) -> dict[str, Any]:

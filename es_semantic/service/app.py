@@ -28,7 +28,7 @@ from es_semantic.errors import (
     SearchError,
 )
 from es_semantic.redact import redact
-from es_semantic.service import embeddings, indices
+from es_semantic.service import embeddings, images, indices
 from es_semantic.service.batcher import Overloaded
 from es_semantic.service.guard import OPEN_ROUTES, Guard, RedactingFilter
 from es_semantic.service.metrics import ServiceMetrics
@@ -43,6 +43,7 @@ from es_semantic.service.state import (
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.images import ImageEncoder
     from es_semantic.encoding.reranker import CrossEncoder
     from es_semantic.encoding.sparse import SparseEncoder
 
@@ -62,13 +63,17 @@ def create_app(
     es_config: ESConfig | None = None,
     reranker: CrossEncoder | None = None,
     sparse_encoder: SparseEncoder | None = None,
+    image_encoder: ImageEncoder | None = None,
 ) -> FastAPI:
     """The service's ASGI app (run it with uvicorn: ``es-semantic serve``); ``sparse_encoder``:
-    the model of the indices' sparse leg, for ``mode=sparse`` and ``legs``."""
+    the model of the indices' sparse leg, for ``mode=sparse`` and ``legs``; ``image_encoder``:
+    a CLIP model for image inputs and image indices (``encoder`` itself when it is one)."""
     config = config or ServiceConfig()
     metrics = ServiceMetrics()
     state = ServiceState(config, encoder, reranker, es_config, metrics)
     state.sparse_encoder = sparse_encoder
+    state.image_encoder = image_encoder or (encoder if getattr(encoder, "multimodal", False)
+                                            else None)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,7 +90,8 @@ def create_app(
 
     app = FastAPI(title="es-semantic", lifespan=lifespan, redoc_url=None)
     app.state.service = state
-    for router in (embeddings.router, indices.router, health):  # flat: one label per route
+    # flat: one label per route
+    for router in (embeddings.router, indices.router, images.router, health):
         app.router.routes.extend(router.routes)
     app.add_exception_handler(HTTPProblem, _on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, _on_overloaded)  # type: ignore[arg-type]

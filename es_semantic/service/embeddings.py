@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from es_semantic.schema.similarity import unit_rows
 from es_semantic.service.batcher import Kind
+from es_semantic.service.images import Item, TextItem, embed_items, has_items, image_encoder
 from es_semantic.service.state import HTTPProblem, ServiceState, check_inputs, service_state
 
 router = APIRouter()
@@ -23,7 +24,7 @@ State = Annotated[ServiceState, Depends(service_state)]
 
 
 class OpenAIEmbeddingRequest(BaseModel):
-    input: str | list[str]
+    input: str | list[Item]  # {"text"}/{"image"} items: the CLIP model (service/images.py)
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
@@ -33,12 +34,19 @@ class OpenAIEmbeddingRequest(BaseModel):
 
 @router.post("/v1/embeddings")
 async def openai_embeddings(body: OpenAIEmbeddingRequest, state: State) -> dict[str, Any]:
-    """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``)."""
-    texts = check_inputs([body.input] if isinstance(body.input, str) else body.input, state.config)
-    dim = state.encoder.dim
-    if body.dimensions is not None and body.dimensions != dim:
-        raise HTTPProblem(400, f"dimensions={body.dimensions}: this model gives {dim}")
-    vectors = await state.embed(texts, body.input_type)
+    """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``);
+    ``{"text": ...}`` and ``{"image": BASE64}`` items go to the CLIP model, in one space."""
+    inputs = [body.input] if isinstance(body.input, str) else body.input
+    clip = has_items(inputs)
+    model = image_encoder(state) if clip else state.encoder
+    if body.dimensions is not None and body.dimensions != model.dim:
+        raise HTTPProblem(400, f"dimensions={body.dimensions}: this model gives {model.dim}")
+    if clip:
+        vectors = await embed_items(state, inputs)
+        texts = [x.text for x in inputs if isinstance(x, TextItem)]
+    else:
+        texts = check_inputs([str(x) for x in inputs], state.config)
+        vectors = await state.embed(texts, body.input_type)
     tokens = sum(len(t.split()) for t in texts)
     data = [
         {"object": "embedding", "index": i, "embedding": _encode_vector(v, body.encoding_format)}
@@ -47,13 +55,13 @@ async def openai_embeddings(body: OpenAIEmbeddingRequest, state: State) -> dict[
     return {
         "object": "list",
         "data": data,
-        "model": body.model or state.encoder.config.model_name,
+        "model": body.model or model.config.model_name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
 
 class EmbedRequest(BaseModel):
-    inputs: str | list[str]
+    inputs: str | list[Item]  # {"text"}/{"image"} items: the CLIP model (service/images.py)
     normalize: bool = True
     truncate: bool = False
     prompt_name: str | None = None
@@ -61,9 +69,13 @@ class EmbedRequest(BaseModel):
 
 @router.post("/embed")
 async def tei_embed(body: EmbedRequest, state: State) -> Response:
-    """text-embeddings-inference ``/embed``: one vector per input."""
-    texts = check_inputs([body.inputs] if isinstance(body.inputs, str) else body.inputs,
-                         state.config)  # fmt: skip
+    """text-embeddings-inference ``/embed``: one vector per input; ``{"text": ...}`` and
+    ``{"image": BASE64}`` items go to the CLIP model (normalised, in one space)."""
+    inputs = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    if has_items(inputs):
+        vectors = await embed_items(state, inputs)
+        return Response(json.dumps(vectors.tolist()), media_type="application/json")
+    texts = check_inputs([str(x) for x in inputs], state.config)
     window = state.encoder.config.max_length
     # a token covers at least one character: only texts longer than the window can overflow
     if not body.truncate and any(len(t) + 2 > window for t in texts):

@@ -32,3 +32,9 @@ class ServiceConfig:
     # limit it bounds what request bodies can hold: max_connections x max_body_bytes
     max_connections: int = 256
     max_searchers: int = 256  # cached searchers (one per index name that answered)
+    # images (#32): the folders the playground's thumbnails may come from (none: no thumbnails),
+    # and the caps on images sent in a request (count, bytes of each, pixels of each)
+    image_roots: tuple[str, ...] = ()
+    max_images: int = 16
+    max_image_bytes: int = 10 << 20
+    max_image_pixels: int = 25_000_000

@@ -93,6 +93,7 @@ class ServiceState:
         self.aes: AsyncElasticsearch | None = None
         self.searchers: OrderedDict[str, AsyncSearcher] = OrderedDict()
         self.sparse_encoder: Any = None  # the sparse leg's model (serve --sparse-model)
+        self.image_encoder: Any = None  # a CLIP model (serve --image-model): images, image indices
         self.in_flight = 0
         self._page: str | None = None
 
@@ -158,20 +159,32 @@ class ServiceState:
         if self.aes is None or self.es_config is None:
             raise HTTPProblem(503, "no Elasticsearch is configured for this service")
 
-    async def search(self, index: str, query: str, **params: Any) -> SearchResult:
-        """``AsyncSearcher.search`` with the batched encoder; a searcher is kept (least
-        recently used out) only once its index answered, so unknown names grow nothing."""
+    def searcher(self, index: str) -> AsyncSearcher:
+        """The cached searcher of ``index``, or a new one (kept by :meth:`keep` once its index
+        answered, so unknown names grow nothing)."""
         self.check_index(index)
         assert self.aes is not None
         searcher = self.searchers.get(index)
         if searcher is None:
-            searcher = AsyncSearcher(self.aes, index, self.query_encoder, reranker=self.reranker,
+            # the searcher takes whichever encoder fits the index's contract: a CLIP model's
+            # text tower for an image index
+            encoders = [self.query_encoder, *([self.image_encoder] if self.image_encoder else [])]
+            searcher = AsyncSearcher(self.aes, index, encoders, reranker=self.reranker,
                                      sparse_encoder=self.sparse_encoder)  # fmt: skip
-        result = await searcher.search(query, **params)
+        return searcher
+
+    def keep(self, index: str, searcher: AsyncSearcher) -> None:
+        """Cache a searcher whose index answered (least recently used out)."""
         self.searchers[index] = searcher
         self.searchers.move_to_end(index)
         while len(self.searchers) > self.config.max_searchers:
             self.searchers.popitem(last=False)
+
+    async def search(self, index: str, query: str, **params: Any) -> SearchResult:
+        """``AsyncSearcher.search`` with the batched encoder."""
+        searcher = self.searcher(index)
+        result = await searcher.search(query, **params)
+        self.keep(index, searcher)
         return result
 
 
