@@ -24,7 +24,9 @@ def tiny_clip(tmp: Path, *, seed: int = 0) -> Path:
     proc = CLIPProcessor(CLIPImageProcessor(size=size, crop_size=crop), tok)  # type: ignore[no-untyped-call]
     tower = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1}
     cfg = CLIPConfig(
-        text_config={**tower, "num_attention_heads": 2, "vocab_size": len(tokens)},
+        # the text tower pools at the end-of-text token: its id in this vocabulary
+        text_config={**tower, "num_attention_heads": 2, "vocab_size": len(tokens),
+                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},  # fmt: skip
         vision_config={**tower, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
         projection_dim=8,
     )
@@ -55,3 +57,33 @@ def write_image(path: Path, colour: Any, **options: Any) -> Path:
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF", ".bmp": "BMP"}
     path.write_bytes(image_bytes(colour, fmt=fmt.get(path.suffix.lower(), "PNG"), **options))
     return path
+
+
+def train_tiny_clip(folder: Path, batches: list[list[tuple[bytes, str]]], out: Path, *,
+                    steps: int = 60, lr: float = 1e-2, seed: int = 0) -> Path:  # fmt: skip
+    """``folder``'s CLIP trained for ``steps`` steps with CLIP's own contrastive loss, cycling
+    through ``batches`` of (image bytes, caption) pairs (distinct captions in a batch), saved
+    (model and processor) in ``out``."""
+    import torch
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    torch.manual_seed(seed)
+    model = CLIPModel.from_pretrained(str(folder))
+    processor = CLIPProcessor.from_pretrained(str(folder))
+    inputs = [
+        processor(text=[c for _, c in pairs], return_tensors="pt", padding=True,
+                  images=[Image.open(io.BytesIO(d)).convert("RGB") for d, _ in pairs])
+        for pairs in batches
+    ]  # fmt: skip
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for step in range(steps):
+        loss = model(**inputs[step % len(inputs)], return_loss=True).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

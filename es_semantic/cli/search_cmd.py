@@ -7,6 +7,7 @@ import shutil
 from typing import Any, cast
 
 import click
+from click.core import ParameterSource
 
 from es_semantic.cli.common import (
     client,
@@ -25,7 +26,7 @@ from es_semantic.types import Hit, SearchResult
 
 @click.command("search")
 @click.argument("index")
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option(
     "--mode",
     type=click.Choice(["keyword", "knn", "sparse", "hybrid"]),
@@ -94,12 +95,18 @@ from es_semantic.types import Hit, SearchResult
     type=click.FloatRange(0, 1),
     help="blend: 0 = first stage only, 1 = cross-encoder only [the index's tuned weight, else 1]",
 )
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False),
+    help="an image index: search by this image (kNN on its CLIP vector; with QUERY: hybrid, "
+    "QUERY on the caption field)",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
 @connection_options
 @handle_errors
 def search_cmd(
     index: str,
-    query: str,
+    query: str | None,
     mode: str,
     legs: str | None,
     sparse_model: str | None,
@@ -119,11 +126,20 @@ def search_cmd(
     rerank_top: int,
     rerank_budget_ms: float | None,
     rerank_weight: float | None,
+    image: str | None,
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Search INDEX for QUERY (keyword, kNN or hybrid; optional cross-encoder rerank)."""
-    state = settings(click.get_current_context(), options)
+    """Search INDEX for QUERY (keyword, kNN or hybrid; optional cross-encoder rerank).
+
+    An image index (made with a CLIP --model): QUERY finds images by text, --image FILE by an
+    image."""
+    context = click.get_current_context()
+    state = settings(context, options)
+    if query is None and image is None:
+        raise click.UsageError("give QUERY, or --image FILE (an image index)")
+    if image is not None and (rerank_model or highlight):
+        raise click.UsageError("--rerank and --highlight go with text queries, not --image")
     parsed_filters = parse_cli_filters(filters)
     reranker = None
     if rerank_model:
@@ -132,32 +148,43 @@ def search_cmd(
     enc = encoder(state)
     searcher = Searcher(client(state), index, enc, reranker=reranker,
                         sparse_encoder=sparse)  # fmt: skip
-    result = searcher.search(
-        query,
-        mode=cast(Mode, mode),
-        legs=legs.split(",") if legs else None,
-        k=k,
-        offset=offset,
-        fusion=cast(Fusion, fusion),
-        alpha=alpha,
-        rank_constant=rank_constant,
-        window=window,
-        num_candidates=num_candidates,
-        oversample=oversample,
-        filters=parsed_filters,
-        source=list(source_fields) or None,
-        highlight=highlight,
-        exact=exact,
-        rerank=reranker is not None,
-        rerank_top=rerank_top,
-        rerank_budget_ms=rerank_budget_ms,
-        rerank_weight=rerank_weight,
-    )
+    if image is not None:
+        explicit = context.get_parameter_source("mode") is not ParameterSource.DEFAULT
+        result = searcher.search_image(
+            image, query=query, mode=cast(Mode, mode) if explicit else None, k=k,
+            offset=offset, fusion=cast(Fusion, fusion), alpha=alpha, window=window,
+            num_candidates=num_candidates, filters=parsed_filters,
+            source=list(source_fields) or None, exact=exact,
+        )  # fmt: skip
+    else:
+        result = searcher.search(
+            cast(str, query),
+            mode=cast(Mode, mode),
+            legs=legs.split(",") if legs else None,
+            k=k,
+            offset=offset,
+            fusion=cast(Fusion, fusion),
+            alpha=alpha,
+            rank_constant=rank_constant,
+            window=window,
+            num_candidates=num_candidates,
+            oversample=oversample,
+            filters=parsed_filters,
+            source=list(source_fields) or None,
+            highlight=highlight,
+            exact=exact,
+            rerank=reranker is not None,
+            rerank_top=rerank_top,
+            rerank_budget_ms=rerank_budget_ms,
+            rerank_weight=rerank_weight,
+        )
     if as_json:
         data = {**result.to_json(), "encoder": enc.config.ran()}  # the backend, precision run
         click.echo(json.dumps(data, ensure_ascii=False))
     else:
-        click.echo(format_table(result, searcher.contract().text_fields, offset))
+        contract = searcher.contract()
+        shown = (contract.image_field, *contract.text_fields) if contract.image_field else ()
+        click.echo(format_table(result, shown or contract.text_fields, offset))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
 

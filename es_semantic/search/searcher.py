@@ -27,11 +27,12 @@ from es_semantic.schema.contract import (
     missing_index_error,
 )
 from es_semantic.schema.tuning import Tuning, tuning_from_mapping_response
-from es_semantic.search import core, tuned
+from es_semantic.search import core, images, tuned
 from es_semantic.search.core import SearchPlan
 from es_semantic.search.encoders import AsyncQueryEncoder, QueryEncoder
 from es_semantic.search.legs import needs_sparse
 from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode, SearchRequest
+from es_semantic.search.responses import msearch_lines, raise_for_errors, split_responses
 from es_semantic.types import SearchResult
 
 if TYPE_CHECKING:
@@ -39,28 +40,6 @@ if TYPE_CHECKING:
     from es_semantic.encoding.sparse import SparseEncoder
 
 RERANK_CHUNK = 8
-
-
-def _msearch_lines(index: str, bodies: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    lines: list[Mapping[str, Any]] = []
-    for body in bodies.values():
-        lines += [{"index": index}, body]
-    return lines
-
-
-def _split_responses(plan: SearchPlan, resp: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return dict(zip(plan.bodies, resp["responses"], strict=True))
-
-
-def _raise_for_errors(
-    index: str, responses: Mapping[str, Mapping[str, Any]], secrets: Sequence[str]
-) -> None:
-    for leg, response in responses.items():
-        error = core.response_error(response)
-        if error is not None:
-            if "index_not_found" in error:
-                raise missing_index_error(index)
-            raise SearchError(redact(f"{leg} search on {index!r} failed: {error}", secrets))
 
 
 ClientT = TypeVar("ClientT")
@@ -174,14 +153,14 @@ class _SearcherBase(Generic[ClientT]):
             if plan.server_fusion and core.is_fusion_refusal(responses[plan.server_fusion]):
                 self._refused |= {plan.server_fusion}  # later searches fuse on the client
                 if request.fusion == "server":
-                    _raise_for_errors(self.index, responses, self.secrets)
+                    raise_for_errors(self.index, responses, self.secrets)
                 plan = core.plan_search(request, contract, vector, cluster=cluster,
                                         refused=self._refused, sparse=sparse)  # fmt: skip
                 responses = yield from self._msearch(plan, took)
             if attempt == 0 and (yield from self._moved(responses)):
                 continue
             break
-        _raise_for_errors(self.index, responses, self.secrets)
+        raise_for_errors(self.index, responses, self.secrets)
         result = core.assemble(request, contract, plan, responses, took)
         if request.rerank:
             t0 = time.perf_counter()
@@ -198,11 +177,11 @@ class _SearcherBase(Generic[ClientT]):
         self, plan: SearchPlan, took: dict[str, float]
     ) -> Steps[dict[str, Mapping[str, Any]]]:
         t0 = time.perf_counter()
-        answer = yield Call("msearch", {"searches": _msearch_lines(self.index, plan.bodies)})
+        answer = yield Call("msearch", {"searches": msearch_lines(self.index, plan.bodies)})
         if answer.error is not None:
             raise self._search_error(answer.error)
         took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
-        return _split_responses(plan, answer.body)
+        return split_responses(plan, answer.body)
 
     def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Steps[bool]:
         """Whether the alias may have moved since the contract was read: an error, hits from
@@ -335,6 +314,21 @@ class Searcher(_SearcherBase[Elasticsearch]):
         )  # fmt: skip
         return run(self.es, self._steps(request, query_vector))
 
+    def search_image(
+        self, image: Any, *, query: str | None = None, mode: Mode | None = None, k: int = 10,
+        offset: int = 0, fusion: Fusion = "auto", alpha: float = 0.5,
+        window: int = DEFAULT_WINDOW, num_candidates: int | None = None,
+        filters: Mapping[str, Any] | None = None, source: Sequence[str] | None = None,
+        exact: bool = False,
+    ) -> SearchResult:  # fmt: skip
+        """Search an image index by ``image`` (a path, its bytes, or a PIL image): kNN on its
+        CLIP vector, or hybrid with ``query`` text on the caption field."""
+        request = images.image_request(
+            self, query, mode, k=k, offset=offset, fusion=fusion, alpha=alpha, window=window,
+            num_candidates=num_candidates, filters=filters, source=source, exact=exact,
+        )  # fmt: skip
+        return run(self.es, images.image_search_steps(self, image, request))
+
 
 class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
     """The async twin of :class:`Searcher` (``AsyncElasticsearch``; model work in a thread).
@@ -387,3 +381,18 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
             rerank_weight=rerank_weight,
         )  # fmt: skip
         return await run_async(self.es, self._steps(request, query_vector))
+
+    async def search_image(
+        self, image: Any, *, query: str | None = None, mode: Mode | None = None, k: int = 10,
+        offset: int = 0, fusion: Fusion = "auto", alpha: float = 0.5,
+        window: int = DEFAULT_WINDOW, num_candidates: int | None = None,
+        filters: Mapping[str, Any] | None = None, source: Sequence[str] | None = None,
+        exact: bool = False,
+    ) -> SearchResult:  # fmt: skip
+        """Search an image index by ``image`` (a path, its bytes, or a PIL image): kNN on its
+        CLIP vector, or hybrid with ``query`` text on the caption field."""
+        request = images.image_request(
+            self, query, mode, k=k, offset=offset, fusion=fusion, alpha=alpha, window=window,
+            num_candidates=num_candidates, filters=filters, source=source, exact=exact,
+        )  # fmt: skip
+        return await run_async(self.es, images.image_search_steps(self, image, request))
