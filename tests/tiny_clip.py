@@ -14,6 +14,7 @@ def tiny_clip(tmp: Path, *, seed: int = 0) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
+    tmp.mkdir(parents=True, exist_ok=True)
     chars = list(string.ascii_lowercase)
     tokens = ["<|startoftext|>", "<|endoftext|>", *chars, *[c + "</w>" for c in chars]]
     (tmp / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))

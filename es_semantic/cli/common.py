@@ -209,8 +209,9 @@ def encoder(state: Settings) -> Encoder:
     from es_semantic.encoding.encoder import Encoder
     from es_semantic.encoding.images import ImageEncoder, is_clip_folder
 
-    if is_clip_folder(state.model()):  # a CLIP model: texts and images in one space (#32)
-        return ImageEncoder(state.model())  # type: ignore[return-value]
+    model = state.model()
+    if model is not None and is_clip_folder(model):  # a CLIP model: texts and images (#32)
+        return ImageEncoder(model)  # type: ignore[return-value]
     return Encoder(state.model(), **model_options(state))
 
 

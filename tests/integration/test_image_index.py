@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("PIL")
 
-from es_semantic.cli import cli  # noqa: E402
-from tests.tiny_clip import image_bytes, tiny_clip, write_image  # noqa: E402
+from es_semantic.cli import cli
+from tests.tiny_clip import image_bytes, tiny_clip, write_image
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220),
            "yellow": (230, 230, 0), "black": (0, 0, 0)}  # fmt: skip
@@ -128,8 +128,11 @@ def test_a_column_of_image_paths_with_captions_and_metadata(
     reasons = sorted(json.loads(line)["reason"] for line in dead.read_text().splitlines())
     assert "img/nowhere.png: no such file" in reasons[1] and "is empty" in reasons[0]
     source = es.get(index=index_name, id="2")["_source"]
-    assert (source["file"], source["caption"], source["lang"]) == ("img/blue.png",
-                                                                  "a blue square", "en")
+    assert (source["file"], source["caption"], source["lang"]) == (
+        "img/blue.png",
+        "a blue square",
+        "en",
+    )
     # JSONL into the same index: the contract's image field and captions
     lines = data / "more.jsonl"
     lines.write_text(json.dumps({"id": "7", "file": "img/red.png", "caption": "red again"}))
@@ -137,7 +140,7 @@ def test_a_column_of_image_paths_with_captions_and_metadata(
 
 
 def test_the_contract_at_every_write(
-    run: Any, tiny_st_dir: Path, index_name: str, tmp_path: Path
+    run: Any, es: Any, tiny_st_dir: Path, index_name: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "photos"
     write_image(folder / "red.png", "red")
@@ -153,3 +156,10 @@ def test_the_contract_at_every_write(
     assert "modality: index 'text+image', encoder 'text'" in refused.output
     ray = run("index", index_name, str(folder), "--format", "images", "--engine", "ray")
     assert ray.exit_code != 0 and "local engine only" in ray.output
+    other = tiny_clip(tmp_path / "other", seed=7)  # the same shape, other weights
+    write_image(folder / "blue.png", "blue")
+    before = es.count(index=index_name)["count"]
+    another = run("index", index_name, str(folder), "--format", "images", model=other)
+    assert another.exit_code != 0 and "model: index hf (" in another.output
+    es.indices.refresh(index=index_name)
+    assert es.count(index=index_name)["count"] == before  # nothing written
