@@ -26,8 +26,14 @@ def tiny_clip(tmp: Path, *, seed: int = 0) -> Path:
     tower = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1}
     cfg = CLIPConfig(
         # the text tower pools at the end-of-text token: its id in this vocabulary
-        text_config={**tower, "num_attention_heads": 2, "vocab_size": len(tokens),
-                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},  # fmt: skip
+        text_config={
+            **tower,
+            "num_attention_heads": 2,
+            "vocab_size": len(tokens),
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
         vision_config={**tower, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
         projection_dim=8,
     )

@@ -229,9 +229,7 @@ class _IndexerBase(Generic[ClientT]):
         for prepared in todo:
             t0 = time.perf_counter()
             try:
-                one = encode_documents(
-                    self.encoder, [prepared.doc], contract, self.sparse_encoder
-                )
+                one = encode_documents(self.encoder, [prepared.doc], contract, self.sparse_encoder)
             except Exception as exc:
                 run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")
                 self._failing += 1

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 
 pytest.importorskip("PIL")
 
-from es_semantic.cli import cli  # noqa: E402
-from es_semantic.elastic.client import make_async_client  # noqa: E402
-from es_semantic.errors import IndexContractError, InputError  # noqa: E402
-from es_semantic.search.searcher import AsyncSearcher, Searcher  # noqa: E402
-from tests.tiny_clip import image_bytes, tiny_clip, train_tiny_clip, write_image  # noqa: E402
+from es_semantic.cli import cli
+from es_semantic.elastic.client import make_async_client
+from es_semantic.errors import IndexContractError, InputError
+from es_semantic.search.searcher import AsyncSearcher, Searcher
+from tests.tiny_clip import image_bytes, tiny_clip, train_tiny_clip, write_image
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220),
            "yellow": (230, 230, 0), "black": (0, 0, 0)}  # fmt: skip
@@ -91,7 +91,9 @@ def test_python_api_hybrid_with_captions_and_the_async_twin(
     from es_semantic.indexing.indexer import Indexer
 
     encoder = ImageEncoder(trained_clip)
-    docs = [{"id": name, "path": path, "caption": f"{name} things"} for name, path in photos.items()]
+    docs = [
+        {"id": name, "path": path, "caption": f"{name} things"} for name, path in photos.items()
+    ]
     report = Indexer(es, index_name, encoder).index(docs)
     assert report.indexed == len(photos) and report.ok
     searcher = Searcher(es, index_name, encoder)

@@ -36,7 +36,9 @@ def test_a_text_index_stays_text_and_old_contracts_read_as_text() -> None:
 
 def test_a_text_encoder_on_an_image_index_is_refused_in_one_line() -> None:
     c = IndexContract.from_encoder(CLIP)
-    with pytest.raises(IndexContractError, match="modality: index 'text\\+image', encoder 'text'") as e:
+    with pytest.raises(
+        IndexContractError, match="modality: index 'text\\+image', encoder 'text'"
+    ) as e:
         c.check(TEXT, "imgs")
     assert "\n" not in str(e.value)
 

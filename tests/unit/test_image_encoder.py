@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PIL")
 
-from tests.tiny_clip import tiny_clip as _tiny_clip  # noqa: E402
+from tests.tiny_clip import tiny_clip as _tiny_clip
 
 
 def _images() -> list[Any]:
