@@ -33,6 +33,7 @@ from es_semantic.errors import (
     InputError,
     MissingDependencyError,
 )
+from es_semantic.encoding.images import is_clip_folder
 from es_semantic.indexing.images import read_images
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import DedupeMode, IndexOptions
@@ -233,9 +234,10 @@ def index_cmd(
         **index_sparse_options(state, sparse_model, sparse_query_mode, sparse_prune),
         **creation_opts,
     )
-    if engine == "ray" and images:
+    if engine == "ray" and (images or is_clip_folder(state.model())):
         raise click.UsageError(
-            "images are indexed by the local engine only: drop --engine ray (--engine local)"
+            "images (a CLIP model) are indexed by the local engine only: drop --engine ray "
+            "(--engine local)"
         )
     if engine == "ray":
         try:

@@ -234,6 +234,8 @@ def info_cmd(index: str, as_json: bool, **options: Any) -> None:
     )
     click.echo(f"prefixes   query {c['query_prefix']!r}, document {c['document_prefix']!r}")
     click.echo(f"text       {', '.join(c['text_fields'])} (analyzer {c['analyzer']})")
+    if c.get("image_field"):  # an image index (#32)
+        click.echo(f"images     {c.get('modality')}, path in {c['image_field']!r}")
     chunking = (
         f"passages of {c['chunk_tokens']} tokens, overlap {c['chunk_overlap']} (nested kNN)"
         if c.get("chunking") == "nested"

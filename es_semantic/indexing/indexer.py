@@ -38,6 +38,7 @@ from es_semantic.types import IndexReport
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.images import ImageEncoder
     from es_semantic.encoding.sparse import SparseEncoder
 
 # The cluster's failures, which stop a run (the records in hand become dead letters).
@@ -75,7 +76,7 @@ class _IndexerBase(Generic[ClientT]):
         self,
         es: ClientT,
         index: str,
-        encoder: Encoder,
+        encoder: Encoder | ImageEncoder,
         *,
         id_field: str | None = None,
         text_fields: Sequence[str] | None = None,
@@ -120,14 +121,20 @@ class _IndexerBase(Generic[ClientT]):
 
     @classmethod
     def from_options(
-        cls: type[IndexerT], es: ClientT, index: str, encoder: Encoder, options: IndexOptions
+        cls: type[IndexerT],
+        es: ClientT,
+        index: str,
+        encoder: Encoder | ImageEncoder,
+        options: IndexOptions,
     ) -> IndexerT:
         """An indexer with options made already (the Ray workers')."""
         indexer = cls.__new__(cls)
         indexer._configure(es, index, encoder, options)
         return indexer
 
-    def _configure(self, es: ClientT, index: str, encoder: Encoder, options: IndexOptions) -> None:
+    def _configure(
+        self, es: ClientT, index: str, encoder: Encoder | ImageEncoder, options: IndexOptions
+    ) -> None:
         self.es, self.index_name, self.encoder, self.options = es, index, encoder, options
         self.setup = IndexSetup(index, encoder.config, options)
         self.sparse_encoder: SparseEncoder | None = options.load_sparse()
