@@ -107,6 +107,8 @@ async def playground_settings(state: State) -> dict[str, Any]:
     return {
         "indices": await state.index_names(),
         "rerank": state.reranker is not None,
+        "images": state.image_encoder is not None,  # image inputs and image -> image search
+        "image_roots": bool(state.config.image_roots),  # thumbnails of image hits
         "model": state.encoder.config.model_name,
         "eval_report": state.config.eval_report is not None,
         "sparse": state.sparse_encoder is not None,  # serve --sparse-model: the sparse leg runs
