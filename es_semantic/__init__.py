@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from es_semantic.corpus.duplicates import find_duplicates
     from es_semantic.corpus.pairs import DuplicatePair
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.images import ImageEncoder
     from es_semantic.encoding.reranker import CrossEncoder
     from es_semantic.errors import (
         ConfigError,
@@ -47,6 +48,7 @@ _WHERE: dict[str, str] = {
     "cluster_index": "es_semantic.corpus.clusters",
     "find_duplicates": "es_semantic.corpus.duplicates",
     "Encoder": "es_semantic.encoding.encoder",
+    "ImageEncoder": "es_semantic.encoding.images",
     "CrossEncoder": "es_semantic.encoding.reranker",
     **dict.fromkeys(_ERRORS, "es_semantic.errors"),
     "AsyncIndexer": "es_semantic.indexing.async_indexer",
@@ -73,6 +75,7 @@ __all__ = [
     "EsSemanticError",
     "EvalGate",
     "Hit",
+    "ImageEncoder",
     "IndexContract",
     "IndexContractError",
     "IndexReport",
