@@ -95,6 +95,15 @@ def plan_search(
         return SearchPlan({"sparse": body}, None, not client_paging)
     if request.mode == "hybrid" and set(request.leg_names) != {"keyword", "knn"}:
         window = max(request.window, request.depth)
+        if _server_fusion(request, contract, cluster, refused) == "rrf":
+            body = queries.rrf_legs_body(
+                request.leg_names, contract, query=request.query, vector=vector,
+                sparse=sparse_of(sparse) if "sparse" in request.leg_names else None,
+                size=request.depth, window=window, rank_constant=request.rank_constant,
+                num_candidates=request.num_candidates, fields=fields, filters=filters,
+                source=source, window_key=cluster.rrf_window_key, oversample=request.oversample,
+            )  # fmt: skip
+            return SearchPlan({"rrf": body}, "server-rrf", False)
         bodies, fusion = legs_plan(request, contract, vector, sparse, window, fields, filters,
                                    source)  # fmt: skip
         return SearchPlan(bodies, fusion, False)
@@ -344,3 +353,4 @@ def apply_rerank(
     rescored.sort(key=lambda h: (-h.score, h.ranks["retrieval"]))
     return replace(result, hits=rescored + result.hits[request.rerank_top :], reranked=True,
                    took_ms=took)  # fmt: skip
+

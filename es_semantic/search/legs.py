@@ -48,12 +48,8 @@ def legs_plan(
     filters: list[dict[str, Any]], source: list[str] | None,
 ) -> tuple[dict[str, dict[str, Any]], str]:  # fmt: skip
     """Hybrid over the legs named (with the sparse leg): one body per leg, fused on the
-    client (``weighted``/``linear``: weighted; ``adaptive``; otherwise RRF)."""
-    if request.fusion == "server":
-        raise SearchError(
-            "fusion='server' fuses keyword and knn on the cluster; hybrid with the sparse "
-            "leg fuses on the client: use fusion auto, rrf, weighted or adaptive"
-        )
+    client (``weighted``/``linear``: weighted; ``adaptive``; otherwise RRF). Server-side RRF
+    over these legs is ``queries.rrf_legs_body``."""
     bodies: dict[str, dict[str, Any]] = {}
     for leg in request.leg_names:
         if leg == "keyword":

@@ -269,6 +269,54 @@ def rrf_body(
     }
 
 
+def rrf_legs_body(
+    legs: Sequence[str],
+    contract: IndexContract,
+    *,
+    query: str,
+    vector: Sequence[float] | None,
+    sparse: Mapping[str, float] | None,
+    size: int,
+    window: int,
+    rank_constant: int = 60,
+    num_candidates: int | None = None,
+    fields: Sequence[str] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+    window_key: str = "rank_window_size",
+    oversample: float | None = None,
+) -> dict[str, Any]:
+    """Server-side hybrid over any legs, in their order: the ``rrf`` retriever over a
+    ``standard`` retriever per keyword leg (BM25) and sparse leg (its ``sparse_vector`` query,
+    every licence from 8.15) and a ``knn`` retriever; the filters on each child."""
+    retrievers: list[dict[str, Any]] = []
+    for leg in legs:
+        if leg == "knn":
+            if vector is None:
+                raise ValueError("the knn leg needs a query vector")
+            knn = knn_section(vector, contract, k=window, num_candidates=num_candidates,
+                              filters=filters, inner_hits=False, oversample=oversample)  # fmt: skip
+            retrievers.append({"knn": knn})
+            continue
+        if leg == "keyword":
+            clause = keyword_query(query, contract, fields, [])
+        elif leg == "sparse" and sparse is not None:
+            clause = sparse_query(sparse, contract, [])
+        else:
+            raise ValueError(f"leg {leg!r} cannot be fused on the server (or has no query)")
+        standard: dict[str, Any] = {"query": clause}
+        if filters:
+            standard["filter"] = filters
+        retrievers.append({"standard": standard})
+    return {
+        "retriever": {
+            "rrf": {"retrievers": retrievers, "rank_constant": rank_constant, window_key: window}
+        },
+        "size": size,
+        "_source": source_spec(contract, source),
+    }
+
+
 def linear_body(
     query: str,
     vector: Sequence[float],

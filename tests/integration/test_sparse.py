@@ -231,3 +231,52 @@ def test_the_service_searches_the_sparse_leg(es_server, sparse_index, tiny, spla
         status, body, _ = call(f"{url}/indices/{sparse_index}/search",
                                {"query": "q", "legs": ["keyword", "bm25"]})  # fmt: skip
         assert status == 400 and "bm25" in json.dumps(body), body
+
+
+@pytest.fixture
+def flat_sparse_index(es, index_name, tiny, splade):
+    """One vector per document: auto may fuse on the server (chunked indices fuse on the client)."""
+    Indexer(es, index_name, tiny, sparse_encoder=splade, chunking="none").index(DOCS)
+    return index_name
+
+
+def test_three_legs_fused_by_the_servers_rrf_retriever(es, flat_sparse_index, tiny, splade):
+    """The local server runs the rrf retriever as a licensed cluster: keyword, knn and the
+    sparse_vector query in one request, ranked as client RRF ranks the same legs."""
+    searcher = Searcher(es, flat_sparse_index, tiny, sparse_encoder=splade)
+    legs = "keyword,knn,sparse"
+    for query in QUERIES:
+        server = searcher.search(query, legs=legs, fusion="server", k=6, window=10)
+        client = searcher.search(query, legs=legs, fusion="rrf", k=6, window=10)
+        assert server.fusion == "server-rrf" and set(server.hits[0].scores) == {"rrf"}
+        assert server.hits[0].id == client.hits[0].id == QUERIES[query]
+        # the same RRF score for every document (documents tied on it may come in either order)
+        assert {h.id: h.score for h in server.hits} == pytest.approx(
+            {h.id: h.score for h in client.hits}
+        ), query
+    assert searcher.search("capital of france", legs=legs, k=1).fusion == "server-rrf"  # auto
+
+
+def test_three_legs_on_a_basic_licence(es_server, flat_sparse_index, tiny, splade):
+    """Through the proxy answering as a basic-licence cluster: auto fuses the three legs on
+    the client without sending the rrf retriever; fusion='server' fails in one line."""
+    from es_semantic.config import ESConfig
+    from es_semantic.elastic.client import make_client
+    from tests.integration.basic_cluster import BasicCluster
+    from tests.integration.cluster9 import Cluster9
+    from tests.integration.fault_proxy import fault_proxy
+    from tests.integration.test_search import CLIENT_MAJOR
+
+    rule = (Cluster9 if CLIENT_MAJOR >= 9 else BasicCluster)(es_server.config.url)
+    with fault_proxy(es_server.config.url, rule, forward_headers=rule.forward_headers) as proxy:
+        client = make_client(ESConfig(url=proxy.url))
+        try:
+            searcher = Searcher(client, flat_sparse_index, tiny, sparse_encoder=splade)
+            auto = searcher.search("capital of france", legs="keyword,knn,sparse", k=3)
+            assert (auto.fusion, auto.hits[0].id) == ("rrf", "paris")
+            assert {"keyword", "knn", "sparse"} <= set(auto.hits[0].scores)
+            with pytest.raises(SearchError, match=r"enterprise or trial licence; .* basic"):
+                searcher.search("capital", legs="keyword,knn,sparse", fusion="server", k=3)
+            assert rule.refused == {}  # nothing licensed was even tried
+        finally:
+            client.close()

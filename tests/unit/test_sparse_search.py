@@ -72,15 +72,56 @@ def test_a_query_without_weights_matches_nothing() -> None:
     assert plan.bodies["sparse"]["query"] == {"match_none": {}}
 
 
-def test_hybrid_over_three_legs_fuses_on_the_client() -> None:
+ENTERPRISE = ClusterInfo("8.19.0", (8, 19, 0), "enterprise", "active")
+BASIC = ClusterInfo("8.19.0", (8, 19, 0), "basic", "active")
+
+
+def test_hybrid_over_three_legs_fuses_on_the_server_where_licensed() -> None:
+    c = IndexContract.from_encoder(
+        DENSE, chunking="none", metadata_fields={"lang": "keyword"},
+        sparse=SparseLeg.from_model(Spec()),
+    )  # fmt: skip
+    request = SearchRequest("q", legs="keyword,knn,sparse", k=3, rank_constant=20,
+                            filters={"lang": "en"})  # fmt: skip
+    plan = core.plan_search(request, c, VECTOR, cluster=ENTERPRISE, sparse=SPARSE)
+    assert (list(plan.bodies), plan.fusion, plan.server_fusion) == (["rrf"], "server-rrf", "rrf")
+    rrf = plan.bodies["rrf"]["retriever"]["rrf"]
+    assert (rrf["rank_constant"], rrf["rank_window_size"]) == (20, 100)
+    keyword, knn, sparse = rrf["retrievers"]
+    flt = [{"term": {"lang": "en"}}]
+    assert keyword["standard"]["filter"] == flt and "sparse_vector" not in str(keyword)
+    assert knn["knn"]["query_vector"] == VECTOR and knn["knn"]["filter"] == flt
+    assert knn["knn"]["k"] == 100
+    assert sparse["standard"] == {
+        "query": {"sparse_vector": {"field": "sparse", "query_vector": {"cat": 1.5, "%2E": 0.5}}},
+        "filter": flt,
+    }
+    assert plan.bodies["rrf"]["size"] == 3
+    assert "sparse" in plan.bodies["rrf"]["_source"]["excludes"]
+    server = core.plan_search(SearchRequest("q", legs="sparse,keyword", fusion="server"), c,
+                              None, cluster=ENTERPRISE, sparse=SPARSE)  # fmt: skip
+    kinds = [next(iter(r["standard"]["query"])) for r in
+             server.bodies["rrf"]["retriever"]["rrf"]["retrievers"]]  # fmt: skip
+    assert kinds == ["sparse_vector", "multi_match"]  # the legs' order; no vector needed
+
+
+def test_hybrid_over_three_legs_fuses_on_the_client_otherwise() -> None:
     request = SearchRequest("q", legs="keyword,knn,sparse", fusion="auto", k=3)
-    cluster = ClusterInfo("8.19.0", (8, 19, 0), "enterprise", "active")
-    plan = core.plan_search(request, contract(), VECTOR, cluster=cluster, sparse=SPARSE)
-    assert list(plan.bodies) == ["keyword", "knn", "sparse"]
-    assert plan.fusion == "rrf" and not plan.paged_by_server
-    with pytest.raises(SearchError, match="fuses on the client"):
+    for cluster, refused in ((BASIC, frozenset()), (ENTERPRISE, frozenset({"rrf"}))):
+        plan = core.plan_search(request, contract(), VECTOR, cluster=cluster, refused=refused,
+                                sparse=SPARSE)  # fmt: skip
+        assert list(plan.bodies) == ["keyword", "knn", "sparse"]
+        assert plan.fusion == "rrf" and not plan.paged_by_server
+    adaptive = SearchRequest("q", legs="keyword,knn,sparse", fusion="adaptive")
+    plan = core.plan_search(adaptive, contract(), VECTOR, cluster=ENTERPRISE, sparse=SPARSE)
+    assert plan.fusion == "adaptive"  # a client fusion named stays on the client
+    nested = IndexContract.from_encoder(DENSE, sparse=SparseLeg.from_model(Spec()))
+    assert nested.nested  # passages: only client fusion returns the best passage
+    assert core.plan_search(request, nested, VECTOR, cluster=ENTERPRISE,
+                            sparse=SPARSE).fusion == "rrf"  # fmt: skip
+    with pytest.raises(SearchError, match=r"enterprise or trial licence; .* basic"):
         core.plan_search(SearchRequest("q", legs="knn,sparse", fusion="server"), contract(),
-                         VECTOR, cluster=cluster, sparse=SPARSE)  # fmt: skip
+                         VECTOR, cluster=BASIC, sparse=SPARSE)  # fmt: skip
     two = core.plan_search(SearchRequest("q", legs="keyword,sparse"), contract(), None,
                            sparse=SPARSE)  # fmt: skip
     assert list(two.bodies) == ["keyword", "sparse"]  # no vector needed without the knn leg
