@@ -8,7 +8,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,13 @@ def _pil() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("pillow", "images", "image encoding") from exc
     return Image
+
+
+class _Blob(NamedTuple):
+    """An image file's bytes and the name its errors give."""
+
+    data: bytes
+    name: str
 
 
 class ImageReadError(ValueError):
@@ -84,9 +91,7 @@ def as_image(image: Any) -> Any:
         return load_image(read_image_file(image), str(image))
     if hasattr(image, "convert") and hasattr(image, "size"):
         return image
-    raise ImageReadError(
-        f"an image is a path, bytes or a PIL image, not {type(image).__name__}"
-    )
+    raise ImageReadError(f"an image is a path, bytes or a PIL image, not {type(image).__name__}")
 
 
 def is_clip_folder(path: str | Path | None) -> bool:
@@ -149,15 +154,10 @@ class ImageEncoder:
         return self.encode_texts(texts)
 
     def encode_image_bytes(self, blobs: Sequence[bytes], names: Sequence[str] = ()) -> np.ndarray:
-        """Image files' bytes -> vectors, decoded a batch at a time (bounded memory)."""
-        out = np.zeros((len(blobs), self.dim), dtype=np.float32)
-        for start in range(0, len(blobs), self.batch_size):
-            part = blobs[start : start + self.batch_size]
-            labels = list(names[start : start + len(part)]) or [f"image #{start + i + 1}"
-                                                                for i in range(len(part))]
-            images = [load_image(b, n) for b, n in zip(part, labels, strict=False)]
-            out[start : start + len(part)] = self.encode_images(images)
-        return out
+        """Image files' bytes -> vectors (``names``: for errors), each decoded when its batch
+        is encoded: memory holds one decoded image at a time."""
+        labels = list(names) or [f"image #{i + 1}" for i in range(len(blobs))]
+        return self._run([_Blob(b, n) for b, n in zip(blobs, labels, strict=True)], text=False)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised text vectors, float32 (n, dim)."""
@@ -165,7 +165,13 @@ class ImageEncoder:
 
     def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         """L2-normalised image vectors for PIL images, float32 (n, dim)."""
-        return self._run([im.convert("RGB") for im in images], text=False)
+        return self._run(list(images), text=False)
+
+    def _pixels(self, item: Any) -> Any:
+        """One image's model input; a file's bytes are decoded here, so a batch holds one
+        decoded image at a time (and the model's small inputs)."""
+        image = load_image(*item) if isinstance(item, _Blob) else item.convert("RGB")
+        return self._processor.image_processor([image], return_tensors="pt")["pixel_values"]
 
     def _run(self, items: list[Any], *, text: bool) -> np.ndarray:
         import torch
@@ -180,8 +186,8 @@ class ImageEncoder:
                     )
                     feats = self._model.get_text_features(**inputs)
                 else:
-                    inputs = self._processor.image_processor(part, return_tensors="pt")
-                    feats = self._model.get_image_features(**inputs)
+                    pixels = torch.cat([self._pixels(item) for item in part])
+                    feats = self._model.get_image_features(pixel_values=pixels)
             feats = getattr(feats, "pooler_output", feats)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
             out[start : start + len(part)] = feats.numpy()

@@ -46,6 +46,12 @@ def test_both_layouts_match_sentence_transformers(tmp_path: Path) -> None:
         assert enc.multimodal and enc.dim == 8
         assert (enc.config.modality, enc.config.dim) == ("text+image", 8)
         np.testing.assert_allclose(enc.encode_queries(texts), want_t, atol=1e-5)
+        files = []
+        for image in images:
+            out = io.BytesIO()
+            image.save(out, "PNG")
+            files.append(out.getvalue())
+        np.testing.assert_allclose(enc.encode_image_bytes(files), want_i, atol=1e-5)
 
 
 def test_a_folder_that_is_not_clip_is_named(tmp_path: Path) -> None:
