@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
@@ -50,11 +51,21 @@ class LegRuns:
 
 
 def check_modes(modes: Sequence[str]) -> list[str]:
+    """Refuse an unknown mode. A fused mode may name its legs, ``weighted:keyword+knn``: a
+    subset of the legs run (two-leg hybrid beside three-leg hybrid in one table)."""
     for mode in modes:
-        base = mode.removesuffix("+rerank")
-        if base not in ALL_MODES:
+        base, _, legs = mode.removesuffix("+rerank").partition(":")
+        if base not in ALL_MODES or (legs and base not in FUSED_MODES):
             raise ConfigError(
-                f"mode {mode!r} is not one of {', '.join(ALL_MODES)} (optionally +rerank)"
+                f"mode {mode!r} is not one of {', '.join(ALL_MODES)} (optionally +rerank; "
+                f"a fused mode may name its legs: {FUSED_MODES[0]}:keyword+knn)"
+            )
+        names = legs.split("+") if legs else []
+        if legs and (len(set(names)) != len(names) or len(names) < 2
+                     or not set(names) <= {*LEG_MODES, SPARSE}):  # fmt: skip
+            raise ConfigError(
+                f"mode {mode!r}: name two or three different legs of keyword, knn, sparse "
+                "joined by +"
             )
     return list(modes)
 
@@ -132,19 +143,21 @@ def fuse(
 
 
 def fused_mode(
-    legs: LegRuns, method: str, *, rank_constant: int = 60, alpha: float = 0.5
-) -> ModeRun:
-    """Client-side fusion of every leg; latency = the legs' requests + the fusion itself."""
+    legs: LegRuns, method: str, *, rank_constant: int = 60, alpha: float = 0.5,
+    only: Sequence[str] | None = None,
+) -> ModeRun:  # fmt: skip
+    """Client-side fusion of every leg (``only``: of these legs); latency = the legs'
+    requests + the fusion itself."""
     out = ModeRun()
-    first = next(iter(legs.hits))
-    for qid in legs.hits[first]:
-        lists = {leg: legs.hits[leg].get(qid, []) for leg in legs.hits}
+    names = [leg for leg in legs.hits if only is None or leg in only]
+    for qid in legs.hits[names[0]]:
+        lists = {leg: legs.hits[leg].get(qid, []) for leg in names}
         started = time.perf_counter()
         fused = fuse(method, lists, rank_constant=rank_constant, alpha=alpha)
         fuse_ms = (time.perf_counter() - started) * 1000
         out.ranked[qid] = [f.id for f in fused]
         out.scores[qid] = [f.score for f in fused]
-        out.ms[qid] = sum(legs.ms[leg].get(qid, 0.0) for leg in legs.ms) + fuse_ms
+        out.ms[qid] = sum(legs.ms[leg].get(qid, 0.0) for leg in names) + fuse_ms
     return out
 
 
@@ -229,9 +242,16 @@ def build_modes(
     out: dict[str, ModeRun] = {}
     for mode in check_modes(modes):
         base = mode.removesuffix("+rerank")
-        if base == SPARSE and SPARSE not in legs.hits:
+        method, _, only = base.partition(":")
+        if SPARSE in (method, *only.split("+")) and SPARSE not in legs.hits:
             raise ConfigError(f"mode {mode!r} needs the index's sparse model: add --sparse-model")
-        run = out.get(base) or makers[base]()
+        if only:
+            method = "rrf" if method == "hybrid" else method
+            made = partial(fused_mode, legs, method, rank_constant=rank_constant,
+                           alpha=alpha, only=only.split("+"))  # fmt: skip
+        else:
+            made = makers[method]
+        run = out.get(base) or made()
         if mode.endswith("+rerank"):
             if reranker is None:
                 raise ConfigError(f"mode {mode!r} needs a cross-encoder: pass --rerank MODEL")

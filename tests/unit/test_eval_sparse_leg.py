@@ -39,3 +39,27 @@ def test_sparse_mode_without_the_sparse_leg_is_refused() -> None:
     searcher: Any = None
     with pytest.raises(ConfigError, match="--sparse-model"):
         build_modes(["sparse"], _legs(False), {"q1": "x"}, searcher=searcher)
+
+
+@pytest.mark.parametrize("method", ["hybrid", "weighted", "adaptive"])
+def test_a_fused_mode_may_name_its_legs(method: str) -> None:
+    """Two-leg hybrid beside three-leg hybrid from the same leg runs: ``MODE:LEG+LEG``."""
+    searcher: Any = None
+    two, three = f"{method}:keyword+knn", f"{method}:keyword+knn+sparse"
+    runs = build_modes([method, two, three], _legs(True), {"q1": "x"}, searcher=searcher)
+    assert "d" not in runs[two].ranked["q1"]  # the sparse leg's document is not fused in
+    assert set(runs[two].ranked["q1"]) == {"a", "b", "c"}
+    assert runs[three].ranked["q1"] == runs[method].ranked["q1"]  # every leg, named
+    assert runs[two].ms["q1"] < 3.0 <= runs[three].ms["q1"]  # two legs' requests
+    plain = build_modes([method], _legs(False), {"q1": "x"}, searcher=searcher)
+    assert runs[two].ranked["q1"] == plain[method].ranked["q1"]
+
+
+def test_named_legs_are_checked() -> None:
+    assert check_modes(["rrf:knn+sparse+rerank"]) == ["rrf:knn+sparse+rerank"]
+    for bad in ("keyword:knn+sparse", "hybrid:knn", "hybrid:knn+knn", "hybrid:knn+bm25"):
+        with pytest.raises(ConfigError, match="keyword, knn, sparse|not one of"):
+            check_modes([bad])
+    searcher: Any = None
+    with pytest.raises(ConfigError, match="--sparse-model"):
+        build_modes(["hybrid:keyword+sparse"], _legs(False), {"q1": "x"}, searcher=searcher)
