@@ -26,6 +26,7 @@ from es_semantic.cli.sparse_options import (
     sparse_leg_options,
     sparse_model_option,
 )
+from es_semantic.encoding.images import is_clip_folder
 from es_semantic.errors import (
     ConfigError,
     IndexingError,
@@ -33,8 +34,7 @@ from es_semantic.errors import (
     InputError,
     MissingDependencyError,
 )
-from es_semantic.encoding.images import is_clip_folder
-from es_semantic.indexing.images import read_images
+from es_semantic.indexing.images import image_files, read_images
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import DedupeMode, IndexOptions
 from es_semantic.indexing.readers import (
@@ -259,7 +259,7 @@ def index_cmd(
     spec = indexer.field_spec()
     if fmt == "images":
         records: Iterator[Any] = read_images(paths, spec)
-        total = None
+        total = None if quiet else sum(1 for _ in image_files(paths))  # one walk, no reads
     else:
         records = itertools.chain.from_iterable(
             read_path(path, cast("InputFormat | None", fmt), spec, text_unit) for path in paths
