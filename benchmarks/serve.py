@@ -1,14 +1,19 @@
 """The service under concurrent single-query load: dynamic batching on vs off, and overhead.
 
-    python -m benchmarks.serve [--clients 32] [--seconds 15]
+    python -m benchmarks.serve [--clients 32] [--seconds 15] [--json]
 
-1. `--clients` threads each send one short query at a time to `/embed` for `--seconds`, against
-   the service with dynamic batching (requests that arrive during a forward pass share the
-   next) and then without (each request its own forward pass), same process, same model
-   (all-MiniLM-L6-v2): requests/s, p50, p95, the ratio.
-2. One client, one query at a time: the service's p50 over a direct `encode_queries([q])` p50
-   (HTTP + JSON + queueing overhead). Clients keep their connection open, as a backend's
-   connection pool does.
+0. The ceiling: the encoder alone (no service), `--clients` queries as one batch against
+   `--clients` calls of one query each, interleaved: no service can batch better than this.
+1. `--clients` threads (in a process of their own, as a service's clients are: with
+   `--in-process-clients` they share the service's interpreter lock) each send one short
+   query at a time to `/embed` for `--seconds`, against the service with dynamic batching
+   (requests that arrive during a forward pass share the next) and then without (each request
+   its own forward pass), same model (all-MiniLM-L6-v2, the default backend and precision):
+   requests/s, p50, p95, the ratio, texts per forward pass and the share of the wall time the
+   encoder was busy.
+2. One client, one query at a time: the service's p50 and p95 over a direct
+   `encode_queries([q])` (HTTP + JSON + queueing overhead). Clients keep their connection open,
+   as a backend's connection pool does.
 3. With the local ES-API server (``--with-search``): `POST /indices/{index}/search` (hybrid)
    over `Searcher.search` on the same queries, interleaved; then `--load-seconds` of
    `--clients` clients mixing /embed and search while an indexing run writes to another index:
@@ -21,12 +26,15 @@ import argparse
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import statistics
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -34,6 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import uvicorn
 
 from benchmarks.common import SCIFACT, rss_mib
+from benchmarks.machine import machine
 from es_semantic import Encoder
 from es_semantic.demo.server import free_loopback_port
 from es_semantic.service.app import ServiceConfig, create_app
@@ -100,6 +109,43 @@ def load(url: str, queries: list[str], clients: int, seconds: float) -> tuple[fl
     return len(latencies) / (time.perf_counter() - began), latencies
 
 
+def load_elsewhere(url: str, queries: list[str], clients: int,
+                   seconds: float) -> tuple[float, list[float]]:  # fmt: skip
+    """``load`` from a process of its own (spawned: no copy of the model's threads)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(load, url, queries, clients, seconds).result()
+
+
+def ceiling(encoder: Encoder, queries: list[str], size: int, rounds: int = 20) -> dict[str, float]:
+    """The encoder alone: ``size`` queries as one batch against ``size`` one-query calls,
+    interleaved (texts/s each): the most any batching service can gain on this machine."""
+    batched = single = 0.0
+    for r in range(rounds):
+        group = [queries[(r * size + i) % len(queries)] for i in range(size)]
+        t0 = time.perf_counter()
+        encoder.encode_queries(group)
+        batched += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for query in group:
+            encoder.encode_queries([query])
+        single += time.perf_counter() - t0
+    texts = rounds * size
+    return {"batched_per_s": texts / batched, "single_per_s": texts / single,
+            "ratio": single / batched}  # fmt: skip
+
+
+def pass_figures(app: Any, seconds: float) -> dict[str, float]:
+    """From the service's metrics: texts per forward pass, encoder time per text, and the share
+    of the ``seconds`` of load the encoder was busy (near 100%: the model is what holds it)."""
+    registry = app.state.service.metrics.registry
+    passes = registry.get_sample_value("es_semantic_batch_texts_count") or 0.0
+    texts = registry.get_sample_value("es_semantic_batch_texts_sum") or 0.0
+    busy = registry.get_sample_value("es_semantic_stage_seconds_sum", {"stage": "encode"}) or 0.0
+    return {"texts_per_pass": texts / passes if passes else 0.0, "encoder_busy": busy / seconds,
+            "encode_ms_per_text": 1000 * busy / texts if texts else 0.0}  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
@@ -116,23 +162,48 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument(
+        "--in-process-clients",
+        action="store_true",
+        help="client threads in the service's process (its interpreter lock)",
+    )
+    parser.add_argument("--json", action="store_true", help="figures and the machine as JSON")
     args = parser.parse_args()
     lines = (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
     queries = [json.loads(line)["text"] for line in lines]
     encoder = Encoder()
     encoder.encode_queries(queries[:8])  # warm
+    figures: dict[str, Any] = {"encoder": encoder.config.ran(), "clients": args.clients,
+                               "load_average": os.getloadavg(), "machine": machine()}  # fmt: skip
+    top = figures["ceiling"] = ceiling(encoder, queries, args.clients)
+    print(f"{encoder.config.ran()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"ceiling, the encoder alone: {args.clients} queries as one batch "
+          f"{top['batched_per_s']:.0f}/s, one at a time {top['single_per_s']:.0f}/s: "
+          f"{top['ratio']:.2f}x")  # fmt: skip
     rows = {}
+    run_clients = load if args.in_process_clients else load_elsewhere
     for name, batching in (("batching", True), ("no batching", False)):
         config = ServiceConfig(batching=batching, max_queue=4096)
-        with running(create_app(encoder, config=config)) as url:
+        app = create_app(encoder, config=config)
+        with running(app) as url:
             post(f"{url}/embed", {"inputs": "warm up"})
-            rows[name] = load(url, queries, args.clients, args.seconds)
-    print(f"{args.clients} clients, single short queries to /embed for {args.seconds:.0f}s each")
-    print(f"{'':<12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
-    for name, (rate, latencies) in rows.items():
-        print(f"{name:<12} {rate:>8.1f} {pct(latencies, 0.5):>8.1f} {pct(latencies, 0.95):>8.1f}")
-    print(f"throughput ratio batching / no batching: "
-          f"{rows['batching'][0] / rows['no batching'][0]:.2f}x")  # fmt: skip
+            rate, latencies = run_clients(url, queries, args.clients, args.seconds)
+            passes = pass_figures(app, args.seconds)
+        rows[name] = {"req_per_s": rate, "p50_ms": pct(latencies, 0.5),
+                      "p95_ms": pct(latencies, 0.95), **passes}  # fmt: skip
+    where = "in the service's process" if args.in_process_clients else "in another process"
+    print(f"{args.clients} clients ({where}), single short queries to /embed for "
+          f"{args.seconds:.0f}s each")  # fmt: skip
+    print(f"{'':<12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'texts/pass':>10} "
+          f"{'encoder busy':>12} {'encode ms/text':>14}")  # fmt: skip
+    for name, r in rows.items():
+        print(f"{name:<12} {r['req_per_s']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+              f"{r['texts_per_pass']:>10.1f} {100 * r['encoder_busy']:>11.0f}% "
+              f"{r['encode_ms_per_text']:>14.2f}")  # fmt: skip
+    ratio = rows["batching"]["req_per_s"] / rows["no batching"]["req_per_s"]
+    figures.update(rows=rows, ratio=ratio)
+    print(f"throughput ratio batching / no batching: {ratio:.2f}x "
+          f"(the encoder's own ceiling {top['ratio']:.2f}x)")  # fmt: skip
     direct, served = [], []
     with running(create_app(encoder, config=ServiceConfig())) as url:
         connection = KeepAlive(url)
@@ -145,8 +216,17 @@ def main() -> None:
             connection.post("/embed", {"inputs": query, "prompt_name": "query"})
             served.append(time.perf_counter() - t0)
     overhead = (statistics.median(served) - statistics.median(direct)) * 1000
-    print(f"one query at a time: direct encode p50 {pct(direct, 0.5):.2f} ms, via /embed "
-          f"p50 {pct(served, 0.5):.2f} ms: overhead {overhead:.2f} ms")  # fmt: skip
+    print(f"one query at a time: direct encode p50 {pct(direct, 0.5):.2f} ms "
+          f"(p95 {pct(direct, 0.95):.2f}), via /embed p50 {pct(served, 0.5):.2f} ms "
+          f"(p95 {pct(served, 0.95):.2f}): overhead {overhead:.2f} ms at p50")  # fmt: skip
+    figures["one_client"] = {
+        "direct_p50_ms": pct(direct, 0.5), "direct_p95_ms": pct(direct, 0.95),
+        "served_p50_ms": pct(served, 0.5), "served_p95_ms": pct(served, 0.95),
+        "overhead_p50_ms": overhead,
+    }  # fmt: skip
+    figures["load_average_after"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(figures, indent=2))
     if args.with_search:
         search_part(encoder, queries, args)
 

@@ -1,20 +1,24 @@
 """Dynamic batching: concurrent encode requests coalesced into one forward pass.
 
-Each kind of text (queries, documents: they take different prefixes) has a bounded queue and a
-worker. The worker takes the first waiting request and every other one already queued (those
-that arrived during the previous forward pass), then, with ``max_wait_ms`` > 0, whatever arrives
-within that window, while the batch stays under ``max_batch_tokens``; it encodes them in one
-call in a thread (the event loop stays free) and hands every caller exactly its rows. A lone
-request therefore waits for nothing (continuous batching); ``enabled=False`` encodes each
-request alone. A full queue
-refuses at once (:class:`Overloaded`: the service answers 429), never an unbounded backlog.
+One encode thread runs the forward passes back to back; the event loop only queues requests
+and hands results back, so it is never on the path from one pass to the next. Each pass takes
+the oldest waiting request and every other one of its kind (queries and documents take
+different prefixes) already queued (those that arrived during the previous pass), then, with
+``max_wait_ms`` > 0, whatever arrives within that window, while the batch stays under
+``max_batch_tokens``. Tokenising happens in the encode thread too (the loop stays free), and
+every caller gets exactly its rows; a failure fails the callers of that pass only, and a
+caller that left (cancelled) is skipped without touching the others. A lone request
+therefore waits for nothing (continuous batching: the window closes as soon as the encoder is
+idle); ``enabled=False`` encodes each request alone. A full queue refuses at once
+(:class:`Overloaded`: the service answers 429), never an unbounded backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 Kind = Literal["query", "document"]
+KINDS: tuple[Kind, ...] = ("query", "document")
 Encode = Callable[[list[str], Kind], npt.NDArray[np.float32]]
 Observe = Callable[[int, int], None]  # (texts in the pass, requests in the pass)
 
@@ -57,74 +62,97 @@ class DynamicBatcher:
         self.max_batch_tokens, self.max_queue = max_batch_tokens, max_queue
         self.max_wait = max_wait_ms / 1000
         self.enabled = enabled
-        self._queues: dict[Kind, asyncio.Queue[_Job]] = {}
-        self._workers: list[asyncio.Task[None]] = []
+        self._waiting: dict[Kind, deque[_Job]] = {kind: deque() for kind in KINDS}
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        """Start the workers (inside the running event loop)."""
-        for kind in ("query", "document"):
-            self._queues[kind] = asyncio.Queue(self.max_queue)
-            self._workers.append(asyncio.create_task(self._work(kind)))
+        """Start the encode thread (inside the running event loop, which gets the results)."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="es-semantic-encode", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the workers."""
-        for queue in self._queues.values():
-            await queue.join()
-        for task in self._workers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Finish what is queued, then stop the encode thread."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        await asyncio.sleep(0)  # the last pass's results, posted to the loop, are handed out
 
     def depth(self) -> int:
-        return sum(q.qsize() for q in self._queues.values())
+        """Requests waiting for a forward pass."""
+        return sum(len(q) for q in self._waiting.values())
 
     async def embed(self, texts: Sequence[str], kind: Kind) -> npt.NDArray[np.float32]:
-        queue = self._queues[kind]
         job = _Job(list(texts), sum(self.count_tokens(t) for t in texts),
                    asyncio.get_running_loop().create_future())  # fmt: skip
-        try:
-            queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise Overloaded(f"{queue.qsize()} requests are waiting") from None
+        with self._ready:
+            waiting = self.depth()
+            if waiting >= self.max_queue:
+                raise Overloaded(f"{waiting} requests are waiting")
+            self._waiting[kind].append(job)
+            self._ready.notify()
         return await job.future
 
-    async def _work(self, kind: Kind) -> None:
-        queue = self._queues[kind]
-        while True:
-            jobs = [await queue.get()]
+    def _work(self) -> None:
+        """The encode thread: one pass after another while requests wait."""
+        while (taken := self._take()) is not None:
+            self._run(*taken)
+
+    def _take(self) -> tuple[Kind, list[_Job]] | None:
+        """The next pass: the oldest request's kind, with what waits of that kind (and, with a
+        window, what arrives within it) up to the token budget; None once stopped and empty."""
+        with self._ready:
+            while not self.depth():
+                if self._stopping:
+                    return None
+                self._ready.wait()
+            kind = min((k for k in KINDS if self._waiting[k]),
+                       key=lambda k: self._waiting[k][0].queued)  # fmt: skip
+            queue = self._waiting[kind]
+            jobs = [queue.popleft()]
             tokens = jobs[0].tokens
             deadline = time.perf_counter() + self.max_wait
             while self.enabled and tokens < self.max_batch_tokens:
-                if not queue.empty():
-                    job = queue.get_nowait()  # arrived while the last pass ran
-                elif (left := deadline - time.perf_counter()) > 0:
-                    try:
-                        job = await asyncio.wait_for(queue.get(), timeout=left)
-                    except asyncio.TimeoutError:
-                        break
+                if queue:
+                    jobs.append(queue.popleft())
+                    tokens += jobs[-1].tokens
+                elif (left := deadline - time.perf_counter()) > 0 and not self._stopping:
+                    self._ready.wait(left)
                 else:
                     break
-                jobs.append(job)
-                tokens += job.tokens
-            await self._run(kind, jobs)
-            for _ in jobs:
-                queue.task_done()
+            return kind, jobs
 
-    async def _run(self, kind: Kind, jobs: list[_Job]) -> None:
+    def _run(self, kind: Kind, jobs: list[_Job]) -> None:
         live = [j for j in jobs if not j.future.done()]  # a caller that left is skipped
         texts = [t for j in live for t in j.texts]
-        if self.observe is not None:
-            self.observe(len(texts), len(live))
-        try:
-            vectors = await asyncio.to_thread(self.encode, texts, kind) if texts else None
-        except Exception as exc:  # every caller of the pass gets the error
-            for job in live:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        start = 0
-        for job in live:
-            rows = vectors[start : start + len(job.texts)] if vectors is not None else None
-            start += len(job.texts)
-            if not job.future.done():
-                job.future.set_result(rows if rows is not None else np.zeros((0, 0), np.float32))
+        outcome: npt.NDArray[np.float32] | BaseException = np.zeros((0, 0), np.float32)
+        if texts:
+            if self.observe is not None:
+                self.observe(len(texts), len(live))
+            try:
+                outcome = self.encode(texts, kind)
+            except Exception as exc:  # every caller of this pass gets the error, no one else
+                outcome = exc
+        if live and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(_hand_out, live, outcome)
+
+
+def _hand_out(jobs: list[_Job], outcome: npt.NDArray[np.float32] | BaseException) -> None:
+    """On the event loop: each caller its own rows (or the pass's error)."""
+    start = 0
+    for job in jobs:
+        end = start + len(job.texts)
+        if job.future.done():  # left while its pass ran
+            pass
+        elif isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome[start:end])
+        start = end

@@ -102,3 +102,90 @@ def test_the_batched_encoder_sends_queries_through_the_batcher_from_the_loop_and
     config, awaited, threaded = asyncio.run(run())
     assert config.model_name == "m" and kinds == ["query", "query"]
     assert awaited.tolist() == [vector_of("cat")] and threaded.tolist() == [vector_of("river bank")]
+
+
+def test_passes_follow_each_other_in_the_encode_thread_while_the_loop_is_busy():
+    """The next pass starts as soon as the last one ends, without waiting for the event loop
+    (tokenising and encoding run in the encode thread, never on the loop)."""
+    calls: list[tuple[list[str], str]] = []
+
+    def encode(texts, kind):
+        calls.append((list(texts), threading.current_thread().name))
+        time.sleep(0.1)
+        return np.array([vector_of(t) for t in texts], dtype=np.float32)
+
+    async def run():
+        batcher = DynamicBatcher(encode)
+        batcher.start()
+        first = asyncio.create_task(batcher.embed(["a"], "query"))
+        await asyncio.sleep(0.03)  # "a" is in its pass
+        second = asyncio.create_task(batcher.embed(["b"], "query"))
+        await asyncio.sleep(0)  # "b" is queued
+        time.sleep(0.4)  # the loop is busy: the second pass runs all the same
+        during = len(calls)
+        done = await asyncio.gather(first, second)
+        await batcher.stop()
+        return during, done
+
+    during, done = asyncio.run(run())
+    assert during == 2 and [c[0] for c in calls] == [["a"], ["b"]]
+    assert {name for _, name in calls} == {"es-semantic-encode"}
+    assert [d.tolist() for d in done] == [[vector_of("a")], [vector_of("b")]]
+
+
+def test_a_failing_pass_fails_only_its_own_callers():
+    started, gate = threading.Event(), threading.Event()
+
+    def encode(texts, kind):
+        if "bad" in texts:
+            started.set()
+            gate.wait(5)
+            raise RuntimeError("model failed on this batch")
+        return np.array([vector_of(t) for t in texts], dtype=np.float32)
+
+    async def run():
+        batcher = DynamicBatcher(encode)
+        batcher.start()
+        bad = asyncio.create_task(batcher.embed(["bad"], "query"))
+        await asyncio.to_thread(started.wait, 5)  # its pass is running
+        good = [asyncio.create_task(batcher.embed([f"good {i}"], "query")) for i in range(3)]
+        await asyncio.sleep(0.02)
+        gate.set()
+        outcomes = await asyncio.gather(bad, *good, return_exceptions=True)
+        await batcher.stop()
+        return outcomes
+
+    bad, *good = asyncio.run(run())
+    assert isinstance(bad, RuntimeError)
+    assert [g.tolist() for g in good] == [[vector_of(f"good {i}")] for i in range(3)]
+
+
+def test_a_caller_that_leaves_is_skipped_and_loses_no_one_else():
+    started, gate = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def encode(texts, kind):
+        calls.append(list(texts))
+        started.set()
+        gate.wait(5)
+        return np.array([vector_of(t) for t in texts], dtype=np.float32)
+
+    async def run():
+        batcher = DynamicBatcher(encode)
+        batcher.start()
+        first = asyncio.create_task(batcher.embed(["first"], "document"))
+        await asyncio.to_thread(started.wait, 5)
+        leaving = asyncio.create_task(batcher.embed(["leaving"], "document"))
+        staying = [asyncio.create_task(batcher.embed([f"stay {i}"], "document")) for i in range(2)]
+        await asyncio.sleep(0.02)  # all three queued behind the running pass
+        leaving.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(first, *staying)
+        await batcher.stop()
+        return leaving, results
+
+    leaving, results = asyncio.run(run())
+    assert leaving.cancelled()
+    assert calls == [["first"], ["stay 0", "stay 1"]]  # the one that left is never encoded
+    assert [r.tolist() for r in results] == [[vector_of(t)] for t in ("first", "stay 0", "stay 1")]
