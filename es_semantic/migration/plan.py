@@ -36,6 +36,12 @@ _UNSAFE = re.compile(r"[^a-z0-9_\-]+")
 
 def new_contract(old: IndexContract, config: EncoderConfig, **overrides: Any) -> IndexContract:
     """The contract for ``config``'s model, carrying the old index's fields and layout."""
+    if old.images or getattr(config, "modality", "text") != "text":
+        raise ConfigError(
+            f"an image index ({old.model_name}) or a CLIP model cannot be migrated: migrate "
+            "re-encodes the stored text, and an index holds no image. Index the images into "
+            "a new index with `es-semantic index NEW PATH... --format images --model CLIP`"
+        )
     options = {name: getattr(old, name) for name in CARRIED}
     given = {k: v for k, v in overrides.items() if v is not None}
     if given.get("chunking", old.chunking) != old.chunking:

@@ -70,3 +70,12 @@ def test_bad_image_contracts_are_refused(options: dict, message: str) -> None:
 def test_an_image_field_on_a_text_index_is_refused() -> None:
     with pytest.raises(ConfigError, match="needs an image model"):
         IndexContract.from_encoder(TEXT, chunking="none", image_field="path")
+
+
+def test_migrate_refuses_an_image_index_and_a_clip_model() -> None:
+    from es_semantic.migration.plan import new_contract
+
+    with pytest.raises(ConfigError, match="cannot be migrated"):
+        new_contract(IndexContract.from_encoder(CLIP), CLIP)
+    with pytest.raises(ConfigError, match="--format images"):
+        new_contract(IndexContract.from_encoder(TEXT, chunking="none"), CLIP)
