@@ -107,16 +107,23 @@ def test_python_api_hybrid_with_captions_and_the_async_twin(
     with pytest.raises(InputError, match="query image the image given: empty file"):
         searcher.search_image(b"")
 
-    async def run() -> list[str]:
+    async def run() -> tuple[list[str], Any]:
+        from es_semantic.indexing.async_indexer import AsyncIndexer
+
         aes = make_async_client(es_server.config)
         try:
             twin = AsyncSearcher(aes, index_name, encoder)
             found = [await twin.search_image(photos[name]) for name in ("red", "blue")]
-            return [r.hits[0].id for r in found]
+            more = [{"id": "again", "path": photos["red"]}, {"id": "bad", "path": "nowhere.png"}]
+            indexed = await AsyncIndexer(aes, index_name, encoder).index(more)
+            return [r.hits[0].id for r in found], indexed
         finally:
             await aes.close()
 
-    assert asyncio.run(run()) == ["red", "blue"]
+    tops, indexed = asyncio.run(run())
+    assert tops == ["red", "blue"]
+    assert (indexed.indexed, indexed.failed) == (1, 1)
+    assert "nowhere.png: no such file" in indexed.failures[0].reason
 
 
 def test_the_contract_at_every_query(
