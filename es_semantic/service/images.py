@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -161,38 +161,41 @@ async def embed_items(state: ServiceState, items: Sequence[Item]) -> npt.NDArray
 
 
 class ImageSearchBody(BaseModel):
-    """Image -> image search: the image (base64 or a data URL) and the kNN options."""
+    """Image -> image search (``Searcher.search_image``): the image, as base64 or a data URL,
+    and its options; with ``query`` text, hybrid with the caption field."""
 
     model_config = {"extra": "forbid"}
     image: str
+    query: str | None = None
+    mode: Literal["knn", "hybrid"] | None = None
     k: int = 10
     offset: int = 0
+    fusion: Literal["auto", "server", "rrf", "weighted", "linear"] = "auto"
+    alpha: float = 0.5
+    window: int = 100
     num_candidates: int | None = None
     filters: dict[str, Any] | None = None
     source: list[str] | None = None
     exact: bool = False
 
 
-def _image_vector(encoder: ImageEncoder, data: str, config: ServiceConfig) -> list[float]:
-    image = decode_image(image_bytes(data, "image", config), "image", config)
-    return [float(x) for x in encoder.encode_images([image])[0]]
+def _decoded(data: str, config: ServiceConfig) -> Any:
+    return decode_image(image_bytes(data, "image", config), "image", config)
 
 
 @router.post("/indices/{index}/search/image")
 async def search_image(index: str, body: ImageSearchBody, state: State) -> dict[str, Any]:
-    """Image -> image: the images of ``index`` nearest the one sent (kNN), as ``search --json``."""
+    """Image -> image: the images of ``index`` nearest the one sent (kNN, or hybrid with
+    ``query`` on the caption field), as ``search --json``."""
     searcher = state.searcher(index)
-    encoder = image_encoder(state)
-    options = body.model_dump(exclude={"image"})
-    check_caps(SearchBody(query="", **options), state.config)
+    image_encoder(state)  # a 400 naming --image-model without one
+    caps = body.model_dump(include={"k", "offset", "window", "num_candidates"})
+    check_caps(SearchBody(query=body.query or "", **caps), state.config)
     with state.slot():
-        contract = await searcher.contract()  # checked against the CLIP model, as for text
-        if not getattr(contract, "images", False):
-            raise HTTPProblem(400, f"index {index!r} holds text ({contract.model_name}), not "
-                              "images: image search needs an index made with `es-semantic "
-                              "index INDEX PATH --format images`")  # fmt: skip
-        vector = await asyncio.to_thread(_image_vector, encoder, body.image, state.config)
-        result = await searcher.search("image", mode="knn", query_vector=vector, **options)
+        picture = await asyncio.to_thread(_decoded, body.image, state.config)
+        # the one image path of the library: the contract (an image index, checked against
+        # the CLIP model), the vector, the searcher's steps; a PIL image, never a path
+        result = await searcher.search_image(picture, **body.model_dump(exclude={"image"}))
     state.keep(index, searcher)
     for stage, ms in result.took_ms.items():
         state.metrics.stage(stage, ms / 1000)

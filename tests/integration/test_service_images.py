@@ -63,6 +63,12 @@ def test_each_image_finds_itself_first(client: TestClient, photos: tuple[str, Pa
         hits = answer.json()["hits"]
         assert len(hits) == 4 and Path(hits[0]["source"]["path"]).name == f"{name}.png"
         assert hits[0]["score"] >= hits[1]["score"]
+    data = base64.b64encode((folder / "blue.png").read_bytes()).decode()
+    hybrid = client.post(f"/indices/{index}/search/image", json={"image": data, "query": "blue"})
+    assert hybrid.status_code == 200, hybrid.text
+    assert hybrid.json()["mode"] == "hybrid" and hybrid.json()["hits"]
+    keyword = client.post(f"/indices/{index}/search/image", json={"image": data, "mode": "keyword"})
+    assert keyword.status_code == 422  # an image query is kNN, or hybrid with text
 
 
 def test_text_finds_images_and_hits_have_thumbnails(
@@ -86,6 +92,6 @@ def test_a_text_index_is_refused_for_image_search(
         Indexer(es, text_index, tiny, chunking="none").index([{"id": "1", "text": "a cat"}])
         data = base64.b64encode((photos[1] / "red.png").read_bytes()).decode()
         answer = client.post(f"/indices/{text_index}/search/image", json={"image": data})
-        assert answer.status_code == 400 and "holds text" in answer.json()["error"]
+        assert answer.status_code == 409 and "holds text vectors" in answer.json()["error"]
     finally:
         es.options(ignore_status=404).indices.delete(index=text_index)
