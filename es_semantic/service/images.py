@@ -85,6 +85,8 @@ def image_bytes(data: str, name: str, config: ServiceConfig) -> bytes:
                           "as base64 or a data:image/...;base64, URL")  # fmt: skip
     found = DATA_URL.match(data[:100])
     payload = data[found.end() :] if found else data
+    if "\n" in payload or " " in payload:  # `base64 FILE` wraps its lines at 76 characters
+        payload = "".join(payload.split())
     if len(payload) * 3 // 4 > config.max_image_bytes:
         raise HTTPProblem(413, f"{name} is about {len(payload) * 3 // 4} bytes; the limit is "
                           f"{config.max_image_bytes} (serve --max-image-bytes)")  # fmt: skip

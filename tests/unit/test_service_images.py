@@ -70,7 +70,8 @@ def client(tiny: Any, clip: Any, folders: tuple[Path, Path]) -> Iterator[TestCli
 def test_images_and_texts_embed_in_the_clip_space(client: TestClient, clip: Any) -> None:
     red, blue = Image.open(io.BytesIO(png("red"))), Image.open(io.BytesIO(png("blue")))
     want_images, want_text = clip.encode_images([red, blue]), clip.encode_texts(["a red square"])
-    items = [{"image": b64(png("red"))}, {"text": "a red square"},
+    wrapped = "\n".join(b64(png("red"))[i : i + 76] for i in range(0, len(b64(png("red"))), 76))
+    items = [{"image": wrapped}, {"text": "a red square"},
              {"image": "data:image/png;base64," + b64(png("blue"))}]  # fmt: skip
     answer = client.post("/v1/embeddings", json={"input": items})
     assert answer.status_code == 200, answer.text
