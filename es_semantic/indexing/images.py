@@ -10,7 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from es_semantic.encoding.images import IMAGE_EXTENSIONS, ImageReadError, load_image, read_image_file
+from es_semantic.encoding.images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    load_image,
+    read_image_file,
+)
 from es_semantic.indexing.readers import FieldSpec, Record, to_document
 from es_semantic.types import Document, ReadFailure
 
