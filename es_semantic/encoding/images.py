@@ -18,6 +18,10 @@ from es_semantic.errors import MissingDependencyError
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # an image file larger than this is refused unread
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+# CLIP's processor resizes the shortest edge to its size, then keeps the centre: a 1x100000
+# image (a few hundred bytes, under any pixel cap) would be resized to 224 x 22 million first.
+# Longer sides are cut to this many times the short one, around the centre the crop keeps.
+MAX_ASPECT = 16
 
 
 def _pil() -> Any:
@@ -75,12 +79,29 @@ def read_image_file(path: str | Path) -> bytes:
         if size > MAX_IMAGE_BYTES:
             raise ImageReadError(f"{path}: {size} bytes, over the {MAX_IMAGE_BYTES} byte limit")
         return Path(path).read_bytes()
+    except ValueError as exc:  # a NUL byte in the path: Python refuses it before the OS
+        raise ImageReadError(f"{str(path)!r}: not a usable path ({exc})") from None
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: a folder, not an image file") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def centre_bounded(image: Any, ratio: int = MAX_ASPECT) -> Any:
+    """``image`` with its long side cut, around the centre, to ``ratio`` times its short side
+    (an image within that shape is returned as it is)."""
+    width, height = image.size
+    short = min(width, height)
+    keep = max(short, 1) * ratio
+    if max(width, height) <= keep:
+        return image
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
 
 
 def as_image(image: Any) -> Any:
@@ -171,6 +192,7 @@ class ImageEncoder:
         """One image's model input; a file's bytes are decoded here, so a batch holds one
         decoded image at a time (and the model's small inputs)."""
         image = load_image(*item) if isinstance(item, _Blob) else item.convert("RGB")
+        image = centre_bounded(image)  # the processor's resize is bounded by the shape
         return self._processor.image_processor([image], return_tensors="pt")["pixel_values"]
 
     def _run(self, items: list[Any], *, text: bool) -> np.ndarray:

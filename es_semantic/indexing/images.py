@@ -34,12 +34,23 @@ def image_files(paths: Sequence[str]) -> Iterator[str | ReadFailure]:
             yield ReadFailure(path, f"{path}: no such file or folder", {"path": path})
 
 
-def _walk(folder: str) -> Iterator[str]:
-    for root, dirs, files in os.walk(folder):
+def _walk(folder: str) -> Iterator[str | ReadFailure]:
+    unlisted: list[OSError] = []  # os.walk skips a folder it cannot list: each is named
+    for root, dirs, files in os.walk(folder, onerror=unlisted.append):
+        while unlisted:
+            yield _unlisted(unlisted.pop(0))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 yield os.path.join(root, name)
+    while unlisted:
+        yield _unlisted(unlisted.pop(0))
+
+
+def _unlisted(exc: OSError) -> ReadFailure:
+    where = str(exc.filename)
+    reason = f"{where}: folder not listed ({exc.strerror or exc}); its images are not indexed"
+    return ReadFailure(where, reason, {"path": where})
 
 
 def read_images(paths: Sequence[str], spec: FieldSpec) -> Iterator[Record]:

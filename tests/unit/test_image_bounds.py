@@ -1,0 +1,113 @@
+"""Review of image search (#32): inputs that are small on disk but not in memory, and paths
+that make the OS raise something other than OSError, each bounded or a dead letter."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PIL")
+
+from es_semantic.indexing.images import image_files, image_record, read_images
+from es_semantic.indexing.readers import FieldSpec
+from es_semantic.types import Document, ReadFailure
+from tests.tiny_clip import tiny_clip, write_image
+
+SPEC = FieldSpec(None, ("caption",), (), "path")
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from es_semantic.encoding.images import ImageEncoder
+
+    return ImageEncoder(tiny_clip(tmp_path_factory.mktemp("clip")))
+
+
+def test_a_thin_image_is_not_blown_up_by_the_processor(encoder: Any) -> None:
+    """A 1x8000 image (8000 pixels, a few hundred bytes as a PNG: under every pixel cap) is
+    resized by CLIP's processor to its shortest edge: 32 x 256000 here, 224 x 1.8M with a
+    real CLIP (GBs as float32). Only its centre is kept by the crop, so only the centre is
+    processed."""
+    from PIL import Image
+
+    thin = Image.new("RGB", (1, 8000), "red")
+    tracemalloc.start()
+    try:
+        vector = encoder.encode_images([thin])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak >> 20} MiB for one 8000-pixel image"
+    assert np.isclose(np.linalg.norm(vector[0]), 1.0)
+
+
+def test_a_bounded_panorama_keeps_its_vector(encoder: Any) -> None:
+    """The centre the crop keeps is what the model sees: a 1:40 image (cheap enough to
+    process whole) gives the same vector, bounded or not; ordinary shapes are untouched."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (400, 10, 3), dtype=np.uint8)
+    pixels[150:250] = 200  # the centre differs from the ends
+    wide = Image.fromarray(pixels)
+    whole = encoder._processor.image_processor([wide], return_tensors="pt")["pixel_values"]
+    import torch
+
+    with torch.inference_mode():
+        feats = encoder._model.get_image_features(pixel_values=whole)
+        feats = getattr(feats, "pooler_output", feats)
+        want = torch.nn.functional.normalize(feats.float(), dim=-1).numpy()
+    got = encoder.encode_images([wide])
+    assert float(got[0] @ want[0]) > 0.99
+
+
+def test_a_path_with_a_nul_byte_is_a_dead_letter(tmp_path: Path) -> None:
+    """Python refuses a path with a NUL byte with ValueError (not OSError): one record, one
+    dead letter, and the records after it still read."""
+    good = write_image(tmp_path / "good.png", "red")
+    spec = FieldSpec(None, ("caption",), (), "path", str(tmp_path))
+    bad = image_record({"id": "1", "path": "bad\x00.png"}, spec, "table.jsonl:1")
+    assert isinstance(bad, ReadFailure) and "bad\\x00.png" in bad.reason
+    assert isinstance(image_record({"id": "2", "path": good.name}, spec, "t:2"), Document)
+
+
+def test_a_folder_that_cannot_be_listed_is_a_dead_letter(tmp_path: Path, monkeypatch: Any) -> None:
+    """os.walk drops a folder it cannot list without a word: the images in it would vanish
+    from the run's report. Each is named as a failure instead."""
+    import os
+
+    write_image(tmp_path / "a.png", "red")
+    locked = tmp_path / "locked"
+    write_image(locked / "b.png", "blue")
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = list(image_files([str(tmp_path)]))
+    assert found[0] == str(tmp_path / "a.png")
+    assert len(found) == 2 and isinstance(found[1], ReadFailure)
+    assert str(locked) in found[1].reason and "Permission denied" in found[1].reason
+    records = list(read_images([str(tmp_path)], SPEC))
+    assert [type(r) for r in records] == [Document, ReadFailure]
+
+
+def test_a_symlink_loop_and_a_folder_named_like_an_image(tmp_path: Path) -> None:
+    """A symlink loop named like an image is one dead letter; a folder named like an image
+    is walked (its images found), never read as a file; the walk does not follow links."""
+    write_image(tmp_path / "a.png", "red")
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    write_image(tmp_path / "album.jpg" / "c.png", "blue")
+    (tmp_path / "album.jpg" / "up").symlink_to(tmp_path)  # a cycle if links were followed
+    records = list(read_images([str(tmp_path)], SPEC))
+    docs = [r.id for r in records if isinstance(r, Document)]
+    fails = [r.reason for r in records if isinstance(r, ReadFailure)]
+    assert docs == [str(tmp_path / "a.png"), str(tmp_path / "album.jpg" / "c.png")]
+    assert len(fails) == 1 and "loop.png" in fails[0]
