@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,10 +76,17 @@ def load_image(data: bytes, name: str) -> Any:
 def read_image_file(path: str | Path) -> bytes:
     """A file's bytes, refused (:class:`ImageReadError`) when missing, unreadable or too large."""
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_IMAGE_BYTES:
-            raise ImageReadError(f"{path}: {size} bytes, over the {MAX_IMAGE_BYTES} byte limit")
-        return Path(path).read_bytes()
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO blocks, a device never ends
+            raise ImageReadError(f"{path}: not a regular file (a pipe, device or socket)")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise ImageReadError(f"{path}: {info.st_size} bytes, over the {MAX_IMAGE_BYTES} "
+                                 "byte limit")  # fmt: skip
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_IMAGE_BYTES + 1)  # a file growing since: still bounded
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageReadError(f"{path}: over the {MAX_IMAGE_BYTES} byte limit")
+        return data
     except ValueError as exc:  # a NUL byte in the path: Python refuses it before the OS
         raise ImageReadError(f"{str(path)!r}: not a usable path ({exc})") from None
     except FileNotFoundError:

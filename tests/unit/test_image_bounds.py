@@ -111,3 +111,23 @@ def test_a_symlink_loop_and_a_folder_named_like_an_image(tmp_path: Path) -> None
     fails = [r.reason for r in records if isinstance(r, ReadFailure)]
     assert docs == [str(tmp_path / "a.png"), str(tmp_path / "album.jpg" / "c.png")]
     assert len(fails) == 1 and "loop.png" in fails[0]
+
+
+def test_a_named_pipe_named_like_an_image_is_a_dead_letter(tmp_path: Path) -> None:
+    """A FIFO (or a link to a device) in a folder: its size says 0, and reading it blocks
+    forever (or never ends): only regular files are read, each at most the byte limit."""
+    import os
+    import threading
+
+    write_image(tmp_path / "a.png", "red")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    out: list[Any] = []
+    reader = threading.Thread(target=lambda: out.extend(read_images([str(tmp_path)], SPEC)),
+                              daemon=True)  # fmt: skip
+    reader.start()
+    reader.join(20)
+    assert not reader.is_alive(), "reading a FIFO named like an image hangs the run"
+    assert [type(r) for r in out] == [Document, ReadFailure, ReadFailure]
+    assert "pipe.png: not a regular file" in out[1].reason
+    assert "zero.png: not a regular file" in out[2].reason
