@@ -49,10 +49,7 @@ def random_clip(folder: Path, shape: str) -> Path:
     one, or one shaped like clip-ViT-B-32 (its processor: 224-px resize and crop)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    try:
-        from tests.tiny_clip import tiny_clip
-    except ImportError:  # before the builder moved beside the other tiny models
-        from tests.unit.test_image_encoder import _tiny_clip as tiny_clip
+    from tests.tiny_clip import tiny_clip
 
     hf = tiny_clip(folder)
     if shape == "b32":  # the default CLIPConfig is ViT-B/32's; keep the tiny character vocab

@@ -19,14 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from es_semantic.service.app import ServiceConfig, create_app
-
-
-def _clip_dir(tmp: Path) -> Path:
-    try:
-        from tests.tiny_clip import tiny_clip
-    except ImportError:  # before the builder moved beside the other tiny models
-        from tests.unit.test_image_encoder import _tiny_clip as tiny_clip
-    return tiny_clip(tmp)
+from tests.tiny_clip import tiny_clip
 
 
 def png(colour: Any = "red", size: tuple[int, int] = (40, 36), fmt: str = "PNG") -> bytes:
@@ -43,7 +36,7 @@ def b64(data: bytes) -> str:
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from es_semantic.encoding.images import ImageEncoder
 
-    return ImageEncoder(_clip_dir(tmp_path_factory.mktemp("clip")))
+    return ImageEncoder(tiny_clip(tmp_path_factory.mktemp("clip")))
 
 
 @pytest.fixture
