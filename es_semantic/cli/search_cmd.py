@@ -45,11 +45,12 @@ from es_semantic.types import Hit, SearchResult
     type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive"]),
     default="auto",
     show_default=True,
-    help="hybrid: auto = the fusion `eval --tune --save` stored for the index, else the rrf "
-    "retriever where version and licence allow (8.14+, enterprise or trial), else client-side "
-    "RRF; server = the rrf retriever or an error; rrf/weighted = client-side; linear = the "
-    "linear retriever (8.18+, licensed), else client-side weighted (min-max); adaptive = "
-    "client-side, per-query leg weights from each leg's own scores",
+    help="hybrid: auto = the fusion `eval --tune --save` stored for the index, else adaptive "
+    "(keyword + knn; with the sparse leg: the rrf retriever where version and licence allow, "
+    "8.14+, enterprise or trial, else client-side RRF); server = the rrf retriever or an "
+    "error; rrf/weighted = client-side; linear = the linear retriever (8.18+, licensed), "
+    "else client-side weighted (min-max); adaptive = client-side, per-query leg weights from "
+    "each leg's own scores",
 )
 @click.option(
     "--alpha",

@@ -136,9 +136,22 @@ def test_async_matches_sync(es, es_server, search_index, minilm):
         assert [h.id for h in result.hits] == [h.id for h in expected.hits]
 
 
-def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_index, minilm):
+def test_auto_with_nothing_stored_fuses_adaptively(es, search_index, minilm):
+    result = Searcher(es, search_index, minilm).search("boil spaghetti", mode="hybrid", k=3)
+    assert result.fusion == "adaptive" and result.hits[0].id == "pasta"
+    assert set(result.hits[0].scores) == {"keyword", "knn", "adaptive"}
+
+
+def test_licence_refusal_falls_back_to_client_fusion_once(es, es_server, index_name, minilm):
     from es_semantic.config import ESConfig
     from es_semantic.elastic.client import make_client
+    from es_semantic.elastic.calls import run
+    from es_semantic.evaluation.saved import save_tuning_steps
+    from es_semantic.schema.tuning import Tuning
+
+    # auto tries the rrf retriever where the index's stored tuning is RRF
+    Indexer(es, index_name, minilm, chunking="none").index(DOCS)
+    run(es, save_tuning_steps(index_name, Tuning("rrf", rank_constant=60)))
 
     # a cluster whose licence cannot be read (no _license API, or no monitor privilege):
     # the rrf retriever is tried once; the licence refusal is remembered
@@ -150,7 +163,7 @@ def test_licence_refusal_falls_back_to_client_fusion_once(es_server, search_inde
 
     with fault_proxy(es_server.config.url, unknown_licence_refusing_rrf) as proxy:
         client = make_client(ESConfig(url=proxy.url))
-        searcher = Searcher(client, search_index, minilm)
+        searcher = Searcher(client, index_name, minilm)
         first = searcher.search("boil spaghetti", mode="hybrid", k=3)
         assert first.fusion == "rrf" and first.hits[0].id == "pasta"
         assert proxy.injected == 2  # the licence look-up and one rrf attempt
@@ -219,7 +232,7 @@ def test_basic_licence_cluster_never_gets_a_licensed_retriever(es_server, search
         searcher = Searcher(client, search_index, minilm)
         auto = searcher.search("boil spaghetti", mode="hybrid", k=3)
         linear = searcher.search("bake bread", mode="hybrid", fusion="linear", k=3)
-        assert (auto.fusion, auto.hits[0].id) == ("rrf", "pasta")
+        assert (auto.fusion, auto.hits[0].id) == ("adaptive", "pasta")
         assert (linear.fusion, linear.hits[0].id) == ("weighted", "bread")
         assert rule.refused == {}  # nothing licensed was even tried
         with pytest.raises(SearchError, match=r"enterprise or trial licence; .* basic"):

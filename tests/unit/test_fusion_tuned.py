@@ -65,8 +65,19 @@ def test_auto_takes_the_stored_fusion_and_a_named_one_overrides():
     assert (rrf.fusion, rrf.rank_constant) == ("auto", 20)  # server RRF still allowed
     adaptive = apply_tuning(SearchRequest("q"), Tuning("adaptive"))
     assert adaptive.fusion == "adaptive"
-    assert apply_tuning(SearchRequest("q"), None) == SearchRequest("q")
     assert apply_tuning(SearchRequest("q", mode="knn"), TUNED).fusion == "auto"
+
+
+def test_auto_with_nothing_stored_fuses_keyword_and_knn_adaptively():
+    assert apply_tuning(SearchRequest("q"), None) == SearchRequest("q", fusion="adaptive")
+    named = SearchRequest("q", fusion="rrf")
+    assert apply_tuning(named, None) == named
+    for other in (SearchRequest("q", mode="knn"), SearchRequest("q", mode="keyword")):
+        assert apply_tuning(other, None) == other
+    # hybrids with the sparse leg keep RRF (on the server where allowed) until measured
+    three = SearchRequest("q", legs="keyword,knn,sparse")
+    assert apply_tuning(three, None) == three
+    assert apply_tuning(SearchRequest("q", legs="knn,keyword"), None).fusion == "adaptive"
 
 
 def test_the_rerank_weight_is_taken_only_for_the_reranker_it_was_tuned_for():
