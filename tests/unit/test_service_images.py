@@ -84,6 +84,18 @@ def test_plain_texts_still_go_to_the_text_model(client: TestClient, tiny: Any) -
     assert mixed.status_code == 400 and 'as {"text": ...}' in mixed.json()["error"]
 
 
+def test_a_clip_model_served_as_the_model_embeds_texts_and_images(clip: Any) -> None:
+    with TestClient(create_app(clip)) as served:  # serve --model CLIP_DIR
+        texts = served.post("/v1/embeddings", json={"input": ["a red square"]}).json()
+        tei = served.post("/embed", json={"inputs": ["a red square", {"image": b64(png())}]})
+        image = served.post("/embed", json={"inputs": [{"image": b64(png())}]})
+    want = clip.encode_texts(["a red square"])[0]
+    np.testing.assert_allclose(texts["data"][0]["embedding"], want, atol=1e-5)
+    assert tei.status_code == 400  # plain strings beside items: one sentence, as with two models
+    red = clip.encode_images([Image.open(io.BytesIO(png()))])[0]
+    np.testing.assert_allclose(image.json()[0], red, atol=1e-5)
+
+
 def test_without_a_clip_model_images_are_refused(tiny: Any) -> None:
     with TestClient(create_app(tiny)) as plain:
         answer = plain.post("/embed", json={"inputs": [{"image": b64(png())}]})
