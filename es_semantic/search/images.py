@@ -65,12 +65,24 @@ def check_image_index(contract: IndexContract, index: str, encoder: Any) -> None
         )
 
 
+def image_encoder_of(searcher: Any, contract: IndexContract) -> Any:
+    """The searcher's encoder that fits the contract and has an image tower: the one chosen
+    for text queries may fit without one (the service's batched text interface of the same
+    CLIP model)."""
+    for encoder in (searcher.encoder, *searcher.encoders):
+        if hasattr(encoder, "encode_images") and not contract.differences(
+            encoder.config, for_indexing=False
+        ):
+            return encoder
+    return searcher.encoder  # check_image_index names what is missing
+
+
 def image_search_steps(searcher: Any, image: Any, request: SearchRequest) -> Steps[SearchResult]:
     """The image query's steps: the contract (checked against the encoder), the image
     vector (the model's work), then the searcher's own search steps with that vector."""
     picture = query_image(image)
     contract = yield from searcher._contract_steps()
-    encoder = searcher.encoder
+    encoder = image_encoder_of(searcher, contract)
     check_image_index(contract, searcher.index, encoder)
     t0 = time.perf_counter()
     work = Work(lambda: encoder.encode_images([picture])[0].tolist())

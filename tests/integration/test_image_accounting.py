@@ -57,3 +57,54 @@ def test_a_model_error_mid_batch_and_a_vanished_file(
     assert "4-black.png" in reasons[1] and "no such file" in reasons[1]
     es.indices.refresh(index=index_name)
     assert es.count(index=index_name)["count"] == 4
+
+
+def test_hybrid_uses_the_image_vector_and_the_caption(
+    es: Any, es_server: Any, clip: Any, index_name: str, tmp_path: Path
+) -> None:
+    """Hybrid image + text: the kNN leg ranks the image sent first (its own vector), the
+    keyword leg the caption matching the text; with the text's vector in the kNN leg, every
+    image would put the same hit first. The Python API, its async twin and the service."""
+    import asyncio
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from es_semantic.elastic.client import make_async_client
+    from es_semantic.indexing.indexer import Indexer
+    from es_semantic.search.searcher import AsyncSearcher, Searcher
+    from es_semantic.service.app import ServiceConfig, create_app
+
+    names = ["red", "green", "blue", "yellow"]
+    photos = {n: write_image(tmp_path / f"{n}.png", n, shape="disc") for n in names}
+    docs = [{"id": n, "path": str(p), "caption": f"{n} things"} for n, p in photos.items()]
+    assert Indexer(es, index_name, clip).index(docs).indexed == len(names)
+    es.indices.refresh(index=index_name)
+
+    def firsts(hits: Any) -> tuple[str, str]:
+        by_leg = {leg: h["id"] for h in hits for leg, rank in h["ranks"].items() if rank == 1}
+        return by_leg["knn"], by_leg["keyword"]
+
+    searcher = Searcher(es, index_name, clip)
+    for name, path in photos.items():
+        result = searcher.search_image(path, query="red things", k=4)
+        assert result.mode == "hybrid"
+        assert firsts([h.to_json() for h in result.hits]) == (name, "red"), name
+
+    async def twin() -> Any:
+        aes = make_async_client(es_server.config)
+        try:
+            return await AsyncSearcher(aes, index_name, clip).search_image(
+                photos["blue"], query="red things", k=4
+            )
+        finally:
+            await aes.close()
+
+    assert firsts([h.to_json() for h in asyncio.run(twin()).hits]) == ("blue", "red")
+    app = create_app(clip, config=ServiceConfig(), es_config=es_server.config, image_encoder=clip)
+    with TestClient(app) as client:
+        data = base64.b64encode(photos["green"].read_bytes()).decode()
+        body = {"image": data, "query": "red things", "k": 4}
+        answer = client.post(f"/indices/{index_name}/search/image", json=body)
+    assert answer.status_code == 200, answer.text
+    assert firsts(answer.json()["hits"]) == ("green", "red")
