@@ -189,3 +189,22 @@ def test_no_roots_no_thumbnails(tiny: Any, folders: tuple[Path, Path]) -> None:
     with TestClient(create_app(tiny)) as plain:
         answer = plain.get("/playground/image", params={"path": str(folders[0] / "a.png")})
     assert answer.status_code == 404 and "--image-root" in answer.json()["error"]
+
+
+def test_a_thin_image_is_encoded_and_thumbnailed_within_bounds(
+    client: TestClient, folders: tuple[Path, Path]
+) -> None:
+    """1x8000 is 8000 pixels, under every cap; CLIP's shortest-edge resize would make it
+    224 x 1.8M before the crop: the encoder bounds its shape, Pillow's thumbnail only shrinks."""
+    import tracemalloc
+
+    thin = png("red", size=(8000, 1))
+    (folders[0] / "thin.png").write_bytes(thin)
+    tracemalloc.start()
+    answer = client.post("/v1/embeddings", json={"input": [{"image": b64(thin)}]})
+    thumb = client.get("/playground/image", params={"path": "thin.png"})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert answer.status_code == 200 and thumb.status_code == 200
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+    assert peak < 20 << 20, peak
