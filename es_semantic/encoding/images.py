@@ -59,6 +59,7 @@ def load_image(data: bytes, name: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("error", image_mod.DecompressionBombWarning)
             with image_mod.open(io.BytesIO(data)) as opened:
+                _check_pixels(image_mod, opened.size)  # the filter above is process-wide
                 opened.load()
                 return opened.convert("RGB")
     except (image_mod.DecompressionBombWarning, image_mod.DecompressionBombError) as exc:
@@ -71,6 +72,16 @@ def load_image(data: bytes, name: str) -> Any:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ImageReadError(f"{name}: corrupt or truncated image ({reason})") from None
+
+
+def _check_pixels(image_mod: Any, size: tuple[int, int]) -> None:
+    """Pillow's bomb limit compared directly: its warning becomes an error only through the
+    warning filters, which another thread's ``catch_warnings`` may swap out meanwhile."""
+    limit = image_mod.MAX_IMAGE_PIXELS
+    if limit and size[0] * size[1] > limit:
+        raise image_mod.DecompressionBombError(
+            f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels, over the limit of {limit}"
+        )
 
 
 def read_image_file(path: str | Path) -> bytes:

@@ -131,3 +131,23 @@ def test_a_named_pipe_named_like_an_image_is_a_dead_letter(tmp_path: Path) -> No
     assert [type(r) for r in out] == [Document, ReadFailure, ReadFailure]
     assert "pipe.png: not a regular file" in out[1].reason
     assert "zero.png: not a regular file" in out[2].reason
+
+
+def test_the_bomb_limit_does_not_depend_on_the_warning_filters(monkeypatch: Any) -> None:
+    """Pillow warns (not raises) between its limit and twice it; turning that warning into an
+    error with warnings.catch_warnings is process-wide and not thread-safe (the async indexer
+    reads while its encode thread decodes): a filter lost to another thread let the bomb
+    through. The pixel count is compared with the limit itself."""
+    import warnings
+
+    from PIL import Image
+
+    from es_semantic.encoding.images import ImageReadError, load_image
+    from tests.tiny_clip import image_bytes
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x36 = 1440: the warning band
+    monkeypatch.setattr(warnings, "simplefilter", lambda *a, **k: None)  # the filter lost
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        with pytest.raises(ImageReadError, match="decompression bomb"):
+            load_image(image_bytes("red", size=(40, 36)), "bomb.png")
