@@ -109,6 +109,8 @@ def decode_image(raw: bytes, name: str, config: ServiceConfig) -> Any:
             warnings.simplefilter("error", image_mod.DecompressionBombWarning)
             with image_mod.open(io.BytesIO(raw), formats=FORMATS) as opened:
                 width, height = opened.size
+                if image_mod.MAX_IMAGE_PIXELS and width * height > image_mod.MAX_IMAGE_PIXELS:
+                    raise image_mod.DecompressionBombError(name)  # the filter: process-wide
                 if width * height > config.max_image_pixels:
                     raise HTTPProblem(413, f"{name} is {width}x{height} = {width * height} "
                                       f"pixels; the limit is {config.max_image_pixels} "

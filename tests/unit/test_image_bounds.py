@@ -151,3 +151,32 @@ def test_the_bomb_limit_does_not_depend_on_the_warning_filters(monkeypatch: Any)
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         with pytest.raises(ImageReadError, match="decompression bomb"):
             load_image(image_bytes("red", size=(40, 36)), "bomb.png")
+
+
+def test_the_service_keeps_pillows_limit_above_its_own(
+    tiny: Any, encoder: Any, monkeypatch: Any
+) -> None:
+    """serve --max-image-pixels set above Pillow's limit: Pillow's still holds, compared
+    directly (requests decode in threads at once, so a warning filter is no guard)."""
+    import base64
+    import warnings
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from es_semantic.service.app import ServiceConfig, create_app
+    from tests.tiny_clip import image_bytes
+
+    config = ServiceConfig(max_image_pixels=10**9)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x36 = 1440: the warning band
+    monkeypatch.setattr(warnings, "simplefilter", lambda *a, **k: None)  # the filter lost
+    image = base64.b64encode(image_bytes("red", size=(40, 36))).decode()
+    with (
+        warnings.catch_warnings(),
+        TestClient(create_app(tiny, config=config, image_encoder=encoder)) as client,
+    ):
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        answer = client.post("/v1/embeddings", json={"input": [{"image": image}]})
+    assert answer.status_code == 413, answer.text
+    assert "decompression bomb" in answer.json()["error"]
