@@ -60,7 +60,7 @@ def test_a_model_error_mid_batch_and_a_vanished_file(
 
 
 def test_hybrid_uses_the_image_vector_and_the_caption(
-    es: Any, es_server: Any, clip: Any, index_name: str, tmp_path: Path
+    es: Any, es_server: Any, clip: Any, tiny: Any, index_name: str, tmp_path: Path
 ) -> None:
     """Hybrid image + text: the kNN leg ranks the image sent first (its own vector), the
     keyword leg the caption matching the text; with the text's vector in the kNN leg, every
@@ -108,3 +108,7 @@ def test_hybrid_uses_the_image_vector_and_the_caption(
         answer = client.post(f"/indices/{index_name}/search/image", json=body)
     assert answer.status_code == 200, answer.text
     assert firsts(answer.json()["hits"]) == ("green", "red")
+    text_only = create_app(tiny, config=ServiceConfig(), es_config=es_server.config)
+    with TestClient(text_only) as client:  # no CLIP model: one sentence naming the option
+        answer = client.post(f"/indices/{index_name}/search/image", json=body)
+    assert answer.status_code == 400 and "--image-model" in answer.json()["error"]
