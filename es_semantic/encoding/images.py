@@ -88,6 +88,8 @@ def read_image_file(path: str | Path) -> bytes:
     """A file's bytes, refused (:class:`ImageReadError`) when missing, unreadable or too large."""
     try:
         info = Path(path).stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageReadError(f"{path}: a folder, not an image file")
         if not stat.S_ISREG(info.st_mode):  # a FIFO blocks, a device never ends
             raise ImageReadError(f"{path}: not a regular file (a pipe, device or socket)")
         if info.st_size > MAX_IMAGE_BYTES:
@@ -98,6 +100,8 @@ def read_image_file(path: str | Path) -> bytes:
         if len(data) > MAX_IMAGE_BYTES:
             raise ImageReadError(f"{path}: over the {MAX_IMAGE_BYTES} byte limit")
         return data
+    except ImageReadError:
+        raise
     except ValueError as exc:  # a NUL byte in the path: Python refuses it before the OS
         raise ImageReadError(f"{str(path)!r}: not a usable path ({exc})") from None
     except FileNotFoundError:

@@ -129,8 +129,17 @@ def test_a_named_pipe_named_like_an_image_is_a_dead_letter(tmp_path: Path) -> No
     reader.join(20)
     assert not reader.is_alive(), "reading a FIFO named like an image hangs the run"
     assert [type(r) for r in out] == [Document, ReadFailure, ReadFailure]
-    assert "pipe.png: not a regular file" in out[1].reason
-    assert "zero.png: not a regular file" in out[2].reason
+    assert out[1].reason.endswith("pipe.png: not a regular file (a pipe, device or socket)")
+    assert out[2].reason.endswith("zero.png: not a regular file (a pipe, device or socket)")
+    (tmp_path / "album.jpg").mkdir()
+    folder = image_record({"id": "1", "path": "album.jpg"}, replace_base(tmp_path), "t:1")
+    assert isinstance(folder, ReadFailure) and "album.jpg: a folder, not an image file" in (
+        folder.reason
+    )
+
+
+def replace_base(base: Path) -> FieldSpec:
+    return FieldSpec(None, ("caption",), (), "path", str(base))
 
 
 def test_the_bomb_limit_does_not_depend_on_the_warning_filters(monkeypatch: Any) -> None:
@@ -180,3 +189,14 @@ def test_the_service_keeps_pillows_limit_above_its_own(
         answer = client.post("/v1/embeddings", json={"input": [{"image": image}]})
     assert answer.status_code == 413, answer.text
     assert "decompression bomb" in answer.json()["error"]
+
+
+def test_a_file_over_the_byte_limit_says_so(tmp_path: Path, monkeypatch: Any) -> None:
+    from es_semantic.encoding import images
+    from es_semantic.encoding.images import ImageReadError, read_image_file
+
+    big = write_image(tmp_path / "big.png", "red")
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 10)
+    with pytest.raises(ImageReadError) as refused:
+        read_image_file(big)
+    assert str(refused.value) == f"{big}: {big.stat().st_size} bytes, over the 10 byte limit"
