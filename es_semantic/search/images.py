@@ -80,7 +80,7 @@ def image_encoder_of(searcher: Any, contract: IndexContract) -> Any:
 def image_search_steps(searcher: Any, image: Any, request: SearchRequest) -> Steps[SearchResult]:
     """The image query's steps: the contract (checked against the encoder), the image
     vector (the model's work), then the searcher's own search steps with that vector."""
-    picture = query_image(image)
+    picture = (yield Work(lambda: query_image(image))).body  # decoding: model work (a thread)
     contract = yield from searcher._contract_steps()
     encoder = image_encoder_of(searcher, contract)
     check_image_index(contract, searcher.index, encoder)

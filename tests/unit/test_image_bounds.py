@@ -200,3 +200,38 @@ def test_a_file_over_the_byte_limit_says_so(tmp_path: Path, monkeypatch: Any) ->
     with pytest.raises(ImageReadError) as refused:
         read_image_file(big)
     assert str(refused.value) == f"{big}: {big.stat().st_size} bytes, over the 10 byte limit"
+
+
+def test_the_async_twin_decodes_the_query_image_off_the_event_loop(
+    encoder: Any, monkeypatch: Any
+) -> None:
+    """AsyncSearcher does model work in a thread: decoding the query image (a file of up to
+    64 MiB, up to Pillow's 89M pixels) is such work, not a stall of the event loop."""
+    import asyncio
+    import threading
+
+    from elasticsearch import AsyncElasticsearch
+
+    from es_semantic.encoding import images
+    from es_semantic.errors import InputError
+    from es_semantic.search.searcher import AsyncSearcher
+
+    threads: list[int] = []
+
+    def as_image(image: Any) -> Any:
+        threads.append(threading.get_ident())
+        raise images.ImageReadError("q.png: no such file")
+
+    monkeypatch.setattr(images, "as_image", as_image)
+
+    async def search() -> int:
+        aes = AsyncElasticsearch("http://127.0.0.1:9")  # never reached: the image fails first
+        try:
+            with pytest.raises(InputError, match="query image q.png: no such file"):
+                await AsyncSearcher(aes, "photos", encoder).search_image("q.png")
+        finally:
+            await aes.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(search())
+    assert threads and threads[0] != loop_thread
