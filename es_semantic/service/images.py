@@ -147,13 +147,17 @@ def encode_items(
         raise HTTPProblem(413, f"{len(shown)} images; the limit is {config.max_images} a "
                           "request (serve --max-images)")  # fmt: skip
     check_inputs([t for _, t in texts], config)
-    images = [decode_image(image_bytes(data, f"input #{i}", config), f"input #{i}", config)
-              for i, data in shown]  # fmt: skip
+    blobs = []
+    for i, data in shown:  # each checked whole (caps, format, pixels) and let go: a request
+        raw = image_bytes(data, f"input #{i}", config)  # holds one decoded image at a time
+        decode_image(raw, f"input #{i}", config)
+        blobs.append(raw)
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     if texts:
         out[[i for i, _ in texts]] = encoder.encode_texts([t for _, t in texts])
-    if images:
-        out[[i for i, _ in shown]] = encoder.encode_images(images)
+    if blobs:  # decoded again one at a time, as the model takes them
+        names = [f"input #{i}" for i, _ in shown]
+        out[[i for i, _ in shown]] = encoder.encode_image_bytes(blobs, names)
     return out
 
 

@@ -227,7 +227,7 @@ def test_the_async_twin_decodes_the_query_image_off_the_event_loop(
     async def search() -> int:
         aes = AsyncElasticsearch("http://127.0.0.1:9")  # never reached: the image fails first
         try:
-            with pytest.raises(InputError, match="query image q.png: no such file"):
+            with pytest.raises(InputError, match=r"query image q\.png: no such file"):
                 await AsyncSearcher(aes, "photos", encoder).search_image("q.png")
         finally:
             await aes.close()
@@ -235,3 +235,42 @@ def test_the_async_twin_decodes_the_query_image_off_the_event_loop(
 
     loop_thread = asyncio.run(search())
     assert threads and threads[0] != loop_thread
+
+
+MEMORY_SCRIPT = """
+import base64, io, resource, sys
+from PIL import Image
+from fastapi.testclient import TestClient
+from es_semantic.encoding.images import ImageEncoder
+from es_semantic.service.app import ServiceConfig, create_app
+clip = ImageEncoder(sys.argv[1])
+out = io.BytesIO()
+Image.new("RGB", (3000, 3000), "red").save(out, "PNG")
+data = base64.b64encode(out.getvalue()).decode()
+with TestClient(create_app(clip, config=ServiceConfig(), image_encoder=clip)) as client:
+    client.post("/v1/embeddings", json={"input": [{"text": "warm up"}, {"image": data}]})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    answer = client.post("/v1/embeddings", json={"input": [{"image": data}] * 8})
+    assert answer.status_code == 200, answer.text
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_request_of_images_holds_one_decoded_image_at_a_time(encoder: Any) -> None:
+    """Eight 3000x3000 images (each 27 MB decoded, each under the caps) in one request: the
+    service decoded them all before encoding (+216 MB a request; 16 at 25M pixels: +1.5 GB,
+    times the requests in flight). Each is now checked and let go, and decoded again as the
+    model takes it. Peak RSS measured in a fresh process."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("fastapi")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, encoder.config.model_path],
+        capture_output=True, text=True, timeout=300, cwd=root,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown_mb = int(done.stdout.split()[-1])
+    assert grown_mb < 100, f"+{grown_mb} MB for one request of 8 images"
