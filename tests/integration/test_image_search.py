@@ -82,6 +82,22 @@ def test_text_finds_its_image_and_an_image_finds_itself(
     assert table.exit_code == 0 and table.output.splitlines()[-1].startswith("[knn]")
 
 
+def test_the_captions_find_their_images_only_after_training(trained_clip: Path) -> None:
+    """The negative control of the test above: the same tiny CLIP before its 40 steps does not
+    rank each caption's image first, so passing there needs the learning signal."""
+    from es_semantic.encoding.images import ImageEncoder
+
+    def firsts(folder: Path) -> list[int]:
+        encoder = ImageEncoder(folder)
+        images = encoder.encode_image_bytes([image_bytes(c, size=(44, 40))
+                                             for c in COLOURS.values()])  # fmt: skip
+        texts = encoder.encode_texts([f"a {name} square" for name in COLOURS])
+        return [int(i) for i in (texts @ images.T).argmax(axis=1)]
+
+    assert firsts(trained_clip) == list(range(len(COLOURS)))
+    assert firsts(trained_clip.parent / "hf") != list(range(len(COLOURS)))
+
+
 def test_python_api_hybrid_with_captions_and_the_async_twin(
     es: Any, es_server: Any, trained_clip: Path, index_name: str, photos: dict[str, str]
 ) -> None:
