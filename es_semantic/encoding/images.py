@@ -197,6 +197,11 @@ class ImageEncoder:
         """Document texts: the text tower, as :meth:`encode_texts`."""
         return self.encode_texts(texts)
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts (special tokens included) before the text window cuts them."""
+        encoded = self._processor.tokenizer(list(texts), truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def encode_image_bytes(self, blobs: Sequence[bytes], names: Sequence[str] = ()) -> np.ndarray:
         """Image files' bytes -> vectors (``names``: for errors), each decoded when its batch
         is encoded: memory holds one decoded image at a time."""
@@ -227,8 +232,9 @@ class ImageEncoder:
             with torch.inference_mode():
                 if text:
                     inputs = self._processor.tokenizer(
-                        part, padding=True, truncation=True, return_tensors="pt"
-                    )
+                        part, padding=True, truncation=True, return_tensors="pt",
+                        max_length=self.config.max_length,
+                    )  # fmt: skip
                     feats = self._model.get_text_features(**inputs)
                 else:
                     pixels = torch.cat([self._pixels(item) for item in part])

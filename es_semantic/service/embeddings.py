@@ -77,10 +77,9 @@ async def tei_embed(body: EmbedRequest, state: State) -> Response:
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
     texts = check_inputs([str(x) for x in inputs], state.config)
     window = state.encoder.config.max_length
-    count_tokens = getattr(state.encoder, "count_tokens", None)  # a CLIP model has none yet
     # a token covers at least one character: only texts longer than the window can overflow
-    if count_tokens and not body.truncate and any(len(t) + 2 > window for t in texts):
-        counts = await asyncio.to_thread(count_tokens, texts)
+    if not body.truncate and any(len(t) + 2 > window for t in texts):
+        counts = await asyncio.to_thread(state.encoder.count_tokens, texts)
         for i, count in enumerate(counts):
             if count > window:
                 raise HTTPProblem(413, f"input #{i} has {count} tokens, over the model's "

@@ -81,3 +81,18 @@ def test_every_bad_image_kind_is_named() -> None:
     for reason, data in cases.items():
         with pytest.raises(ImageReadError, match=f"^x.img: .*{reason}"):
             load_image(data, "x.img")
+
+
+def test_a_text_longer_than_the_text_window_is_cut_to_it(tmp_path: Path) -> None:
+    """CLIP's text tower has a fixed window (77 positions in real CLIPs): a longer text is cut
+    to the window like a text model's, never an error, and its token count is reported so the
+    service can refuse it when truncation is off."""
+    from es_semantic.encoding.images import ImageEncoder
+
+    enc = ImageEncoder(_tiny_clip(tmp_path))
+    window = enc.config.max_length
+    long_text = " ".join(["red"] * (window * 3))
+    counts = enc.count_tokens([long_text, "red"])
+    assert counts[0] > window >= counts[1]
+    cut = enc.encode_texts([long_text])
+    assert cut.shape == (1, enc.dim) and np.isfinite(cut).all()

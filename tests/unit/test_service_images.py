@@ -96,6 +96,17 @@ def test_a_clip_model_served_as_the_model_embeds_texts_and_images(clip: Any) -> 
     np.testing.assert_allclose(image.json()[0], red, atol=1e-5)
 
 
+def test_a_text_over_clips_window_is_cut_or_refused_as_for_a_text_model(clip: Any) -> None:
+    long_text = " ".join(["red"] * (clip.config.max_length * 3))
+    with TestClient(create_app(clip)) as served:  # serve --model CLIP_DIR
+        refused = served.post("/embed", json={"inputs": [long_text]})
+        cut = served.post("/embed", json={"inputs": [long_text], "truncate": True})
+        item = served.post("/v1/embeddings", json={"input": [{"text": long_text}]})
+    assert refused.status_code == 413 and "truncate=true" in refused.json()["error"]
+    assert cut.status_code == 200 and len(cut.json()[0]) == clip.dim
+    assert item.status_code == 200, item.text
+
+
 def test_without_a_clip_model_images_are_refused(tiny: Any) -> None:
     with TestClient(create_app(tiny)) as plain:
         answer = plain.post("/embed", json={"inputs": [{"image": b64(png())}]})
