@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from es_semantic.config import ESConfig
@@ -94,6 +95,7 @@ def create_app(
     for router in (embeddings.router, indices.router, images.router, health):
         app.router.routes.extend(router.routes)
     app.add_exception_handler(HTTPProblem, _on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, _on_overloaded)  # type: ignore[arg-type]
     app.add_exception_handler(EsSemanticError, _on_error)  # type: ignore[arg-type]
     app.add_middleware(Guard, api_keys=config.api_keys, max_body_bytes=config.max_body_bytes,
@@ -108,6 +110,16 @@ def create_app(
 
 async def _on_problem(request: Request, problem: HTTPProblem) -> Response:
     return _problem(problem)
+
+
+async def _on_invalid(request: Request, exc: RequestValidationError) -> Response:
+    """One sentence naming the first bad field; FastAPI's default echoes the whole body."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    message = f"{where}: {first.get('msg', 'invalid')}{more}; see /docs for the request shape"
+    return _problem(HTTPProblem(422, message))
 
 
 async def _on_overloaded(request: Request, exc: Overloaded) -> Response:

@@ -219,3 +219,17 @@ def test_a_thin_image_is_encoded_and_thumbnailed_within_bounds(
     assert answer.status_code == 200 and thumb.status_code == 200
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
     assert peak < 20 << 20, peak
+
+
+def test_a_malformed_body_is_one_sentence_that_does_not_echo_the_input(tiny: Any) -> None:
+    """FastAPI's default 422 echoes the whole request body (a base64 image, a document's text)
+    in a list of dicts; the service answers one sentence naming the field and what is wrong."""
+    payload = b64(png()) * 50
+    with TestClient(create_app(tiny)) as plain:
+        wrong_type = plain.post("/v1/embeddings", json={"input": 5, "note": payload})
+        missing = plain.post("/embed", json={"text": payload})
+    for answer in (wrong_type, missing):
+        assert answer.status_code == 422
+        error = answer.json()["error"]
+        assert isinstance(error, str) and "\n" not in error and payload[:40] not in answer.text
+    assert "input" in wrong_type.json()["error"] and "inputs" in missing.json()["error"]
