@@ -229,10 +229,14 @@ def confined(path: str, roots: Sequence[str]) -> Path | None:
 
 def thumbnail(file: Path, config: ServiceConfig) -> bytes:
     """A JPEG at most THUMBNAIL_PX a side, made by Pillow (the file's bytes are never sent)."""
-    if file.stat().st_size > config.max_image_bytes:
-        raise HTTPProblem(413, f"the image is over {config.max_image_bytes} bytes "
-                          "(serve --max-image-bytes)")  # fmt: skip
-    image = decode_image(file.read_bytes(), "the image", config)
+    try:  # the file may go, or become unreadable, after confined() saw it
+        if file.stat().st_size > config.max_image_bytes:
+            raise HTTPProblem(413, f"the image is over {config.max_image_bytes} bytes "
+                              "(serve --max-image-bytes)")  # fmt: skip
+        raw = file.read_bytes()
+    except OSError:
+        raise HTTPProblem(404, "no such image under the folders this service serves") from None
+    image = decode_image(raw, "the image", config)
     image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)

@@ -233,3 +233,13 @@ def test_a_malformed_body_is_one_sentence_that_does_not_echo_the_input(tiny: Any
         error = answer.json()["error"]
         assert isinstance(error, str) and "\n" not in error and payload[:40] not in answer.text
     assert "input" in wrong_type.json()["error"] and "inputs" in missing.json()["error"]
+
+
+def test_an_image_gone_between_its_check_and_its_read_is_a_404(tmp_path: Path) -> None:
+    from es_semantic.service.images import thumbnail
+    from es_semantic.service.state import HTTPProblem
+
+    gone = tmp_path / "gone.png"
+    with pytest.raises(HTTPProblem) as raised:
+        thumbnail(gone, ServiceConfig())
+    assert raised.value.status == 404
