@@ -173,6 +173,10 @@ def eval_cmd(
     es, enc = client(state), encoder(state)
     sparse = load_sparse(state, sparse_model)
     corpus = str(beir_paths(beir_dir, split)[0]) if beir_dir else corpus_file
+    if corpus and getattr(enc, "multimodal", False):
+        raise ConfigError(f"{corpus}: eval indexes text documents and {state.model()} is a CLIP "
+                          "model: index images with `index --format images`, then run eval "
+                          "INDEX --queries FILE --qrels FILE")  # fmt: skip
     if corpus:
         indexer = Indexer(
             es, index, enc, analyzer=analyzer, progress=not quiet, sparse_encoder=sparse,

@@ -163,3 +163,18 @@ def test_the_contract_at_every_write(
     assert another.exit_code != 0 and "model: index hf (" in another.output
     es.indices.refresh(index=index_name)
     assert es.count(index=index_name)["count"] == before  # nothing written
+
+
+def test_eval_refuses_to_index_a_text_corpus_with_a_clip_model(
+    run: Any, es: Any, index_name: str, tmp_path: Path
+) -> None:
+    """eval --beir indexes text documents: with a CLIP model each would become a dead letter
+    (no image field) and the evaluation would run on an empty index. One line instead."""
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "a red square"}) + "\n")
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "red"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    result = run("eval", "--beir", str(beir), "--index", index_name)
+    assert result.exit_code != 0 and "--format images" in result.stderr, result.output
+    assert not es.indices.exists(index=index_name)
