@@ -166,8 +166,12 @@ def side_by_side(es: Any, config: ESConfig, encoder: Encoder, docs: list[dict[st
 
     def ours(client: Any) -> dict[str, Any]:
         searcher = Searcher(client, OURS, encoder)
-        return {f"es_semantic_{mode}": ESSemanticRetriever(searcher=searcher, mode=mode, k=10)
-                for mode in ("hybrid", "knn")}  # fmt: skip
+        doors = {f"es_semantic_{mode}": ESSemanticRetriever(searcher=searcher, mode=mode, k=10)
+                 for mode in ("hybrid", "knn", "keyword")}  # fmt: skip
+        # the fusion auto chose before #30 (RRF, k=60, top 100 per leg), for comparison
+        doors["es_semantic_hybrid_rrf"] = ESSemanticRetriever(searcher=searcher, k=10,
+                                                              fusion="rrf")  # fmt: skip
+        return doors
 
     def ids_of(name: str, door: Any) -> Callable[[str], list[str]]:
         if name.startswith("lc_es"):
