@@ -80,7 +80,7 @@ class SearchTools:
         if rerank and self.reranker is None:
             raise InputError("rerank is not available: this server has no reranker (--rerank)")
         result = await searcher.search(
-            check_query(query, self.limits), mode=mode, k=k, fusion="rrf",
+            check_query(query, self.limits), mode=mode, k=k, fusion="auto",
             filters=check_filters(filters, self.limits), rerank=rerank,
             rerank_top=max(k, self.limits.rerank_top) if rerank else 20,
         )  # fmt: skip
