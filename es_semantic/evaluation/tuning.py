@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from es_semantic.evaluation.metrics import Qrels, evaluate
+from es_semantic.evaluation.metrics import Qrels, evaluate, per_query
 from es_semantic.evaluation.runner import LegRuns, ModeRun, RerankScores, blended_mode, fused_mode
+from es_semantic.evaluation.significance import paired_bootstrap
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 RANK_CONSTANTS = (1, 5, 10, 20, 40, 60, 100)
@@ -98,13 +99,21 @@ def tune_rerank_weight(
     metric: str = "ndcg@10",
 ) -> TuneResult:
     """The blend weight (0 = first stage, 1 = cross-encoder) best on ``tune_qrels``; ties go
-    to the smaller weight (the first stage is the safe side). ``default_held_out``: the first
-    stage alone on ``test_qrels``."""
+    to the smaller weight (the first stage is the safe side), and a weight whose gain over the
+    first stage on ``tune_qrels`` is not clear (its paired bootstrap interval reaches 0) gives
+    way to 0: a reranker that moves a few tuning queries by chance is not kept.
+    ``default_held_out``: the first stage alone on ``test_qrels``."""
 
     def score(weight: float, qrels: Qrels) -> float:
         return evaluate(blended_mode(base, scores, weight).ranked, qrels, [metric])[metric]
 
     best = max(RERANK_WEIGHTS, key=lambda w: (score(w, tune_qrels), -w))
+    if best > 0.0:
+        gain = paired_bootstrap(
+            per_query(base.ranked, tune_qrels, metric),
+            per_query(blended_mode(base, scores, best).ranked, tune_qrels, metric),
+        )
+        best = best if gain.low > 0.0 else 0.0
     return TuneResult(
         "rerank", best, score(best, tune_qrels), score(best, test_qrels), score(0.0, test_qrels),
         metric,

@@ -97,6 +97,27 @@ def test_a_good_reranker_keeps_a_high_weight():
     assert rerank_gain(base, blended_mode(base, scores, 1.0), qrels).helps
 
 
+def test_a_chance_gain_on_one_tuning_query_keeps_the_first_stage():
+    """The STS-en case (#28): a reranker that is no better, lucky on one tuning query; the
+    best weight's gain there is not clear (its interval reaches 0), so the first stage stays."""
+    base, scores, qrels = _bad_reranker_case()
+    tune_q, test_q = split_queries(qrels)
+    lucky = sorted(tune_q)[0]
+    for qid in qrels:  # the first stage finds every relevant document first
+        base.ranked[qid] = [next(iter(qrels[qid])), *[d for d in base.ranked[qid]
+                                                     if d not in qrels[qid]]]  # fmt: skip
+        scores.scores[qid] = [1.0] * 10  # a cross-encoder that tells nothing apart
+    relevant = next(iter(qrels[lucky]))
+    base.ranked[lucky] = [d for d in base.ranked[lucky] if d != relevant][:1] + [relevant] + [
+        d for d in base.ranked[lucky] if d != relevant][1:]  # fmt: skip
+    scores.scores[lucky] = [0.0, 1.0] + [0.0] * 8  # ... but on this query it picks rank 2
+    first = evaluate(base.ranked, tune_q, ["ndcg@10"])["ndcg@10"]
+    lucky_blend = evaluate(blended_mode(base, scores, 0.6).ranked, tune_q, ["ndcg@10"])
+    assert lucky_blend["ndcg@10"] > first  # a weight > 0 does win on the tuning half
+    tuned = tune_rerank_weight(base, scores, tune_q, test_q)
+    assert tuned.setting == 0.0 and tuned.held_out_score == tuned.default_held_out
+
+
 def test_every_tuned_fusion_is_reported_against_the_same_default():
     from es_semantic.evaluation.runner import LegRuns, fused_mode
     from es_semantic.evaluation.tuning import tune
