@@ -358,7 +358,8 @@ def _build(slot: ExportSlot, job: _Export, calibration_texts: Sequence[str] | No
     if held_out is None:
         return
     reference, candidate = TorchRuntime(head, cpu), load_runtime(slot, "cpu")
-    runs = [(reference.run(f), candidate.run(f)) for f in calibration_feeds(held_out, job.feeds)()]
+    held_feeds = calibration_feeds(held_out, job.feeds, batch=16)
+    runs = [(reference.run(f), candidate.run(f)) for f in held_feeds()]
     accuracy = measure_accuracy(
         np.concatenate([r for r, _ in runs]), np.concatenate([c for _, c in runs])
     )

@@ -281,3 +281,29 @@ def test_export_slot_names() -> None:
     )
     assert slot.folder == Path("/c/exports/abc-mean-unit/openvino-int8-static")
     assert slot.model_file.name == "model.xml"
+
+
+def test_calibration_feeds_one_text_a_sample() -> None:
+    """NNCF counts a dataset's items as samples: 300 texts in batches of 16 were 15 samples
+    ("Dataset contains only 15 samples"), and padded rows skewed the activation ranges (#35)."""
+    texts = [f"text {i}" for i in range(40)]
+    batches = export.calibration_feeds(texts, lambda part: {"input_ids": np.zeros((len(part), 3))})
+    feeds = list(batches())
+    assert len(feeds) == 40 and all(f["input_ids"].shape[0] == 1 for f in feeds)
+
+
+def test_openvino_int8_static_calibrates_on_every_text(
+    tiny_bert_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nncf = pytest.importorskip("nncf")
+    seen: list[int] = []
+    real = nncf.quantize
+
+    def counting(model: object, dataset: object, **kw: object) -> object:
+        seen.append(len(list(dataset.get_inference_data())))  # type: ignore[attr-defined]
+        return real(model, dataset, **kw)
+
+    monkeypatch.setattr(nncf, "quantize", counting)
+    Encoder(tiny_bert_dir, backend="openvino", quantize="int8-static", cache_dir=cache,
+            calibration_texts=sample(60), force_quantized=True)  # fmt: skip
+    assert seen == [len(split_calibration(sample(60))[0])]  # 48 samples, not 3 batches
