@@ -240,12 +240,7 @@ def plan_run(backend: str, precision: str, quantize: str, machine: Machine) -> R
     on_cpu = machine.accelerator == "cpu"
     gated = False
     if quantize != "none":
-        if precision not in ("auto", "float32"):
-            raise ConfigError(
-                f"quantize={quantize!r} runs float32 around its int8 layers: use precision "
-                "'float32' (or 'auto')"
-            )
-        chosen: str = "float32"
+        chosen: str = _around_int8(backend, precision, quantize, machine)
     elif precision != "auto":
         chosen = precision
     elif machine.accelerator == "cuda":
@@ -263,6 +258,24 @@ def plan_run(backend: str, precision: str, quantize: str, machine: Machine) -> R
         )
     return RunPlan(BackendChoice(cast(Backend, backend), cast(Quantize, quantize)),
                    cast(Precision, chosen), gated)  # fmt: skip
+
+
+def _around_int8(backend: str, precision: str, quantize: str, machine: Machine) -> str:
+    """The precision of the layers an int8 build leaves unquantised: float32, or bf16 when
+    asked by name for OpenVINO on a CPU with native bf16 (about 8% faster, same cosine, #35)."""
+    if precision == "bfloat16" and backend == "openvino" and quantize != "int8":
+        if machine.accelerator != "cpu" or not machine.cpu.native_bf16:
+            raise ConfigError(
+                "precision='bfloat16' around int8 layers needs a CPU with native bf16 "
+                "(AVX512_BF16 or AMX): use precision 'float32' (or 'auto')"
+            )
+        return "bfloat16"
+    if precision not in ("auto", "float32"):
+        raise ConfigError(
+            f"quantize={quantize!r} runs float32 around its int8 layers: use precision "
+            "'float32' (or 'auto'), or 'bfloat16' with backend 'openvino' on a bf16 CPU"
+        )
+    return "float32"
 
 
 def _fastest(precision: str, quantize: str, machine: Machine) -> str:

@@ -307,3 +307,13 @@ def test_openvino_int8_static_calibrates_on_every_text(
     Encoder(tiny_bert_dir, backend="openvino", quantize="int8-static", cache_dir=cache,
             calibration_texts=sample(60), force_quantized=True)  # fmt: skip
     assert seen == [len(split_calibration(sample(60))[0])]  # 48 samples, not 3 batches
+    pytest.importorskip("openvino")
+    from es_semantic.encoding.device import cpu_info
+
+    if cpu_info().native_bf16:  # the same build, bf16 around its int8 layers, named so
+        mixed = Encoder(tiny_bert_dir, backend="openvino", quantize="int8-static",
+                        precision="bfloat16", cache_dir=cache, force_quantized=True)  # fmt: skip
+        assert mixed.precision == "bfloat16" and len(seen) == 1  # built once
+        want = Encoder(tiny_bert_dir, backend="torch", precision="float32")
+        got = measure_accuracy(want.encode_documents(WORDS), mixed.encode_documents(WORDS))
+        assert got.mean_cosine > DEFAULT_MIN_COSINE

@@ -100,6 +100,15 @@ def test_quantised_plans_and_what_cannot_run_are_refused_clearly() -> None:
         plan_run("onnx", "bfloat16", "none", cpu(BF16_CPU))
     with pytest.raises(ConfigError, match=r"quantize='int8' runs float32"):
         plan_run("torch", "bfloat16", "int8", cpu(BF16_CPU))
+    # OpenVINO int8 with bf16 around the int8 layers, asked by name on a native-bf16 CPU (#35)
+    mixed = plan_run("openvino", "bfloat16", "int8-static", cpu(BF16_CPU))
+    assert (mixed.choice.backend, mixed.choice.quantize, mixed.precision) == (
+        "openvino", "int8-static", "bfloat16")  # fmt: skip
+    assert plan_run("openvino", "auto", "int8-static", cpu(BF16_CPU)).precision == "float32"
+    with pytest.raises(ConfigError, match=r"'bfloat16' around int8 layers needs a CPU with native"):
+        plan_run("openvino", "bfloat16", "int8-static", cpu(AVX2_CPU))
+    with pytest.raises(ConfigError, match=r"quantize='int8-static' runs float32"):
+        plan_run("openvino", "float16", "int8-static", cpu(BF16_CPU))
     with pytest.raises(ConfigError, match=r"precision='fp8' is not one of auto, float32"):
         plan_run("auto", "fp8", "none", cpu(BF16_CPU))
     with pytest.raises(ConfigError, match=r"backend='tensorrt' is not one of auto, torch"):
