@@ -250,23 +250,16 @@ def rrf_body(
     window_key: str = "rank_window_size",
     oversample: float | None = None,
 ) -> dict[str, Any]:
-    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever.
+    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever
+    (:func:`rrf_legs_body` over those two legs).
 
     ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name);
     ``oversample``: the knn retriever's ``rescore_vector`` (8.18+), as in :func:`knn_section`."""
-    standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
-                                    filters, oversample)  # fmt: skip
-    return {
-        "retriever": {
-            "rrf": {
-                "retrievers": [{"standard": standard}, {"knn": knn}],
-                "rank_constant": rank_constant,
-                window_key: window,
-            }
-        },
-        "size": size,
-        "_source": source_spec(contract, source),
-    }
+    return rrf_legs_body(
+        ("keyword", "knn"), contract, query=query, vector=vector, sparse=None, size=size,
+        window=window, rank_constant=rank_constant, num_candidates=num_candidates, fields=fields,
+        filters=filters, source=source, window_key=window_key, oversample=oversample,
+    )  # fmt: skip
 
 
 def rrf_legs_body(
