@@ -247,8 +247,10 @@ def build_modes(
             raise ConfigError(f"mode {mode!r} needs the index's sparse model: add --sparse-model")
         if only:
             method = "rrf" if method == "hybrid" else method
-            made: Callable[[], ModeRun] = partial(fused_mode, legs, method, rank_constant=rank_constant,
-                           alpha=alpha, only=only.split("+"))  # fmt: skip
+            made: Callable[[], ModeRun] = partial(
+                fused_mode, legs, method, rank_constant=rank_constant, alpha=alpha,
+                only=only.split("+"),
+            )  # fmt: skip
         else:
             made = makers[method]
         run = out.get(base) or made()

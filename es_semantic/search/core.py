@@ -353,4 +353,3 @@ def apply_rerank(
     rescored.sort(key=lambda h: (-h.score, h.ranks["retrieval"]))
     return replace(result, hits=rescored + result.hits[request.rerank_top :], reranked=True,
                    took_ms=took)  # fmt: skip
-

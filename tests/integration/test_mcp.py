@@ -103,7 +103,9 @@ async def check_tools(
     assert "borrow checker" in first["passage"] and first["ranks"] == {"keyword": 1}
     hybrid = payload(await call("search", query="kiwi fruit vines", index=index, k=5))
     assert {h["id"] for h in hybrid["hits"][:2]} == {"kiwi", "kiwi-fr"}
-    assert set(hybrid["hits"][0]["ranks"]) <= {"keyword", "knn"} and hybrid["fusion"] == "adaptive"  # auto
+    assert (
+        set(hybrid["hits"][0]["ranks"]) <= {"keyword", "knn"} and hybrid["fusion"] == "adaptive"
+    )  # auto
 
     # a filter restricts: French only, then a range
     french = payload(await call("search", query="kiwi fruit vines", index=index, mode="keyword",

@@ -144,8 +144,8 @@ def test_auto_with_nothing_stored_fuses_adaptively(es, search_index, minilm):
 
 def test_licence_refusal_falls_back_to_client_fusion_once(es, es_server, index_name, minilm):
     from es_semantic.config import ESConfig
-    from es_semantic.elastic.client import make_client
     from es_semantic.elastic.calls import run
+    from es_semantic.elastic.client import make_client
     from es_semantic.evaluation.saved import save_tuning_steps
     from es_semantic.schema.tuning import Tuning
 

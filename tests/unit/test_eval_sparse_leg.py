@@ -58,7 +58,7 @@ def test_a_fused_mode_may_name_its_legs(method: str) -> None:
 def test_named_legs_are_checked() -> None:
     assert check_modes(["rrf:knn+sparse+rerank"]) == ["rrf:knn+sparse+rerank"]
     for bad in ("keyword:knn+sparse", "hybrid:knn", "hybrid:knn+knn", "hybrid:knn+bm25"):
-        with pytest.raises(ConfigError, match="keyword, knn, sparse|not one of"):
+        with pytest.raises(ConfigError, match=r"keyword, knn, sparse|not one of"):
             check_modes([bad])
     searcher: Any = None
     with pytest.raises(ConfigError, match="--sparse-model"):

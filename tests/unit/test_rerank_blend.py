@@ -108,8 +108,8 @@ def test_a_chance_gain_on_one_tuning_query_keeps_the_first_stage():
                                                      if d not in qrels[qid]]]  # fmt: skip
         scores.scores[qid] = [1.0] * 10  # a cross-encoder that tells nothing apart
     relevant = next(iter(qrels[lucky]))
-    base.ranked[lucky] = [d for d in base.ranked[lucky] if d != relevant][:1] + [relevant] + [
-        d for d in base.ranked[lucky] if d != relevant][1:]  # fmt: skip
+    others = [d for d in base.ranked[lucky] if d != relevant]
+    base.ranked[lucky] = [*others[:1], relevant, *others[1:]]
     scores.scores[lucky] = [0.0, 1.0] + [0.0] * 8  # ... but on this query it picks rank 2
     first = evaluate(base.ranked, tune_q, ["ndcg@10"])["ndcg@10"]
     lucky_blend = evaluate(blended_mode(base, scores, 0.6).ranked, tune_q, ["ndcg@10"])
