@@ -240,7 +240,9 @@ def flat_sparse_index(es, index_name, tiny, splade):
     return index_name
 
 
-def test_three_legs_fused_by_the_servers_rrf_retriever(es, flat_sparse_index, tiny, splade):
+def test_three_legs_fused_by_the_servers_rrf_retriever(
+    es, flat_sparse_index, tiny, splade, server_fusion
+):
     """The local server runs the rrf retriever as a licensed cluster: keyword, knn and the
     sparse_vector query in one request, ranked as client RRF ranks the same legs."""
     searcher = Searcher(es, flat_sparse_index, tiny, sparse_encoder=splade)
