@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -101,7 +102,8 @@ def build(
     try:
         job = _Build(tmp / MODEL_FILES[slot.choice.backend], head, example, slot.choice,
                      calibration)  # fmt: skip
-        (_build_onnx if slot.choice.backend == "onnx" else _build_openvino)(job)
+        with stdout_to_stderr():  # the quantisers' progress bars and logs: never our data
+            (_build_onnx if slot.choice.backend == "onnx" else _build_openvino)(job)
         (tmp / QUALITY_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
         _move_into_place(tmp, slot)
     except Exception as exc:
@@ -148,6 +150,29 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():  # tracer warnings about constants: the graph is checked
         warnings.simplefilter("ignore")
         yield
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what a converter or quantiser prints to stderr: NNCF draws its calibration progress
+    with rich on ``sys.stdout`` and logs through a handler bound to the stdout of its import,
+    which put "Statistics collection ━━━ 100%" ahead of a command's ``--json`` output (#35)."""
+    import logging
+
+    handlers = [
+        h
+        for h in logging.getLogger("nncf").handlers
+        if isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.__stdout__)
+    ]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
 
 
 def _export_onnx_fp32(path: Path, head: Any, example: Feeds) -> None:

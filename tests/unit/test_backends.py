@@ -317,3 +317,18 @@ def test_openvino_int8_static_calibrates_on_every_text(
         want = Encoder(tiny_bert_dir, backend="torch", precision="float32")
         got = measure_accuracy(want.encode_documents(WORDS), mixed.encode_documents(WORDS))
         assert got.mean_cosine > DEFAULT_MIN_COSINE
+
+
+def test_int8_static_build_writes_nothing_to_stdout(
+    tiny_bert_dir: Path, cache: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """NNCF's calibration progress bars ("Statistics collection ━━━ 100%") and its INFO log went
+    to stdout, ahead of `--json` output, which then did not parse (#35): a build's progress
+    goes to stderr, stdout stays the command's data."""
+    pytest.importorskip("nncf")
+    capfd.readouterr()
+    Encoder(tiny_bert_dir, backend="openvino", quantize="int8-static", cache_dir=cache,
+            calibration_texts=sample(60), force_quantized=True)  # fmt: skip
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "Statistics collection" in err  # the progress still shows, on stderr
