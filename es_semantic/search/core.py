@@ -15,7 +15,7 @@ from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
 from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
-from es_semantic.search.legs import check_sparse, leg_weights, legs_plan, sparse_of
+from es_semantic.search.legs import check_sparse, leg_weights, legs_plan, sparse_of, vector_of
 from es_semantic.search.request import (
     SearchRequest,
 )
@@ -70,6 +70,8 @@ def plan_search(
     server fusions this cluster already refused (licence), not tried again; ``sparse``: the
     query's ``{token: weight}`` for the sparse leg."""
     check_sparse(request, contract, cluster)
+    if needs_vector(request) and vector is None:
+        raise SearchError("internal: a vector is needed for the knn leg")
     if request.oversample is not None and not cluster.rescore_vector:
         raise SearchError(
             f"oversample (kNN rescore_vector) needs Elasticsearch 8.18 or later; this cluster "
@@ -93,61 +95,36 @@ def plan_search(
         body = queries.sparse_body(sparse_of(sparse), contract, size=size, offset=offset,
                                    filters=filters, source=source)  # fmt: skip
         return SearchPlan({"sparse": body}, None, not client_paging)
-    if request.mode == "hybrid" and set(request.leg_names) != {"keyword", "knn"}:
-        window = max(request.window, request.depth)
-        if _server_fusion(request, contract, cluster, refused) == "rrf":
-            body = queries.rrf_legs_body(
-                request.leg_names, contract, query=request.query, vector=vector,
-                sparse=sparse_of(sparse) if "sparse" in request.leg_names else None,
-                size=request.depth, window=window, rank_constant=request.rank_constant,
-                num_candidates=request.num_candidates, fields=fields, filters=filters,
-                source=source, window_key=cluster.rrf_window_key, oversample=request.oversample,
-            )  # fmt: skip
-            return SearchPlan({"rrf": body}, "server-rrf", False)
-        bodies, fusion = legs_plan(request, contract, vector, sparse, window, fields, filters,
-                                   source)  # fmt: skip
-        return SearchPlan(bodies, fusion, False)
-    if vector is None:
-        raise SearchError("internal: a vector is needed for kNN and hybrid search")
     if request.mode == "knn":
         if request.exact:
-            body = queries.exact_knn_body(vector, contract, size=size, offset=offset,
+            body = queries.exact_knn_body(vector_of(vector), contract, size=size, offset=offset,
                                           filters=filters, source=source)  # fmt: skip
         else:
             body = queries.knn_body(
-                vector, contract, size=size, offset=offset, filters=filters, source=source,
-                num_candidates=request.num_candidates, oversample=request.oversample,
+                vector_of(vector), contract, size=size, offset=offset, filters=filters,
+                source=source, num_candidates=request.num_candidates, oversample=request.oversample,
             )  # fmt: skip
         return SearchPlan({"knn": body}, None, not client_paging)
     window = max(request.window, request.depth)
     server = _server_fusion(request, contract, cluster, refused)
     if server == "rrf":
         body = queries.rrf_body(
-            request.query, vector, contract, size=request.depth, window=window,
-            rank_constant=request.rank_constant, num_candidates=request.num_candidates,
-            fields=fields, filters=filters, source=source, window_key=cluster.rrf_window_key,
-            oversample=request.oversample,
+            request.leg_names, contract, query=request.query, vector=vector,
+            sparse=sparse_of(sparse) if "sparse" in request.leg_names else None,
+            size=request.depth, window=window, rank_constant=request.rank_constant,
+            num_candidates=request.num_candidates, fields=fields, filters=filters,
+            source=source, window_key=cluster.rrf_window_key, oversample=request.oversample,
         )  # fmt: skip
         return SearchPlan({"rrf": body}, "server-rrf", False)
     if server == "linear":
         body = queries.linear_body(
-            request.query, vector, contract, size=request.depth, window=window,
+            request.query, vector_of(vector), contract, size=request.depth, window=window,
             alpha=request.alpha, num_candidates=request.num_candidates, fields=fields,
             filters=filters, source=source, oversample=request.oversample,
         )  # fmt: skip
         return SearchPlan({"linear": body}, "server-linear", False)
-    keyword = queries.keyword_body(
-        request.query, contract, size=window, fields=fields, filters=filters, source=source,
-        highlight=request.highlight,
-    )  # fmt: skip
-    knn = queries.knn_body(
-        vector, contract, size=window, num_candidates=request.num_candidates, filters=filters,
-        source=source, oversample=request.oversample,
-    )  # fmt: skip
-    fusion = {"weighted": "weighted", "linear": "weighted", "adaptive": "adaptive"}.get(
-        request.fusion, "rrf"
-    )
-    return SearchPlan({"keyword": keyword, "knn": knn}, fusion, False)
+    bodies, fusion = legs_plan(request, contract, vector, sparse, window, fields, filters, source)
+    return SearchPlan(bodies, fusion, False)
 
 
 def _server_fusion(
@@ -161,6 +138,8 @@ def _server_fusion(
     if request.fusion == "server":
         return "rrf"
     kind = {"auto": "rrf", "linear": "linear"}.get(request.fusion)
+    if kind == "linear" and set(request.leg_names) != {"keyword", "knn"}:
+        return None  # the linear retriever fuses keyword and kNN only
     if kind is None or contract.nested or kind in refused:
         return None
     return kind if cluster.server_fusion(kind) else None  # type: ignore[arg-type]

@@ -47,9 +47,9 @@ def legs_plan(
     sparse: Mapping[str, float] | None, window: int, fields: list[str] | None,
     filters: list[dict[str, Any]], source: list[str] | None,
 ) -> tuple[dict[str, dict[str, Any]], str]:  # fmt: skip
-    """Hybrid over the legs named (with the sparse leg): one body per leg, fused on the
+    """Hybrid over the legs named (any of keyword, knn, sparse): one body per leg, fused on the
     client (``weighted``/``linear``: weighted; ``adaptive``; otherwise RRF). Server-side RRF
-    over these legs is ``queries.rrf_legs_body``."""
+    over these legs is ``queries.rrf_body``."""
     bodies: dict[str, dict[str, Any]] = {}
     for leg in request.leg_names:
         if leg == "keyword":

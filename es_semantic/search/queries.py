@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract, escape_vector
@@ -236,33 +237,6 @@ def exact_knn_body(
 
 
 def rrf_body(
-    query: str,
-    vector: Sequence[float],
-    contract: IndexContract,
-    *,
-    size: int,
-    window: int,
-    rank_constant: int = 60,
-    num_candidates: int | None = None,
-    fields: Sequence[str] | None = None,
-    filters: list[dict[str, Any]] | None = None,
-    source: Sequence[str] | None = None,
-    window_key: str = "rank_window_size",
-    oversample: float | None = None,
-) -> dict[str, Any]:
-    """Server-side hybrid: the ``rrf`` retriever over a standard (BM25) and a knn retriever
-    (:func:`rrf_legs_body` over those two legs).
-
-    ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name);
-    ``oversample``: the knn retriever's ``rescore_vector`` (8.18+), as in :func:`knn_section`."""
-    return rrf_legs_body(
-        ("keyword", "knn"), contract, query=query, vector=vector, sparse=None, size=size,
-        window=window, rank_constant=rank_constant, num_candidates=num_candidates, fields=fields,
-        filters=filters, source=source, window_key=window_key, oversample=oversample,
-    )  # fmt: skip
-
-
-def rrf_legs_body(
     legs: Sequence[str],
     contract: IndexContract,
     *,
@@ -279,28 +253,16 @@ def rrf_legs_body(
     window_key: str = "rank_window_size",
     oversample: float | None = None,
 ) -> dict[str, Any]:
-    """Server-side hybrid over any legs, in their order: the ``rrf`` retriever over a
-    ``standard`` retriever per keyword leg (BM25) and sparse leg (its ``sparse_vector`` query,
-    every licence from 8.15) and a ``knn`` retriever; the filters on each child."""
-    retrievers: list[dict[str, Any]] = []
-    for leg in legs:
-        if leg == "knn":
-            if vector is None:
-                raise ValueError("the knn leg needs a query vector")
-            knn = knn_section(vector, contract, k=window, num_candidates=num_candidates,
-                              filters=filters, inner_hits=False, oversample=oversample)  # fmt: skip
-            retrievers.append({"knn": knn})
-            continue
-        if leg == "keyword":
-            clause = keyword_query(query, contract, fields, [])
-        elif leg == "sparse" and sparse is not None:
-            clause = sparse_query(sparse, contract, [])
-        else:
-            raise ValueError(f"leg {leg!r} cannot be fused on the server (or has no query)")
-        standard: dict[str, Any] = {"query": clause}
-        if filters:
-            standard["filter"] = filters
-        retrievers.append({"standard": standard})
+    """Server-side hybrid over any legs, in their order: the ``rrf`` retriever over one
+    :func:`leg_retriever` per leg, the filters on each child.
+
+    ``window_key``: ``rank_window_size`` (8.15+) or ``window_size`` (8.14's name)."""
+    retriever = partial(
+        leg_retriever, contract=contract, query=query, vector=vector, sparse=sparse,
+        window=window, num_candidates=num_candidates, fields=fields, filters=filters,
+        oversample=oversample,
+    )  # fmt: skip
+    retrievers = [retriever(leg) for leg in legs]
     return {
         "retriever": {
             "rrf": {"retrievers": retrievers, "rank_constant": rank_constant, window_key: window}
@@ -324,43 +286,55 @@ def linear_body(
     source: Sequence[str] | None = None,
     oversample: float | None = None,
 ) -> dict[str, Any]:
-    """Server-side weighted fusion (8.18+): the ``linear`` retriever, each leg min-max
-    normalised and weighted like client-side weighted fusion (kNN ``alpha``, BM25 1-alpha)."""
-    standard, knn = _leg_retrievers(query, vector, contract, window, num_candidates, fields,
-                                    filters, oversample)  # fmt: skip
+    """Server-side weighted fusion of keyword and kNN (8.18+): the ``linear`` retriever, each
+    leg min-max normalised and weighted like client-side weighted fusion (kNN ``alpha``, BM25
+    1-alpha)."""
+    weights = {"keyword": 1.0 - alpha, "knn": alpha}
+    retriever = partial(
+        leg_retriever, contract=contract, query=query, vector=vector, sparse=None,
+        window=window, num_candidates=num_candidates, fields=fields, filters=filters,
+        oversample=oversample,
+    )  # fmt: skip
+    children = [
+        {"retriever": retriever(leg), "weight": weight, **MINMAX} for leg, weight in weights.items()
+    ]
     return {
-        "retriever": {
-            "linear": {
-                "retrievers": [
-                    {"retriever": {"standard": standard}, "weight": 1.0 - alpha, **MINMAX},
-                    {"retriever": {"knn": knn}, "weight": alpha, **MINMAX},
-                ],
-                "rank_window_size": window,
-            }
-        },
+        "retriever": {"linear": {"retrievers": children, "rank_window_size": window}},
         "size": size,
         "_source": source_spec(contract, source),
     }
 
 
-def _leg_retrievers(
-    query: str,
-    vector: Sequence[float],
+def leg_retriever(
+    leg: str,
     contract: IndexContract,
+    *,
+    query: str,
+    vector: Sequence[float] | None,
+    sparse: Mapping[str, float] | None,
     window: int,
     num_candidates: int | None,
     fields: Sequence[str] | None,
     filters: list[dict[str, Any]] | None,
     oversample: float | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``standard`` (BM25) and ``knn`` retriever bodies of a server-side fusion (the knn
-    retriever takes ``rescore_vector`` like the top-level knn section)."""
-    standard: dict[str, Any] = {"query": keyword_query(query, contract, fields, [])}
+) -> dict[str, Any]:
+    """One leg of a server-side fusion: keyword (BM25) and sparse (its ``sparse_vector`` query,
+    every licence from 8.15) as ``standard`` retrievers with the filters, kNN as a ``knn``
+    retriever (which takes ``rescore_vector`` like the top-level knn section, but no
+    inner_hits: no best-passage snippet with server-side fusion)."""
+    if leg == "knn":
+        if vector is None:
+            raise ValueError("the knn leg needs a query vector")
+        knn = knn_section(vector, contract, k=window, num_candidates=num_candidates,
+                          filters=filters, inner_hits=False, oversample=oversample)  # fmt: skip
+        return {"knn": knn}
+    if leg == "keyword":
+        clause = keyword_query(query, contract, fields, [])
+    elif leg == "sparse" and sparse is not None:
+        clause = sparse_query(sparse, contract, [])
+    else:
+        raise ValueError(f"leg {leg!r} cannot be fused on the server (or has no query)")
+    standard: dict[str, Any] = {"query": clause}
     if filters:
         standard["filter"] = filters
-    # the knn retriever takes no inner_hits: no best-passage snippet with server-side fusion
-    knn = knn_section(
-        vector, contract, k=window, num_candidates=num_candidates, filters=filters,
-        inner_hits=False, oversample=oversample,
-    )  # fmt: skip
-    return standard, knn
+    return {"standard": standard}

@@ -76,7 +76,16 @@ def test_exact_knn_body_scores_like_knn():
 
 
 def test_rrf_retriever_golden():
-    body = queries.rrf_body("q", V, C, size=10, window=50, filters=[{"term": {"lang": "en"}}])
+    body = queries.rrf_body(
+        ("keyword", "knn"),
+        C,
+        query="q",
+        vector=V,
+        sparse=None,
+        size=10,
+        window=50,
+        filters=[{"term": {"lang": "en"}}],
+    )
     rrf = body["retriever"]["rrf"]
     assert rrf["rank_constant"] == 60 and rrf["rank_window_size"] == 50
     standard, knn = rrf["retrievers"]
@@ -289,9 +298,13 @@ def test_server_fusion_knn_leg_carries_the_oversample(number, fusion):
 
 def test_fusion_bodies_without_oversample_send_no_rescore_vector():
     for body in (
-        queries.rrf_body("q", V, C, size=10, window=50),
+        queries.rrf_body(
+            ("keyword", "knn"), C, query="q", vector=V, sparse=None, size=10, window=50
+        ),
         queries.linear_body("q", V, C, size=10, window=50, alpha=0.5),
     ):
         assert "rescore_vector" not in str(body)
-    rrf = queries.rrf_body("q", V, C, size=10, window=50, oversample=4.0)
+    rrf = queries.rrf_body(
+        ("keyword", "knn"), C, query="q", vector=V, sparse=None, size=10, window=50, oversample=4.0
+    )
     assert rrf["retriever"]["rrf"]["retrievers"][1]["knn"]["rescore_vector"] == {"oversample": 4.0}
