@@ -215,6 +215,29 @@ def encoder(state: Settings) -> Encoder:
     return Encoder(state.model(), **model_options(state))
 
 
+def say_int8_hint(state: Settings, enc: Encoder | None = None) -> None:
+    """One line on stderr where this machine's cache holds an int8 build of the model that met
+    the accuracy goal on this CPU (``index`` and ``serve``, #35): read from the builds'
+    records, nothing built or measured. ``enc``: the loaded encoder, else described."""
+    from es_semantic.encoding.device import cpu_info, pick_device
+    from es_semantic.encoding.encoder import describe_encoder
+    from es_semantic.encoding.images import is_clip_folder
+    from es_semantic.encoding.int8_hint import int8_hint
+
+    if enc is None:
+        if (state.values.get("quantize") or "none") != "none" or is_clip_folder(state.model()):
+            return
+        options = model_options(state)
+        config = describe_encoder(state.model(), **options)
+        on_cpu = pick_device(options["device"]).type == "cpu"
+    else:
+        device = getattr(enc, "device", None)  # a CLIP model's ImageEncoder has none
+        config, on_cpu = enc.config, device is not None and device.type == "cpu"
+    hint = int8_hint(config, cpu_info(), on_cpu=on_cpu)
+    if hint:
+        _to_stderr(hint)
+
+
 def cross_encoder(state: Settings, model: str) -> CrossEncoder:
     """A reranker on the same backend and device as the encoder."""
     from es_semantic.encoding.reranker import CrossEncoder

@@ -17,6 +17,7 @@ from es_semantic.cli.common import (
     encoder,
     handle_errors,
     model_options,
+    say_int8_hint,
     settings,
     terminate_as_interrupt,
 )
@@ -249,6 +250,8 @@ def index_cmd(
         _finish_report(report, report_json, quiet)
         return
     enc = encoder(state)
+    if not quiet:
+        say_int8_hint(state, enc)
     if images and getattr(enc.config, "modality", "text") == "text":
         raise InputError(
             f"--format images and --image-field need a CLIP model: --model FOLDER (a CLIP "

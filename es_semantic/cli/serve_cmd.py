@@ -19,6 +19,7 @@ from es_semantic.cli.common import (
     cross_encoder,
     encoder,
     handle_errors,
+    say_int8_hint,
     settings,
 )
 from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
@@ -137,11 +138,13 @@ def serve_cmd(
     }  # fmt: skip
     if workers == 1:
         app = build_app(state, params)
+        say_int8_hint(state)
         click.echo(f"es-semantic serving on http://{host}:{port} (docs at /docs)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
                     limit_concurrency=limits["max_connections"])  # fmt: skip
         return
     es_config = build_app(state, params, load_models=False)  # every option checked first
+    say_int8_hint(state)  # once, here: not once per worker
     with worker_spec(state, params, es_config):
         click.echo(f"es-semantic serving on http://{host}:{port} with {workers} worker "
                    "processes (each loads the model)", err=True)  # fmt: skip

@@ -349,9 +349,11 @@ def _build(slot: ExportSlot, job: _Export, calibration_texts: Sequence[str] | No
     pairs = EXAMPLE_PAIRS if job.head.pairs else None
     example = job.feeds(EXAMPLE_TEXTS, pairs)
     feeds = calibration_feeds(calibrate, job.feeds) if calibrate else None
+    host = machine("cpu").cpu  # the int8 hint trusts a record measured on this CPU kind only
     info = {"model": job.name, "fingerprint": job.fingerprint, "backend": choice.backend,
             "variant": choice.variant,
-            "calibration": texts_digest(calibrate) if calibrate else None}  # fmt: skip
+            "calibration": texts_digest(calibrate) if calibrate else None,
+            "cpu": host.model, "cpu_kind": host.kind}  # fmt: skip
     job.report(f"building the {choice.backend} {choice.variant} export of "
                f"{job.name} in {slot.folder} (once per model)")  # fmt: skip
     build(slot, head, example, feeds, info=info)
