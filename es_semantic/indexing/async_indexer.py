@@ -1,13 +1,16 @@
 """AsyncIndexer: the async twin of Indexer (AsyncElasticsearch, async_streaming_bulk).
 
-Encoding runs in a worker thread (``asyncio.to_thread``) so the event loop stays free; the bulk
-consumer runs as a task fed by a queue of two batches, overlapping encoding and indexing.
+Reading a synchronous input (a file reader parses, an image reader checks, any generator may
+wait) and encoding run in worker threads (``asyncio.to_thread``) so the event loop stays free;
+the bulk consumer runs as a task fed by a queue of two batches, overlapping encoding and
+indexing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Iterable
+import threading
+from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -159,8 +162,40 @@ async def _abatched(
         if collected:
             yield collected
         return
-    for batch in steps.batched(run.taking(steps.as_records(docs, spec)), size):
+    records = run.taking(steps.as_records(docs, spec))
+    stop = threading.Event()
+    while batch := await _read_batch(records, size, stop):
         yield batch
+
+
+async def _read_batch(records: Iterator[Any], size: int, stop: threading.Event) -> list[Any]:
+    """The next batch of ``records``, read in a worker thread. Cancelled meanwhile, the read
+    stops after the record in hand and is waited for (a thread cannot be stopped mid-record):
+    each record it took is then in the run's hands, which the cancellation accounts for, as
+    for any batch in hand (:meth:`IndexRun.fail_in_hand`)."""
+    reading = asyncio.ensure_future(asyncio.to_thread(_take, records, size, stop))
+    try:
+        return await asyncio.shield(reading)
+    except asyncio.CancelledError:
+        stop.set()
+        while not reading.done():  # a second cancellation does not cut the wait short
+            try:
+                await asyncio.wait([reading])
+            except asyncio.CancelledError:
+                continue
+        if not reading.cancelled():
+            reading.exception()  # read, never reported as unretrieved: this run is cancelled
+        raise
+
+
+def _take(records: Iterator[Any], size: int, stop: threading.Event) -> list[Any]:
+    """Up to ``size`` records (the worker thread's side); fewer once ``stop`` is set."""
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size or stop.is_set():  # never a record read past the batch
+            break
+    return batch
 
 
 def _outcome(consumer: asyncio.Task[None]) -> BaseException | None:
