@@ -8,8 +8,10 @@ documented defaults below, adjusted by a few well-known model families.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -79,6 +81,40 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
             f"({type(exc).__name__}); pass a folder that holds the model (config.json, weights "
             "and tokenizer files) with --model / ES_SEMANTIC_MODEL"
         ) from None
+
+
+def package_location(folder: Path) -> str | None:
+    """``package/sub/folder`` for a folder inside an installed Python package (under a
+    site-packages folder), to find it again where that package is installed; else None."""
+    folder = folder.resolve()
+    for entry in sys.path:
+        if not entry.rstrip("/").endswith(("site-packages", "dist-packages")):
+            continue
+        try:
+            parts = folder.relative_to(Path(entry).resolve()).parts
+        except (ValueError, OSError):
+            continue
+        location = "/".join(parts)
+        if len(parts) >= 2 and package_folder(location) == folder:
+            return location
+    return None
+
+
+def package_folder(location: str) -> Path | None:
+    """The folder a :func:`package_location` names, where its package is installed now (found
+    without importing the package); None when it is not there."""
+    top, _, rest = location.partition("/")
+    if not top.isidentifier() or not rest or ".." in rest.split("/") or rest.startswith("/"):
+        return None
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    for base in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(base) / rest
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
 
 
 def default_model_path() -> Path:

@@ -30,6 +30,7 @@ from es_semantic.encoding.loading import load_model
 from es_semantic.encoding.model_folder import (
     load_model_config,
     model_fingerprint,
+    package_location,
     position_limit,
     resolve_model_path,
 )
@@ -60,6 +61,8 @@ class SparseSpec:
     idf_path: Path | None  # the query route's static weights (safetensors or idf.json)
     query_prefix: str
     document_prefix: str
+    folder: str | None = None  # the folder read (resolved), recorded in the index's leg
+    package: str | None = None  # "package/sub/folder" when it is inside an installed package
 
 
 class SpladeHead(torch.nn.Module):
@@ -130,6 +133,7 @@ def read_sparse_spec(
         activation=str(pool.get("activation_function", "relu")),
         query_mode=cast(QueryMode, mode), idf_path=idf_path,
         query_prefix=prompts.get("query", ""), document_prefix=prompts.get("document", ""),
+        folder=str(path.resolve()), package=package_location(path),
     )  # fmt: skip
 
 

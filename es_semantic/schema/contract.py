@@ -92,6 +92,10 @@ class SparseLeg:
     tokens_freq_ratio_threshold: float = 5.0
     tokens_weight_threshold: float = 0.4
     feature_escape: Literal["percent-dot"] = "percent-dot"
+    # where the model was read from, to load it again without --sparse-model: the folder, and
+    # for a folder inside an installed Python package "package/sub/folder" (no secrets)
+    model_path: str | None = None
+    model_package: str | None = None
 
     def __post_init__(self) -> None:
         if self.layout != "document":
@@ -111,7 +115,8 @@ class SparseLeg:
             model_name=spec.name, model_fingerprint=spec.fingerprint,
             max_length=spec.max_length, pooling=spec.pooling, activation=spec.activation,
             query_mode=spec.query_mode, query_prefix=spec.query_prefix,
-            document_prefix=spec.document_prefix, **options,
+            document_prefix=spec.document_prefix, model_path=getattr(spec, "folder", None),
+            model_package=getattr(spec, "package", None), **options,
         )  # fmt: skip
 
     def check(

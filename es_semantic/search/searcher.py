@@ -222,12 +222,11 @@ class _SearcherBase(Generic[ClientT]):
         """The query's sparse vector when the sparse leg is searched, by the leg's model."""
         if not needs_sparse(request) or contract.sparse is None:
             return None  # no sparse leg: plan_search says so
-        encoder = self.sparse_encoder
-        if encoder is None:
-            raise ConfigError(
-                f"a sparse search needs the index's sparse model ({contract.sparse.model_name}): "
-                "Searcher(..., sparse_encoder=SparseEncoder(...)), or --sparse-model"
-            )
+        encoder, leg = self.sparse_encoder, contract.sparse
+        if encoder is None:  # the model the contract records where to find (shared, cached)
+            from es_semantic.encoding import sparse_models
+
+            encoder = (yield Work(lambda: sparse_models.for_leg(leg, self.index))).body
         contract.sparse.check(encoder.spec, self.index)
         t0, texts = time.perf_counter(), [request.query]
         vector: dict[str, float] = (yield Work(lambda: encoder.encode_queries(texts)[0])).body

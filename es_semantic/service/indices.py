@@ -92,7 +92,9 @@ async def describe(index: str, state: State) -> dict[str, Any]:
     precision this service encodes its queries at (the index's are in its contract)."""
     state.check_index(index)
     info = await run_async(state.aes, index_info_steps(index))
-    return {**info, "encoder": state.encoder.config.ran()}
+    # sparse_model: whether this service can search the index's sparse leg (the playground's cue)
+    sparse = await state.runs_sparse(index, info["contract"])
+    return {**info, "encoder": state.encoder.config.ran(), "sparse_model": sparse}
 
 
 @router.get("/", include_in_schema=False)

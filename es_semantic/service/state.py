@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,12 @@ import numpy.typing as npt
 from fastapi import Request
 
 from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.elastic.calls import run_async
 from es_semantic.elastic.client import make_async_client
+from es_semantic.encoding import sparse_models
+from es_semantic.errors import EsSemanticError
+from es_semantic.indexing.admin import read_contract_steps
+from es_semantic.schema.contract import SparseLeg
 from es_semantic.search.searcher import AsyncSearcher
 from es_semantic.service.batcher import DynamicBatcher, Kind, Overloaded
 from es_semantic.service.metrics import ServiceMetrics
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     from es_semantic.types import SearchResult
 
 PLAYGROUND = "playground.html"
+logger = logging.getLogger("es_semantic.service")
 RETRY = {"Retry-After": "1"}
 
 
@@ -103,6 +110,38 @@ class ServiceState:
         self.batcher.start()
         if self.es_config is not None:
             self.aes = make_async_client(self.es_config)
+            await self.load_sparse_models()
+
+    async def load_sparse_models(self) -> None:
+        """At start, without ``--sparse-model``: the sparse models of the indices named with
+        ``--index``, found from their contracts (other indices' on their first sparse search);
+        one that cannot be found is a one-line warning naming ``--sparse-model``."""
+        if self.sparse_encoder is not None or self.aes is None:
+            return
+        for index in self.config.indices:
+            try:
+                leg = (await run_async(self.aes, read_contract_steps(index))).sparse
+                if leg is not None:
+                    await asyncio.to_thread(sparse_models.for_leg, leg, index)
+            except EsSemanticError as exc:
+                logger.warning("%s", exc)
+            except Exception as exc:  # the cluster may be down at start
+                logger.warning("index %s: sparse model not loaded at start (%s)", index,
+                               type(exc).__name__)  # fmt: skip
+
+    async def runs_sparse(self, index: str, contract: dict[str, Any]) -> bool:
+        """Whether this service can search the index's sparse leg (its model given or found)."""
+        leg = contract.get("sparse")
+        if not isinstance(leg, dict):
+            return False
+        if self.sparse_encoder is not None:
+            return True
+        known = {k: v for k, v in leg.items() if k in SparseLeg.__dataclass_fields__}
+        try:
+            await asyncio.to_thread(sparse_models.locate, SparseLeg(**known), index)
+        except EsSemanticError:
+            return False
+        return True
 
     async def stop(self) -> None:
         await self.batcher.stop()

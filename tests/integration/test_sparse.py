@@ -141,8 +141,9 @@ def test_async_searcher_sparse(es_server, sparse_index, tiny, splade):
 
 
 def test_sparse_search_checks_the_contract(es, sparse_index, tiny, splade, tmp_path):
-    with pytest.raises(ConfigError, match="needs the index's sparse model"):
-        Searcher(es, sparse_index, tiny).search("capital", mode="sparse")
+    # no sparse_encoder: the model the contract records (test_sparse_model_found.py)
+    found = Searcher(es, sparse_index, tiny).search("capital of france", mode="sparse")
+    assert found.hits[0].id == "paris"
     other = SparseEncoder(build_tiny_mlm(tmp_path / "other"))
     with pytest.raises(IndexContractError, match="sparse leg built with"):
         Searcher(es, sparse_index, tiny, sparse_encoder=other).search("capital", mode="sparse")
@@ -179,8 +180,9 @@ def test_cli_create_index_search_and_info(es_server, es, index_name, tiny_st_dir
                  "keyword,knn,sparse", "--sparse-model", model, "--json")  # fmt: skip
     assert fused.exit_code == 0, fused.output
     assert set(json.loads(fused.stdout)["hits"][0]["scores"]) >= {"keyword", "knn", "sparse"}
-    missing = _cli(es_server, tiny_st_dir, "search", index_name, "capital", "--mode", "sparse")
-    assert missing.exit_code != 0 and "--sparse-model" in missing.output
+    found = _cli(es_server, tiny_st_dir, "search", index_name, "capital of france", "--mode",
+                 "sparse", "--json")  # no --sparse-model: the model the contract records  # fmt: skip
+    assert found.exit_code == 0 and json.loads(found.stdout)["hits"][0]["id"] == "paris"
     info = _cli(es_server, tiny_st_dir, "info", index_name, "--json")
     leg = json.loads(info.stdout)["contract"]["sparse"]
     assert leg["model_fingerprint"] == SparseEncoder(model).fingerprint and leg["prune"] is True
