@@ -7,7 +7,8 @@ import io
 import json
 import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,9 +48,27 @@ class ImageReadError(ValueError):
 def load_image(data: bytes, name: str) -> Any:
     """``data`` decoded into an RGB PIL image, fully (a truncated file fails here, not later).
 
-    Refused, with :class:`ImageReadError` naming ``name``: an empty file, bytes Pillow does not
-    recognise, a decompression bomb (over Pillow's ``Image.MAX_IMAGE_PIXELS``: its warning is
-    taken as a refusal too), a truncated or corrupt file."""
+    Refused, with :class:`ImageReadError` naming ``name``: what :func:`check_image` refuses,
+    and a truncated or corrupt body."""
+    with _opened(data, name) as opened:
+        opened.load()
+        return opened.convert("RGB")
+
+
+def check_image(data: bytes, name: str) -> None:
+    """``data``'s header checked, its pixels left undecoded (they are decoded once, when the
+    image is encoded): refused, with :class:`ImageReadError` naming ``name``, an empty file,
+    bytes Pillow does not recognise, a decompression bomb (over Pillow's
+    ``Image.MAX_IMAGE_PIXELS``: its warning is taken as a refusal too) or a corrupt header."""
+    with _opened(data, name) as opened:
+        if not opened.format or min(opened.size) < 1:
+            raise ImageReadError(f"{name}: not an image Pillow can read (no size)")
+
+
+@contextmanager
+def _opened(data: bytes, name: str) -> Iterator[Any]:
+    """``data`` opened by Pillow (its header read, its pixel count checked); what the caller
+    does with it inside the block fails as a corrupt or truncated image."""
     image_mod = _pil()
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
@@ -60,8 +79,9 @@ def load_image(data: bytes, name: str) -> Any:
             warnings.simplefilter("error", image_mod.DecompressionBombWarning)
             with image_mod.open(io.BytesIO(data)) as opened:
                 _check_pixels(image_mod, opened.size)  # the filter above is process-wide
-                opened.load()
-                return opened.convert("RGB")
+                yield opened
+    except ImageReadError:
+        raise
     except (image_mod.DecompressionBombWarning, image_mod.DecompressionBombError) as exc:
         raise ImageReadError(
             f"{name}: refused as a decompression bomb ({exc}); Pillow's limit is "

@@ -1,7 +1,9 @@
 """Image files -> Documents for an image index (#32): files and folders (recursive), or a
-column of a JSONL/CSV/Parquet file naming image files. Each image is read, checked (decoded
-fully, Pillow's decompression-bomb limit enforced) and kept as bytes; a file that cannot be
-used is a ReadFailure naming it and why. Streamed: one image in hand at a time."""
+column of a JSONL/CSV/Parquet file naming image files. Each image is read, its header
+checked (format, size, Pillow's decompression-bomb limit) and kept as bytes; a file that
+cannot be used is a ReadFailure naming it and why. Its pixels are decoded once, by the image
+tower, where a truncated or corrupt body is a dead letter of its own. Streamed: one image in
+hand at a time."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from es_semantic.encoding.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
-    load_image,
+    check_image,
     read_image_file,
 )
 from es_semantic.indexing.readers import FieldSpec, Record, to_document
@@ -87,11 +89,11 @@ def image_document(
     file: str, shown: str, doc_id: str | None, texts: Mapping[str, str],
     metadata: Mapping[str, Any], origin: str, raw: Any = None,
 ) -> Record:  # fmt: skip
-    """The Document of one image file (its bytes read and checked), or a ReadFailure naming
-    the file (``shown``: its path as the input wrote it) and why."""
+    """The Document of one image file (its bytes read, its header checked), or a ReadFailure
+    naming the file (``shown``: its path as the input wrote it) and why."""
     try:
         data = read_image_file(file)
-        load_image(data, shown)  # decoded once here: a bad image fails at reading, alone
+        check_image(data, shown)  # not decoded: the image tower does that, once
     except ImageReadError as exc:
         message = str(exc)
         if file != shown and message.startswith(file):

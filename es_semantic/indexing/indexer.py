@@ -16,6 +16,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from es_semantic.elastic.calls import Steps
 from es_semantic.elastic.calls import run as run_steps
+from es_semantic.encoding.images import ImageReadError
 from es_semantic.errors import IndexingError, IndexingInterrupted, SearchError
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import EncodedDoc, VectorFormat
@@ -197,7 +198,8 @@ class _IndexerBase(Generic[ClientT]):
         """Encode the documents (the model's work: a thread in the async indexer). When the
         batch fails, each document is tried alone: one that fails alone is a dead letter. The
         run stops when the model looks broken rather than the documents bad: every document of
-        a batch of several failed, or FAILING_STREAK documents in a row did."""
+        a batch of several failed, or FAILING_STREAK documents in a row did (an image whose
+        body cannot be decoded is a bad file, not a failing model: it counts for neither)."""
         t0 = time.perf_counter()
         try:
             docs = [p.doc for p in todo]
@@ -233,20 +235,25 @@ class _IndexerBase(Generic[ClientT]):
     ) -> tuple[list[steps.Prepared], list[EncodedDoc]]:  # fmt: skip
         kept: list[steps.Prepared] = []
         encoded: list[EncodedDoc] = []
+        model_errors: list[Exception] = []  # a bad image body is the file's fault, not these
         for prepared in todo:
             t0 = time.perf_counter()
             try:
                 one = encode_documents(self.encoder, [prepared.doc], contract, self.sparse_encoder)
+            except ImageReadError as exc:  # its message names the file and why, as a reader's
+                run.fail_records([prepared.doc], str(exc))
+                continue
             except Exception as exc:
                 run.fail_records([prepared.doc], f"encoding failed: {steps.describe(exc)}")
                 self._failing += 1
+                model_errors.append(exc)
                 continue
             self._failing = 0
             run.encoded(one, time.perf_counter() - t0)
             kept.append(prepared)
             encoded += one
-        if not kept and (len(todo) > 1 or self._failing >= FAILING_STREAK):
-            raise batch_error
+        if not kept and model_errors and (len(model_errors) > 1 or self._failing >= FAILING_STREAK):
+            raise model_errors[0] if isinstance(batch_error, ImageReadError) else batch_error
         return kept, encoded
 
     def _actions_steps(

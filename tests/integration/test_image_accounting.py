@@ -112,3 +112,60 @@ def test_hybrid_uses_the_image_vector_and_the_caption(
     with TestClient(text_only) as client:  # no CLIP model: one sentence naming the option
         answer = client.post(f"/indices/{index_name}/search/image", json=body)
     assert answer.status_code == 400 and "--image-model" in answer.json()["error"]
+
+
+def _indexed_folder(es: Any, clip: Any, index: str, folder: Path, dead: Path, size: int) -> Any:
+    from es_semantic.indexing.images import read_images
+    from es_semantic.indexing.indexer import Indexer
+    from es_semantic.indexing.readers import FieldSpec
+
+    records = read_images([str(folder)], FieldSpec(None, ("caption",), (), "path"))
+    return Indexer(es, index, clip, batch_size=size, dead_letter=dead).index(records)
+
+
+def test_a_valid_image_is_decoded_once(
+    es: Any, clip: Any, index_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader checks an image's header (format, size, the bomb limit); its pixels are
+    decoded once, by the image tower (they used to be decoded by the reader's check too)."""
+    from PIL import ImageFile
+
+    folder = tmp_path / "photos"
+    for i, colour in enumerate(["red", "green", "blue"]):
+        write_image(folder / f"{i}-{colour}.png", colour)
+    real, decoded = ImageFile.ImageFile.load, []
+
+    def counted(image: Any) -> Any:
+        if image.tile:  # pixels still to decode from the file (none once loaded)
+            decoded.append(image.format)
+        return real(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted)
+    report = _indexed_folder(es, clip, index_name, folder, tmp_path / "dead.jsonl", 32)
+    assert (report.indexed, report.failed) == (3, 0)
+    assert decoded == ["PNG"] * 3
+
+
+def test_a_batch_of_only_bad_image_bodies_is_dead_lettered_and_the_run_goes_on(
+    es: Any, clip: Any, index_name: str, tmp_path: Path
+) -> None:
+    """A truncated or corrupt body passes the reader's header check and fails in the image
+    tower, alone: a bad file, not a broken model, so a batch holding nothing else, or more
+    bad files in a row than the model's failing streak, does not stop the run."""
+    from tests.tiny_clip import image_bytes
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = image_bytes("red", fmt="PNG", shape="disc")
+    for i in range(10):  # more than FAILING_STREAK in a row, two to a batch
+        (folder / f"{i:02d}-cut.png").write_bytes(good[: len(good) // 2])  # the header whole
+    write_image(folder / "99-whole.png", "blue")
+    dead = tmp_path / "dead.jsonl"
+    report = _indexed_folder(es, clip, index_name, folder, dead, 2)
+    assert (report.indexed, report.failed) == (1, 10)
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert len(letters) == 10
+    for i, letter in enumerate(letters):
+        name = str(folder / f"{i:02d}-cut.png")
+        assert letter["source"] == name, letter
+        assert letter["reason"] == f"{name}: corrupt or truncated image (image file is truncated)"

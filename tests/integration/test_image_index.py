@@ -52,14 +52,17 @@ def _bad_images(folder: Path) -> dict[str, str]:
     from PIL import Image
 
     good = image_bytes("red", fmt="JPEG")
-    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])  # its header cut
+    body = image_bytes("red", shape="disc")  # its header whole: the image tower refuses it
+    (folder / "truncated-body.png").write_bytes(body[: len(body) // 2])
     (folder / "empty.png").write_bytes(b"")
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     (folder / "text.png").write_text("hello, I am text")
     bomb = io.BytesIO()
     Image.new("1", (10_000, 9_000)).save(bomb, "PNG")  # 90M pixels: over Pillow's limit
     (folder / "bomb.png").write_bytes(bomb.getvalue())
-    return {"truncated.jpg": "truncated", "empty.png": "empty file", "corrupt.png": "corrupt",
+    return {"truncated.jpg": "truncated", "truncated-body.png": "truncated image",
+            "empty.png": "empty file", "corrupt.png": "corrupt",
             "text.png": "unsupported format", "bomb.png": "decompression bomb"}  # fmt: skip
 
 
