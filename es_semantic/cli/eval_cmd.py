@@ -26,6 +26,7 @@ from es_semantic.evaluation.runner import build_modes, check_modes, run_legs, su
 from es_semantic.evaluation.tuned_report import TuneInputs, rerank_gain_lines, tune_and_save
 from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.readers import InputFormat, count_records, read_path
+from es_semantic.schema.tuning import tuning_from_mapping_response
 from es_semantic.search.searcher import Searcher
 
 DEFAULT_MODES = "keyword,knn,hybrid,weighted,adaptive"
@@ -214,6 +215,7 @@ def eval_cmd(
         rerank_top=rerank_top,
         rerank_weight=rerank_weight,
         depth=depth,
+        tuning=tuning_from_mapping_response(es.indices.get_mapping(index=index).body),
     )
     table = {
         mode: {k: round(v, 4) for k, v in summarise(run, qrels).items()}

@@ -18,9 +18,12 @@ from tqdm import tqdm
 
 from es_semantic.errors import ConfigError
 from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, percentile
+from es_semantic.schema.tuning import Tuning
 from es_semantic.search.core import rerank_text
 from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
+from es_semantic.search.request import SearchRequest
 from es_semantic.search.searcher import Searcher
+from es_semantic.search.tuned import apply_tuning
 
 if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
 LEG_MODES = ("keyword", "knn")
 FUSED_MODES = ("hybrid", "rrf", "weighted", "adaptive")
 SPARSE = "sparse"  # the learned sparse leg: run when the searcher has the sparse model
-ALL_MODES = (*LEG_MODES, SPARSE, *FUSED_MODES, "server-rrf")
+SERVER_RRF = "server-rrf"  # the server's rrf retriever over the legs run (a licensed cluster)
+ALL_MODES = (*LEG_MODES, SPARSE, *FUSED_MODES, SERVER_RRF)
 
 
 @dataclass
@@ -55,7 +59,7 @@ def check_modes(modes: Sequence[str]) -> list[str]:
     subset of the legs run (two-leg hybrid beside three-leg hybrid in one table)."""
     for mode in modes:
         base, _, legs = mode.removesuffix("+rerank").partition(":")
-        if base not in ALL_MODES or (legs and base not in FUSED_MODES):
+        if base not in ALL_MODES or (legs and base not in (*FUSED_MODES, SERVER_RRF)):
             raise ConfigError(
                 f"mode {mode!r} is not one of {', '.join(ALL_MODES)} (optionally +rerank; "
                 f"a fused mode may name its legs: {FUSED_MODES[0]}:keyword+knn)"
@@ -161,11 +165,33 @@ def fused_mode(
     return out
 
 
-def server_rrf_mode(searcher: Searcher, queries: Mapping[str, str], *, depth: int = 100) -> ModeRun:
+def hybrid_fusion(legs: Sequence[str], tuning: Tuning | None) -> tuple[str, int, float]:
+    """How a hybrid search over ``legs`` fuses on an index storing ``tuning`` (None: nothing
+    stored), as ``fused_mode``'s method, rank constant and alpha: the search's own rule
+    (:func:`es_semantic.search.tuned.apply_tuning`), fused on the client."""
+    request = apply_tuning(SearchRequest("hybrid", mode="hybrid", legs=tuple(legs)), tuning)
+    method = {"auto": "rrf", "server": "rrf", "linear": "weighted"}.get(request.fusion)
+    return method or request.fusion, request.rank_constant, request.alpha
+
+
+def hybrid_mode(legs: LegRuns, tuning: Tuning | None) -> ModeRun:
+    """The hybrid run a search of an index storing ``tuning`` gives, over every leg."""
+    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), tuning)
+    return fused_mode(legs, method, rank_constant=rank_constant, alpha=alpha)
+
+
+def server_rrf_mode(
+    searcher: Searcher, queries: Mapping[str, str], legs: Sequence[str], *, depth: int = 100,
+    rank_constant: int = 60,
+) -> ModeRun:  # fmt: skip
+    """The server's rrf retriever over ``legs`` (keyword, knn, sparse), one request a query
+    through the searcher's plan; refused in one line where the licence does not allow it."""
     out = ModeRun()
     for qid, text in queries.items():
-        result = searcher.search(text, mode="hybrid", fusion="server", k=depth, window=depth)
+        result = searcher.search(text, mode="hybrid", legs=list(legs), fusion="server", k=depth,
+                                 window=depth, rank_constant=rank_constant)  # fmt: skip
         out.ranked[qid] = [h.id for h in result.hits]
+        out.scores[qid] = [h.score for h in result.hits]
         out.ms[qid] = result.took_ms["total"]
     return out
 
@@ -227,17 +253,21 @@ def build_modes(
     rerank_top: int = 20,
     rerank_weight: float = 1.0,
     depth: int = 100,
+    tuning: Tuning | None = None,
 ) -> dict[str, ModeRun]:
-    """Every requested mode's run, from the legs (and server requests for ``server-rrf``)."""
+    """Every requested mode's run, from the legs (and server requests for ``server-rrf``);
+    ``hybrid`` fuses as a search of the index does (``tuning``: what the index stores)."""
     makers: dict[str, Callable[[], ModeRun]] = {
         "keyword": lambda: leg_mode(legs, "keyword"),
         "knn": lambda: leg_mode(legs, "knn"),
         SPARSE: lambda: leg_mode(legs, SPARSE),
-        "hybrid": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
+        "hybrid": lambda: hybrid_mode(legs, tuning),
         "rrf": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "weighted": lambda: fused_mode(legs, "weighted", alpha=alpha),
         "adaptive": lambda: fused_mode(legs, "adaptive"),
-        "server-rrf": lambda: server_rrf_mode(searcher, queries, depth=depth),
+        SERVER_RRF: lambda: server_rrf_mode(  # every leg run
+            searcher, queries, list(legs.hits), depth=depth, rank_constant=rank_constant
+        ),
     }
     out: dict[str, ModeRun] = {}
     for mode in check_modes(modes):
@@ -245,12 +275,18 @@ def build_modes(
         method, _, only = base.partition(":")
         if SPARSE in (method, *only.split("+")) and SPARSE not in legs.hits:
             raise ConfigError(f"mode {mode!r} needs the index's sparse model: add --sparse-model")
-        if only:
-            method = "rrf" if method == "hybrid" else method
+        if only and method != SERVER_RRF:
+            named = only.split("+")
+            settings = (method, rank_constant, alpha)
+            if method == "hybrid":
+                settings = hybrid_fusion(named, tuning)
             made: Callable[[], ModeRun] = partial(
-                fused_mode, legs, method, rank_constant=rank_constant, alpha=alpha,
-                only=only.split("+"),
+                fused_mode, legs, settings[0], rank_constant=settings[1], alpha=settings[2],
+                only=named,
             )  # fmt: skip
+        elif only:  # the server's rrf retriever over the legs named
+            made = partial(server_rrf_mode, searcher, queries, only.split("+"), depth=depth,
+                           rank_constant=rank_constant)  # fmt: skip
         else:
             made = makers[method]
         run = out.get(base) or made()

@@ -13,12 +13,19 @@ from elasticsearch import Elasticsearch
 
 from es_semantic.elastic.calls import run
 from es_semantic.evaluation.metrics import Qrels, per_query
-from es_semantic.evaluation.runner import LegRuns, ModeRun, blended_mode, rerank_scores
+from es_semantic.evaluation.runner import (
+    LegRuns,
+    ModeRun,
+    blended_mode,
+    hybrid_fusion,
+    rerank_scores,
+)
 from es_semantic.evaluation.saved import data_digest, save_tuning_steps
 from es_semantic.evaluation.significance import Gain, paired_bootstrap
 from es_semantic.evaluation.tuning import (
     TuneResult,
     best_fusion,
+    held_out_legs,
     split_queries,
     tune,
     tune_rerank_weight,
@@ -30,6 +37,7 @@ if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
 
 METRIC = "ndcg@10"
+LEG_MARGIN = 0.005  # a fusion should not fall further than this below its best single leg
 NO_HELP = "rerank does not help on these queries"
 
 
@@ -69,15 +77,26 @@ def rerank_gain_lines(runs: Mapping[str, ModeRun], qrels: Qrels) -> list[str]:
     return lines
 
 
-def _fusion_lines(results: list[TuneResult]) -> list[str]:
+def _fusion_lines(results: list[TuneResult], default: str) -> list[str]:
     names = {"weighted": "best alpha=", "rrf": "best rank_constant="}
     return [
         f"  {r.method}: {names[r.method] + str(r.setting) if r.method in names else 'per query'} "
         f"({r.metric} {r.tuned_score:.4f} "
-        f"tuned); held out {r.held_out_score:.4f} vs default rrf {r.default_held_out:.4f} "
-        f"({r.gain:+.4f})"
+        f"tuned); held out {r.held_out_score:.4f} vs the default ({default}) "
+        f"{r.default_held_out:.4f} ({r.gain:+.4f})"
         for r in results
     ]
+
+
+def _legs_line(legs: Mapping[str, float], chosen: TuneResult) -> str:
+    """The held-out legs beside the chosen fusion: is it within ``LEG_MARGIN`` of the best?"""
+    best = max(legs, key=lambda leg: legs[leg])
+    verdict = "within" if chosen.held_out_score >= legs[best] - LEG_MARGIN else "NOT within"
+    shown = ", ".join(f"{leg} {score:.4f}" for leg, score in legs.items())
+    return (
+        f"  held out, single legs: {shown}; {chosen.method} (kept) {chosen.held_out_score:.4f} "
+        f"is {verdict} {LEG_MARGIN} of the best leg ({best})"
+    )
 
 
 def _rerank_evaluation(
@@ -121,8 +140,9 @@ def tune_and_save(
             "the same queries (this overfits; give more queries)"
         ]
     results = tune(inputs.legs, tune_qrels, test_qrels, METRIC)
-    lines += _fusion_lines(results)
+    lines += _fusion_lines(results, hybrid_fusion(list(inputs.legs.hits), None)[0])
     chosen = best_fusion(results)
+    lines.append(_legs_line(held_out_legs(inputs.legs, test_qrels, METRIC), chosen))
     rerank = None
     if inputs.reranker is not None:
         rerank, more = _rerank_evaluation(

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from es_semantic.evaluation.metrics import Qrels, evaluate, per_query
-from es_semantic.evaluation.runner import LegRuns, ModeRun, RerankScores, blended_mode, fused_mode
+from es_semantic.evaluation.runner import (
+    LegRuns,
+    ModeRun,
+    RerankScores,
+    blended_mode,
+    fused_mode,
+    hybrid_fusion,
+)
 from es_semantic.evaluation.significance import paired_bootstrap
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -48,7 +55,8 @@ def tune(
     metric: str = "ndcg@10",
 ) -> list[TuneResult]:
     """Best alpha (weighted) and rank constant (RRF), and adaptive, on ``tune_qrels``, scored on
-    ``test_qrels`` against the default (client RRF, rank constant 60) there."""
+    ``test_qrels`` against what a hybrid search does there with nothing stored
+    (:func:`es_semantic.evaluation.runner.hybrid_fusion`)."""
 
     def score(method: str, value: float, qrels: Qrels) -> float:
         if method == "weighted":
@@ -59,7 +67,8 @@ def tune(
             run = fused_mode(legs, method)
         return evaluate(run.ranked, qrels, [metric])[metric]
 
-    baseline = score("rrf", 60, test_qrels)  # what a search does with nothing stored
+    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)  # nothing stored
+    baseline = score(method, alpha if method == "weighted" else rank_constant, test_qrels)
     results = []
     grids = (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60), ("adaptive", (0.0,), 0.0))
     for method, grid, default in grids:
@@ -75,6 +84,17 @@ def tune(
             )
         )
     return results
+
+
+def held_out_legs(
+    legs: LegRuns, test_qrels: Mapping[str, Mapping[str, int]], metric: str = "ndcg@10"
+) -> dict[str, float]:
+    """Each single leg's ``metric`` on ``test_qrels``: what a fusion must not fall below."""
+    return {
+        leg: evaluate({q: [h.id for h in hits] for q, hits in legs.hits[leg].items()},
+                      test_qrels, [metric])[metric]
+        for leg in legs.hits
+    }  # fmt: skip
 
 
 def best_fusion(results: list[TuneResult]) -> TuneResult:
