@@ -4,6 +4,8 @@ the service runs its model; a note saying how to get them when the service does 
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from es_semantic import Indexer
@@ -12,7 +14,7 @@ from tests.integration.test_playground import chromium_path
 from tests.integration.test_service import KEY, running
 from tests.integration.test_sparse import DOCS
 from tests.needs import need_module
-from tests.sparse_models import splade_tiny_dir
+from tests.sparse_models import build_tiny_mlm, splade_tiny_dir
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 from es_semantic.service.app import ServiceConfig, create_app
@@ -60,7 +62,7 @@ def _search_while_the_index_reloads(page, index: str) -> None:  # type: ignore[n
 
 
 @pytest.mark.slow
-def test_playground_runs_the_sparse_leg(es, es_server, index_name, tiny):
+def test_playground_runs_the_sparse_leg(es, es_server, index_name, tiny, tmp_path):
     sync_api = need_module("playwright.sync_api", "pip install 'es-semantic[test]'")
     splade = SparseEncoder(splade_tiny_dir())
     Indexer(es, index_name, tiny, sparse_encoder=splade).index(DOCS)
@@ -92,8 +94,25 @@ def test_playground_runs_the_sparse_leg(es, es_server, index_name, tiny):
             p.stop()
 
     plain = create_app(tiny, config=config, es_config=es_server.config)  # no --sparse-model
-    with running(plain) as url:
+    with running(plain) as url:  # the model the contract records is found (#28)
         p, browser, page = _open(sync_api, url, index_name)
+        try:
+            page.wait_for_selector("#leg-sparse:not(.hidden)")
+            _search(page, "capital of france", ["sparse"])
+            sparse = page.locator(".column[data-mode='sparse']")
+            assert sparse.locator(".hit").first.get_attribute("data-id") == "paris"
+            assert page.locator("#sparse-note.hidden").count() == 1
+        finally:
+            browser.close()
+            p.stop()
+
+    gone = f"{index_name}-gone"  # its sparse model is not on this machine: the note
+    folder = build_tiny_mlm(tmp_path / "gone-splade")
+    Indexer(es, gone, tiny, sparse_encoder=SparseEncoder(folder)).index(DOCS[:2])
+    shutil.rmtree(folder)
+    config = ServiceConfig(indices=(gone,), api_keys=(KEY,))
+    with running(create_app(tiny, config=config, es_config=es_server.config)) as url:
+        p, browser, page = _open(sync_api, url, gone)
         try:
             page.wait_for_selector("#sparse-note:not(.hidden)")
             assert "--sparse-model" in page.inner_text("#sparse-note")
