@@ -100,3 +100,29 @@ def test_a_model_that_cannot_be_found_is_one_line_naming_sparse_model(
         assert status == 400 and "--sparse-model" in json.dumps(body), body
         status, info, _ = call(f"{url}/indices/{old}")
         assert status == 200 and info["sparse_model"] is False, info
+
+
+def test_serve_loads_the_named_indices_sparse_models_at_start(
+    es, es_server, sparse_index, index_name, tiny, tmp_path, caplog
+):
+    """``serve --index``: the sparse models are loaded at start (found from the contracts);
+    one that cannot be found is a one-line warning naming --sparse-model, and serve starts."""
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    from es_semantic.encoding import sparse_models
+    from es_semantic.service.app import ServiceConfig, create_app
+    from tests.integration.test_service import call, running
+
+    gone = f"{index_name}-gone"
+    folder = build_tiny_mlm(tmp_path / "gone-splade")
+    Indexer(es, gone, tiny, sparse_encoder=SparseEncoder(folder)).index(DOCS[:2])
+    shutil.rmtree(folder)
+    sparse_models._loaded.clear()
+    config = ServiceConfig(indices=(sparse_index, gone))
+    app = create_app(tiny, config=config, es_config=es_server.config)
+    with caplog.at_level("WARNING", logger="es_semantic.service"), running(app) as url:
+        assert [key[0] for key in sparse_models._loaded] == [str(splade_tiny_dir().resolve())]
+        status, body, _ = call(f"{url}/indices/{sparse_index}/search",
+                               {"query": "capital of france", "mode": "sparse"})  # fmt: skip
+        assert status == 200 and body["hits"][0]["id"] == "paris", body
+    warned = [r.getMessage() for r in caplog.records if "--sparse-model" in r.getMessage()]
+    assert len(warned) == 1 and gone in warned[0] and "\n" not in warned[0], warned
