@@ -74,6 +74,9 @@ def with_sparse_leg(
     if leg is None or leg.model_fingerprint != spec.fingerprint:
         kept = {} if leg is None else {k: getattr(leg, k) for k in SPARSE_CARRIED}
         leg = SparseLeg.from_model(spec, max_active_dims=max_active_dims, **kept)
+    elif getattr(spec, "folder", None):  # the same model: where it is now (older legs lack it)
+        leg = replace(leg, model_path=getattr(spec, "folder", None),
+                      model_package=getattr(spec, "package", None))  # fmt: skip
     return replace(target, sparse=leg)
 
 
@@ -81,6 +84,8 @@ def contract_key(contract: IndexContract) -> str:
     """A short digest of what makes two indices' vectors different."""
     essentials = contract.to_meta()["es_semantic"]
     essentials.pop("es_semantic_version", None)
+    for where in ("model_path", "model_package"):  # where the sparse model is, not its vectors
+        (essentials.get("sparse") or {}).pop(where, None)
     data = json.dumps(essentials, sort_keys=True).encode("utf-8")
     return hashlib.sha256(data).hexdigest()[:8]
 

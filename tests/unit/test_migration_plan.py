@@ -102,3 +102,33 @@ def test_only_this_migrations_own_target_is_resumed():
     behind = _mapping("docs-v2", {**contract, **migration_meta("docs", "docs-v1")})
     refusal = resume_refusal(behind, "docs-live", "docs", "docs-v1")
     assert refusal == "the name stands for docs-v2"
+
+
+def test_new_index_name_does_not_depend_on_where_the_sparse_model_is():
+    """The sparse leg records its model's folder (#28) to find it again; the folder does not
+    change the vectors, so the new index's name (a resumable migration) does not carry it."""
+    from dataclasses import replace
+
+    from es_semantic.schema.contract import SparseLeg
+
+    leg = SparseLeg(model_name="splade", model_fingerprint="5p1ade", max_length=128)
+    here = replace(OLD, sparse=replace(leg, model_path="/a/splade", model_package="pkg/splade"))
+    there = replace(OLD, sparse=replace(leg, model_path="/b/splade"))
+    assert new_index_name("docs", here) == new_index_name("docs", there)
+    other = replace(OLD, sparse=replace(leg, model_fingerprint="0ther"))
+    assert new_index_name("docs", here) != new_index_name("docs", other)
+
+
+def test_migrating_with_the_same_sparse_model_records_where_it_is():
+    """An index made before the folder was recorded, migrated with its model given: the new
+    index's leg is the old one, with where the model is now."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from es_semantic.migration.plan import with_sparse_leg
+    from es_semantic.schema.contract import SparseLeg
+
+    leg = SparseLeg(model_name="splade", model_fingerprint="5p1ade", max_length=128, prune=True)
+    spec = SimpleNamespace(fingerprint="5p1ade", folder="/m/splade", package=None)
+    moved = with_sparse_leg(OLD, replace(OLD, sparse=leg), spec, "docs")  # type: ignore[arg-type]
+    assert moved.sparse == replace(leg, model_path="/m/splade")
