@@ -39,7 +39,10 @@ from es_semantic.types import Hit, SearchResult
     help="hybrid: the legs to fuse, e.g. keyword,knn,sparse [keyword,knn]; with the sparse leg "
     "fusion is client-side (rrf, weighted: equal weights, adaptive)",
 )
-@sparse_model_option("the sparse leg's model (the one the index was made with) for sparse queries")
+@sparse_model_option(
+    "the sparse leg's model (the one the index was made with) for sparse "
+    "queries [default: found from the index's contract]"
+)
 @click.option(
     "--fusion",
     type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive"]),
