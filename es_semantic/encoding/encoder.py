@@ -31,6 +31,7 @@ from es_semantic.encoding.model_folder import (
     read_model_spec,
     resolve_model_path,
 )
+from es_semantic.encoding.prefetch import Prefetch, window_batches
 from es_semantic.encoding.runtimes import Runtime
 from es_semantic.encoding.token_batches import plan_batches
 from es_semantic.encoding.tokens import TokenizedTexts, padded_feeds, token_spans, tokenize
@@ -115,7 +116,8 @@ class Encoder:
     ``int8-static`` (exported graphs; static is calibrated). A quantised build needs
     ``calibration_texts`` (a few hundred of your own texts; 20% are held out) the first time:
     its mean/min cosine to fp32 is printed and it is refused below ``min_cosine`` unless
-    ``force_quantized``.
+    ``force_quantized``. ``prefetch``: tokenise the next batch in a worker thread while one
+    runs (default: on CUDA only).
 
     >>> enc = Encoder("/models/all-MiniLM-L6-v2")          # doctest: +SKIP
     >>> enc.encode_queries(["what is bm25?"]).shape        # doctest: +SKIP
@@ -143,6 +145,7 @@ class Encoder:
         batch_size: int | None = None,
         max_batch_tokens: int | None = None,
         report: Callable[[str], None] | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         precision = precision_option(precision, dtype)
         config = describe_encoder(
@@ -175,6 +178,9 @@ class Encoder:
         self.batch_size = batch_size or (GPU_BATCH if on_gpu else CPU_BATCH)
         self.max_batch_tokens = max_batch_tokens or (GPU_TOKENS if on_gpu else CPU_TOKENS)
         self._lock = threading.Lock()  # one forward pass at a time: threads share the cores
+        # tokenise the next batch in a worker thread while one runs: on CUDA by default (on
+        # this project's 2-core CPU the tokenizer and the model share the cores: docs speed.md)
+        self.prefetch: bool = on_gpu if prefetch is None else prefetch
         self.calls = 0  # encode calls made, for tests and reports
 
     @property
@@ -212,6 +218,8 @@ class Encoder:
         if not texts:
             return Embeddings(np.zeros((0, self.dim), np.float32), np.zeros(0, dtype=bool))
         prefix = self.config.query_prefix if kind == "query" else self.config.document_prefix
+        if self.prefetch:
+            return self._embed_prefetched([prefix + t for t in texts])
         tokens = tokenize(self.tokenizer, [prefix + t for t in texts], self.config.max_length)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batches = plan_batches(
@@ -222,6 +230,22 @@ class Encoder:
             for rows in batches:
                 out[rows] = self.runtime.run(self._feeds(tokens, rows))
         return Embeddings(np.ascontiguousarray(out), tokens.truncated)
+
+    def _embed_prefetched(self, texts: list[str]) -> Embeddings:
+        """``embed`` with the next window tokenised in a worker thread while a batch runs (the
+        worker starts before the lock is taken: the first window is ready sooner)."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        truncated = np.zeros(len(texts), dtype=bool)
+        planned = window_batches(
+            self.tokenizer, texts, self.config.max_length, window=self.batch_size,
+            max_batch=self.batch_size, max_tokens=self.max_batch_tokens, feeds=self._feeds,
+            truncated=truncated,
+        )  # fmt: skip
+        with Prefetch(planned) as batches, self._lock:
+            self.calls += 1
+            for rows, feeds in batches:
+                out[rows] = self.runtime.run(feeds)
+        return Embeddings(np.ascontiguousarray(out), truncated)
 
     def _feeds(self, tokens: TokenizedTexts, rows: list[int]) -> Feeds:
         return padded_feeds(tokens, rows, self.tokenizer, token_types=self._types)

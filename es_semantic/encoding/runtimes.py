@@ -45,8 +45,8 @@ class TorchRuntime:
 
         import torch
 
-        tensors = {k: torch.from_numpy(v).to(self.device, non_blocking=True)
-                   for k, v in feeds.items()}  # fmt: skip
+        tensors = {k: t.to(self.device, non_blocking=True)
+                   for k, t in host_tensors(feeds, self.device).items()}  # fmt: skip
         cast_to = (
             torch.autocast(self.device.type, dtype=self.autocast)
             if self.autocast is not None
@@ -56,11 +56,27 @@ class TorchRuntime:
             return cast(FloatArray, self.head(**tensors).float().cpu().numpy())
 
 
+def host_tensors(feeds: Feeds, device: Any) -> dict[str, Any]:
+    """CPU tensors over ``feeds``: copied into page-locked (pinned) memory when they go to a
+    CUDA device, so that ``.to(device, non_blocking=True)`` is an asynchronous copy (from
+    pageable memory it is not); elsewhere the arrays' own memory, no copy."""
+    import torch
+
+    tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    if _device_type(device) == "cuda":
+        return {k: t.pin_memory() for k, t in tensors.items()}
+    return tensors
+
+
+def _device_type(device: Any) -> str:
+    return str(getattr(device, "type", device)).split(":")[0]
+
+
 def _attention_backends(device: Any) -> Any:
     """SDPA without cuDNN on CUDA (flash, memory-efficient, math); unchanged elsewhere."""
     import contextlib
 
-    if getattr(device, "type", str(device)) != "cuda":
+    if _device_type(device) != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
