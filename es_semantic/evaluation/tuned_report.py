@@ -25,6 +25,7 @@ from es_semantic.evaluation.significance import Gain, paired_bootstrap
 from es_semantic.evaluation.tuning import (
     TuneResult,
     best_fusion,
+    fusion_or_best_leg,
     held_out_legs,
     split_queries,
     tune,
@@ -88,6 +89,17 @@ def _fusion_lines(results: list[TuneResult], default: str) -> list[str]:
     ]
 
 
+def _guard_line(leg: str, gain: Gain, kept: TuneResult | None) -> str:
+    """Is the fusion clearly better than its best leg on the tuning queries (else: the leg)?"""
+    if gain.helps:
+        verdict = "clear: the fusion is kept"
+    elif kept is not None:
+        verdict = f"not clear: the {leg} leg is kept (weighted alpha={kept.setting})"
+    else:
+        verdict = f"not clear, but no stored setting runs the {leg} leg alone: the fusion is kept"
+    return f"  fusion over the best leg ({leg}), tuning queries: {gain.describe(METRIC)}; {verdict}"
+
+
 def _legs_line(legs: Mapping[str, float], chosen: TuneResult) -> str:
     """The held-out legs beside the chosen fusion: is it within ``LEG_MARGIN`` of the best?"""
     best = max(legs, key=lambda leg: legs[leg])
@@ -141,7 +153,9 @@ def tune_and_save(
         ]
     results = tune(inputs.legs, tune_qrels, test_qrels, METRIC)
     lines += _fusion_lines(results, hybrid_fusion(list(inputs.legs.hits), None)[0])
-    chosen = best_fusion(results)
+    fused = best_fusion(results)
+    chosen, leg, gain = fusion_or_best_leg(inputs.legs, fused, tune_qrels, test_qrels)
+    lines.append(_guard_line(leg, gain, chosen if chosen is not fused else None))
     lines.append(_legs_line(held_out_legs(inputs.legs, test_qrels, METRIC), chosen))
     rerank = None
     if inputs.reranker is not None:

@@ -15,7 +15,7 @@ from es_semantic.evaluation.runner import (
     fused_mode,
     hybrid_fusion,
 )
-from es_semantic.evaluation.significance import paired_bootstrap
+from es_semantic.evaluation.significance import Gain, paired_bootstrap
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 RANK_CONSTANTS = (1, 5, 10, 20, 40, 60, 100)
@@ -91,10 +91,36 @@ def held_out_legs(
 ) -> dict[str, float]:
     """Each single leg's ``metric`` on ``test_qrels``: what a fusion must not fall below."""
     return {
-        leg: evaluate({q: [h.id for h in hits] for q, hits in legs.hits[leg].items()},
-                      test_qrels, [metric])[metric]
-        for leg in legs.hits
-    }  # fmt: skip
+        leg: evaluate(_leg_ranked(legs, leg), test_qrels, [metric])[metric] for leg in legs.hits
+    }
+
+
+def _leg_ranked(legs: LegRuns, leg: str) -> dict[str, list[str]]:
+    return {q: [h.id for h in hits] for q, hits in legs.hits[leg].items()}
+
+
+def fusion_or_best_leg(
+    legs: LegRuns, chosen: TuneResult, tune_qrels: Qrels, test_qrels: Qrels
+) -> tuple[TuneResult, str, Gain]:
+    """The guard that fusion never loses to its best leg: ``chosen`` stays when its gain over
+    the best single leg on ``tune_qrels`` has a paired-bootstrap interval above 0; otherwise
+    that leg is kept, as weighted fusion giving it every weight (kNN: alpha 1; keyword, with
+    two legs: alpha 0), where such a setting exists. Returns the setting, the best leg and
+    the gain measured."""
+    metric = chosen.metric
+    scores = {leg: per_query(_leg_ranked(legs, leg), tune_qrels, metric) for leg in legs.hits}
+    best = max(scores, key=lambda leg: (sum(scores[leg].values()), leg == "knn"))
+    fused = per_query(tuned_run(legs, chosen).ranked, tune_qrels, metric)
+    gain = paired_bootstrap(scores[best], fused)
+    alone = {"knn": 1.0, **({"keyword": 0.0} if set(legs.hits) == {"keyword", "knn"} else {})}
+    if gain.helps or best not in alone:
+        return chosen, best, gain
+    run = fused_mode(legs, "weighted", alpha=alone[best]).ranked
+    kept = TuneResult(
+        "weighted", alone[best], evaluate(run, tune_qrels, [metric])[metric],
+        evaluate(run, test_qrels, [metric])[metric], chosen.default_held_out, metric,
+    )  # fmt: skip
+    return kept, best, gain
 
 
 def best_fusion(results: list[TuneResult]) -> TuneResult:
