@@ -1,10 +1,12 @@
 """GPU figures in one run: our fp16 encoder vs sentence-transformers fp16, the token budget,
-and end-to-end indexing (the real Indexer into the loopback fake cluster) vs encode-only.
+and end-to-end indexing (the real Indexer into the loopback fake cluster) vs encode-only, with
+the encoder's tokeniser prefetch (#35 item 4) on and off side by side.
 
     python -m benchmarks.gpu [--model DIR] [--limit 20000] [--max-length 256]
 
-Needs a CUDA GPU. The fake cluster (benchmarks/fake_cluster.py) answers like 9.3, so vectors
-go as base64; ``--json-vectors`` compares JSON arrays too.
+Needs a CUDA GPU (``--device cpu --limit 60 --max-length 64 --parts index`` is a dry run of the
+code). The fake cluster (benchmarks/fake_cluster.py) answers like 9.3, so vectors go as base64;
+the Indexer rows also compare JSON arrays.
 """
 
 from __future__ import annotations
@@ -131,7 +133,9 @@ def budget(args: argparse.Namespace, texts: list[str]) -> None:
 
 
 def end_to_end(args: argparse.Namespace, texts: list[str], ours: Encoder) -> None:
-    """The Indexer (encode, actions, bulk) vs encode-only."""
+    """The Indexer (encode, actions, bulk) vs encode-only, with the encoder's tokeniser prefetch
+    on (the CUDA default: the next window tokenised in a worker thread while a batch runs, pinned
+    host memory for the copies) and off (tokenise the whole call, then run), side by side."""
     n = len(texts)
     from elasticsearch import Elasticsearch
 
@@ -140,26 +144,34 @@ def end_to_end(args: argparse.Namespace, texts: list[str], ours: Encoder) -> Non
 
     docs = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
     batch = 2048
-    t_enc, _ = timed(lambda: [ours.encode_documents(texts[i : i + batch])
-                              for i in range(0, n, batch)])  # fmt: skip
-    print(f"index   encode-only ceiling (batches of {batch}): {n / t_enc:8.0f} docs/s")
+    default = ours.prefetch
     with fake_cluster("9.3.0") as url:
-        for form in ("base64", "json"):
-            for senders in (1, args.senders):
-                es = Elasticsearch(url, **fast_serializer())
-                indexer = Indexer(es, f"gpu-{form}-{senders}", ours, chunking="none",
-                                  vector_format=form, senders=senders, batch_size=batch,
-                                  chunk_size=1000, refresh=False)  # fmt: skip
-                sync()
-                started, cpu = time.perf_counter(), time.process_time()
-                report = indexer.index(docs)
-                wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-                es.close()
-                assert report.indexed == n, report
-                print(f"  Indexer {form:<6} {senders} sender(s): {n / wall:8.0f} docs/s = "
-                      f"{t_enc / wall:.2f} of encode-only (goal >= 0.8); encode "
-                      f"{report.encode_seconds:.1f} s of {wall:.1f} s wall, client CPU "
-                      f"{cpu / n * 1e6:.0f} us/doc")  # fmt: skip
+        for prefetch in (default, not default):
+            ours.prefetch = prefetch
+            t_enc, _ = timed(lambda: [ours.encode_documents(texts[i : i + batch])
+                                      for i in range(0, n, batch)])  # fmt: skip
+            print(f"index   prefetch {'on' if prefetch else 'off'}"
+                  f"{' (default)' if prefetch == default else ''}: encode-only ceiling "
+                  f"(batches of {batch}): {n / t_enc:8.0f} docs/s")  # fmt: skip
+            forms = ("base64", "json") if prefetch == default else ("base64",)
+            for form in forms:
+                for senders in sorted({1, args.senders}):
+                    es = Elasticsearch(url, **fast_serializer())
+                    indexer = Indexer(es, f"gpu-{form}-{senders}-{prefetch}", ours,
+                                      chunking="none", vector_format=form, senders=senders,
+                                      batch_size=batch, chunk_size=1000,
+                                      refresh=False)  # fmt: skip
+                    sync()
+                    started, cpu = time.perf_counter(), time.process_time()
+                    report = indexer.index(docs)
+                    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                    es.close()
+                    assert report.indexed == n, report
+                    print(f"  Indexer {form:<6} {senders} sender(s): {n / wall:8.0f} docs/s = "
+                          f"{t_enc / wall:.2f} of encode-only (goal >= 0.8); encode "
+                          f"{report.encode_seconds:.1f} s of {wall:.1f} s wall, client CPU "
+                          f"{cpu / n * 1e6:.0f} us/doc")  # fmt: skip
+    ours.prefetch = default
 
 
 if __name__ == "__main__":
