@@ -129,9 +129,11 @@ def index_findings(index: IndexFacts, config: EncoderConfig | None) -> list[Find
     ]
     if contract.sparse is not None:
         leg = contract.sparse
+        where = leg.model_path or leg.model_package  # recorded where the model was read (#28)
+        how = (f"its model found from {where} (if it is still there), or --sparse-model"
+               if where else f"search it with --sparse-model {leg.model_name}")  # fmt: skip
         found.append(Finding(section, "sparse leg", "ok",
-                             f"{leg.model_name} ({leg.model_fingerprint}) in {leg.field}: search "
-                             f"it with --sparse-model {leg.model_name}",
+                             f"{leg.model_name} ({leg.model_fingerprint}) in {leg.field}: {how}",
                              value={"model": leg.model_name, "field": leg.field}))  # fmt: skip
     if config is not None:
         found.append(_compatibility(section, index.name, contract, config))

@@ -180,6 +180,9 @@ def test_an_index_with_a_sparse_leg_names_its_model():
     index = lines(diagnose(facts(index=IndexFacts("docs", contract_info(built)))), "index docs")
     assert index["sparse leg"].status == "ok"
     assert "--sparse-model splade-tiny" in index["sparse leg"].detail
+    located = replace(built, sparse=replace(leg, model_path="/models/splade-tiny"))
+    found = lines(diagnose(facts(index=IndexFacts("docs", contract_info(located)))), "index docs")
+    assert "found from /models/splade-tiny" in found["sparse leg"].detail  # #28
     plain = IndexContract.from_encoder(model_config())
     assert "sparse leg" not in lines(
         diagnose(facts(index=IndexFacts("docs", contract_info(plain)))), "index docs"
