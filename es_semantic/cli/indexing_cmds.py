@@ -260,6 +260,7 @@ def sparse_summary(leg: dict[str, Any] | None) -> str:
         f"{leg['model_name']} ({leg['model_fingerprint']}) in {leg['field']!r}, one vector per "
         f"{leg.get('layout', 'document')}, {leg.get('pooling')}/{leg.get('activation')}, "
         f"queries by {leg.get('query_mode')}, {prune}"
+        + (f", model from {leg['model_path']}" if leg.get("model_path") else "")
     )
 
 

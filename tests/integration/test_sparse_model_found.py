@@ -67,6 +67,8 @@ def test_the_cli_searches_the_sparse_leg_without_sparse_model(
     )  # fmt: skip
     assert found.exit_code == 0, found.output
     assert json.loads(found.stdout)["hits"][0]["id"] == "paris"
+    info = CliRunner().invoke(cli, ["info", sparse_index, "--es-url", es_server.config.url])
+    assert f"model from {splade_tiny_dir().resolve()}" in info.output, info.output
 
 
 def test_a_model_that_cannot_be_found_is_one_line_naming_sparse_model(
