@@ -37,7 +37,7 @@ from es_semantic.types import Hit, SearchResult
 @click.option(
     "--legs",
     help="hybrid: the legs to fuse, e.g. keyword,knn,sparse [keyword,knn]; with the sparse leg "
-    "fusion is client-side (rrf, weighted: equal weights, adaptive)",
+    "fusion is client-side (rrf, weighted: kNN --alpha, the others share the rest, adaptive)",
 )
 @sparse_model_option(
     "the sparse leg's model (the one the index was made with) for sparse "

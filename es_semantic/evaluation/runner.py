@@ -21,6 +21,7 @@ from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, per
 from es_semantic.schema.tuning import Tuning
 from es_semantic.search.core import rerank_text
 from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
+from es_semantic.search.legs import leg_weights
 from es_semantic.search.request import SearchRequest
 from es_semantic.search.searcher import Searcher
 from es_semantic.search.tuned import apply_tuning
@@ -141,9 +142,7 @@ def fuse(
         return rrf(lists, rank_constant=rank_constant)
     if method == "adaptive":
         return adaptive(lists)
-    others = [leg for leg in lists if leg != "knn"]
-    weights = {"knn": alpha, **{leg: (1 - alpha) / max(len(others), 1) for leg in others}}
-    return weighted(lists, weights)
+    return weighted(lists, leg_weights(list(lists), alpha))
 
 
 def fused_mode(

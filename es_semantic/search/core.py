@@ -256,7 +256,7 @@ def assemble(
         elif plan.fusion == "rrf":
             fused = rrf(leg_lists, rank_constant=request.rank_constant)
         else:
-            fused = weighted(leg_lists, leg_weights(request))
+            fused = weighted(leg_lists, leg_weights(request.leg_names, request.alpha))
     else:
         ((leg, only),) = legs.items()
         fused = [Fused(c.id, c.score, {leg: i + 1}, {leg: c.score}) for i, c in enumerate(only)]

@@ -102,7 +102,7 @@ def test_hybrid_over_three_legs_fuses_on_the_server_where_licensed() -> None:
                               None, cluster=ENTERPRISE, sparse=SPARSE)  # fmt: skip
     kinds = [next(iter(r["standard"]["query"])) for r in
              server.bodies["rrf"]["retriever"]["rrf"]["retrievers"]]  # fmt: skip
-    assert kinds == ["sparse_vector", "multi_match"]  # the legs' order; no vector needed
+    assert kinds == ["sparse_vector", "combined_fields"]  # the legs' order; no vector needed
 
 
 def test_hybrid_over_three_legs_fuses_on_the_client_otherwise() -> None:
@@ -141,10 +141,13 @@ def test_three_legs_fused_by_rrf_and_weighted() -> None:
     result = core.assemble(request, contract(), plan, responses, {})
     assert [h.id for h in result.hits][:1] == ["b"]  # found by all three legs
     assert set(result.hits[0].scores) >= {"keyword", "knn", "sparse", "rrf"}
-    assert leg_weights(SearchRequest("q", legs="keyword,knn,sparse")) == pytest.approx(
-        {"keyword": 1 / 3, "knn": 1 / 3, "sparse": 1 / 3}
+    three = SearchRequest("q", legs="keyword,knn,sparse", alpha=0.6)
+    assert leg_weights(three.leg_names, three.alpha) == pytest.approx(
+        {"keyword": 0.2, "knn": 0.6, "sparse": 0.2}
     )
-    assert leg_weights(SearchRequest("q", alpha=0.7)) == pytest.approx({"knn": 0.7, "keyword": 0.3})
+    two = SearchRequest("q", alpha=0.7)
+    assert leg_weights(two.leg_names, two.alpha) == pytest.approx({"knn": 0.7, "keyword": 0.3})
+    assert leg_weights(("keyword", "sparse"), 0.7) == pytest.approx({"keyword": 0.5, "sparse": 0.5})
 
 
 def test_sparse_needs_a_leg_and_a_new_enough_cluster() -> None:
@@ -155,3 +158,25 @@ def test_sparse_needs_a_leg_and_a_new_enough_cluster() -> None:
     with pytest.raises(SearchError, match=r"8\.15 or later; this cluster is 8\.14\.3"):
         core.plan_search(SearchRequest("q", mode="sparse"), contract(), None, cluster=old,
                          sparse=SPARSE)  # fmt: skip
+
+
+def test_weighted_over_three_legs_is_one_rule_for_search_and_eval() -> None:
+    """A search's weighted fusion and eval's rank the same three legs alike at any alpha (eval
+    gave kNN alpha and search equal thirds: a stored alpha meant nothing to the search)."""
+    from es_semantic.evaluation.runner import fuse
+    from es_semantic.search.fusion import LegHit
+
+    lists = {"keyword": ["a", "b", "x"], "knn": ["b", "c", "y"], "sparse": ["a", "d", "z"]}
+    responses = {leg: _response(ids) for leg, ids in lists.items()}
+    legs = {leg: [LegHit(h["_id"], h["_score"]) for h in r["hits"]["hits"]]
+            for leg, r in responses.items()}  # fmt: skip
+    orders = set()
+    for alpha in (0.2, 0.5, 0.9):
+        request = SearchRequest("q", legs="keyword,knn,sparse", k=5, fusion="weighted",
+                                alpha=alpha)  # fmt: skip
+        plan = core.plan_search(request, contract(), VECTOR, sparse=SPARSE)
+        searched = [h.id for h in core.assemble(request, contract(), plan, responses, {}).hits]
+        evaluated = [f.id for f in fuse("weighted", legs, alpha=alpha)][:5]
+        assert searched == evaluated
+        orders.add(tuple(searched[:2]))
+    assert len(orders) > 1  # alpha changes a three-leg search's order
