@@ -1,14 +1,15 @@
 """AsyncIndexer: the async twin of Indexer (AsyncElasticsearch, async_streaming_bulk).
 
-Reading a synchronous input (a file reader parses, an image reader checks, any generator may
-wait) and encoding run in worker threads (``asyncio.to_thread``) so the event loop stays free;
-the bulk consumer runs as a task fed by a queue of two batches, overlapping encoding and
-indexing.
+Reading one of the package's readers (a file reader parses, an image reader checks; any other
+synchronous input when the caller opts in) and encoding run in worker threads
+(``asyncio.to_thread``) so the event loop stays free; the bulk consumer runs as a task fed by a
+queue of two batches, overlapping encoding and indexing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import Any
@@ -20,9 +21,11 @@ from es_semantic.elastic.calls import run_async
 from es_semantic.indexing import batch as steps
 from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.indexer import STOPPING_ERRORS, _IndexerBase
-from es_semantic.indexing.readers import FieldSpec
+from es_semantic.indexing.readers import FieldSpec, ThreadableReader
 from es_semantic.schema.contract import IndexContract
 from es_semantic.types import IndexReport
+
+log = logging.getLogger(__name__)
 
 
 class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
@@ -41,13 +44,28 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
         return self.setup.spec()
 
     async def index(
-        self, docs: Iterable[Any] | AsyncIterable[Any], *, total: int | None = None
+        self,
+        docs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        total: int | None = None,
+        read_in_thread: bool | None = None,
     ) -> IndexReport:
         """Index ``docs``; every one ends up counted (indexed, skipped or failed).
 
         ``total``: how many there are, for the progress bar (taken from ``len(docs)`` when
         it has one). A run that stops raises :class:`IndexingError` (an interrupt or a
-        cancellation :class:`IndexingInterrupted`) carrying the report."""
+        cancellation :class:`IndexingInterrupted`) carrying the report.
+
+        ``read_in_thread``: read a synchronous ``docs`` batch by batch in a worker thread, so
+        that parsing or waiting never blocks the event loop. Default: yes for the package's
+        own readers (:func:`~es_semantic.indexing.readers.read_path`, the image reader), no
+        for any other iterable, which may be tied to its thread (a sqlite3 cursor). A reader
+        read in a thread must return each record promptly: a cancellation stops the read
+        after the record in hand and waits for it (a thread cannot be stopped mid-record;
+        each record it took ends a dead letter), and a further cancellation meanwhile is
+        logged as a warning and takes effect when that record is in."""
+        if read_in_thread is None:
+            read_in_thread = isinstance(docs, ThreadableReader)
         contract = await self.ensure_index()
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents
@@ -55,7 +73,10 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
         consumer = asyncio.create_task(self._consume(queue, run))
         error: BaseException | None = None
         try:
-            async for batch in _abatched(docs, self.setup.spec(), self.options.batch_size, run):
+            batches = _abatched(
+                docs, self.setup.spec(), self.options.batch_size, run, read_in_thread
+            )
+            async for batch in batches:
                 try:
                     actions = await self._batch_actions(batch, contract, run)
                 except STOPPING_ERRORS as exc:
@@ -147,9 +168,14 @@ def _account_queued(
 
 
 async def _abatched(
-    docs: Iterable[Any] | AsyncIterable[Any], spec: FieldSpec, size: int, run: steps.IndexRun
+    docs: Iterable[Any] | AsyncIterable[Any],
+    spec: FieldSpec,
+    size: int,
+    run: steps.IndexRun,
+    in_thread: bool,
 ) -> Any:
-    """Batches of records, each held by ``run`` from the moment it is read."""
+    """Batches of records, each held by ``run`` from the moment it is read (a synchronous
+    ``docs`` in a worker thread when ``in_thread``, else on the event loop)."""
     if isinstance(docs, AsyncIterable):
         collected: list[Any] = []
         number = 0
@@ -163,6 +189,10 @@ async def _abatched(
             yield collected
         return
     records = run.taking(steps.as_records(docs, spec))
+    if not in_thread:  # it may be tied to this thread (a sqlite3 cursor): read here
+        for batch in steps.batched(records, size):
+            yield batch
+        return
     stop = threading.Event()
     while batch := await _read_batch(records, size, stop):
         yield batch
@@ -178,14 +208,25 @@ async def _read_batch(records: Iterator[Any], size: int, stop: threading.Event) 
         return await asyncio.shield(reading)
     except asyncio.CancelledError:
         stop.set()
-        while not reading.done():  # a second cancellation does not cut the wait short
-            try:
-                await asyncio.wait([reading])
-            except asyncio.CancelledError:
-                continue
-        if not reading.cancelled():
-            reading.exception()  # read, never reported as unretrieved: this run is cancelled
+        await _wait_for_read(reading)
         raise
+
+
+async def _wait_for_read(reading: asyncio.Future[list[Any]]) -> None:
+    """Wait for a cancelled read to return the record in hand. A further cancellation
+    cannot cut the wait short without losing that record (read after the run is accounted,
+    it would be counted nowhere): it is logged, and this task ends cancelled once it is in."""
+    while not reading.done():
+        try:
+            await asyncio.wait([reading])
+        except asyncio.CancelledError:
+            log.warning(
+                "cancelled again while a batch is being read: waiting for the reader to "
+                "return the record in hand (a reader read in a thread must return promptly); "
+                "the records it took become dead letters"
+            )
+    if not reading.cancelled():
+        reading.exception()  # read, never reported as unretrieved: this run is cancelled
 
 
 def _take(records: Iterator[Any], size: int, stop: threading.Event) -> list[Any]:

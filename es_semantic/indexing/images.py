@@ -18,7 +18,7 @@ from es_semantic.encoding.images import (
     check_image,
     read_image_file,
 )
-from es_semantic.indexing.readers import FieldSpec, Record, to_document
+from es_semantic.indexing.readers import FieldSpec, Record, ThreadableReader, to_document
 from es_semantic.types import Document, ReadFailure
 
 
@@ -55,8 +55,12 @@ def _unlisted(exc: OSError) -> ReadFailure:
     return ReadFailure(where, reason, {"path": where})
 
 
-def read_images(paths: Sequence[str], spec: FieldSpec) -> Iterator[Record]:
+def read_images(paths: Sequence[str], spec: FieldSpec) -> ThreadableReader:
     """Documents of image files (``--format images``): id and image field the file's path."""
+    return ThreadableReader(_read_images(paths, spec))
+
+
+def _read_images(paths: Sequence[str], spec: FieldSpec) -> Iterator[Record]:
     field = spec.image_field or "path"
     for item in image_files(paths):
         if isinstance(item, ReadFailure):

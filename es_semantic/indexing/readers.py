@@ -150,11 +150,35 @@ def resolve_format(
     return path, "jsonl", spec
 
 
+class ThreadableReader(Iterator[Record]):
+    """One of this package's readers (:func:`read_path`, the image reader): it holds nothing
+    tied to the thread that made it, so ``AsyncIndexer`` reads it in a worker thread without
+    being asked. Any other iterable is read there only when the caller opts in."""
+
+    def __init__(self, records: Iterator[Record]) -> None:
+        self._records = records
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def close(self) -> None:
+        """Close the file being read (a generator's ``close``), if it has one."""
+        close = getattr(self._records, "close", None)
+        if close is not None:
+            close()
+
+
 def read_path(
     path: str, fmt: InputFormat | None, spec: FieldSpec, text_unit: TextUnit | str = "line"
-) -> Iterator[Record]:
+) -> ThreadableReader:
     """All records of one PATH (``-`` is stdin, read line by line), streamed;
     ``text_unit="file"``: a text file is one document (see :func:`read_stream`)."""
+    return ThreadableReader(_read_path(path, fmt, spec, text_unit))
+
+
+def _read_path(
+    path: str, fmt: InputFormat | None, spec: FieldSpec, text_unit: TextUnit | str
+) -> Iterator[Record]:
     path, fmt, spec = resolve_format(path, fmt, spec)
     if spec.image_field is not None and path != "-":  # image paths relative to the data file
         spec = replace(spec, image_base=str(Path(path).parent))

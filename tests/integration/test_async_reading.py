@@ -1,21 +1,25 @@
-"""AsyncIndexer reads a synchronous input (JSONL, CSV, Parquet, images, any generator) in a
-worker thread: a slow or blocking reader leaves the event loop free, and a cancellation that
-lands while a batch is being read keeps every record read accounted for (indexed, skipped or
-failed exactly once)."""
+"""AsyncIndexer reads the package's own readers (JSONL, CSV, Parquet, images), and any other
+synchronous input only when asked (``read_in_thread=True``), in a worker thread: a slow or
+blocking reader leaves the event loop free, an input tied to its thread (a sqlite3 cursor) is
+read where it was made, and a cancellation that lands while a batch is being read keeps every
+record read accounted for (indexed, skipped or failed exactly once)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from typing import Any
 
+import pytest
 from elasticsearch import AsyncElasticsearch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from es_semantic.indexing.async_indexer import AsyncIndexer
+from es_semantic.indexing.readers import ThreadableReader
 from tests.integration.test_indexing import corpus
 
 
@@ -29,10 +33,12 @@ def _wait_until(condition: Any, seconds: float) -> bool:
     return True
 
 
+@pytest.mark.parametrize("ours", [True, False], ids=["our-reader", "opted-in"])
 def test_a_blocking_reader_leaves_the_event_loop_free(es_server: Any, index_name: str,
-                                                      tiny: Any) -> None:  # fmt: skip
+                                                      tiny: Any, ours: bool) -> None:  # fmt: skip
     """Each record's read waits (up to a second) for a coroutine beside the run to tick: read
-    on the event loop, the ticker never ticks while a record is being read."""
+    on the event loop, the ticker never ticks while a record is being read. One of the
+    package's readers is read in a thread by default; any other input when asked to."""
     ticks, ticked = {"n": 0}, []
 
     def blocking_reader() -> Any:
@@ -51,7 +57,9 @@ def test_a_blocking_reader_leaves_the_event_loop_free(es_server: Any, index_name
         ticking = asyncio.create_task(ticker())
         try:
             indexer = AsyncIndexer(aes, index_name, tiny, batch_size=3, chunking="none")
-            return await indexer.index(blocking_reader())
+            if ours:
+                return await indexer.index(ThreadableReader(blocking_reader()))
+            return await indexer.index(blocking_reader(), read_in_thread=True)
         finally:
             ticking.cancel()
             await aes.close()
@@ -59,6 +67,33 @@ def test_a_blocking_reader_leaves_the_event_loop_free(es_server: Any, index_name
     report = asyncio.run(go())
     assert ticked == [True] * 6, "the event loop was blocked while the reader read"
     assert (report.indexed, report.failed) == (6, 0)
+
+
+def test_a_generator_over_a_sqlite_cursor_indexes_every_row(es_server: Any, index_name: str,
+                                                            tiny: Any) -> None:  # fmt: skip
+    """A sqlite3 cursor can only be used in the thread that made it: a generator over one is
+    read on the event loop (not opted in), and every row is indexed."""
+    rows = corpus(7)
+
+    def from_sqlite(db: sqlite3.Connection) -> Any:
+        for doc_id, title, text in db.execute("SELECT id, title, text FROM docs ORDER BY id"):
+            yield {"id": doc_id, "title": title, "text": text}
+
+    async def go() -> Any:
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE docs (id TEXT, title TEXT, text TEXT)")
+        db.executemany("INSERT INTO docs VALUES (?, ?, ?)",
+                       [(r["id"], r["title"], r["text"]) for r in rows])  # fmt: skip
+        aes = AsyncElasticsearch(es_server.config.url)
+        try:
+            indexer = AsyncIndexer(aes, index_name, tiny, batch_size=3, chunking="none")
+            return await indexer.index(from_sqlite(db))
+        finally:
+            await aes.close()
+            db.close()
+
+    report = asyncio.run(go())
+    assert (report.indexed, report.skipped, report.failed) == (7, 0, 0)
 
 
 @st.composite
@@ -103,7 +138,7 @@ def test_a_cancellation_while_a_batch_is_read_keeps_every_record_accounted(
                                chunking="none", dead_letter=dead)  # fmt: skip
         await indexer.ensure_index()
         holder["loop"] = asyncio.get_running_loop()
-        holder["task"] = asyncio.create_task(indexer.index(reader()))
+        holder["task"] = asyncio.create_task(indexer.index(reader(), read_in_thread=True))
         try:
             await holder["task"]
         except asyncio.CancelledError as exc:
@@ -119,6 +154,63 @@ def test_a_cancellation_while_a_batch_is_read_keeps_every_record_accounted(
         report = cancelled.report  # type: ignore[attr-defined]
         assert report.indexed + report.skipped + report.failed == read["n"]
         letters = [json.loads(x) for x in dead.read_text().splitlines()] if dead.exists() else []
+        assert len(letters) == report.failed
+        es.indices.refresh(index=index)
+        assert es.count(index=index)["count"] == report.indexed
+    finally:
+        es.options(ignore_status=404).indices.delete(index=index)
+
+
+def test_a_second_cancellation_while_a_batch_is_read_is_not_swallowed_silently(
+    es: Any, es_server: Any, tiny: Any, tmp_path: Any, caplog: Any
+) -> None:  # fmt: skip
+    """Cancelled twice from inside a read (opted in): the second cancellation is logged as a
+    warning while the read is waited for, the run still ends cancelled with its report, and
+    every record the reader gave is counted once."""
+    index = f"test-cancel-twice-{uuid.uuid4().hex[:12]}"
+    dead = tmp_path / f"{index}.dead.jsonl"
+    read, landed = {"n": 0}, []
+    holder: dict[str, Any] = {}
+
+    def warned() -> bool:
+        return any("cancelled again" in r.getMessage() for r in caplog.records)
+
+    def reader() -> Any:
+        for doc in corpus(9):
+            read["n"] += 1
+            if read["n"] == 5:
+                task = holder["task"]
+                for times in (1, 2):
+                    holder["loop"].call_soon_threadsafe(task.cancel)
+                    landed.append(
+                        _wait_until(lambda t=times, task=task: task.cancelling() >= t, 1.0)
+                    )
+                landed.append(_wait_until(warned, 1.0))
+            yield doc
+
+    async def go() -> Any:
+        aes = AsyncElasticsearch(es_server.config.url)
+        indexer = AsyncIndexer(aes, index, tiny, batch_size=3, chunking="none", dead_letter=dead)
+        await indexer.ensure_index()
+        holder["loop"] = asyncio.get_running_loop()
+        holder["task"] = asyncio.create_task(indexer.index(reader(), read_in_thread=True))
+        try:
+            await holder["task"]
+        except asyncio.CancelledError as exc:
+            return exc
+        finally:
+            await aes.close()
+        return None
+
+    try:
+        with caplog.at_level("WARNING", logger="es_semantic.indexing.async_indexer"):
+            cancelled = asyncio.run(go())
+        assert landed == [True, True, True], "the second cancellation was swallowed silently"
+        assert isinstance(cancelled, asyncio.CancelledError)
+        report = cancelled.report  # type: ignore[attr-defined]
+        assert read["n"] == 5  # the read stopped after the record in hand
+        assert report.indexed + report.skipped + report.failed == read["n"]
+        letters = dead.read_text().splitlines() if dead.exists() else []
         assert len(letters) == report.failed
         es.indices.refresh(index=index)
         assert es.count(index=index)["count"] == report.indexed

@@ -1,6 +1,7 @@
 import csv
 import io
 import random
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,20 @@ def test_line_formats_fail_only_the_line_with_an_invalid_byte(reader, name):
     assert len(out) == 500
     (failure,) = [r for r in out if isinstance(r, ReadFailure)]
     assert failure.origin == f"{name}:250" and "invalid UTF-8" in failure.reason
+
+
+def test_the_package_readers_are_marked_threadable(tmp_path: Path) -> None:
+    """AsyncIndexer reads in a worker thread, unasked, only what carries this mark (found by
+    type): read_path and the image reader do, and stay lazy (a missing file fails when read)."""
+    from es_semantic.indexing.images import read_images
+    from es_semantic.indexing.readers import ThreadableReader
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text('{"id": "a", "text": "one"}\n')
+    records = read_path(str(data), None, FieldSpec())
+    assert isinstance(records, ThreadableReader)
+    assert [r.id for r in records] == ["a"]  # type: ignore[union-attr]
+    assert isinstance(read_images([str(tmp_path)], FieldSpec(image_field="path")), ThreadableReader)
+    missing = read_path(str(tmp_path / "missing.jsonl"), None, FieldSpec())
+    with pytest.raises(InputError, match="cannot open"):
+        next(missing)
