@@ -218,7 +218,7 @@ class Encoder:
         if not texts:
             return Embeddings(np.zeros((0, self.dim), np.float32), np.zeros(0, dtype=bool))
         prefix = self.config.query_prefix if kind == "query" else self.config.document_prefix
-        if self.prefetch:
+        if self.prefetch and len(texts) > self.batch_size:  # one window: nothing to overlap
             return self._embed_prefetched([prefix + t for t in texts])
         tokens = tokenize(self.tokenizer, [prefix + t for t in texts], self.config.max_length)
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -103,9 +103,22 @@ def test_window_batches_cover_every_text_once_with_the_token_budget(tiny_bert_di
 
 def test_prefetched_vectors_are_the_serial_ones(tiny_bert_dir):
     serial = Encoder(tiny_bert_dir, prefetch=False).embed(TEXTS)
-    ahead = Encoder(tiny_bert_dir, prefetch=True).embed(TEXTS)  # one window: the same batches
-    assert np.array_equal(serial.vectors, ahead.vectors)
-    assert np.array_equal(serial.truncated, ahead.truncated)
+    ahead = Encoder(tiny_bert_dir, prefetch=True, batch_size=len(TEXTS) - 1, max_batch_tokens=10**6)
+    prefetched = ahead.embed(TEXTS)  # two windows, each one batch: the serial batches but one
+    assert np.abs(serial.vectors - prefetched.vectors).max() <= 1e-5
+    assert np.array_equal(serial.truncated, prefetched.truncated)
+
+
+def test_one_window_starts_no_thread(tiny_bert_dir, monkeypatch):
+    """A call that fits one window (a service's query batch) has nothing to overlap."""
+    import es_semantic.encoding.encoder as encoder_module
+
+    def no_thread(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a prefetch thread for one window")
+
+    monkeypatch.setattr(encoder_module, "Prefetch", no_thread)
+    enc = Encoder(tiny_bert_dir, prefetch=True)
+    assert np.array_equal(enc.embed(TEXTS).vectors, Encoder(tiny_bert_dir).embed(TEXTS).vectors)
 
 
 def test_order_is_kept_across_windows_of_length_sorted_batches(tiny_bert_dir):
