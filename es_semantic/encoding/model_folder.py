@@ -62,8 +62,9 @@ class ModelSpec:
     is_sentence_transformers: bool
 
 
-def resolve_model_path(model: str | os.PathLike[str]) -> Path:
-    """A local folder as is; otherwise a hub id downloaded to the cache (fails offline)."""
+def resolve_model_path(model: str | os.PathLike[str], *, local_only: bool = False) -> Path:
+    """A local folder as is; otherwise a hub id downloaded to the cache (fails offline);
+    ``local_only``: from the cache only, never the network (a name an index's contract gives)."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -74,7 +75,7 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
     except ImportError as exc:  # pragma: no cover - a transformers dependency
         raise MissingDependencyError("huggingface_hub", "models", "downloading a model") from exc
     try:
-        return Path(snapshot_download(str(model)))
+        return Path(snapshot_download(str(model), local_files_only=local_only))
     except Exception as exc:  # network, auth, offline mode and missing repos all land here
         raise EncoderError(
             f"model {str(model)!r} is not a local folder and could not be downloaded "

@@ -165,10 +165,11 @@ def _router_routes(path: Path) -> tuple[Path, Path | None, Path | None]:
 
 def describe_sparse(
     model: str | os.PathLike[str], *, query_mode: str | None = None,
-    max_length: int | None = None, **_runtime_options: Any,
+    max_length: int | None = None, local_only: bool = False, **_runtime_options: Any,
 ) -> SparseSpec:  # fmt: skip
-    """The SparseSpec ``SparseEncoder(model, ...)`` would have, without loading weights."""
-    path = resolve_model_path(model)
+    """The SparseSpec ``SparseEncoder(model, ...)`` would have, without loading weights
+    (``local_only``: a hub id from the local cache only, never downloaded)."""
+    path = resolve_model_path(model, local_only=local_only)
     name = str(model) if not Path(model).expanduser().is_dir() else path.name
     return read_sparse_spec(path, name=name, query_mode=query_mode, max_length=max_length)
 

@@ -1,10 +1,13 @@
 """An index's sparse model found again from its contract (#28): the folder the leg recorded,
-the same folder inside the installed package it came from, or its hub id. The folder's
+the same folder inside the installed package it came from, or its hub id from the local cache
+(never the network: a contract is anyone's who may write the index's mapping). The folder's
 fingerprint is checked before any weights load; loaded models are shared by every searcher of
-the process (the service's too), at most :data:`MAX_MODELS` of them."""
+the process (the service's too), at most :data:`MAX_MODELS` of them, memoised on what the leg
+says (fingerprint included) so a query reads no folder once its model is loaded."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -18,8 +21,12 @@ if TYPE_CHECKING:
     from es_semantic.schema.contract import SparseLeg
 
 MAX_MODELS = 4  # sparse models kept loaded (least recently used out)
-_loaded: OrderedDict[tuple[str, str, str | None], SparseEncoder] = OrderedDict()
+# (model_path, model_package, model_name, fingerprint, query_mode, device) -> the loaded model
+Key = tuple[str | None, str | None, str, str, str, str | None]
+_loaded: OrderedDict[Key, SparseEncoder] = OrderedDict()
+_loading: dict[Key, threading.Lock] = {}  # one load per key; other keys' hits do not wait
 _lock = threading.Lock()
+logger = logging.getLogger("es_semantic.sparse_models")
 
 
 def candidates(leg: SparseLeg) -> list[str]:
@@ -38,39 +45,80 @@ def candidates(leg: SparseLeg) -> list[str]:
 
 def locate(leg: SparseLeg, index: str) -> str:
     """The first candidate folder whose weights are the leg's (fingerprint read without
-    loading them); a one-line ConfigError naming ``--sparse-model`` when there is none."""
+    loading them; a hub id from the local cache only); a one-line ConfigError naming
+    ``--sparse-model`` when there is none. The message names the index and the recorded
+    model only (a service answers with it): what each folder holds goes to the log."""
     from es_semantic.encoding.sparse import describe_sparse
 
-    others: list[str] = []
     for source in candidates(leg):
         try:
-            spec = describe_sparse(source, query_mode=leg.query_mode)
-        except (EsSemanticError, OSError, ValueError):
+            spec = describe_sparse(source, query_mode=leg.query_mode, local_only=True)
+        except (EsSemanticError, OSError, ValueError) as exc:
+            logger.info("index %s: sparse model not read from %s (%s)", index, source,
+                        type(exc).__name__)  # fmt: skip
             continue  # unreadable there (or a hub id that is not cached): try the next
         if spec.fingerprint == leg.model_fingerprint:
             return spec.folder or source
-        others.append(f"{source} holds {spec.fingerprint}")
-    recorded = leg.model_path or leg.model_package or "not recorded (an older index)"
-    seen = f"; {', '.join(others)}" if others else ""
+        logger.info("index %s: %s holds sparse model %s, not the index's %s", index, source,
+                    spec.fingerprint, leg.model_fingerprint)  # fmt: skip
     raise ConfigError(
         f"index {index!r} has a sparse leg built with {leg.model_name} "
-        f"({leg.model_fingerprint}), not found on this machine (its folder: {recorded}{seen}): "
-        "pass --sparse-model with that model's folder (Python: sparse_encoder=SparseEncoder(...))"
+        f"({leg.model_fingerprint}), which is not found on this machine: pass --sparse-model "
+        "with that model's folder (Python: sparse_encoder=SparseEncoder(...))"
     )
 
 
-def for_leg(leg: SparseLeg, index: str, *, device: str | None = None) -> SparseEncoder:
-    """The leg's model, loaded once per folder, query mode and device."""
-    from es_semantic.encoding.sparse import SparseEncoder
+def leg_key(leg: SparseLeg, device: str | None = None) -> Key:
+    """What a loaded model is memoised on: where the leg says it is, and what it is."""
+    return (leg.model_path, leg.model_package, leg.model_name, leg.model_fingerprint,
+            leg.query_mode, device)  # fmt: skip
 
-    folder = locate(leg, index)
-    key = (folder, leg.query_mode, device)
+
+def loaded(leg: SparseLeg, device: str | None = None) -> SparseEncoder | None:
+    """The leg's model when it is loaded already (no folder read), else None."""
+    key = leg_key(leg, device)
     with _lock:
         encoder = _loaded.get(key)
-        if encoder is None:
-            encoder = SparseEncoder(folder, device=device, query_mode=leg.query_mode)
+        if encoder is not None:
+            _loaded.move_to_end(key)
+        return encoder
+
+
+def for_leg(leg: SparseLeg, index: str, *, device: str | None = None) -> SparseEncoder:
+    """The leg's model on ``device``, found and loaded once (outside the shared lock: a load
+    of seconds holds up only the queries waiting for that model)."""
+    from es_semantic.encoding.sparse import SparseEncoder
+
+    key = leg_key(leg, device)
+    encoder = loaded(leg, device)
+    if encoder is not None:
+        return encoder
+    with _lock:
+        key_lock = _loading.setdefault(key, threading.Lock())
+    with key_lock:
+        encoder = loaded(leg, device)  # loaded by the query this one waited for
+        if encoder is not None:
+            return encoder
+        try:
+            encoder = SparseEncoder(locate(leg, index), device=device, query_mode=leg.query_mode)
+        finally:
+            with _lock:
+                _loading.pop(key, None)
+        with _lock:
             _loaded[key] = encoder
-        _loaded.move_to_end(key)
-        while len(_loaded) > MAX_MODELS:
-            _loaded.popitem(last=False)
+            while len(_loaded) > MAX_MODELS:
+                _loaded.popitem(last=False)
     return encoder
+
+
+def for_searcher(leg: SparseLeg, index: str, dense: object, allowed: bool) -> SparseEncoder:
+    """The model a searcher given no sparse encoder runs the leg with, on the device of its
+    dense encoder (``--device``); refused where contracts may not name it (``allowed``: the
+    service's indices named with ``serve --index``)."""
+    if not allowed:
+        raise ConfigError(
+            f"index {index!r} has a sparse leg: start the service with --sparse-model (or name "
+            "the index with serve --index to use the model its contract records)"
+        )
+    device = getattr(dense, "device", None)
+    return for_leg(leg, index, device=str(device) if device is not None else None)

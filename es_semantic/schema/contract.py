@@ -106,6 +106,9 @@ class SparseLeg:
             raise ConfigError("tokens_weight_threshold must be from 0 to 1")
         if self.max_active_dims is not None and self.max_active_dims < 1:
             raise ConfigError("max_active_dims must be >= 1")
+        for name in ("model_path", "model_package"):  # read from _meta: anyone's to write
+            if not isinstance(getattr(self, name), str | None):
+                raise ConfigError(f"sparse {name} must be a folder name (text) or null")
 
     @classmethod
     def from_model(cls, spec: SparseModel, **options: Any) -> SparseLeg:

@@ -58,6 +58,7 @@ class _SearcherBase(Generic[ClientT]):
         reranker: CrossEncoder | None = None,
         fields: Sequence[str] | None = None,
         sparse_encoder: SparseEncoder | None = None,
+        sparse_from_contract: bool = True,
     ) -> None:
         self.es = es
         self.index = index
@@ -68,6 +69,7 @@ class _SearcherBase(Generic[ClientT]):
         self.reranker = reranker
         self.fields = list(fields) if fields else None
         self.sparse_encoder = sparse_encoder  # the sparse leg's model (its queries)
+        self.sparse_from_contract = sparse_from_contract  # else: the model its contract names
         self._contract: IndexContract | None = None
         self._tuning: Tuning | None = None  # what `eval --tune --save` stored for the index
         self._indices: frozenset[str] = frozenset()
@@ -224,9 +226,10 @@ class _SearcherBase(Generic[ClientT]):
             return None  # no sparse leg: plan_search says so
         encoder, leg = self.sparse_encoder, contract.sparse
         if encoder is None:  # the model the contract records where to find (shared, cached)
-            from es_semantic.encoding import sparse_models
+            from es_semantic.encoding.sparse_models import for_searcher
 
-            encoder = (yield Work(lambda: sparse_models.for_leg(leg, self.index))).body
+            found = (leg, self.index, self.encoder, self.sparse_from_contract)
+            encoder = (yield Work(lambda: for_searcher(*found))).body
         contract.sparse.check(encoder.spec, self.index)
         t0, texts = time.perf_counter(), [request.query]
         vector: dict[str, float] = (yield Work(lambda: encoder.encode_queries(texts)[0])).body

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from es_semantic.elastic.calls import run_async
 from es_semantic.indexing.admin import index_info_steps
+from es_semantic.schema.contract import META_KEY, IndexContract
 from es_semantic.search.tuned import RERANK_HURTS
 from es_semantic.service.settings import ServiceConfig
 from es_semantic.service.state import HTTPProblem, ServiceState, service_state
@@ -93,7 +94,8 @@ async def describe(index: str, state: State) -> dict[str, Any]:
     state.check_index(index)
     info = await run_async(state.aes, index_info_steps(index))
     # sparse_model: whether this service can search the index's sparse leg (the playground's cue)
-    sparse = await state.runs_sparse(index, info["contract"])
+    contract = IndexContract.from_meta({META_KEY: info["contract"]}, index)  # the one parser
+    sparse = await state.runs_sparse(index, contract.sparse)
     return {**info, "encoder": state.encoder.config.ran(), "sparse_model": sparse}
 
 

@@ -66,12 +66,17 @@ class BatchedEncoder:
     what the service's searchers encode with (so they run every contract check)."""
 
     def __init__(self, encoder: Encoder, batcher: DynamicBatcher) -> None:
-        self._config, self.batcher = encoder.config, batcher
+        self._config, self.batcher, self.encoder = encoder.config, batcher, encoder
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the service starts
 
     @property
     def config(self) -> EncoderConfig:
         return self._config
+
+    @property
+    def device(self) -> Any:
+        """The query encoder's device (``--device``): where contract-found sparse models run."""
+        return getattr(self.encoder, "device", None)
 
     async def aencode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return await self.batcher.embed(list(texts), "query")
@@ -114,34 +119,42 @@ class ServiceState:
 
     async def load_sparse_models(self) -> None:
         """At start, without ``--sparse-model``: the sparse models of the indices named with
-        ``--index``, found from their contracts (other indices' on their first sparse search);
-        one that cannot be found is a one-line warning naming ``--sparse-model``."""
+        ``--index`` (the allow-list: no other index's contract names a model this service
+        loads), found from their contracts on the query encoder's device; one that cannot be
+        found is a one-line warning naming ``--sparse-model``."""
         if self.sparse_encoder is not None or self.aes is None:
             return
         for index in self.config.indices:
             try:
                 leg = (await run_async(self.aes, read_contract_steps(index))).sparse
                 if leg is not None:
-                    await asyncio.to_thread(sparse_models.for_leg, leg, index)
+                    await asyncio.to_thread(sparse_models.for_searcher, leg, index,
+                                            self.query_encoder, True)  # fmt: skip
             except EsSemanticError as exc:
                 logger.warning("%s", exc)
             except Exception as exc:  # the cluster may be down at start
                 logger.warning("index %s: sparse model not loaded at start (%s)", index,
                                type(exc).__name__)  # fmt: skip
 
-    async def runs_sparse(self, index: str, contract: dict[str, Any]) -> bool:
-        """Whether this service can search the index's sparse leg (its model given or found)."""
-        leg = contract.get("sparse")
-        if not isinstance(leg, dict):
+    async def runs_sparse(self, index: str, leg: SparseLeg | None) -> bool:
+        """Whether this service can search the index's sparse leg: the model given matches it
+        (else a search is a 409), or, for an index named with ``--index``, it is found."""
+        if leg is None:
             return False
-        if self.sparse_encoder is not None:
-            return True
-        known = {k: v for k, v in leg.items() if k in SparseLeg.__dataclass_fields__}
         try:
-            await asyncio.to_thread(sparse_models.locate, SparseLeg(**known), index)
+            if self.sparse_encoder is not None:
+                leg.check(self.sparse_encoder.spec, index)
+            elif index not in self.config.indices:
+                return False  # found from no contract: serve --index names those
+            elif sparse_models.loaded(leg, self._device()) is None:
+                await asyncio.to_thread(sparse_models.locate, leg, index)
         except EsSemanticError:
             return False
         return True
+
+    def _device(self) -> str | None:
+        device = self.query_encoder.device
+        return str(device) if device is not None else None
 
     async def stop(self) -> None:
         await self.batcher.stop()
@@ -209,7 +222,8 @@ class ServiceState:
             # text tower for an image index
             encoders = [self.query_encoder, *([self.image_encoder] if self.image_encoder else [])]
             searcher = AsyncSearcher(self.aes, index, encoders, reranker=self.reranker,
-                                     sparse_encoder=self.sparse_encoder)  # fmt: skip
+                                     sparse_encoder=self.sparse_encoder,
+                                     sparse_from_contract=index in self.config.indices)  # fmt: skip
         return searcher
 
     def keep(self, index: str, searcher: AsyncSearcher) -> None:
