@@ -62,7 +62,7 @@ def limit_options(func: Any) -> Any:
 @click.option("--rerank", "rerank_model", help="cross-encoder folder for /rerank and rerank")
 @sparse_model_option(
     "the indices' sparse leg model, for mode=sparse and legs with sparse "
-    "[default: each index's own, found from its contract]"
+    "[default: for the indices named with --index, each one's own, found from its contract]"
 )
 @click.option("--image-model", type=click.Path(exists=True, file_okay=False),
               help="a CLIP folder: {\"image\"} inputs of /v1/embeddings and /embed, image "
