@@ -101,13 +101,13 @@ def for_leg(leg: SparseLeg, index: str, *, device: str | None = None) -> SparseE
             return encoder
         try:
             encoder = SparseEncoder(locate(leg, index), device=device, query_mode=leg.query_mode)
+            with _lock:  # in the cache before the key's lock goes: no second load of it
+                _loaded[key] = encoder
+                while len(_loaded) > MAX_MODELS:
+                    _loaded.popitem(last=False)
         finally:
             with _lock:
                 _loading.pop(key, None)
-        with _lock:
-            _loaded[key] = encoder
-            while len(_loaded) > MAX_MODELS:
-                _loaded.popitem(last=False)
     return encoder
 
 

@@ -121,3 +121,22 @@ def test_a_recorded_folder_that_is_not_text_is_the_contracts_own_error(key):
     with pytest.raises(IndexContractError, match="'idx'") as caught:
         IndexContract.from_meta(meta, "idx")
     assert key in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_queries_waiting_for_the_same_model_load_it_once(monkeypatch):
+    built: list[str] = []
+
+    class CountedEncoder:
+        def __init__(self, folder: str, **options: Any) -> None:
+            time.sleep(0.2)
+            built.append(folder)
+
+    monkeypatch.setattr("es_semantic.encoding.sparse.SparseEncoder", CountedEncoder)
+    monkeypatch.setattr(sparse_models, "locate", lambda leg, index: leg.model_path)
+    leg = _leg(model_path="one")
+    workers = [threading.Thread(target=sparse_models.for_leg, args=(leg, "a")) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(5)
+    assert built == ["one"] and not sparse_models._loading
