@@ -10,7 +10,6 @@ from es_semantic.errors import ConfigError
 from es_semantic.evaluation.runner import LegRuns, build_modes, check_modes
 from es_semantic.search.fusion import LegHit
 
-
 LEG_MS = 1000.0  # each leg's request; the fusion's own measured time adds far less
 
 
