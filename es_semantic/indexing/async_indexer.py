@@ -48,7 +48,6 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
         docs: Iterable[Any] | AsyncIterable[Any],
         *,
         total: int | None = None,
-        read_in_thread: bool | None = None,
     ) -> IndexReport:
         """Index ``docs``; every one ends up counted (indexed, skipped or failed).
 
@@ -56,16 +55,16 @@ class AsyncIndexer(_IndexerBase[AsyncElasticsearch]):
         it has one). A run that stops raises :class:`IndexingError` (an interrupt or a
         cancellation :class:`IndexingInterrupted`) carrying the report.
 
-        ``read_in_thread``: read a synchronous ``docs`` batch by batch in a worker thread, so
-        that parsing or waiting never blocks the event loop. Default: yes for the package's
-        own readers (:func:`~es_semantic.indexing.readers.read_path`, the image reader), no
-        for any other iterable, which may be tied to its thread (a sqlite3 cursor). A reader
-        read in a thread must return each record promptly: a cancellation stops the read
+        A :class:`~es_semantic.indexing.readers.ThreadableReader` (what the package's own
+        readers return: :func:`~es_semantic.indexing.readers.read_path`, the image reader; wrap
+        any iterator in one to opt in) is read batch by batch in a worker thread, so that
+        parsing or waiting never blocks the event loop; any other synchronous iterable is read
+        on the loop, since it may be tied to its thread (a sqlite3 cursor). A reader read in a
+        thread must return each record promptly: a cancellation stops the read
         after the record in hand and waits for it (a thread cannot be stopped mid-record;
         each record it took ends a dead letter), and a further cancellation meanwhile is
         logged as a warning and takes effect when that record is in."""
-        if read_in_thread is None:
-            read_in_thread = isinstance(docs, ThreadableReader)
+        read_in_thread = isinstance(docs, ThreadableReader)
         contract = await self.ensure_index()
         run = self._start(docs, total)
         self._memory = None  # near-duplicates are looked for among this run's documents

@@ -153,7 +153,8 @@ def resolve_format(
 class ThreadableReader(Iterator[Record]):
     """One of this package's readers (:func:`read_path`, the image reader): it holds nothing
     tied to the thread that made it, so ``AsyncIndexer`` reads it in a worker thread without
-    being asked. Any other iterable is read there only when the caller opts in."""
+    being asked. Wrap any other iterator in one to have it read there (it must not be tied to
+    the thread that made it)."""
 
     def __init__(self, records: Iterator[Record]) -> None:
         self._records = records

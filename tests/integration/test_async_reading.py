@@ -1,5 +1,5 @@
 """AsyncIndexer reads the package's own readers (JSONL, CSV, Parquet, images), and any other
-synchronous input only when asked (``read_in_thread=True``), in a worker thread: a slow or
+synchronous input only when asked (wrapped in ``ThreadableReader``), in a worker thread: a slow or
 blocking reader leaves the event loop free, an input tied to its thread (a sqlite3 cursor) is
 read where it was made, and a cancellation that lands while a batch is being read keeps every
 record read accounted for (indexed, skipped or failed exactly once)."""
@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 from elasticsearch import AsyncElasticsearch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,12 +32,11 @@ def _wait_until(condition: Any, seconds: float) -> bool:
     return True
 
 
-@pytest.mark.parametrize("ours", [True, False], ids=["our-reader", "opted-in"])
 def test_a_blocking_reader_leaves_the_event_loop_free(es_server: Any, index_name: str,
-                                                      tiny: Any, ours: bool) -> None:  # fmt: skip
+                                                      tiny: Any) -> None:  # fmt: skip
     """Each record's read waits (up to a second) for a coroutine beside the run to tick: read
-    on the event loop, the ticker never ticks while a record is being read. One of the
-    package's readers is read in a thread by default; any other input when asked to."""
+    on the event loop, the ticker never ticks while a record is being read. A
+    ``ThreadableReader`` (what the package's readers return) is read in a thread."""
     ticks, ticked = {"n": 0}, []
 
     def blocking_reader() -> Any:
@@ -57,9 +55,7 @@ def test_a_blocking_reader_leaves_the_event_loop_free(es_server: Any, index_name
         ticking = asyncio.create_task(ticker())
         try:
             indexer = AsyncIndexer(aes, index_name, tiny, batch_size=3, chunking="none")
-            if ours:
-                return await indexer.index(ThreadableReader(blocking_reader()))
-            return await indexer.index(blocking_reader(), read_in_thread=True)
+            return await indexer.index(ThreadableReader(blocking_reader()))
         finally:
             ticking.cancel()
             await aes.close()
@@ -138,7 +134,7 @@ def test_a_cancellation_while_a_batch_is_read_keeps_every_record_accounted(
                                chunking="none", dead_letter=dead)  # fmt: skip
         await indexer.ensure_index()
         holder["loop"] = asyncio.get_running_loop()
-        holder["task"] = asyncio.create_task(indexer.index(reader(), read_in_thread=True))
+        holder["task"] = asyncio.create_task(indexer.index(ThreadableReader(reader())))
         try:
             await holder["task"]
         except asyncio.CancelledError as exc:
@@ -193,7 +189,7 @@ def test_a_second_cancellation_while_a_batch_is_read_is_not_swallowed_silently(
         indexer = AsyncIndexer(aes, index, tiny, batch_size=3, chunking="none", dead_letter=dead)
         await indexer.ensure_index()
         holder["loop"] = asyncio.get_running_loop()
-        holder["task"] = asyncio.create_task(indexer.index(reader(), read_in_thread=True))
+        holder["task"] = asyncio.create_task(indexer.index(ThreadableReader(reader())))
         try:
             await holder["task"]
         except asyncio.CancelledError as exc:
