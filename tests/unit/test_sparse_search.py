@@ -102,7 +102,7 @@ def test_hybrid_over_three_legs_fuses_on_the_server_where_licensed() -> None:
                               None, cluster=ENTERPRISE, sparse=SPARSE)  # fmt: skip
     kinds = [next(iter(r["standard"]["query"])) for r in
              server.bodies["rrf"]["retriever"]["rrf"]["retrievers"]]  # fmt: skip
-    assert kinds == ["sparse_vector", "combined_fields"]  # the legs' order; no vector needed
+    assert kinds == ["sparse_vector", "multi_match"]  # the legs' order; no vector needed
 
 
 def test_hybrid_over_three_legs_fuses_on_the_client_otherwise() -> None:
