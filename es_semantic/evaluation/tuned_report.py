@@ -30,6 +30,7 @@ from es_semantic.evaluation.tuning import (
     split_queries,
     tune,
     tune_rerank_weight,
+    tuned_or_default,
     tuned_run,
 )
 from es_semantic.schema.tuning import RerankEvaluation, Tuning
@@ -153,7 +154,13 @@ def tune_and_save(
         ]
     results = tune(inputs.legs, tune_qrels, test_qrels, METRIC)
     lines += _fusion_lines(results, hybrid_fusion(list(inputs.legs.hits), None)[0])
-    fused = best_fusion(results)
+    best = best_fusion(results)
+    fused, over_default = tuned_or_default(inputs.legs, best, tune_qrels, test_qrels)
+    default = hybrid_fusion(list(inputs.legs.hits), None)[0]
+    if best.method != default or best is not fused:
+        verdict = "clear: it is kept" if fused is best else "not clear: the default is kept"
+        lines.append(f"  {best.method} over the default ({default}), tuning queries: "
+                     f"{over_default.describe(METRIC)}; {verdict}")  # fmt: skip
     chosen, leg, gain = fusion_or_best_leg(inputs.legs, fused, tune_qrels, test_qrels)
     lines.append(_guard_line(leg, gain, chosen if chosen is not fused else None))
     lines.append(_legs_line(held_out_legs(inputs.legs, test_qrels, METRIC), chosen))

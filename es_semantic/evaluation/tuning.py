@@ -128,6 +128,31 @@ def best_fusion(results: list[TuneResult]) -> TuneResult:
     return max(results, key=lambda r: r.tuned_score)
 
 
+def tuned_or_default(
+    legs: LegRuns, fused: TuneResult, tune_qrels: Qrels, test_qrels: Qrels
+) -> tuple[TuneResult, Gain]:
+    """``fused`` (the best on the tuning queries) replaces the default a search runs with
+    nothing stored only when its gain over that default on ``tune_qrels`` has a
+    paired-bootstrap interval above 0; otherwise the default is kept (a setting picked from a
+    grid on half the queries is ahead of it partly by chance)."""
+    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)
+    setting = alpha if method == "weighted" else float(rank_constant) if method == "rrf" else 0.0
+    default = TuneResult(method, setting, 0.0, 0.0, fused.default_held_out, fused.metric)
+    run = tuned_run(legs, default).ranked
+    gain = paired_bootstrap(
+        per_query(run, tune_qrels, fused.metric),
+        per_query(tuned_run(legs, fused).ranked, tune_qrels, fused.metric),
+    )
+    if gain.helps or (fused.method, fused.setting) == (method, setting):
+        return fused, gain
+    scored = TuneResult(
+        method, setting, evaluate(run, tune_qrels, [fused.metric])[fused.metric],
+        evaluate(run, test_qrels, [fused.metric])[fused.metric], fused.default_held_out,
+        fused.metric,
+    )  # fmt: skip
+    return scored, gain
+
+
 def tuned_run(legs: LegRuns, chosen: TuneResult) -> ModeRun:
     """The first stage a search with ``chosen`` stored would give."""
     if chosen.method == "weighted":

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from es_semantic.evaluation.metrics import evaluate
 from es_semantic.evaluation.runner import LegRuns
-from es_semantic.evaluation.tuning import best_fusion, fusion_or_best_leg, split_queries, tune
+from es_semantic.evaluation.tuning import (
+    TuneResult,
+    best_fusion,
+    fusion_or_best_leg,
+    split_queries,
+    tune,
+    tuned_or_default,
+    tuned_run,
+)
 from es_semantic.search.fusion import LegHit
 
 
@@ -57,3 +65,29 @@ def test_a_fusion_clearly_ahead_is_kept() -> None:
     fused, kept, _leg, gain, _ = _guard(legs, qrels)
     assert gain.helps
     assert kept is fused
+
+
+def _tuned(method: str, setting: float) -> TuneResult:
+    return TuneResult(method, setting, 0.0, 0.0, 0.0, "ndcg@10")
+
+
+def test_a_tuned_setting_no_clearer_than_the_default_gives_way_to_it() -> None:
+    """Two legs that agree: every fusion ranks alike, so a tuned weighted 0.3 is no better
+    than the default a search runs with nothing stored (adaptive), which is kept."""
+    legs, qrels = _legs(40, keyword_right=set(range(40)), knn_right=set(range(40)))
+    tune_q, test_q = split_queries(qrels)
+    kept, gain = tuned_or_default(legs, _tuned("weighted", 0.3), tune_q, test_q)
+    assert not gain.helps and kept.method == "adaptive"
+
+
+def test_a_tuned_setting_clearly_ahead_of_the_default_is_kept() -> None:
+    """The keyword leg is sure of itself and wrong (a far higher top score), kNN is flat and
+    right: adaptive trusts keyword, weighted alpha 1 (kNN) is clearly ahead and kept."""
+    legs, qrels = _legs(40, keyword_right=set(), knn_right=set(range(40)))
+    for q, hits in legs.hits["keyword"].items():
+        legs.hits["keyword"][q] = [LegHit(hits[0].id, 90.0), *hits[1:]]
+    tune_q, test_q = split_queries(qrels)
+    adaptive = evaluate(tuned_run(legs, _tuned("adaptive", 0.0)).ranked, tune_q, ["ndcg@10"])
+    assert adaptive["ndcg@10"] < 0.9  # the precondition: the default misses here
+    kept, gain = tuned_or_default(legs, _tuned("weighted", 1.0), tune_q, test_q)
+    assert gain.helps and (kept.method, kept.setting) == ("weighted", 1.0)
