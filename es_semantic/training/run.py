@@ -106,10 +106,15 @@ def warn_if_worse(result: TrainReport, report: Callable[[str], None]) -> None:
     """Say so when the saved model scores below the base on the dev rows (``keep_trained``)."""
     before, after = result.before.get(result.metric), result.after.get(result.metric)
     if result.kept == "base":
+        advice = (
+            f"the --lr auto trials chose {result.lr:g}: try a lower --lr or more data"
+            if result.lr_trials and result.lr is not None
+            else "try --lr auto, a lower --lr or more data"
+        )
         report(
             f"no epoch beat the base on the dev rows ({result.metric}: base {before:.4f}, "
             f"epochs {', '.join(f'{s:.4f}' for s in result.epoch_scores[1:])}): the BASE model "
-            f"was saved to {result.out} unchanged; try --lr auto, a lower --lr or more data "
+            f"was saved to {result.out} unchanged; {advice} "
             "(--keep-trained saves the best epoch anyway)"
         )
     elif before is not None and after is not None and after < before:
