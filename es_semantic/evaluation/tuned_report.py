@@ -17,7 +17,6 @@ from es_semantic.evaluation.runner import (
     LegRuns,
     ModeRun,
     blended_mode,
-    hybrid_fusion,
     rerank_scores,
 )
 from es_semantic.evaluation.saved import data_digest, save_tuning_steps
@@ -25,6 +24,7 @@ from es_semantic.evaluation.significance import Gain, paired_bootstrap
 from es_semantic.evaluation.tuning import (
     TuneResult,
     best_fusion,
+    default_setting,
     fusion_or_best_leg,
     held_out_legs,
     split_queries,
@@ -153,10 +153,10 @@ def tune_and_save(
             "the same queries (this overfits; give more queries)"
         ]
     results = tune(inputs.legs, tune_qrels, test_qrels, METRIC)
-    lines += _fusion_lines(results, hybrid_fusion(list(inputs.legs.hits), None)[0])
+    default = default_setting(inputs.legs)[0]
+    lines += _fusion_lines(results, default)
     best = best_fusion(results)
     fused, over_default = tuned_or_default(inputs.legs, best, tune_qrels, test_qrels)
-    default = hybrid_fusion(list(inputs.legs.hits), None)[0]
     if best.method != default or best is not fused:
         verdict = "clear: it is kept" if fused is best else "not clear: the default is kept"
         lines.append(f"  {best.method} over the default ({default}), tuning queries: "

@@ -67,8 +67,7 @@ def tune(
             run = fused_mode(legs, method)
         return evaluate(run.ranked, qrels, [metric])[metric]
 
-    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)  # nothing stored
-    baseline = score(method, alpha if method == "weighted" else rank_constant, test_qrels)
+    baseline = score(*default_setting(legs), test_qrels)  # what a search runs, nothing stored
     results = []
     grids = (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60), ("adaptive", (0.0,), 0.0))
     for method, grid, default in grids:
@@ -115,11 +114,7 @@ def fusion_or_best_leg(
     alone = {"knn": 1.0, **({"keyword": 0.0} if set(legs.hits) == {"keyword", "knn"} else {})}
     if gain.helps or best not in alone:
         return chosen, best, gain
-    run = fused_mode(legs, "weighted", alpha=alone[best]).ranked
-    kept = TuneResult(
-        "weighted", alone[best], evaluate(run, tune_qrels, [metric])[metric],
-        evaluate(run, test_qrels, [metric])[metric], chosen.default_held_out, metric,
-    )  # fmt: skip
+    kept = _scored(legs, ("weighted", alone[best]), chosen, tune_qrels, test_qrels)
     return kept, best, gain
 
 
@@ -135,22 +130,39 @@ def tuned_or_default(
     nothing stored only when its gain over that default on ``tune_qrels`` has a
     paired-bootstrap interval above 0; otherwise the default is kept (a setting picked from a
     grid on half the queries is ahead of it partly by chance)."""
-    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)
-    setting = alpha if method == "weighted" else float(rank_constant) if method == "rrf" else 0.0
-    default = TuneResult(method, setting, 0.0, 0.0, fused.default_held_out, fused.metric)
-    run = tuned_run(legs, default).ranked
+    default = default_setting(legs)
     gain = paired_bootstrap(
-        per_query(run, tune_qrels, fused.metric),
+        per_query(_run(legs, *default), tune_qrels, fused.metric),
         per_query(tuned_run(legs, fused).ranked, tune_qrels, fused.metric),
     )
-    if gain.helps or (fused.method, fused.setting) == (method, setting):
+    if gain.helps or (fused.method, fused.setting) == default:
         return fused, gain
-    scored = TuneResult(
-        method, setting, evaluate(run, tune_qrels, [fused.metric])[fused.metric],
-        evaluate(run, test_qrels, [fused.metric])[fused.metric], fused.default_held_out,
-        fused.metric,
+    return _scored(legs, default, fused, tune_qrels, test_qrels), gain
+
+
+def default_setting(legs: LegRuns) -> tuple[str, float]:
+    """The fusion and its setting (alpha, rank constant, or 0 for adaptive) a hybrid search
+    over ``legs`` runs with nothing stored, as a :class:`TuneResult` names them."""
+    method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)
+    return method, alpha if method == "weighted" else float(
+        rank_constant
+    ) if method == "rrf" else 0.0
+
+
+def _run(legs: LegRuns, method: str, setting: float) -> dict[str, list[str]]:
+    return tuned_run(legs, TuneResult(method, setting, 0.0, 0.0, 0.0, "")).ranked
+
+
+def _scored(
+    legs: LegRuns, setting: tuple[str, float], like: TuneResult, tune_qrels: Qrels,
+    test_qrels: Qrels,
+) -> TuneResult:  # fmt: skip
+    """``setting`` scored on the tuning and held-out queries, against ``like``'s default."""
+    run, metric = _run(legs, *setting), like.metric
+    return TuneResult(
+        *setting, evaluate(run, tune_qrels, [metric])[metric],
+        evaluate(run, test_qrels, [metric])[metric], like.default_held_out, metric,
     )  # fmt: skip
-    return scored, gain
 
 
 def tuned_run(legs: LegRuns, chosen: TuneResult) -> ModeRun:
