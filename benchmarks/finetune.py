@@ -91,7 +91,7 @@ def sts(lang: str, base: str, dev_name: str, args: argparse.Namespace, out: Path
     return {"base": base, "train_rows": report.train_rows, "dev_rows": report.dev_rows,
             "held_out_rows": len(held_out), "lr": report.lr, "lr_trials": report.lr_trials,
             "epochs": args.epochs, "batch_size": args.batch_size, "kept": report.kept,
-            "dev_epoch_scores": report.epoch_scores, "held_out_base": round(before, 4),
+            "dev_scores": report.dev_scores, "held_out_base": round(before, 4),
             "held_out_after": round(after, 4), "held_out_gain": round(after - before, 4),
             "seconds_per_epoch": report.seconds_per_epoch}  # fmt: skip
 

@@ -11,7 +11,7 @@ import click
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
 from es_semantic.errors import ConfigError
 from es_semantic.training.reranker import RERANKER_DEFAULTS
-from es_semantic.training.run import AUTO_LRS, TrainSettings
+from es_semantic.training.run import AUTO_LRS, EVALS_PER_EPOCH, TrainSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,8 +83,16 @@ def _options(epochs: int, batch_size: int, lr: float | str) -> list[Any]:
         click.option(
             "--keep-trained",
             is_flag=True,
-            help="save the best epoch even when it does not beat the base on the dev rows "
+            help="save the best point even when it does not beat the base on the dev rows "
             "(default: the base is saved then, and the report says so)",
+        ),
+        click.option(
+            "--evals-per-epoch",
+            type=click.IntRange(1),
+            default=EVALS_PER_EPOCH,
+            show_default=True,
+            help="score the dev rows this often an epoch (a checkpoint each time); the best "
+            "point is kept",
         ),
         click.option("--max-length", type=click.IntRange(8), help="tokens per text"),
         click.option("--seed", type=int, default=42, show_default=True),
@@ -207,7 +215,16 @@ class _Run:
         self.negatives_index = options.pop("negatives_index")
         self.values = {
             k: options.pop(k)
-            for k in ("epochs", "batch_size", "lr", "max_length", "seed", "fp16", "keep_trained")
+            for k in (
+                "epochs",
+                "batch_size",
+                "lr",
+                "max_length",
+                "seed",
+                "fp16",
+                "keep_trained",
+                "evals_per_epoch",
+            )
         }
         self.state = settings(click.get_current_context(), options)
 
@@ -253,15 +270,15 @@ class _Run:
         )
         for trial in report.lr_trials:
             click.echo(f"--lr auto trial: lr {trial['lr']:g}: dev {trial['dev']:.4f}")
-        epochs = ", ".join(f"{s:.4f}" for s in report.epoch_scores[1:])
-        click.echo(f"lr {report.lr:g}; dev {report.metric}: base (epoch 0) "
-                   f"{report.epoch_scores[0]:.4f}, epochs {epochs}")  # fmt: skip
+        scored = ", ".join(f"{s:.4f}" for s in report.dev_scores[1:])
+        click.echo(f"lr {report.lr:g}; dev {report.metric}: base {report.dev_scores[0]:.4f}, "
+                   f"then {scored}")  # fmt: skip
         click.echo(f"{'dev metric':<28} {'before':>9} {'after':>9}")
         for name in report.after:
             before = report.before.get(name, float("nan"))
             click.echo(f"{name:<28} {before:9.4f} {report.after[name]:9.4f}")
         if report.kept == "base":
-            click.echo(f"no epoch beat the base on the dev rows: the BASE model was saved to "
-                       f"{report.out} (--keep-trained saves the best epoch anyway)")  # fmt: skip
+            click.echo(f"no scored point beat the base on the dev rows: the BASE model was saved "
+                       f"to {report.out} (--keep-trained saves the best point anyway)")  # fmt: skip
         else:
             click.echo(f"saved to {report.out}")

@@ -18,6 +18,7 @@ from es_semantic.training.run import (
     TrainSettings,
     check_device,
     conclude,
+    dev_checks,
     epoch_losses,
     keep_metrics,
     pick_lr,
@@ -102,9 +103,10 @@ def finetune(
     report: Callable[[str], None] = print,
     progress: bool = True,
 ) -> TrainReport:
-    """Fine-tune the bi-encoder ``base`` on ``train``; the best epoch on the dev rows is saved,
-    or the base itself when no epoch beats it there (``settings.keep_trained`` saves the best
-    epoch anyway). ``settings.lr="auto"`` first runs the learning-rate trials (:func:`pick_lr`).
+    """Fine-tune the bi-encoder ``base`` on ``train``; the best point on the dev rows (scored
+    ``settings.evals_per_epoch`` times an epoch) is saved, or the base itself when no point
+    beats it there (``settings.keep_trained`` saves the best point anyway).
+    ``settings.lr="auto"`` first runs the learning-rate trials (:func:`pick_lr`).
     """
     st = require_st()
     settings = settings or TrainSettings()
@@ -128,7 +130,7 @@ def finetune(
         )  # fmt: skip
         return st.SentenceTransformerTrainer(model=model, args=args, loss=bi_encoder_loss(
             chosen, model, run.matryoshka), train_dataset=bi_encoder_dataset(rows),
-            evaluator=evaluator)  # fmt: skip
+            evaluator=evaluator, callbacks=dev_checks(run, trial))  # fmt: skip
 
     settings, trials = pick_lr(settings, train, lambda rows, run: run_trial(
         trainer(rows, run, trial=True), lambda: float(evaluator(model)[key])), report)  # fmt: skip

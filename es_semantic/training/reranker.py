@@ -16,6 +16,7 @@ from es_semantic.training.run import (
     TrainSettings,
     check_device,
     conclude,
+    dev_checks,
     epoch_losses,
     keep_metrics,
     pick_lr,
@@ -133,7 +134,8 @@ def train_reranker(
         data = {"query": queries, "passage": passages, "label": [float(x) for x in labels]}
         return CrossEncoderTrainer(model=model, args=args, train_dataset=Dataset.from_dict(data),
                                    loss=BinaryCrossEntropyLoss(model, pos_weight=weight),
-                                   evaluator=evaluator)  # fmt: skip
+                                   evaluator=evaluator,
+                                   callbacks=dev_checks(run, trial))  # fmt: skip
 
     settings, trials = pick_lr(settings, train, lambda rows, run: run_trial(
         trainer(rows, run, trial=True), lambda: float(evaluator(model)[key])), report)  # fmt: skip

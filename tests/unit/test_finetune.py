@@ -161,11 +161,11 @@ def test_the_base_kept_after_lr_auto_does_not_advise_lr_auto() -> None:
 
     said: list[str] = []
     base = TrainReport("out", "cosent", "m", {"m": 0.8673}, {"m": 0.8673}, 10, 2, "dev", 1.0, 1.0,
-                       epoch_scores=[0.8673, 0.8538], kept="base")  # fmt: skip
+                       dev_scores=[0.8673, 0.8538], kept="base")  # fmt: skip
     warn_if_worse(base, said.append)
     assert "try --lr auto" in said[0]
     auto = TrainReport("out", "cosent", "m", {"m": 0.8673}, {"m": 0.8673}, 10, 2, "dev", 1.0, 1.0,
-                       epoch_scores=[0.8673, 0.8538], kept="base", lr=2e-5,
+                       dev_scores=[0.8673, 0.8538], kept="base", lr=2e-5,
                        lr_trials=[{"lr": 2e-5, "dev": 0.8755}])  # fmt: skip
     warn_if_worse(auto, said.append)
     assert "--lr auto trials chose 2e-05: try a lower --lr" in said[1]

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from es_semantic.cli import cli
-from es_semantic.training.data import read_pairs
+from es_semantic.training.data import read_pairs, split_dev
 from tests.tiny_models import WORDS
 
 pytest.importorskip("datasets", reason="the train extra is not installed")
@@ -46,8 +46,8 @@ def test_a_diverging_run_hands_back_the_base_and_says_so(tiny_st_dir: Path,
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["kept"] == "base"
-    assert len(report["epoch_scores"]) == 3  # the base as epoch 0, then both epochs
-    assert report["epoch_scores"][0] == report["before"][report["metric"]]
+    assert len(report["dev_scores"]) == 1 + 2 * 4  # the base, then 4 points in each epoch
+    assert report["dev_scores"][0] == report["before"][report["metric"]]
     assert report["after"] == report["before"]
     assert "the BASE model was saved" in result.stderr
     for name in ("model.safetensors", "config_sentence_transformers.json", "modules.json"):
@@ -61,9 +61,43 @@ def test_a_run_that_learns_keeps_the_trained_model(tiny_st_dir: Path, tmp_path: 
     report = finetune(str(tiny_st_dir), train, tmp_path / "out", progress=False,
                       report=lambda _: None,
                       settings=TrainSettings(epochs=3, batch_size=8, lr=1e-3, device="cpu"))  # fmt: skip
-    assert report.kept == "trained" and len(report.epoch_scores) == 4
-    assert max(report.epoch_scores[1:]) > report.epoch_scores[0]
-    assert report.after[report.metric] == max(report.epoch_scores[1:])
+    assert report.kept == "trained" and len(report.dev_scores) == 1 + 3 * 4
+    assert max(report.dev_scores[1:]) > report.dev_scores[0]
+    assert report.after[report.metric] == max(report.dev_scores[1:])
+
+
+def test_scoring_more_often_adds_points_and_keeps_the_best(tiny_st_dir: Path,
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    """Scored four times an epoch, training is the same as scored once (same losses, same
+    scores at each epoch's end: scoring must not draw from training's random numbers), and
+    the folder saved is the best point, mid-epoch or not."""
+    from sentence_transformers import SentenceTransformer
+
+    from es_semantic.training.finetune import bi_encoder_evaluator
+
+    train, dev = split_dev(read_pairs(scored_file(tmp_path / "train.jsonl")))
+    reports = {
+        n: finetune(str(tiny_st_dir), train, tmp_path / f"out{n}", dev=dev, progress=False,
+                    report=lambda _: None, settings=TrainSettings(
+                        epochs=3, batch_size=8, lr=1e-3, device="cpu", evals_per_epoch=n))
+        for n in (1, 4)
+    }  # fmt: skip
+    once, often = reports[1], reports[4]
+    assert len(once.dev_scores) == 1 + 3 and len(often.dev_scores) == 1 + 3 * 4
+    assert often.losses == once.losses
+    assert often.dev_scores[::4] == once.dev_scores  # the base, then each epoch's end
+    evaluator, key = bi_encoder_evaluator(dev)
+    saved = float(evaluator(SentenceTransformer(str(tmp_path / "out4"), device="cpu"))[key])
+    assert often.kept == "trained"
+    assert saved == pytest.approx(max(often.dev_scores[1:]), abs=1e-6)
+
+
+@pytest.mark.parametrize(("steps", "per_epoch", "points"), [
+    (14, 4, {4, 7, 11}), (9, 4, {3, 5, 7}), (2, 4, {1}), (10, 1, set()), (1, 3, set()),
+])  # fmt: skip
+def test_dev_points_are_spread_through_the_epoch(steps: int, per_epoch: int,
+                                                 points: set[int]) -> None:  # fmt: skip
+    assert training_run.within_epoch(steps, per_epoch) == points
 
 
 def test_keep_trained_saves_the_best_epoch_even_when_worse(tiny_st_dir: Path,
