@@ -102,13 +102,19 @@ def _guard_line(leg: str, gain: Gain, kept: TuneResult | None) -> str:
 
 
 def _legs_line(legs: Mapping[str, float], chosen: TuneResult) -> str:
-    """The held-out legs beside the chosen fusion: is it within ``LEG_MARGIN`` of the best?"""
+    """The held-out legs beside the chosen fusion: how far above or under the best it is, and
+    whether that is within ``LEG_MARGIN``."""
     best = max(legs, key=lambda leg: legs[leg])
-    verdict = "within" if chosen.held_out_score >= legs[best] - LEG_MARGIN else "NOT within"
+    diff = round(chosen.held_out_score - legs[best], 4)
+    if diff >= 0:
+        where = f"{diff:+.4f} over the best leg ({best})"
+    else:
+        verdict = "within" if diff >= -LEG_MARGIN else "NOT within"
+        where = f"{diff:+.4f} under the best leg ({best}), {verdict} {LEG_MARGIN}"
     shown = ", ".join(f"{leg} {score:.4f}" for leg, score in legs.items())
     return (
-        f"  held out, single legs: {shown}; {chosen.method} (kept) {chosen.held_out_score:.4f} "
-        f"is {verdict} {LEG_MARGIN} of the best leg ({best})"
+        f"  held out, single legs: {shown}; {chosen.method} (kept) "
+        f"{chosen.held_out_score:.4f}: {where}"
     )
 
 

@@ -109,3 +109,18 @@ def test_summary_names_the_setting_the_data_and_the_gain():
     line = TUNED.summary()
     assert "weighted alpha=0.7" in line and "0.7000 -> 0.7200" in line
     assert "q.jsonl" in line and "test.tsv" in line and "weight 0.2" in line
+
+
+@pytest.mark.parametrize(("kept", "said"), [
+    (0.7382, "0.7382: +0.0466 over the best leg (keyword)"),
+    (0.6886, "0.6886: -0.0030 under the best leg (keyword), within 0.005"),
+    (0.6766, "0.6766: -0.0150 under the best leg (keyword), NOT within 0.005"),
+])  # fmt: skip
+def test_the_legs_line_says_how_far_the_kept_fusion_is_from_the_best_leg(kept: float,
+                                                                        said: str) -> None:  # fmt: skip
+    from es_semantic.evaluation.tuned_report import _legs_line
+    from es_semantic.evaluation.tuning import TuneResult
+
+    chosen = TuneResult("weighted", 0.5, 0.7367, kept, 0.7312, "ndcg@10")
+    line = _legs_line({"keyword": 0.6916, "knn": 0.6550}, chosen)
+    assert line.endswith(f"weighted (kept) {said}"), line
