@@ -20,8 +20,7 @@ from es_semantic.errors import ConfigError
 from es_semantic.evaluation.metrics import DEFAULT_METRICS, Qrels, evaluate, percentile
 from es_semantic.schema.tuning import Tuning
 from es_semantic.search.core import rerank_text
-from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
-from es_semantic.search.legs import leg_weights
+from es_semantic.search.fusion import LegHit, fuse_legs, interpolate
 from es_semantic.search.request import SearchRequest
 from es_semantic.search.searcher import Searcher
 from es_semantic.search.tuned import apply_tuning
@@ -132,19 +131,6 @@ def leg_mode(legs: LegRuns, leg: str) -> ModeRun:
     )
 
 
-def fuse(
-    method: str, lists: Mapping[str, Sequence[LegHit]], *, rank_constant: int = 60,
-    alpha: float = 0.5,
-) -> list[Fused]:  # fmt: skip
-    """One query's legs fused like a search with ``fusion=method`` fuses them on the client
-    (``alpha``: the kNN weight, the other legs sharing ``1 - alpha``)."""
-    if method in ("hybrid", "rrf"):
-        return rrf(lists, rank_constant=rank_constant)
-    if method == "adaptive":
-        return adaptive(lists)
-    return weighted(lists, leg_weights(list(lists), alpha))
-
-
 def fused_mode(
     legs: LegRuns, method: str, *, rank_constant: int = 60, alpha: float = 0.5,
     only: Sequence[str] | None = None,
@@ -156,7 +142,8 @@ def fused_mode(
     for qid in legs.hits[names[0]]:
         lists = {leg: legs.hits[leg].get(qid, []) for leg in names}
         started = time.perf_counter()
-        fused = fuse(method, lists, rank_constant=rank_constant, alpha=alpha)
+        fused = fuse_legs("rrf" if method == "hybrid" else method, lists,
+                          rank_constant=rank_constant, alpha=alpha)  # fmt: skip
         fuse_ms = (time.perf_counter() - started) * 1000
         out.ranked[qid] = [f.id for f in fused]
         out.scores[qid] = [f.score for f in fused]

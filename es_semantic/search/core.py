@@ -14,8 +14,8 @@ from es_semantic.errors import InputError, SearchError
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
-from es_semantic.search.fusion import Fused, LegHit, adaptive, interpolate, rrf, weighted
-from es_semantic.search.legs import check_sparse, leg_weights, legs_plan, sparse_of, vector_of
+from es_semantic.search.fusion import CLIENT_FUSIONS, Fused, LegHit, fuse_legs, interpolate
+from es_semantic.search.legs import check_sparse, legs_plan, sparse_of, vector_of
 from es_semantic.search.request import (
     SearchRequest,
 )
@@ -37,7 +37,6 @@ class SearchPlan:
 
 
 SERVER_FUSIONS = ("server-rrf", "server-linear")
-CLIENT_FUSIONS = ("rrf", "weighted", "adaptive")
 UNKNOWN_CLUSTER = ClusterInfo("0.0.0", (0, 0, 0))
 
 
@@ -251,12 +250,8 @@ def assemble(
             known.passage = known.passage or cand.passage
     if plan.fusion in CLIENT_FUSIONS:
         leg_lists = {leg: [LegHit(c.id, c.score) for c in cs] for leg, cs in legs.items()}
-        if plan.fusion == "adaptive":
-            fused = adaptive(leg_lists)
-        elif plan.fusion == "rrf":
-            fused = rrf(leg_lists, rank_constant=request.rank_constant)
-        else:
-            fused = weighted(leg_lists, leg_weights(request.leg_names, request.alpha))
+        fused = fuse_legs(plan.fusion, leg_lists, rank_constant=request.rank_constant,
+                          alpha=request.alpha)  # fmt: skip
     else:
         ((leg, only),) = legs.items()
         fused = [Fused(c.id, c.score, {leg: i + 1}, {leg: c.score}) for i, c in enumerate(only)]

@@ -158,3 +158,31 @@ def adaptive(legs: Mapping[str, Sequence[LegHit]], *, window: int | None = None)
     if not any(weights.values()):
         weights = dict.fromkeys(legs, 1.0)
     return weighted(legs, weights, window=window)
+
+
+def leg_weights(legs: Sequence[str], alpha: float) -> dict[str, float]:
+    """Weighted fusion's weights, one rule for search and ``eval``: kNN ``alpha``, the other
+    legs sharing ``1 - alpha`` equally (keyword + kNN: kNN alpha, keyword 1 - alpha); without
+    a kNN leg, equal weights."""
+    others = [leg for leg in legs if leg != "knn"]
+    if len(others) == len(legs):
+        return dict.fromkeys(legs, 1.0 / len(legs))
+    return {"knn": alpha, **{leg: (1.0 - alpha) / max(len(others), 1) for leg in others}}
+
+
+CLIENT_FUSIONS = ("rrf", "weighted", "adaptive")
+
+
+def fuse_legs(
+    method: str, legs: Mapping[str, Sequence[LegHit]], *, rank_constant: int = 60,
+    alpha: float = 0.5,
+) -> list[Fused]:  # fmt: skip
+    """One query's legs fused on the client, one rule for search and ``eval``: ``rrf``,
+    ``adaptive`` or ``weighted`` (kNN ``alpha``, the other legs sharing ``1 - alpha``)."""
+    if method == "rrf":
+        return rrf(legs, rank_constant=rank_constant)
+    if method == "adaptive":
+        return adaptive(legs)
+    if method == "weighted":
+        return weighted(legs, leg_weights(list(legs), alpha))
+    raise ValueError(f"unknown client fusion {method!r}: one of {', '.join(CLIENT_FUSIONS)}")

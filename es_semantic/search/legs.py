@@ -17,16 +17,6 @@ def needs_sparse(request: SearchRequest) -> bool:
     return "sparse" in request.leg_names
 
 
-def leg_weights(legs: Sequence[str], alpha: float) -> dict[str, float]:
-    """Weighted fusion's weights, one rule for search and ``eval``: kNN ``alpha``, the other
-    legs sharing ``1 - alpha`` equally (keyword + kNN: kNN alpha, keyword 1 - alpha); without
-    a kNN leg, equal weights."""
-    others = [leg for leg in legs if leg != "knn"]
-    if len(others) == len(legs):
-        return dict.fromkeys(legs, 1.0 / len(legs))
-    return {"knn": alpha, **{leg: (1.0 - alpha) / max(len(others), 1) for leg in others}}
-
-
 def check_sparse(request: SearchRequest, contract: IndexContract, cluster: ClusterInfo) -> None:
     """Refuse a sparse search the index or the cluster cannot answer."""
     if not needs_sparse(request):

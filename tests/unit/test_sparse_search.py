@@ -10,7 +10,7 @@ from es_semantic.cluster import ClusterInfo
 from es_semantic.errors import InputError, SearchError
 from es_semantic.schema.contract import IndexContract, SparseLeg
 from es_semantic.search import core
-from es_semantic.search.legs import leg_weights
+from es_semantic.search.fusion import leg_weights
 from es_semantic.search.request import SearchRequest
 from tests.unit.test_sparse_contract import DENSE, Spec
 
@@ -163,20 +163,30 @@ def test_sparse_needs_a_leg_and_a_new_enough_cluster() -> None:
 def test_weighted_over_three_legs_is_one_rule_for_search_and_eval() -> None:
     """A search's weighted fusion and eval's rank the same three legs alike at any alpha (eval
     gave kNN alpha and search equal thirds: a stored alpha meant nothing to the search)."""
-    from es_semantic.evaluation.runner import fuse
+    from es_semantic.evaluation.runner import LegRuns, fused_mode
     from es_semantic.search.fusion import LegHit
 
     lists = {"keyword": ["a", "b", "x"], "knn": ["b", "c", "y"], "sparse": ["a", "d", "z"]}
     responses = {leg: _response(ids) for leg, ids in lists.items()}
     legs = {leg: [LegHit(h["_id"], h["_score"]) for h in r["hits"]["hits"]]
             for leg, r in responses.items()}  # fmt: skip
+    runs = LegRuns()
+    for leg, hits in legs.items():
+        runs.hits[leg], runs.ms[leg] = {"q1": hits}, {"q1": 1.0}
     orders = set()
     for alpha in (0.2, 0.5, 0.9):
         request = SearchRequest("q", legs="keyword,knn,sparse", k=5, fusion="weighted",
                                 alpha=alpha)  # fmt: skip
         plan = core.plan_search(request, contract(), VECTOR, sparse=SPARSE)
         searched = [h.id for h in core.assemble(request, contract(), plan, responses, {}).hits]
-        evaluated = [f.id for f in fuse("weighted", legs, alpha=alpha)][:5]
+        evaluated = fused_mode(runs, "weighted", alpha=alpha).ranked["q1"][:5]
         assert searched == evaluated
         orders.add(tuple(searched[:2]))
     assert len(orders) > 1  # alpha changes a three-leg search's order
+
+
+def test_an_unknown_client_fusion_is_refused_by_name() -> None:
+    from es_semantic.search.fusion import LegHit, fuse_legs
+
+    with pytest.raises(ValueError, match="unknown client fusion 'linear'"):
+        fuse_legs("linear", {"keyword": [LegHit("a", 1.0)]})
