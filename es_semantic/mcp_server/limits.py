@@ -113,6 +113,29 @@ def clip(text: str | None, limit: int) -> str | None:
     return text[: max(limit - 1, 0)].rstrip() + "…"
 
 
+def clip_value(value: Any, limits: McpLimits, depth: int = 0) -> Any:
+    """A metadata value as a result shows it: strings clipped to ``max_value_chars``, lists
+    to ``max_filter_values`` items, objects to ``max_filters`` keys, three levels deep."""
+    if isinstance(value, str):
+        return clip(value, limits.max_value_chars)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= 3:
+        return clip(str(value), limits.max_value_chars)
+    if isinstance(value, list | tuple):
+        return [clip_value(v, limits, depth + 1) for v in value[: limits.max_filter_values]]
+    if isinstance(value, Mapping):
+        items = list(value.items())[: limits.max_filters]
+        return {clip(str(k), limits.max_value_chars): clip_value(v, limits, depth + 1)
+                for k, v in items}  # fmt: skip
+    return clip(str(value), limits.max_value_chars)
+
+
+def metadata_json(source: Mapping[str, Any], contract: IndexContract, limits: McpLimits) -> Any:
+    """The contract's metadata fields of ``source``, each value within the caps."""
+    return {k: clip_value(source[k], limits) for k in contract.metadata_fields if k in source}
+
+
 def hit_json(hit: Hit, contract: IndexContract, limits: McpLimits) -> dict[str, Any]:
     """One hit as a tool returns it: id, score, title, snippet, the matched passage, its
     metadata, and each leg's rank and score."""
@@ -125,7 +148,7 @@ def hit_json(hit: Hit, contract: IndexContract, limits: McpLimits) -> dict[str, 
         "title": clip(title, limits.title_chars),
         "snippet": clip(passage, limits.snippet_chars),
         "passage": clip(passage, limits.max_text_chars),
-        "metadata": {k: source[k] for k in contract.metadata_fields if k in source},
+        "metadata": metadata_json(source, contract, limits),
         "ranks": dict(hit.ranks),
         "scores": {k: round(v, 6) for k, v in hit.scores.items()},
     }
@@ -154,7 +177,7 @@ def document_json(
         for name in contract.text_fields
         if isinstance(source.get(name), str)
     }
-    metadata = {k: source[k] for k in contract.metadata_fields if k in source}
+    metadata = metadata_json(source, contract, limits)
     return {"index": index, "id": str(raw.get("_id")), "texts": texts, "metadata": metadata}
 
 
@@ -181,7 +204,8 @@ def index_json(
         entry: dict[str, Any] = {"type": kind}
         if f"values:{name}" in aggs:
             buckets = aggs[f"values:{name}"].get("buckets") or []
-            entry["values"] = [b.get("key_as_string", b.get("key")) for b in buckets]
+            entry["values"] = [clip_value(b.get("key_as_string", b.get("key")), limits)
+                               for b in buckets]  # fmt: skip
         if f"min:{name}" in aggs:
             low, high = aggs[f"min:{name}"], aggs[f"max:{name}"]
             entry["min"] = low.get("value_as_string", low.get("value"))

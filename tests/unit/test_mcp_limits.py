@@ -3,6 +3,8 @@ contracts and metadata values described, explanations per leg."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from es_semantic.errors import InputError
@@ -12,6 +14,7 @@ from es_semantic.mcp_server.limits import (
     check_index,
     check_k,
     check_query,
+    document_json,
     explanation,
     hit_json,
     index_json,
@@ -96,3 +99,20 @@ def test_explanation_per_leg() -> None:
     assert "absent from the knn leg's candidates" in only_keyword["why"]
     missing = explanation("zzz", result, 100, ("keyword", "knn"))
     assert missing["found"] is False and "first 100 results" in missing["why"]
+
+
+def test_metadata_in_results_is_bounded() -> None:
+    """A document's metadata is whatever was indexed: a 100,000-character keyword or a list
+    of 10,000 tags must not reach the agent whole (hits, get_document, list_indices)."""
+    huge = {"title": "t", "text": "x", "lang": ["a" * 100_000] * 10_000, "year": 2020}
+    shaped = hit_json(Hit("d1", 0.5, huge), CONTRACT, LIMITS)
+    assert len(json.dumps(shaped)) < 2_000
+    assert shaped["metadata"]["lang"][0] == "a" * 7 + "…" and shaped["metadata"]["year"] == 2020
+    assert len(shaped["metadata"]["lang"]) == LIMITS.max_filter_values
+    document = document_json("docs", {"_id": "d1", "_source": huge}, CONTRACT, LIMITS)
+    assert len(json.dumps(document)) < 2_000
+    single = hit_json(Hit("d2", 0.5, {"lang": "b" * 100_000}), CONTRACT, LIMITS)
+    assert single["metadata"]["lang"] == "b" * 7 + "…"
+    response = {"aggregations": {"values:lang": {"buckets": [{"key": "c" * 30_000}]}}}
+    described = index_json("docs", CONTRACT, response, LIMITS)
+    assert described["metadata_fields"]["lang"]["values"] == ["c" * 7 + "…"]
