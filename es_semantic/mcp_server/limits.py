@@ -42,7 +42,7 @@ def check_index(index: str, allowed: Sequence[str]) -> str:
     """The index, if it is on the allow-list (exact names)."""
     if index not in allowed:
         raise InputError(
-            f"index {index!r} is not served here: use one of {', '.join(allowed)} "
+            f"index {clip(index, 100)!r} is not served here: use one of {', '.join(allowed)} "
             "(list_indices describes them)"
         )
     return index
@@ -78,6 +78,11 @@ def check_filters(filters: Mapping[str, Any] | None, limits: McpLimits) -> dict[
         raise InputError(f"{len(filters)} filter fields; the limit is {limits.max_filters}")
     out: dict[str, Any] = {}
     for field, value in filters.items():
+        if len(field) > limits.max_value_chars:
+            raise InputError(
+                f"a filter field name has {len(field)} characters; the limit is "
+                f"{limits.max_value_chars} (list_indices names the fields)"
+            )
         if isinstance(value, Mapping):
             bounds = {k: v for k, v in value.items() if v is not None}
             unknown = sorted(set(bounds) - set(RANGE_KEYS))

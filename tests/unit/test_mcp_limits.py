@@ -116,3 +116,14 @@ def test_metadata_in_results_is_bounded() -> None:
     response = {"aggregations": {"values:lang": {"buckets": [{"key": "c" * 30_000}]}}}
     described = index_json("docs", CONTRACT, response, LIMITS)
     assert described["metadata_fields"]["lang"]["values"] == ["c" * 7 + "…"]
+
+
+def test_names_an_agent_sends_are_capped_and_never_echoed_whole() -> None:
+    """The index and the filter fields are the agent's text too: a huge one is refused in a
+    short sentence (and never reaches a cluster request or an error whole)."""
+    with pytest.raises(InputError) as err:
+        check_index("x" * 100_000, ["docs"])
+    assert len(str(err.value)) < 300 and "use one of docs" in str(err.value)
+    with pytest.raises(InputError) as err:
+        check_filters({"f" * 100_000: "en"}, LIMITS)
+    assert len(str(err.value)) < 300 and "characters; the limit is" in str(err.value)
