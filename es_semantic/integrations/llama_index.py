@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +74,7 @@ class ESSemanticRetriever(BaseRetriever):
     source fields, ``id``, per-leg ``scores`` and ``ranks`` as metadata.
 
     ``searcher`` serves ``retrieve``, ``async_searcher`` serves ``aretrieve`` (without one,
-    ``aretrieve`` runs the sync searcher). ``filters``: es-semantic filters or
+    ``aretrieve`` runs the sync searcher in a thread). ``filters``: es-semantic filters or
     ``MetadataFilters``; other keyword arguments go to ``Searcher.search``.
     """
 
@@ -105,8 +106,8 @@ class ESSemanticRetriever(BaseRetriever):
         return _nodes(result, self.searcher.index, self.searcher.contract())
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        if self.async_searcher is None:
-            return self._retrieve(query_bundle)
+        if self.async_searcher is None:  # the sync search in a thread: the loop keeps going
+            return await asyncio.to_thread(self._retrieve, query_bundle)
         result = await self.async_searcher.search(query_bundle.query_str, **self.options)
         contract = await self.async_searcher.contract()
         return _nodes(result, self.async_searcher.index, contract)
