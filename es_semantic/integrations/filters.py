@@ -67,10 +67,15 @@ def _value(leaf: Leaf) -> Any:
     if leaf.op == "eq":
         return leaf.value
     if leaf.op == "in":
-        return list(leaf.value)
+        return _listed(leaf.value)
     if leaf.op == "exists":
         return {"exists": bool(leaf.value)}
     return {leaf.op: leaf.value}
+
+
+def _listed(value: Any) -> list[Any]:
+    """An ``in`` operand as a list: a single value (a string too) is a list of one."""
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
 
 
 def _one_field_any(node: Node, framework: str) -> tuple[str, list[Any]]:
@@ -90,7 +95,7 @@ def _one_field_any(node: Node, framework: str) -> tuple[str, list[Any]]:
             raise unsupported(framework, f"or with {child.op}",
                               "OR works on equalities of one field")  # fmt: skip
         fields.add(child.field)
-        values += [child.value] if child.op == "eq" else list(child.value)
+        values += [child.value] if child.op == "eq" else _listed(child.value)
     if len(fields) != 1:
         raise unsupported(framework, "or across fields",
                           f"{sorted(fields)}: OR works on one field's values")  # fmt: skip

@@ -90,3 +90,19 @@ def test_langchain_structured_query() -> None:
     ]:  # fmt: skip
         with pytest.raises(InputError, match=named):
             lc_shell.es_filters(bad)
+
+
+def test_in_with_one_plain_value_is_that_value_not_its_characters() -> None:
+    """Both frameworks accept ``in`` with a single string (or number): it means that value,
+    never a list of its characters (``["e", "n"]`` silently matched other documents)."""
+    one = MFs(filters=[MF(key="lang", value="en", operator=Op.IN)])
+    assert li_shell.es_filters(one) == {"lang": ["en"]}
+    either = MFs(filters=[MF(key="lang", value="en", operator=Op.ANY),
+                          MF(key="lang", value="fr", operator=Op.IN)], condition=Cond.OR)  # fmt: skip
+    assert li_shell.es_filters(either) == {"lang": ["en", "fr"]}
+    assert lc_shell.es_filters(C(comparator=lc.Comparator.IN, attribute="lang", value="en")) == {
+        "lang": ["en"]
+    }
+    assert lc_shell.es_filters(C(comparator=lc.Comparator.IN, attribute="year", value=2020)) == {
+        "year": [2020]
+    }
