@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import traceback
 from collections.abc import Iterable
 
 MASK = "***"
@@ -61,7 +62,8 @@ def client_secrets(es: object) -> list[str]:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks the given secrets in every record it passes."""
+    """A logging filter that masks the given secrets in every record it passes: its message
+    and the traceback of the exception logged with it."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -69,6 +71,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            record.msg = redact(record.getMessage(), self.secrets)
-            record.args = None
+            text, trace = record.getMessage(), record.exc_text
+            if record.exc_info and record.exc_info[1] is not None:  # formatted here: masked
+                trace = "".join(traceback.format_exception(record.exc_info[1])).rstrip()
+            if trace:
+                text += "\n" + trace
+            record.msg, record.args = redact(text, self.secrets), None
+            record.exc_info, record.exc_text = None, None
         return True

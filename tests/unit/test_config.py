@@ -1,4 +1,5 @@
 import base64
+import io
 import logging
 
 import pytest
@@ -49,6 +50,28 @@ def test_logging_filter_masks(caplog):
     record = logger.makeRecord("x", logging.INFO, __file__, 1, "password=%s", ("s3cret",), None)
     assert handler_filter.filter(record)
     assert record.getMessage() == "password=***"
+
+
+def test_logging_filter_masks_the_traceback_too():
+    """A record logged with its exception (``log.exception``, ``exc_info=``: the MCP SDK's
+    "session crashed", the transport's retries) prints the exception's text: masked too."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactingFilter(["s3cret-key"]))
+    logger = logging.getLogger("es_semantic.test.traceback")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("request with api key s3cret-key failed")
+        except RuntimeError:
+            logger.exception("it crashed")
+    finally:
+        logger.removeHandler(handler)
+    assert "it crashed" in out.getvalue() and "RuntimeError: request with api key ***" in (
+        out.getvalue()
+    )
+    assert "s3cret-key" not in out.getvalue()
 
 
 def test_config_file_then_env_then_flags(tmp_path):
