@@ -119,7 +119,9 @@ class ESConfig:
         url = self.url or ""
         scheme, sep, rest = url.partition("://")
         if sep and "@" in rest.split("/", 1)[0]:
-            rest = "***@" + rest.split("@", 1)[1]
+            # up to the last @: the client reads u:p@ss@host as the password p@ss, and a
+            # password with an unencoded / is masked whole (its path masked with it)
+            rest = "***@" + rest.rpartition("@")[2]
         return f"{scheme}{sep}{rest}"
 
     def secrets(self) -> list[str]:
@@ -130,8 +132,8 @@ class ESConfig:
             found.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
         url = self.url or ""
         netloc = url.partition("://")[2].split("/", 1)[0]
-        if "@" in netloc:
-            found.append(netloc.split("@", 1)[0].partition(":")[2])
+        if "@" in netloc:  # the password the client sends: up to the last @ of the host part
+            found.append(netloc.rpartition("@")[0].partition(":")[2])
         return [s for s in found if s]
 
     def client_kwargs(self) -> dict[str, Any]:

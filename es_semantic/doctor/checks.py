@@ -9,7 +9,7 @@ from typing import Any
 
 from es_semantic.config import EncoderConfig
 from es_semantic.doctor.cluster_checks import cluster_findings, connection_findings
-from es_semantic.doctor.facts import EXTRAS, Facts, IndexFacts, ModelFacts
+from es_semantic.doctor.facts import EXTRAS, READ_FAILED, Facts, IndexFacts, ModelFacts
 from es_semantic.doctor.findings import Finding
 from es_semantic.errors import IndexContractError
 from es_semantic.schema.contract import META_KEY, IndexContract
@@ -97,6 +97,8 @@ def index_findings(index: IndexFacts, config: EncoderConfig | None) -> list[Find
     section = f"index {index.name}"
     if index.info is None:
         fix = "check the name, or create it with `es-semantic index` / `create-index`"
+        if (index.error or "").startswith(READ_FAILED):  # not an answer about the index
+            fix = "check the cluster's health, then run doctor again"
         return [Finding(section, "contract", "fail", index.error or "unreadable", fix)]
     info = index.info
     try:

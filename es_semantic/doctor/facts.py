@@ -37,6 +37,9 @@ class ModelFacts:
     error: str | None = None
 
 
+READ_FAILED = "reading it failed"  # an index error that says nothing of the index itself
+
+
 @dataclass(frozen=True)
 class IndexFacts:
     """``index_info`` of the index asked about, or the one-line error reading it gave."""

@@ -11,7 +11,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch
 
 from es_semantic.config import ESConfig
-from es_semantic.doctor.facts import EXTRAS, Facts, IndexFacts, ModelFacts
+from es_semantic.doctor.facts import EXTRAS, READ_FAILED, Facts, IndexFacts, ModelFacts
 from es_semantic.elastic.calls import run
 from es_semantic.elastic.client import (
     CLIENT_VERSION,
@@ -66,6 +66,10 @@ def read_index(es: Elasticsearch, index: str, secrets: list[str]) -> IndexFacts:
         return IndexFacts(index, error=redact(str(exc), secrets))
     except ApiError as exc:
         return IndexFacts(index, error=redact(f"HTTP {exc.meta.status}: {exc.message}", secrets))
+    except Exception as exc:  # a timeout, a dropped connection: still one line, not a crash
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return IndexFacts(index, error=redact(f"{READ_FAILED}: {type(exc).__name__}: "
+                                              f"{first}", secrets))  # fmt: skip
 
 
 def load_model(model: str | None, options: Mapping[str, Any]) -> ModelFacts:

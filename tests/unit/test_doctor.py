@@ -206,3 +206,40 @@ def test_a_cluster_that_answers_but_refuses_gets_the_matching_fix(error, fix):
     found = diagnose(Facts(ESConfig(url="https://es.example.com"), "9.1.0", None, error))
     (reachable,) = [f for f in found if f.check == "reachable"]
     assert reachable.status == "fail" and reachable.detail == error and fix in reachable.fix
+
+
+class _TimesOut:
+    """A client whose every call times out after GET / answered (a busy or flaky cluster)."""
+
+    def __getattr__(self, name: str) -> _TimesOut:
+        return self
+
+    def __call__(self, **kwargs: object) -> None:
+        import elastic_transport
+
+        raise elastic_transport.ConnectionTimeout("timed out talking to https://u:s3cret@es")
+
+
+def test_an_index_read_that_times_out_is_a_fact_not_a_crash():
+    """gather's promise: every failure becomes a one-line fact. A timeout while reading the
+    index escaped it, so doctor printed one error and no findings (and no --json at all)."""
+    from es_semantic.doctor.gather import read_index
+
+    facts_read = read_index(_TimesOut(), "docs", ["s3cret"])  # type: ignore[arg-type]
+    assert facts_read.info is None and facts_read.error is not None
+    assert "ConnectionTimeout" in facts_read.error and "s3cret" not in facts_read.error
+    assert "\n" not in facts_read.error
+    (line,) = lines(diagnose(facts(index=facts_read)), "index docs").values()
+    assert line.status == "fail" and "health" in line.fix and "create" not in line.fix
+
+
+def test_a_password_with_an_at_sign_is_never_shown():
+    """The client reads ``user:p@ss@host`` as the password ``p@ss`` (the last @ ends the
+    credentials); the doctor's address line showed ``***@ss@host`` (half the password)."""
+    config = ESConfig(url="https://elastic:p@ss@es.example:9200")
+    assert config.display_url() == "https://***@es.example:9200"
+    assert "p@ss" in config.secrets()
+    out = json.dumps(render_json(diagnose(Facts(config, "8.19.0"))))
+    assert "ss@" not in out and "p@ss" not in out
+    slashed = ESConfig(url="https://elastic:p@ss/w0rd@es.example:9200")  # not even a URL
+    assert "w0rd" not in slashed.display_url() and "es.example:9200" in slashed.display_url()
