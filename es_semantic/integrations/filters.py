@@ -86,6 +86,11 @@ def _one_field_any(node: Node, framework: str) -> tuple[str, list[Any]]:
         if isinstance(child, Node):
             if child.condition == "and" and len(child.children) == 1:
                 child = child.children[0]
+            if isinstance(child, Node) and child.condition == "and":  # never read as an OR
+                field, more = _and_as_values(child, framework)
+                fields.add(field)
+                values += more
+                continue
             if isinstance(child, Node):
                 field, more = _one_field_any(child, framework)
                 fields.add(field)
@@ -100,6 +105,18 @@ def _one_field_any(node: Node, framework: str) -> tuple[str, list[Any]]:
         raise unsupported(framework, "or across fields",
                           f"{sorted(fields)}: OR works on one field's values")  # fmt: skip
     return fields.pop(), list(dict.fromkeys(values))
+
+
+def _and_as_values(node: Node, framework: str) -> tuple[str, list[Any]]:
+    """An AND under an OR: allowed only when it folds to one field's equality."""
+    folded = to_filters(node, framework) or {}  # two values of one field: refused there
+    if len(folded) != 1:
+        hint = f"{sorted(folded)} under and: OR works on one field's values"
+        raise unsupported(framework, "or across fields", hint)
+    ((field, value),) = folded.items()
+    if isinstance(value, dict):
+        raise unsupported(framework, "or with a range", "OR works on equalities of one field")
+    return field, value if isinstance(value, list) else [value]
 
 
 def _both(field: str, first: Any, second: Any, framework: str) -> Any:

@@ -106,3 +106,25 @@ def test_in_with_one_plain_value_is_that_value_not_its_characters() -> None:
     assert lc_shell.es_filters(C(comparator=lc.Comparator.IN, attribute="year", value=2020)) == {
         "year": [2020]
     }
+
+
+def test_an_and_inside_an_or_is_never_read_as_an_or() -> None:
+    """``tag = a OR (tag = b AND tag = c)`` (tags are lists: the AND means both tags) was folded
+    into ``tag in [a, b, c]``, a wider filter than asked, silently; it is refused in one line."""
+    inner_and = MFs(filters=[MF(key="tag", value="b"), MF(key="tag", value="c")],
+                    condition=Cond.AND)  # fmt: skip
+    tree = MFs(filters=[MF(key="tag", value="a"), inner_and], condition=Cond.OR)
+    with pytest.raises(InputError, match="and on one field"):
+        li_shell.es_filters(tree)
+    mixed = MFs(filters=[MF(key="tag", value="a"), MFs(filters=[
+        MF(key="tag", value="b"), MF(key="lang", value="en")], condition=Cond.AND)],
+        condition=Cond.OR)  # fmt: skip
+    with pytest.raises(InputError, match="or across fields"):
+        li_shell.es_filters(mixed)
+    one = MFs(filters=[MF(key="tag", value="a"), MFs(filters=[MF(key="tag", value="b")])],
+              condition=Cond.OR)  # fmt: skip
+    assert li_shell.es_filters(one) == {"tag": ["a", "b"]}  # an AND of one is that one
+    nested_or = MFs(filters=[MF(key="tag", value="a"), MFs(filters=[
+        MF(key="tag", value="b"), MF(key="tag", value="c")], condition=Cond.OR)],
+        condition=Cond.OR)  # fmt: skip
+    assert li_shell.es_filters(nested_or) == {"tag": ["a", "b", "c"]}
