@@ -111,6 +111,30 @@ def check_filters(filters: Mapping[str, Any] | None, limits: McpLimits) -> dict[
     return out
 
 
+def argument_hints(limits: McpLimits, indices: Sequence[str]) -> dict[str, str]:
+    """What each tool argument takes, for a refused argument's one sentence."""
+    return {
+        "query": f"query is plain text of 1 to {limits.max_query_chars} characters",
+        "index": f"index is one of {', '.join(indices)}",
+        "mode": "mode is keyword, knn or hybrid",
+        "k": f"k is a whole number from 1 to {limits.max_k}",
+        "filters": "filters is {field: value}, {field: [values]} or {field: {gte, gt, lte, "
+        "lt}} with plain values (list_indices names the fields)",
+        "rerank": "rerank is true or false",
+        "id": f"id is 1 to {limits.max_id_chars} characters (an id from search)",
+    }
+
+
+def argument_error(tool: str, errors: Sequence[Mapping[str, Any]], hints: Mapping[str, str]) -> str:
+    """One sentence for arguments that failed the tool's schema (pydantic's errors, one per
+    union member, would be a page): the arguments named, each with what it takes."""
+    names = list(dict.fromkeys(str(e["loc"][0])[:40] for e in errors if e.get("loc")))
+    missing = {str(e["loc"][0]) for e in errors if e.get("loc") and e.get("type") == "missing"}
+    parts = [("missing: " if n in missing else "") + hints.get(n, f"{n} is not an argument of "
+             f"{tool}") for n in names[:8]]  # fmt: skip
+    return f"{tool}: wrong arguments ({', '.join(names[:8])}): {'; '.join(parts)}"
+
+
 def clip(text: str | None, limit: int) -> str | None:
     """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
     if text is None or len(text) <= limit:

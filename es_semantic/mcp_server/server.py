@@ -12,16 +12,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 from elasticsearch import ApiError, TransportError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from es_semantic._version import __version__
 from es_semantic.errors import EsSemanticError, MissingDependencyError
+from es_semantic.mcp_server.limits import argument_error, argument_hints
 from es_semantic.mcp_server.tools import SearchTools
 from es_semantic.redact import redact
 
 try:
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
     from mcp.types import ToolAnnotations
 except ImportError as exc:  # pragma: no cover - the mcp extra
     raise MissingDependencyError(exc.name or "mcp", "mcp", "es-semantic mcp") from exc
@@ -52,14 +53,32 @@ class Range(BaseModel):
 Filters = dict[str, Scalar | list[Scalar] | Range]
 
 
+class _Server(MCPServer[Any]):
+    """``MCPServer`` whose refused arguments are one sentence (the SDK sends pydantic's
+    errors: several lines, one per union member, for one wrong filter)."""
+
+    hints: dict[str, str]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                errors = cause.errors(include_url=False, include_input=False)
+                raise ToolError(argument_error(name, errors, self.hints)) from cause
+            raise
+
+
 def build_server(tools: SearchTools, secrets: Sequence[str] = ()) -> MCPServer:
     """The MCP server with the tools ``search``, ``get_document``, ``list_indices`` and
     ``explain``; errors reach the agent as one redacted sentence."""
     limits, names = tools.limits, tools.indices
     masked = list(secrets)
-    server: MCPServer = MCPServer(
+    server = _Server(
         "es-semantic", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
+    server.hints = argument_hints(limits, names)
     query_t = Annotated[str, Field(
         description="What to look for, in plain words (not query syntax).", min_length=1,
         json_schema_extra={"maxLength": limits.max_query_chars})]  # fmt: skip
