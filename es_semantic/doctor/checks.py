@@ -23,7 +23,11 @@ def diagnose(facts: Facts) -> list[Finding]:
         found += cluster_findings(facts.cluster, facts.client_version, config)
     found += model_findings(facts.model)
     found += extras_findings(facts.missing_modules)
-    if facts.index is not None and facts.connection_error is None:
+    if facts.index is not None and facts.connection_error is not None:
+        found.append(Finding(f"index {facts.index.name}", "contract", "warn",
+                             "not checked: the cluster did not answer",
+                             "fix the connection line above, then run doctor again"))  # fmt: skip
+    elif facts.index is not None:
         found += index_findings(facts.index, config)
     return found
 
@@ -139,6 +143,9 @@ def index_findings(index: IndexFacts, config: EncoderConfig | None) -> list[Find
                              value={"model": leg.model_name, "field": leg.field}))  # fmt: skip
     if config is not None:
         found.append(_compatibility(section, index.name, contract, config))
+    else:
+        found.append(Finding(section, "this model", "warn", "not checked: the model did not load",
+                             "fix the model line above, then run doctor again"))  # fmt: skip
     return found
 
 

@@ -42,7 +42,7 @@ def gather(
             )
         except Exception as exc:  # every way of not answering: one line naming the URL
             error = str(connection_error(es_config, exc))
-        index_facts = None
+        index_facts = None if index is None else IndexFacts(index)  # not read: no answer
         if index is not None and error is None:
             index_facts = read_index(es, index, es_config.secrets())
     finally:

@@ -91,7 +91,7 @@ def test_nothing_listening_is_one_fail_line_and_no_cluster_section():
     failed = [f for f in found if f.status == "fail" and f.section == "connection"]
     assert [f.detail for f in failed] == [error]
     assert "ES_URL" in failed[0].fix
-    assert not [f for f in found if f.section in ("cluster", "index docs")]
+    assert not [f for f in found if f.section == "cluster"]
     assert exit_code(found) == 1
     text = render_text(found)
     assert sum("not reachable" in line for line in text.splitlines()) == 1
@@ -243,3 +243,20 @@ def test_a_password_with_an_at_sign_is_never_shown():
     assert "ss@" not in out and "p@ss" not in out
     slashed = ESConfig(url="https://elastic:p@ss/w0rd@es.example:9200")  # not even a URL
     assert "w0rd" not in slashed.display_url() and "es.example:9200" in slashed.display_url()
+
+
+def test_checks_that_cannot_run_say_so():
+    """--index asked for but the cluster did not answer, or no model to compare the index
+    with: a 'not checked' line naming why, never a silently missing check."""
+    error = "Elasticsearch at http://127.0.0.1:1 is not reachable: cannot connect."
+    found = diagnose(Facts(ESConfig(url="http://127.0.0.1:1"), "8.19.0", None, error,
+                           index=IndexFacts("docs")))  # fmt: skip
+    (unchecked,) = lines(found, "index docs").values()
+    assert unchecked.status == "warn" and "not checked" in unchecked.detail
+    assert "connection" in unchecked.fix
+    own = IndexContract.from_encoder(model_config())
+    no_model = Facts(ESConfig(), "8.19.0", ClusterInfo.from_responses(ROOT_8_19, None),
+                     model=ModelFacts(None, "packaged", error="it did not load"),
+                     index=IndexFacts("docs", contract_info(own)))  # fmt: skip
+    this_model = lines(diagnose(no_model), "index docs")["this model"]
+    assert this_model.status == "warn" and "not checked" in this_model.detail

@@ -28,6 +28,8 @@ def test_json_where_nothing_listens(tiny_st_dir):
     assert (result.exit_code, out["status"], out["exit_code"]) == (1, "fail", 1)
     failed = [c for c in out["checks"] if c["status"] == "fail"]
     assert [(c["section"], c["check"]) for c in failed] == [("connection", "reachable")]
-    assert {c["section"] for c in out["checks"]} == {"connection", "model", "extras"}
+    assert {c["section"] for c in out["checks"]} == {"connection", "model", "extras", "index docs"}
+    (index,) = [c for c in out["checks"] if c["section"] == "index docs"]  # said, not dropped
+    assert index["status"] == "warn" and index["detail"].startswith("not checked")
     model = {c["check"]: c for c in out["checks"] if c["section"] == "model"}
     assert model["vectors"]["value"]["dims"] == 32
