@@ -129,6 +129,8 @@ def argument_error(tool: str, errors: Sequence[Mapping[str, Any]], hints: Mappin
     """One sentence for arguments that failed the tool's schema (pydantic's errors, one per
     union member, would be a page): the arguments named, each with what it takes."""
     names = list(dict.fromkeys(str(e["loc"][0])[:40] for e in errors if e.get("loc")))
+    if not names:
+        return f"{tool}: wrong arguments: an object of the tool's input schema is expected"
     missing = {str(e["loc"][0]) for e in errors if e.get("loc") and e.get("type") == "missing"}
     parts = [("missing: " if n in missing else "") + hints.get(n, f"{n} is not an argument of "
              f"{tool}") for n in names[:8]]  # fmt: skip

@@ -10,6 +10,8 @@ import pytest
 from es_semantic.errors import InputError
 from es_semantic.mcp_server.limits import (
     McpLimits,
+    argument_error,
+    argument_hints,
     check_filters,
     check_index,
     check_k,
@@ -127,3 +129,15 @@ def test_names_an_agent_sends_are_capped_and_never_echoed_whole() -> None:
     with pytest.raises(InputError) as err:
         check_filters({"f" * 100_000: "en"}, LIMITS)
     assert len(str(err.value)) < 300 and "characters; the limit is" in str(err.value)
+
+
+def test_an_argument_error_is_one_sentence_naming_the_arguments() -> None:
+    hints = argument_hints(McpLimits(max_k=7), ["docs"])
+    errors = [{"loc": ("k",), "type": "int_parsing"}, {"loc": ("query",), "type": "missing"}]
+    assert argument_error("search", errors, hints) == (
+        "search: wrong arguments (k, query): k is a whole number from 1 to 7; missing: query "
+        "is plain text of 1 to 1000 characters"
+    )
+    assert argument_error("search", [{"loc": (), "type": "model_type"}], hints) == (
+        "search: wrong arguments: an object of the tool's input schema is expected"
+    )
