@@ -49,6 +49,8 @@ async def running_tools(
     """The tools on an async client checked to answer (closed at the end); every secret the
     server knows is masked in its loggers meanwhile."""
     masking = RedactingFilter([*es_config.secrets(), *options.service.api_keys])
+    if not logging.getLogger().handlers:  # else the SDK's server adds one after the masking
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     masked: list[logging.Filterer] = [logging.getLogger(n) for n in LOGGERS]
     masked += logging.getLogger().handlers  # a logger's filters miss its children's records
     for where in masked:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -234,3 +235,31 @@ def test_http_without_keys_is_a_usage_error(es_server, tiny_st_dir):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "--api-key-file" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_library_caller_s_log_handlers_are_masked_too(es_server, tiny):
+    """``serve`` called from code that configured no logging: the SDK's server then adds its
+    own stderr handler (``logging.basicConfig``), after the masking was put on the root's
+    handlers; every handler that ends up on the root must mask the secrets."""
+    from es_semantic.mcp_server.run import McpOptions, running_tools
+    from es_semantic.mcp_server.server import build_server
+    from es_semantic.redact import RedactingFilter
+    from es_semantic.service.settings import ServiceConfig
+
+    options = McpOptions(ServiceConfig(indices=("docs",), api_keys=("agent-key-4f1a9c",)))
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []  # as in a program that configured none (pytest adds its own)
+
+    async def scenario() -> dict[logging.Handler, bool]:
+        async with running_tools(es_server.config, tiny, None, options) as tools:
+            build_server(tools, ["agent-key-4f1a9c"])
+            return {h: any(isinstance(f, RedactingFilter) for f in h.filters)
+                    for h in root.handlers}  # fmt: skip
+
+    try:
+        masked = asyncio.run(scenario())
+    finally:
+        root.handlers[:] = saved
+    assert masked, "nothing would print the server's log"
+    assert all(masked.values()), masked
