@@ -33,6 +33,8 @@ LIMITS = {  # serve option -> (ServiceConfig field, help); defaults are ServiceC
     "--max-window": ("max_window", "largest fusion window a search may ask for"),
     "--max-num-candidates": ("max_num_candidates", "largest kNN num_candidates"),
     "--max-rerank-top": ("max_rerank_top", "largest rerank pool (as search's)"),
+    "--max-filter-values": ("max_filter_values", "values a search's filters may hold, "
+                            "all fields together"),
     "--max-concurrent": ("max_concurrent", "searches and reranks in flight before 429 "
                          "(Retry-After)"),
     "--max-connections": ("max_connections", "open connections and requests per worker "

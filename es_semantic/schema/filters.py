@@ -59,6 +59,8 @@ def build_filters(
             raise InputError(f"cannot filter on {field!r}: filterable fields are {known}")
         if isinstance(value, Mapping):
             if set(value) == {"exists"}:
+                if not isinstance(value["exists"], bool):
+                    raise InputError(f"filter on {field!r}: exists takes true or false")
                 clause: dict[str, Any] = {"exists": {"field": field}}
                 clauses.append(clause if value["exists"] else {"bool": {"must_not": [clause]}})
                 continue
@@ -66,6 +68,10 @@ def build_filters(
             if unknown or not value:
                 raise InputError(
                     f"range filter on {field!r} takes gte, gt, lte, lt; got {sorted(value)}"
+                )
+            if not all(_is_scalar(v) and not isinstance(v, bool) for v in value.values()):
+                raise InputError(
+                    f"range filter on {field!r} takes a number or a date string per bound"
                 )
             clauses.append({"range": {field: dict(value)}})
         elif isinstance(value, list | tuple | set):

@@ -37,6 +37,8 @@ async def openai_embeddings(body: OpenAIEmbeddingRequest, state: State) -> dict[
     """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``);
     ``{"text": ...}`` and ``{"image": BASE64}`` items go to the CLIP model, in one space."""
     inputs = [body.input] if isinstance(body.input, str) else body.input
+    if not inputs or body.input == "":  # OpenAI refuses both
+        raise HTTPProblem(400, "input is empty: send a non-empty text or a list of them")
     clip = has_items(inputs)
     model = image_encoder(state) if clip else state.encoder
     if body.dimensions is not None and body.dimensions != model.dim:
@@ -72,6 +74,8 @@ async def tei_embed(body: EmbedRequest, state: State) -> Response:
     """text-embeddings-inference ``/embed``: one vector per input; ``{"text": ...}`` and
     ``{"image": BASE64}`` items go to the CLIP model (normalised, in one space)."""
     inputs = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    if not inputs:  # TEI: 400 "`inputs` cannot be empty"
+        raise HTTPProblem(400, "inputs is empty: send a text or a list of them")
     if has_items(inputs):
         vectors = await embed_items(state, inputs)
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
@@ -107,13 +111,28 @@ async def tei_rerank(body: RerankRequest, state: State) -> list[dict[str, Any]]:
         raise HTTPProblem(404, "no reranker is configured: start the service with --rerank")
     check_inputs([body.query], state.config, what="query")
     texts = check_inputs(body.texts, state.config)
+    if not texts:
+        raise HTTPProblem(400, "texts is empty: send the passages to rank")
     with state.slot():
         started = time.perf_counter()
-        scores = await asyncio.to_thread(reranker.score, body.query, texts)
+        logits = await asyncio.to_thread(reranker.score, body.query, texts)
         state.metrics.stage("rerank", time.perf_counter() - started)
+    scores = _tei_scores(logits, getattr(reranker, "activation", "none"), body.raw_scores)
     order = sorted(range(len(texts)), key=lambda i: -float(scores[i]))
     return [{"index": i, "score": float(scores[i]),
              **({"text": texts[i]} if body.return_text else {})} for i in order]  # fmt: skip
+
+
+def _tei_scores(scores: np.ndarray, activation: str, raw: bool) -> np.ndarray:
+    """TEI's scores: the sigmoid of the model's logit, or the logit itself with
+    ``raw_scores`` (a two-label head's logit difference: its sigmoid is the softmax)."""
+    wide = scores.astype(np.float64)
+    if activation == "sigmoid":  # the reranker already gives probabilities
+        if not raw:
+            return wide
+        wide = np.clip(wide, 1e-12, 1 - 1e-12)
+        return np.asarray(np.log(wide / (1 - wide)))
+    return wide if raw else np.asarray(1.0 / (1.0 + np.exp(-wide)))
 
 
 def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:

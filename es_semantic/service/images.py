@@ -197,7 +197,8 @@ async def search_image(index: str, body: ImageSearchBody, state: State) -> dict[
     ``query`` on the caption field), as ``search --json``."""
     searcher = state.searcher(index)
     image_encoder(state)  # a 400 naming --image-model without one
-    caps = body.model_dump(include={"k", "offset", "window", "num_candidates"})
+    caps = body.model_dump(include={"k", "offset", "window", "num_candidates", "filters",
+                                    "source"})  # fmt: skip
     check_caps(SearchBody(query=body.query or "", **caps), state.config)
     with state.slot():
         picture = await asyncio.to_thread(_decoded, body.image, state.config)

@@ -5,6 +5,7 @@ vector made outside them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -20,6 +21,8 @@ from es_semantic.service.state import HTTPProblem, ServiceState, service_state
 
 router = APIRouter()
 logger = logging.getLogger("es_semantic.service")
+MAX_FIELDS = 256  # names in a search's source list
+MAX_NAME_CHARS = 256  # characters of a leg, source field or filter field name
 _warned: set[str] = set()  # indices whose hurting reranker was logged (once each)
 State = Annotated[ServiceState, Depends(service_state)]
 
@@ -67,6 +70,31 @@ def check_caps(body: SearchBody, config: ServiceConfig) -> None:
     if len(body.query) > config.max_chars:
         raise HTTPProblem(413, f"query has {len(body.query)} characters; the limit is "
                           f"{config.max_chars}")  # fmt: skip
+    names = [*(body.legs or ()), *(body.source or ()), *(body.filters or {})]
+    if len(body.legs or ()) > 3 or len(body.source or ()) > MAX_FIELDS:
+        raise HTTPProblem(422, f"legs takes at most 3 names and source at most {MAX_FIELDS} "
+                          "fields")  # fmt: skip
+    if any(len(name) > MAX_NAME_CHARS for name in names):
+        raise HTTPProblem(422, f"a leg or field name is over {MAX_NAME_CHARS} characters")
+    check_filters(body.filters, config)
+
+
+def check_filters(filters: Mapping[str, Any] | None, config: ServiceConfig) -> None:
+    """A 422 when the filters hold more values than ``max_filter_values`` (each list item or
+    range bound is one), a 413 naming a text value over ``max_chars``; their shapes are
+    checked against the index's fields by the searcher (a 400 naming the field)."""
+    count = 0
+    for field, value in (filters or {}).items():
+        items = list(value.values()) if isinstance(value, Mapping) else value
+        items = items if isinstance(items, list) else [items]
+        count += max(len(items), 1)
+        for item in items:
+            if isinstance(item, str) and len(item) > config.max_chars:
+                raise HTTPProblem(413, f"a value of filter {field!r} has {len(item)} characters;"
+                                  f" the limit is {config.max_chars}")  # fmt: skip
+    if count > config.max_filter_values:
+        raise HTTPProblem(422, f"the filters hold {count} values; this service's maximum is "
+                          f"{config.max_filter_values} (serve --max-filter-values)")  # fmt: skip
 
 
 @router.post("/indices/{index}/search")

@@ -27,6 +27,7 @@ class ServiceConfig:
     max_window: int = 1_000
     max_num_candidates: int = 10_000
     max_rerank_top: int = 1_000  # as the CLI's --rerank-top
+    max_filter_values: int = 1_024  # values across a search's filters (a terms list each)
     max_concurrent: int = 64  # searches and reranks in flight; beyond: 429
     # connections and requests uvicorn serves at once per worker; beyond: 503. With the body
     # limit it bounds what request bodies can hold: max_connections x max_body_bytes

@@ -1,0 +1,75 @@
+"""The service's request shapes against what the APIs it imitates document: TEI's /rerank
+scores (sigmoid unless raw_scores), empty inputs refused as OpenAI and TEI refuse them, and
+search filters within caps, each value checked before it reaches the cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from es_semantic import CrossEncoder, Indexer
+from tests.integration.test_service import call, running
+
+pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+from es_semantic.service.app import ServiceConfig, create_app
+
+TEXTS = ["cat dog", "search engine", "river"]
+
+
+def test_tei_rerank_scores_are_the_sigmoid_unless_raw_scores(tiny, tiny_cross_encoder_dir):
+    """TEI applies the sigmoid to a one-label reranker's logit unless ``raw_scores``."""
+    reranker = CrossEncoder(tiny_cross_encoder_dir)
+    logits = reranker.score("search", TEXTS).astype(np.float64)
+    with running(create_app(tiny, reranker=reranker)) as url:
+        status, ranked, _ = call(f"{url}/rerank", {"query": "search", "texts": TEXTS})
+        assert status == 200, ranked
+        got = {r["index"]: r["score"] for r in ranked}
+        assert all(0.0 < s < 1.0 for s in got.values()), ranked
+        assert np.allclose([got[i] for i in range(3)], 1 / (1 + np.exp(-logits)), atol=1e-5)
+        body = {"query": "search", "texts": TEXTS, "raw_scores": True}
+        status, ranked, _ = call(f"{url}/rerank", body)
+        assert status == 200
+        got = {r["index"]: r["score"] for r in ranked}
+        assert np.allclose([got[i] for i in range(3)], logits, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/v1/embeddings", {"input": []}), ("/v1/embeddings", {"input": ""}),
+     ("/embed", {"inputs": []}), ("/rerank", {"query": "search", "texts": []})],
+)  # fmt: skip
+def test_empty_inputs_are_refused_in_one_line(tiny, tiny_cross_encoder_dir, path, body):
+    app = create_app(tiny, reranker=CrossEncoder(tiny_cross_encoder_dir))
+    with running(app) as url:
+        status, answer, _ = call(f"{url}{path}", body)
+        assert status == 400 and "empty" in answer["error"] and "\n" not in answer["error"]
+
+
+@pytest.fixture
+def with_metadata(es, index_name, tiny):
+    docs = [{"id": str(i), "text": t, "lang": "en", "year": 2020 + i}
+            for i, t in enumerate(["search engine", "banana river"])]  # fmt: skip
+    Indexer(es, index_name, tiny, chunking="none", metadata_fields=["lang", "year"]).index(docs)
+    return index_name
+
+
+@pytest.mark.parametrize(
+    ("filters", "status", "named"),
+    [({"lang": ["en"] * 9}, 422, "max-filter-values"),
+     ({"lang": ["en"] * 5, "year": [2020] * 4}, 422, "max-filter-values"),
+     ({"lang": "e" * 101}, 413, "100"),
+     ({"year": {"gte": {"script": "x"}}}, 400, "'year'"),
+     ({"year": {"gte": [2020, 2021]}}, 400, "'year'"),
+     ({"lang": {"exists": "yes"}}, 400, "'lang'")],
+)  # fmt: skip
+def test_search_filters_are_capped_and_checked_before_the_cluster(
+    es_server, with_metadata, tiny, filters, status, named
+):
+    config = ServiceConfig(max_filter_values=8, max_chars=100)
+    with running(create_app(tiny, config=config, es_config=es_server.config)) as url:
+        search = f"{url}/indices/{with_metadata}/search"
+        got, body, _ = call(search, {"query": "search", "filters": filters})
+        assert got == status and named in body["error"] and "\n" not in body["error"], body
+        ok = {"lang": ["en"] * 4, "year": {"gte": 2020, "lt": 2030}}
+        got, body, _ = call(search, {"query": "search", "filters": ok})
+        assert got == 200 and len(body["hits"]) == 2, body
