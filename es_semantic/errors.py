@@ -10,6 +10,7 @@
     ├── IndexingError            an indexing run could not go on
     │   └── MigrationRefused     a migration stopped before its alias swap
     └── SearchError              a search request failed or was invalid
+        └── SearchRefused        a search this index or cluster cannot answer (the request's)
 
 Every message says what went wrong and what to do next.
 """
@@ -73,6 +74,11 @@ class IndexingInterrupted(KeyboardInterrupt):
 
 class SearchError(EsSemanticError):
     """A search failed on the server or was rejected before sending."""
+
+
+class SearchRefused(SearchError):
+    """A search refused before sending: this index or cluster cannot answer what it asks
+    (the sparse leg of an index without one, a feature of a later version or licence)."""
 
 
 class MigrationRefused(IndexingError):

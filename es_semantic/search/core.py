@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from es_semantic.cluster import ClusterInfo
-from es_semantic.errors import InputError, SearchError
+from es_semantic.errors import InputError, SearchError, SearchRefused
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.search import queries
@@ -72,12 +72,12 @@ def plan_search(
     if needs_vector(request) and vector is None:
         raise SearchError("internal: a vector is needed for the knn leg")
     if request.oversample is not None and not cluster.rescore_vector:
-        raise SearchError(
+        raise SearchRefused(
             f"oversample (kNN rescore_vector) needs Elasticsearch 8.18 or later; this cluster "
             f"is {cluster.number}"
         )
     if request.fusion == "server" and (why := cluster.fusion_refusal("rrf")):
-        raise SearchError(why)
+        raise SearchRefused(why)
     filters = build_filters(request.filters, list(contract.metadata_fields))
     fields = _check_fields(request.fields, contract)
     source = _source_with_texts(request, contract)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from es_semantic.cluster import ClusterInfo
-from es_semantic.errors import SearchError
+from es_semantic.errors import SearchError, SearchRefused
 from es_semantic.schema.contract import IndexContract
 from es_semantic.search import queries
 from es_semantic.search.request import SearchRequest
@@ -22,12 +22,12 @@ def check_sparse(request: SearchRequest, contract: IndexContract, cluster: Clust
     if not needs_sparse(request):
         return
     if contract.sparse is None:
-        raise SearchError(
+        raise SearchRefused(
             "this index has no sparse leg: create one with `--sparse-model` (create-index or "
             "index into a new index), or search with mode keyword, knn or hybrid"
         )
     if (0, 0, 0) < cluster.version < (8, 15, 0):
-        raise SearchError(
+        raise SearchRefused(
             f"the sparse leg's sparse_vector query needs Elasticsearch 8.15 or later; this "
             f"cluster is {cluster.number}"
         )

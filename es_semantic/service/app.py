@@ -27,6 +27,7 @@ from es_semantic.errors import (
     IndexContractError,
     InputError,
     SearchError,
+    SearchRefused,
 )
 from es_semantic.redact import redact
 from es_semantic.service import embeddings, images, indices
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["OPEN_ROUTES", "HTTPProblem", "ServiceConfig", "check_inputs", "create_app"]
 ERROR_STATUS: tuple[tuple[type[EsSemanticError], int], ...] = (
     (InputError, 400), (ConfigError, 400), (IndexContractError, 409),
-    (ConnectionFailedError, 503), (SearchError, 502),
+    (ConnectionFailedError, 503), (SearchRefused, 400), (SearchError, 502),
 )  # fmt: skip
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 State = Annotated[ServiceState, Depends(service_state)]

@@ -73,3 +73,14 @@ def test_search_filters_are_capped_and_checked_before_the_cluster(
         ok = {"lang": ["en"] * 4, "year": {"gte": 2020, "lt": 2030}}
         got, body, _ = call(search, {"query": "search", "filters": ok})
         assert got == 200 and len(body["hits"]) == 2, body
+
+
+def test_a_search_the_index_cannot_answer_is_the_clients_error_not_a_bad_gateway(
+    es_server, with_metadata, tiny
+):
+    """The sparse leg asked of an index without one: a 400 naming what to do (a 502 said the
+    cluster failed, and clients retry those)."""
+    with running(create_app(tiny, es_config=es_server.config)) as url:
+        search = f"{url}/indices/{with_metadata}/search"
+        status, body, _ = call(search, {"query": "search", "mode": "sparse"})
+        assert status == 400 and "no sparse leg" in body["error"], body
