@@ -56,9 +56,10 @@ def main() -> None:
     import ray
 
     from es_semantic.distributed import index_files
+    from es_semantic.distributed.engine import machine_cpus
     from es_semantic.indexing.options import IndexOptions
 
-    cores = os.cpu_count() or 1
+    cores = machine_cpus()  # what this process may run on (affinity, cgroup quota)
     gpu = args.device.startswith("cuda")
     folder = Path(tempfile.mkdtemp(prefix="es-semantic-distributed-"))
     corpus = write_corpus(args.docs, folder)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from es_semantic.config import EncoderConfig, ESConfig
@@ -124,10 +126,34 @@ def require_ray() -> Any:
 
 def connect(address: str | None = None, **init_options: Any) -> None:
     """Join the Ray cluster at ``address`` (``auto``: the one this machine belongs to; None:
-    ``RAY_ADDRESS``, or a new local one), unless this process has joined one already."""
+    ``RAY_ADDRESS``, or a new local one, given :func:`machine_cpus`), unless this process has
+    joined one already."""
     ray = require_ray()
     if not ray.is_initialized():
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            init_options.setdefault("num_cpus", machine_cpus())
         ray.init(address=address, **init_options)
+
+
+def machine_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may run on: its CPU affinity (``taskset``, a cpuset), capped by
+    a cgroup quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``). Ray alone counts the host's
+    logical CPUs, which under an affinity mask are more than the process has."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(getaffinity(0)) if getaffinity else (os.cpu_count() or 1)
+    for quota_file, period_file in (("cpu.max", None),
+                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):  # fmt: skip
+        try:
+            words = (cgroup_root / quota_file).read_text().split()
+            if period_file is not None:
+                words.append((cgroup_root / period_file).read_text().strip())
+            quota, period = float(words[0]), float(words[1])
+        except (OSError, ValueError, IndexError):  # "max", no such file, no cgroup
+            continue
+        if quota > 0 and period > 0:
+            cpus = min(cpus, max(1, math.floor(quota / period)))
+        break
+    return max(1, cpus)
 
 
 def index_dataset(

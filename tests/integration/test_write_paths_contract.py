@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
@@ -110,13 +109,13 @@ def _cli_migrate_into_it(es, es_server, index, model, tmp_path):
 def _ray_engine(es, es_server, index, model, tmp_path):
     """The Ray driver checks the contract before any actor writes."""
     ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
-    from es_semantic.distributed import index_files
+    from es_semantic.distributed import connect, index_files
 
     corpus = tmp_path / "new.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        connect(None, include_dashboard=False, log_to_driver=False)  # the CPUs it may use
     try:
         index_files([str(corpus)], es_server.config, index, str(model))
     finally:
@@ -191,14 +190,14 @@ def _sparse_cli_index(es, es_server, index, dense, sparse, tmp_path):
 
 def _sparse_ray_engine(es, es_server, index, dense, sparse, tmp_path):
     ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
-    from es_semantic.distributed import index_files
+    from es_semantic.distributed import connect, index_files
     from es_semantic.indexing.options import IndexOptions
 
     corpus = tmp_path / "new.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in NEW))
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        connect(None, include_dashboard=False, log_to_driver=False)  # the CPUs it may use
     try:
         options = IndexOptions(sparse_model=str(sparse))
         index_files([str(corpus)], es_server.config, index, str(dense), options=options)
