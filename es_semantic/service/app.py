@@ -118,6 +118,8 @@ async def _on_invalid(request: Request, exc: RequestValidationError) -> Response
     errors = exc.errors()
     first = errors[0] if errors else {}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    if len(where) > 100:  # a field name the client made up: named, not echoed whole
+        where = where[:60] + "..."
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     message = f"{where}: {first.get('msg', 'invalid')}{more}; see /docs for the request shape"
     return _problem(HTTPProblem(422, message))

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 PLAYGROUND = "playground.html"
 logger = logging.getLogger("es_semantic.service")
 RETRY = {"Retry-After": "1"}
+MAX_INDEX_BYTES = 255
 
 
 class HTTPProblem(Exception):
@@ -206,6 +207,9 @@ class ServiceState:
 
     def check_index(self, index: str) -> None:
         """A 404 for an index not on the allow-list, a 503 without a cluster."""
+        if len(index.encode()) > MAX_INDEX_BYTES:  # not a name Elasticsearch takes
+            raise HTTPProblem(400, f"the index name is {len(index.encode())} bytes; "
+                              f"Elasticsearch's limit is {MAX_INDEX_BYTES}")  # fmt: skip
         if self.config.indices and index not in self.config.indices:
             raise HTTPProblem(404, f"index {index!r} is not served here")
         if self.aes is None or self.es_config is None:

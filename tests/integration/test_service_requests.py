@@ -84,3 +84,16 @@ def test_a_search_the_index_cannot_answer_is_the_clients_error_not_a_bad_gateway
         search = f"{url}/indices/{with_metadata}/search"
         status, body, _ = call(search, {"query": "search", "mode": "sparse"})
         assert status == 400 and "no sparse leg" in body["error"], body
+
+
+def test_a_refusal_does_not_echo_what_the_client_sent(es_server, tiny):
+    """An unknown field name or an index name is named clipped, never sent back whole."""
+    long = "k" * 10_000
+    with running(create_app(tiny, es_config=es_server.config)) as url:
+        status, body, _ = call(f"{url}/indices/docs/search", {"query": "search", long: 1})
+        assert status == 422 and "Extra inputs" in body["error"], body
+        assert len(body["error"]) < 400, len(body["error"])
+        status, body, _ = call(f"{url}/indices/{long}/search", {"query": "search"})
+        assert status == 400 and "255" in body["error"] and len(body["error"]) < 400, body
+        status, body, _ = call(f"{url}/indices/{long}")
+        assert status == 400 and len(body["error"]) < 400, body
