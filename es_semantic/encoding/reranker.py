@@ -93,6 +93,12 @@ class CrossEncoder:
         bounds = np.cumsum([0, *(len(g) for g in passages)])
         return [flat[bounds[i] : bounds[i + 1]] for i in range(len(queries))]
 
+    def count_tokens(self, query: str, passages: Sequence[str]) -> list[int]:
+        """Tokens of each (query, passage) pair, special tokens included, before truncation."""
+        encoded = self.tokenizer([query] * len(passages), list(passages),
+                                 add_special_tokens=True, truncation=False)  # fmt: skip
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
         """Scores of (query, passage) pairs, float32 (n,)."""
         for i, pair in enumerate(pairs):

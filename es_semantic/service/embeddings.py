@@ -113,6 +113,15 @@ async def tei_rerank(body: RerankRequest, state: State) -> list[dict[str, Any]]:
     texts = check_inputs(body.texts, state.config)
     if not texts:
         raise HTTPProblem(400, "texts is empty: send the passages to rank")
+    window = int(getattr(reranker, "max_length", 0))
+    # a token covers at least one character: only long pairs can overflow the window
+    if not body.truncate and window and any(len(body.query) + len(t) + 3 > window for t in texts):
+        counts = await asyncio.to_thread(reranker.count_tokens, body.query, texts)
+        for i, count in enumerate(counts):
+            if count > window:
+                raise HTTPProblem(413, f"text #{i} with the query has {count} tokens, over "
+                                  f"the reranker's {window}: shorten it or send "
+                                  "truncate=true")  # fmt: skip
     with state.slot():
         started = time.perf_counter()
         logits = await asyncio.to_thread(reranker.score, body.query, texts)

@@ -97,3 +97,14 @@ def test_a_refusal_does_not_echo_what_the_client_sent(es_server, tiny):
         assert status == 400 and "255" in body["error"] and len(body["error"]) < 400, body
         status, body, _ = call(f"{url}/indices/{long}")
         assert status == 400 and len(body["error"]) < 400, body
+
+
+def test_tei_rerank_refuses_an_over_long_pair_unless_truncate(tiny, tiny_cross_encoder_dir):
+    """As TEI: ``truncate`` defaults to false, and a pair over the model's window is a 413."""
+    reranker = CrossEncoder(tiny_cross_encoder_dir)
+    texts = ["cat dog", " ".join(["search"] * (reranker.max_length + 10))]
+    with running(create_app(tiny, reranker=reranker)) as url:
+        status, body, _ = call(f"{url}/rerank", {"query": "search", "texts": texts})
+        assert status == 413 and "text #1" in body["error"] and "truncate=true" in body["error"]
+        body = {"query": "search", "texts": texts, "truncate": True}
+        assert call(f"{url}/rerank", body)[0] == 200
