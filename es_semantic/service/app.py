@@ -15,11 +15,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
+import elastic_transport
+from elasticsearch import AuthenticationException, AuthorizationException
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from es_semantic.config import ESConfig
+from es_semantic.elastic.client import connection_error
 from es_semantic.errors import (
     ConfigError,
     ConnectionFailedError,
@@ -55,6 +58,8 @@ ERROR_STATUS: tuple[tuple[type[EsSemanticError], int], ...] = (
     (ConnectionFailedError, 503), (SearchRefused, 400), (SearchError, 502),
 )  # fmt: skip
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+UNREACHABLE = (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout,
+               AuthenticationException, AuthorizationException)  # fmt: skip
 State = Annotated[ServiceState, Depends(service_state)]
 
 
@@ -99,6 +104,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _on_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, _on_overloaded)  # type: ignore[arg-type]
     app.add_exception_handler(EsSemanticError, _on_error)  # type: ignore[arg-type]
+    for unreachable in UNREACHABLE:  # the cluster down or refusing us: not an internal error
+        app.add_exception_handler(unreachable, _on_unreachable)
     app.add_middleware(Guard, api_keys=config.api_keys, max_body_bytes=config.max_body_bytes,
                        metrics=metrics, secrets=state.secrets)  # fmt: skip
     if config.cors_origins:  # outermost: it answers preflights, which carry no key
@@ -132,6 +139,13 @@ async def _on_overloaded(request: Request, exc: Overloaded) -> Response:
 async def _on_error(request: Request, exc: EsSemanticError) -> Response:
     status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 500)
     return _problem(HTTPProblem(status, redact(str(exc), service_state(request).secrets)))
+
+
+async def _on_unreachable(request: Request, exc: Exception) -> Response:
+    """A 503 naming the cluster (secrets masked) and what to check, with Retry-After."""
+    state = service_state(request)
+    message = str(connection_error(state.es_config or ESConfig(), exc))
+    return _problem(HTTPProblem(503, redact(message, state.secrets), RETRY))
 
 
 def _problem(problem: HTTPProblem) -> Response:

@@ -108,3 +108,19 @@ def test_tei_rerank_refuses_an_over_long_pair_unless_truncate(tiny, tiny_cross_e
         assert status == 413 and "text #1" in body["error"] and "truncate=true" in body["error"]
         body = {"query": "search", "texts": texts, "truncate": True}
         assert call(f"{url}/rerank", body)[0] == 200
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_503_in_one_line(tiny):
+    """Not a 500 'internal error': the line names the cluster (no password) and what to do."""
+    from es_semantic.config import ESConfig
+    from es_semantic.demo.server import free_loopback_port
+
+    secret = "pw-7Hq2Lx9"
+    config = ESConfig(url=f"http://user:{secret}@127.0.0.1:{free_loopback_port()}")
+    with running(create_app(tiny, es_config=config)) as url:
+        for path, body in [("/indices/docs/search", {"query": "search"}),
+                           ("/indices/docs", None), ("/playground/settings", None)]:  # fmt: skip
+            status, answer, headers = call(f"{url}{path}", body)
+            assert status == 503 and "not reachable" in answer["error"], (path, answer)
+            retry = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+            assert secret not in answer["error"] and retry == "1"
