@@ -198,10 +198,12 @@ def migrate(
     if gate is not None:
         report.gate = run_gate(es, gate, old_index, name, encoder)
         if not report.gate.passed:
-            raise MigrationRefused(
+            refused = MigrationRefused(
                 f"{report.gate.describe()}; the alias {alias!r} still points at {old_index}. "
                 f"Inspect {name}, or raise --max-drop to accept it."
             )
+            refused.report = report.copy  # what was copied, as every stopped run carries
+            raise refused
     if freeze:
         swap = swap_actions(alias, old_index, name, properties)
         report.catch_up = _freeze_and_swap(es, report, encoder, old, options, swap)
@@ -233,11 +235,14 @@ def _copy(
     total = int(es.count(index=report.old_index)["count"]) if indexer.options.progress else None
     copied = indexer.index(stored_documents(es, report.old_index, old), total=total)
     if copied.failed:
-        raise MigrationRefused(
+        where = copied.dead_letter or "the error's report: pass dead_letter= for a file"
+        refused = MigrationRefused(
             f"{copied.failed} documents could not be copied into {report.new_index} (see "
-            f"{copied.dead_letter}); the alias {report.alias!r} still points at "
+            f"{where}); the alias {report.alias!r} still points at "
             f"{report.old_index}. Fix them and re-run: copied documents are skipped."
         )
+        refused.report = copied  # every document: copied, skipped or failed
+        raise refused
     stale = delete_missing(es, report.new_index, indexer.seen_ids or set())
     report.removed_stale += stale.deleted
     return copied

@@ -1,0 +1,52 @@
+"""A refused migration carries the copy's report, as every stopped indexing run does: the
+caller can tell how many documents were copied, skipped and failed without reading logs."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_semantic.migration.migrator import EvalGate, MigrationRefused, migrate
+from tests.integration.corpus import DOCS
+from tests.integration.migration_fixtures import alias_on_index
+
+
+@pytest.fixture
+def live(es, index_name, tiny):
+    return alias_on_index(es, index_name, tiny, DOCS)
+
+
+def test_failures_refuse_the_swap_with_every_document_accounted_for(es, live, tiny, tmp_path):
+    alias, old = live
+    es.index(index=old, id="no-text", document={"lang": "en"}, refresh=True)
+    dead = tmp_path / "dead.jsonl"
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(es, alias, tiny, chunking="none", new_index=f"{alias}-v2", dead_letter=dead)
+    report = refused.value.report
+    assert report is not None, "the refusal carries no report"
+    assert (report.indexed, report.failed) == (len(DOCS), 1)
+    assert report.dead_letter == str(dead) and len(dead.read_text().splitlines()) == 1
+    assert list(es.indices.get_alias(name=alias).body) == [old]
+
+
+def test_a_failed_gate_carries_the_copy_report(es, live, tiny, tiny_bert_dir):
+    from es_semantic import Encoder
+
+    alias, old = live
+    worse = Encoder(tiny_bert_dir, pooling="cls")
+    gate = EvalGate({"q": "anything"}, {"q": {DOCS[0]["id"]: 1}}, old_encoder=tiny,
+                    mode="knn", max_drop=-1.0)  # fmt: skip
+    with pytest.raises(MigrationRefused, match="eval gate FAILED") as refused:
+        migrate(es, alias, worse, gate=gate, new_index=f"{alias}-v2")
+    report = refused.value.report
+    assert report is not None and report.indexed == len(DOCS) and report.failed == 0
+    assert list(es.indices.get_alias(name=alias).body) == [old]
+
+
+def test_without_a_dead_letter_file_the_refusal_says_where_the_failures_are(es, live, tiny):
+    alias, old = live
+    es.index(index=old, id="no-text", document={"lang": "en"}, refresh=True)
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(es, alias, tiny, chunking="none", new_index=f"{alias}-v2")
+    assert "None" not in str(refused.value) and "report" in str(refused.value)
+    (failure,) = refused.value.report.failures
+    assert failure.source == f"{old}/no-text"
