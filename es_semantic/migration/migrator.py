@@ -31,6 +31,7 @@ from es_semantic.indexing.pit import pit_pages
 from es_semantic.migration.plan import (
     MIGRATION_META_KEY,
     GateResult,
+    layout_differences,
     migration_meta,
     new_contract,
     new_index_name,
@@ -185,6 +186,7 @@ def migrate(
     created = create_index(es, name, target, extra_meta=migration_meta(alias, old_index))
     if not created:
         _check_resumable(es, report)  # before any write: it may be another application's index
+        _check_layout(es, report, target)
     report.notes.append(
         f"created {name}" if created else f"{name} exists: resuming (copied documents skipped)"
     )
@@ -258,6 +260,18 @@ def _check_resumable(es: Elasticsearch, report: MigrationReport) -> None:
             f"index {name!r} exists and is not this migration's target ({why}): resuming into "
             f"it would overwrite its documents and delete those not in {old_index}. Pass "
             f"another --to name (or leave --to out), or delete {name} if it is a leftover."
+        )
+
+
+def _check_layout(es: Elasticsearch, report: MigrationReport, target: IndexContract) -> None:
+    """Refuse to resume into this migration's target when it was made with another layout
+    (a re-run with other --similarity, --chunk, ... and the same --to)."""
+    differences = layout_differences(read_contract(es, report.new_index), target)
+    if differences:
+        raise ConfigError(
+            f"index {report.new_index!r} was made by an earlier run of this migration with "
+            f"{'; '.join(differences)}: resuming would keep that layout. Pass another --to "
+            f"(or leave --to out), or delete {report.new_index} to start over"
         )
 
 

@@ -80,6 +80,17 @@ def with_sparse_leg(
     return replace(target, sparse=leg)
 
 
+def layout_differences(existing: IndexContract, target: IndexContract) -> list[str]:
+    """What an existing target's layout has that this migration does not ask for (the
+    options carried or overridden: fields, similarity, index options, chunking); the model
+    itself is the indexer's contract check."""
+    return [
+        f"{name} {getattr(existing, name)!r} (asked: {getattr(target, name)!r})"
+        for name in CARRIED
+        if getattr(existing, name) != getattr(target, name)
+    ]
+
+
 def contract_key(contract: IndexContract) -> str:
     """A short digest of what makes two indices' vectors different."""
     essentials = contract.to_meta()["es_semantic"]

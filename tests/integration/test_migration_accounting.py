@@ -50,3 +50,29 @@ def test_without_a_dead_letter_file_the_refusal_says_where_the_failures_are(es, 
     assert "None" not in str(refused.value) and "report" in str(refused.value)
     (failure,) = refused.value.report.failures
     assert failure.source == f"{old}/no-text"
+
+
+def test_resuming_into_a_target_of_another_layout_is_refused_before_any_write(
+    es, live, tiny, tiny_bert_dir
+):
+    """--to names this migration's own target, made with cosine; a re-run asking dot_product
+    would have filled it with the old layout and swapped: it is refused, naming the option."""
+    from es_semantic import Encoder
+    from es_semantic.errors import ConfigError
+
+    alias, old = live
+    new = f"{alias}-v2"
+    target = Encoder(tiny_bert_dir)
+    gate = EvalGate({"q": "anything"}, {"q": {DOCS[0]["id"]: 1}}, old_encoder=tiny,
+                    mode="knn", max_drop=-1.0)  # fmt: skip
+    with pytest.raises(MigrationRefused):  # the target is made and filled, the alias stays
+        migrate(es, alias, target, gate=gate, new_index=new)
+    es.indices.refresh(index=new)
+    before = es.count(index=new)["count"]
+    with pytest.raises(ConfigError, match="similarity") as refused:
+        migrate(es, alias, target, new_index=new, similarity="dot_product")
+    assert "\n" not in str(refused.value) and "--to" in str(refused.value)
+    assert list(es.indices.get_alias(name=alias).body) == [old]
+    es.indices.refresh(index=new)
+    assert es.count(index=new)["count"] == before
+    assert migrate(es, alias, target, new_index=new).swapped  # the same layout resumes

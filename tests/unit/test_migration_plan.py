@@ -1,6 +1,7 @@
 from es_semantic.config import EncoderConfig
 from es_semantic.migration.plan import (
     GateResult,
+    layout_differences,
     migration_meta,
     new_contract,
     new_index_name,
@@ -132,3 +133,13 @@ def test_migrating_with_the_same_sparse_model_records_where_it_is():
     spec = SimpleNamespace(fingerprint="5p1ade", folder="/m/splade", package=None)
     moved = with_sparse_leg(OLD, replace(OLD, sparse=leg), spec, "docs")  # type: ignore[arg-type]
     assert moved.sparse == replace(leg, model_path="/m/splade")
+
+
+def test_a_target_of_another_layout_is_named_by_the_options_that_differ():
+    target = new_contract(OLD, NEW_CFG)
+    assert layout_differences(new_contract(OLD, NEW_CFG), target) == []
+    other = new_contract(OLD, NEW_CFG, similarity="cosine", chunking="none")
+    found = layout_differences(other, target)
+    assert [d.split()[0] for d in found] == ["similarity", "chunking", "chunk_tokens",
+                                             "chunk_overlap"]  # fmt: skip
+    assert "(asked: 'dot_product')" in found[0]
