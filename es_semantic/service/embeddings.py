@@ -23,8 +23,15 @@ router = APIRouter()
 State = Annotated[ServiceState, Depends(service_state)]
 
 
+IDS_REFUSED = (
+    "input holds token ids, which belong to another tokenizer: send the texts "
+    "(LangChain's OpenAIEmbeddings: check_embedding_ctx_length=False)"
+)
+
+
 class OpenAIEmbeddingRequest(BaseModel):
-    input: str | list[Item]  # {"text"}/{"image"} items: the CLIP model (service/images.py)
+    # {"text"}/{"image"} items: the CLIP model (service/images.py); token ids: refused, named
+    input: str | list[Item] | list[int] | list[list[int]]
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
@@ -36,9 +43,14 @@ class OpenAIEmbeddingRequest(BaseModel):
 async def openai_embeddings(body: OpenAIEmbeddingRequest, state: State) -> dict[str, Any]:
     """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``);
     ``{"text": ...}`` and ``{"image": BASE64}`` items go to the CLIP model, in one space."""
-    inputs = [body.input] if isinstance(body.input, str) else body.input
-    if not inputs or body.input == "":  # OpenAI refuses both
+    given = [body.input] if isinstance(body.input, str) else body.input
+    if not given or body.input == "":  # OpenAI refuses both
         raise HTTPProblem(400, "input is empty: send a non-empty text or a list of them")
+    inputs: list[Item] = []
+    for x in given:
+        if isinstance(x, int | list):
+            raise HTTPProblem(400, IDS_REFUSED)
+        inputs.append(x)
     clip = has_items(inputs)
     model = image_encoder(state) if clip else state.encoder
     if body.dimensions is not None and body.dimensions != model.dim:

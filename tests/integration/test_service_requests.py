@@ -124,3 +124,13 @@ def test_a_cluster_that_cannot_be_reached_is_a_503_in_one_line(tiny):
             assert status == 503 and "not reachable" in answer["error"], (path, answer)
             retry = {k.lower(): v for k, v in headers.items()}.get("retry-after")
             assert secret not in answer["error"] and retry == "1"
+
+
+@pytest.mark.parametrize("tokens", [[1, 2, 3], [[1, 2], [3]]])
+def test_openai_token_id_inputs_are_refused_naming_what_to_send(tiny, tokens):
+    """OpenAI takes token ids (LangChain's OpenAIEmbeddings sends them by default); they are
+    another tokenizer's, so the line says to send text, not pydantic's union dump."""
+    with running(create_app(tiny)) as url:
+        status, body, _ = call(f"{url}/v1/embeddings", {"input": tokens})
+        assert status == 400 and "token ids" in body["error"], body
+        assert "check_embedding_ctx_length=False" in body["error"]
