@@ -102,14 +102,20 @@ def migrate_cmd(
     state = settings(click.get_current_context(), options)
     es = client(state)
     gate = _gate(es, alias, queries_file, qrels_file, old_model, gate_mode, gate_metric, max_drop)
-    with terminate_as_interrupt():  # SIGTERM lifts the write block as Ctrl-C does
-        report = migrate(
-            es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
-            freeze=not no_freeze, batch_size=batch_size,
-            dead_letter=dead_letter or "{index}.dead.jsonl", progress=not quiet and not as_json,
-            similarity=similarity, index_options=index_options,
-            sparse_encoder=load_sparse(state, sparse_model), **overrides,
-        )  # fmt: skip
+    before = _alias_indices(es, alias)
+    try:
+        with terminate_as_interrupt():  # SIGTERM lifts the write block as Ctrl-C does
+            report = migrate(
+                es, alias, encoder(state), new_index=new_index, gate=gate, drop_old=drop_old,
+                freeze=not no_freeze, batch_size=batch_size,
+                dead_letter=dead_letter or "{index}.dead.jsonl",
+                progress=not quiet and not as_json, similarity=similarity,
+                index_options=index_options, sparse_encoder=load_sparse(state, sparse_model),
+                **overrides,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        click.echo(_where_the_alias_is(es, alias, before), err=True)
+        raise  # "interrupted", exit 130
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))
         return
@@ -133,6 +139,26 @@ def migrate_cmd(
         click.echo(f"deleted the old index {report.dropped}")
     elif report.swapped:
         click.echo(f"the old index {report.old_index} is kept; delete it with --drop-old")
+
+
+def _alias_indices(es: Any, alias: str) -> list[str] | None:
+    try:
+        return sorted(es.indices.get_alias(name=alias).body)
+    except Exception:  # the cluster may be what stopped it; migrate names a missing alias
+        return None
+
+
+def _where_the_alias_is(es: Any, alias: str, before: list[str] | None) -> str:
+    """After an interrupt: where the alias points now and what to do next."""
+    now = _alias_indices(es, alias)
+    resume = "re-run the same command to resume (copied documents are skipped without encoding)"
+    if now is None:
+        return f"migrate stopped: check where alias {alias!r} points (GET _alias/{alias}); {resume}"
+    if now == before:
+        return (f"migrate stopped: alias {alias!r} still points at {', '.join(now)} (a write "
+                f"block it set is lifted); {resume}")  # fmt: skip
+    return (f"migrate stopped after the swap: alias {alias!r} points at {', '.join(now)}; "
+            "re-run the same command to finish (--drop-old)")  # fmt: skip
 
 
 def _gate(

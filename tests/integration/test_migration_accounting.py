@@ -76,3 +76,33 @@ def test_resuming_into_a_target_of_another_layout_is_refused_before_any_write(
     es.indices.refresh(index=new)
     assert es.count(index=new)["count"] == before
     assert migrate(es, alias, target, new_index=new).swapped  # the same layout resumes
+
+
+def test_an_interrupted_cli_migration_says_where_the_alias_is_and_what_to_do(
+    es, es_server, live, tiny_bert_dir, monkeypatch, tmp_path
+):
+    """Ctrl-C (or SIGTERM) mid-copy printed only 'interrupted'; the line now says the alias
+    did not move and that a re-run resumes."""
+    from click.testing import CliRunner
+
+    from es_semantic.cli import cli
+    from es_semantic.migration import migrator
+
+    alias, old = live
+    real = migrator.stored_documents
+
+    def interrupted(*args, **kwargs):
+        for n, doc in enumerate(real(*args, **kwargs)):
+            if n == 3:
+                raise KeyboardInterrupt
+            yield doc
+
+    monkeypatch.setattr(migrator, "stored_documents", interrupted)
+    result = CliRunner().invoke(cli, ["migrate", "--from", alias, "--to", f"{alias}-v2",
+                                      "--model", str(tiny_bert_dir), "--quiet",
+                                      "--dead-letter", str(tmp_path / "dead.jsonl"),
+                                      "--es-url", es_server.config.url])  # fmt: skip
+    assert result.exit_code == 130, result.output
+    assert f"alias {alias!r} still points at {old}" in result.output, result.output
+    assert "re-run the same command to resume" in result.output
+    assert list(es.indices.get_alias(name=alias).body) == [old]
