@@ -93,8 +93,9 @@ async def tei_embed(body: EmbedRequest, state: State) -> Response:
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
     texts = check_inputs([str(x) for x in inputs], state.config)
     window = state.encoder.config.max_length
-    # a token covers at least one character: only texts longer than the window can overflow
-    if not body.truncate and any(len(t) + 2 > window for t in texts):
+    # a token holds at least one UTF-8 byte (byte-level BPE splits a CJK character into up
+    # to three): only texts longer than the window in bytes can overflow
+    if not body.truncate and any(len(t.encode()) + 2 > window for t in texts):
         counts = await asyncio.to_thread(state.encoder.count_tokens, texts)
         for i, count in enumerate(counts):
             if count > window:
@@ -126,8 +127,10 @@ async def tei_rerank(body: RerankRequest, state: State) -> list[dict[str, Any]]:
     if not texts:
         raise HTTPProblem(400, "texts is empty: send the passages to rank")
     window = int(getattr(reranker, "max_length", 0))
-    # a token covers at least one character: only long pairs can overflow the window
-    if not body.truncate and window and any(len(body.query) + len(t) + 3 > window for t in texts):
+    # a token holds at least one UTF-8 byte: only long pairs can overflow the window
+    query_bytes = len(body.query.encode())
+    if not body.truncate and window and any(query_bytes + len(t.encode()) + 3 > window
+                                            for t in texts):  # fmt: skip
         counts = await asyncio.to_thread(reranker.count_tokens, body.query, texts)
         for i, count in enumerate(counts):
             if count > window:

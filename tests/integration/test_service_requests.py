@@ -134,3 +134,21 @@ def test_openai_token_id_inputs_are_refused_naming_what_to_send(tiny, tokens):
         status, body, _ = call(f"{url}/v1/embeddings", {"input": tokens})
         assert status == 400 and "token ids" in body["error"], body
         assert "check_embedding_ctx_length=False" in body["error"]
+
+
+def test_tei_embed_counts_texts_whose_characters_are_several_tokens(tiny_st_dir):
+    """Byte-level BPE gives a CJK character up to three tokens: a text under the window in
+    characters can be over it in tokens, and must be counted (a token holds at least one
+    UTF-8 byte, not one character)."""
+    from es_semantic import Encoder
+
+    class ByteTokens(Encoder):  # what a byte-level BPE tokenizer counts on CJK text
+        def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+            return [len(t.encode("utf-8")) + 2 for t in texts]
+
+    model = ByteTokens(tiny_st_dir)
+    text = "漢" * (model.config.max_length // 2)  # half the window in characters
+    with running(create_app(model)) as url:
+        status, body, _ = call(f"{url}/embed", {"inputs": text})
+        assert status == 413 and "truncate=true" in body["error"], body
+        assert call(f"{url}/embed", {"inputs": text, "truncate": True})[0] == 200
