@@ -92,16 +92,20 @@ async def tei_embed(body: EmbedRequest, state: State) -> Response:
         vectors = await embed_items(state, inputs)
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
     texts = check_inputs([str(x) for x in inputs], state.config)
-    window = state.encoder.config.max_length
-    # a token holds at least one UTF-8 byte (byte-level BPE splits a CJK character into up
-    # to three): only texts longer than the window in bytes can overflow
-    if not body.truncate and any(len(t.encode()) + 2 > window for t in texts):
-        counts = await asyncio.to_thread(state.encoder.count_tokens, texts)
+    kind: Kind = "query" if body.prompt_name == "query" else "document"
+    config = state.encoder.config
+    window = config.max_length
+    prefix = config.query_prefix if kind == "query" else config.document_prefix
+    # what the model reads is prefix + text; a token holds at least one UTF-8 byte (byte-level
+    # BPE splits a CJK character into up to three): only those longer in bytes can overflow
+    read = [prefix + t for t in texts]
+    if not body.truncate and any(len(t.encode()) + 2 > window for t in read):
+        counts = await asyncio.to_thread(state.encoder.count_tokens, read)
         for i, count in enumerate(counts):
             if count > window:
-                raise HTTPProblem(413, f"input #{i} has {count} tokens, over the model's "
-                                  f"{window}: shorten it or send truncate=true")  # fmt: skip
-    kind: Kind = "query" if body.prompt_name == "query" else "document"
+                raise HTTPProblem(413, f"input #{i} has {count} tokens with the model's "
+                                  f"prefix, over its {window}: shorten it or send "
+                                  "truncate=true")  # fmt: skip
     vectors = await state.embed(texts, kind)
     if body.normalize:
         vectors = unit_rows(vectors)

@@ -152,3 +152,15 @@ def test_tei_embed_counts_texts_whose_characters_are_several_tokens(tiny_st_dir)
         status, body, _ = call(f"{url}/embed", {"inputs": text})
         assert status == 413 and "truncate=true" in body["error"], body
         assert call(f"{url}/embed", {"inputs": text, "truncate": True})[0] == 200
+
+
+def test_tei_embed_counts_the_prefix_the_model_adds(tiny):
+    """A text that fills the window alone overflows once the model's document prefix
+    ("passage: ") is put before it: that is the text the model would truncate."""
+    window = tiny.config.max_length
+    text = " ".join(["search"] * (window - 2))
+    assert tiny.count_tokens([text]) == [window]  # fits without the prefix
+    assert tiny.count_tokens([tiny.config.document_prefix + text])[0] > window
+    with running(create_app(tiny)) as url:
+        status, body, _ = call(f"{url}/embed", {"inputs": text})
+        assert status == 413 and "truncate=true" in body["error"], body
