@@ -328,7 +328,9 @@ class _Run:
         except KeyboardInterrupt as exc:
             interrupted = IndexingInterrupted(
                 f"the Ray run into {self.index!r} was interrupted; {run.report.indexed} "
-                "documents were indexed; re-run the same command to resume"
+                "documents were indexed in the batches that came back (the report counts "
+                "those only: what the batches still running wrote, a re-run skips); re-run "
+                "the same command to resume"
             )
             interrupted.report = run.close()
             raise interrupted from exc

@@ -68,3 +68,32 @@ def test_a_cgroup_quota_caps_the_count(
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert engine.machine_cpus(cgroup_root=tmp_path) == expected
+
+
+class _Stopped:
+    """Ray's output stream: one batch summary back, then Ctrl-C."""
+
+    def iter_rows(self) -> Any:
+        from es_semantic.distributed.rows import summary_row
+        from es_semantic.types import IndexReport
+
+        yield summary_row(IndexReport("ix", indexed=4), [], None)
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_says_the_batches_still_running_are_not_in_the_count() -> None:
+    """The driver counts the summaries that came back; batches still running on the actors
+    when Ctrl-C came may have written more. The line says so rather than imply that the
+    report covers every record read."""
+    from es_semantic.config import ESConfig
+    from es_semantic.distributed.engine import Resources, _Run
+    from es_semantic.errors import IndexingInterrupted
+    from es_semantic.indexing.options import IndexOptions
+
+    run = _Run(ESConfig(url="http://localhost:9200"), "ix", None, None,
+               IndexOptions(progress=False), Resources())  # fmt: skip
+    with pytest.raises(IndexingInterrupted) as stopped:
+        run._collect(_Stopped(), [], 10)
+    assert stopped.value.report.indexed == 4
+    message = str(stopped.value)
+    assert "4 documents" in message and "still running" in message and "re-run" in message
