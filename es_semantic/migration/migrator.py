@@ -214,10 +214,24 @@ def migrate(
         es.indices.update_aliases(actions=swap_actions(alias, old_index, name, properties))
     report.swapped = True
     if drop_old:
-        es.indices.delete(index=old_index)
-        report.dropped = old_index
+        _drop(es, report, old_index)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _drop(es: Elasticsearch, report: MigrationReport, index: str) -> None:
+    """Delete the old index after the swap; a refusal is a note, not a failed migration (the
+    alias has moved: a caller told 'failed' might undo or repeat it)."""
+    try:
+        es.indices.delete(index=index)
+    except (ApiError, TransportError) as exc:
+        reason = getattr(exc, "message", None) or type(exc).__name__
+        report.notes.append(
+            f"the alias moved, but deleting {index} failed ({reason}): delete it yourself, or "
+            "re-run the same command with --drop-old"
+        )
+        return
+    report.dropped = index
 
 
 def _copy(
@@ -346,8 +360,7 @@ def _already_done(
         info = meta[report.new_index]["mappings"].get("_meta", {}).get(MIGRATION_META_KEY, {})
         previous = info.get("from_index")
         if previous and es.indices.exists(index=previous):
-            es.indices.delete(index=previous)
-            report.dropped = previous
+            _drop(es, report, previous)
         else:
             report.notes.append("no previous index left to drop")
     report.old_index = report.new_index

@@ -106,3 +106,34 @@ def test_an_interrupted_cli_migration_says_where_the_alias_is_and_what_to_do(
     assert f"alias {alias!r} still points at {old}" in result.output, result.output
     assert "re-run the same command to resume" in result.output
     assert list(es.indices.get_alias(name=alias).body) == [old]
+
+
+def test_a_refused_drop_old_after_the_swap_says_the_alias_moved(
+    es, es_server, live, tiny_bert_dir, tmp_path
+):
+    """The swap went through, then deleting the old index was refused (a user without the
+    right): the run is not reported as a failed migration; the note says what is left."""
+    from dataclasses import replace
+
+    from es_semantic import Encoder
+    from es_semantic.elastic.client import make_client
+    from tests.integration.fault_proxy import fault_proxy
+
+    alias, old = live
+    forbidden = {"error": {"type": "security_exception", "reason": "action [indices:admin/delete]"
+                           " is unauthorized"}, "status": 403}  # fmt: skip
+
+    def no_delete(method, path, body, headers):
+        return (403, forbidden) if method == "DELETE" and path.startswith(f"/{old}") else None
+
+    with (
+        fault_proxy(es_server.config.url or "", no_delete) as proxy,
+        make_client(replace(es_server.config, url=proxy.url)) as proxied,
+    ):
+        report = migrate(proxied, alias, Encoder(tiny_bert_dir), new_index=f"{alias}-v2",
+                         drop_old=True)  # fmt: skip
+    assert report.swapped and report.dropped is None
+    assert list(es.indices.get_alias(name=alias).body) == [f"{alias}-v2"]
+    assert es.indices.exists(index=old)
+    note = " ".join(report.notes)
+    assert f"deleting {old} failed" in note and "--drop-old" in note, report.notes
