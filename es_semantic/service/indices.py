@@ -17,7 +17,7 @@ from es_semantic.indexing.admin import index_info_steps
 from es_semantic.schema.contract import META_KEY, IndexContract
 from es_semantic.search.tuned import RERANK_HURTS
 from es_semantic.service.settings import ServiceConfig
-from es_semantic.service.state import HTTPProblem, ServiceState, service_state
+from es_semantic.service.state import HTTPProblem, ServiceState, check_unicode, service_state
 
 router = APIRouter()
 logger = logging.getLogger("es_semantic.service")
@@ -70,6 +70,7 @@ def check_caps(body: SearchBody, config: ServiceConfig) -> None:
     if len(body.query) > config.max_chars:
         raise HTTPProblem(413, f"query has {len(body.query)} characters; the limit is "
                           f"{config.max_chars}")  # fmt: skip
+    check_unicode(body.query, "query")
     names = [*(body.legs or ()), *(body.source or ()), *(body.filters or {})]
     if len(body.legs or ()) > 3 or len(body.source or ()) > MAX_FIELDS:
         raise HTTPProblem(422, f"legs takes at most 3 names and source at most {MAX_FIELDS} "

@@ -54,12 +54,25 @@ def check_inputs(texts: Sequence[str], config: ServiceConfig, what: str = "input
     if len(texts) > config.max_inputs:
         raise HTTPProblem(413, f"{len(texts)} inputs; the limit is {config.max_inputs} a request")
     for i, text in enumerate(texts):
+        name = f"{what} #{i}" if what == "input" else what
         if len(text) > config.max_chars:
-            name = f"{what} #{i}" if what == "input" else what
             raise HTTPProblem(
                 413, f"{name} has {len(text)} characters; the limit is {config.max_chars}"
             )
+        check_unicode(text, name)
     return list(texts)
+
+
+def check_unicode(text: str, name: str) -> None:
+    """A 400 for text no UTF-8 tokenizer takes (JSON may carry a lone surrogate, "\\ud800"):
+    refused here, it never fails the batched encode pass other requests share."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HTTPProblem(400, f"{name} is not valid Unicode (it holds a lone surrogate such "
+                          "as \\ud800): send UTF-8 text") from None  # fmt: skip
 
 
 class BatchedEncoder:

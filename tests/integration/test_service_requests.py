@@ -164,3 +164,24 @@ def test_tei_embed_counts_the_prefix_the_model_adds(tiny):
     with running(create_app(tiny)) as url:
         status, body, _ = call(f"{url}/embed", {"inputs": text})
         assert status == 413 and "truncate=true" in body["error"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/embed", '{"inputs": "a\\ud800b"}'), ("/v1/embeddings", '{"input": ["ok", "a\\ud800b"]}'),
+     ("/rerank", '{"query": "q\\udfff", "texts": ["cat"]}'),
+     ("/indices/docs/search", '{"query": "a\\ud800b"}')],
+)  # fmt: skip
+def test_a_lone_surrogate_is_a_400_not_a_500_in_the_shared_encode_pass(
+    es_server, tiny, tiny_cross_encoder_dir, path, body
+):
+    """JSON may carry "\\ud800", which no UTF-8 tokenizer takes: it raised in the batched
+    encode pass (a 500, for every request sharing that pass); it is refused at the door."""
+    from tests.integration.test_service_exposed import raw
+
+    app = create_app(tiny, es_config=es_server.config,
+                     reranker=CrossEncoder(tiny_cross_encoder_dir))  # fmt: skip
+    with running(app) as url:
+        status, _, text = raw(f"{url}{path}", "POST", {"Content-Type": "application/json"},
+                              body.encode())  # fmt: skip
+        assert status == 400 and "Unicode" in text and "\\n" not in text, text
