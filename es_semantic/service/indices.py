@@ -77,6 +77,8 @@ def check_caps(body: SearchBody, config: ServiceConfig) -> None:
                           "fields")  # fmt: skip
     if any(len(name) > MAX_NAME_CHARS for name in names):
         raise HTTPProblem(422, f"a leg or field name is over {MAX_NAME_CHARS} characters")
+    for name in names:
+        check_unicode(name, "a leg or field name")
     check_filters(body.filters, config)
 
 
@@ -93,6 +95,8 @@ def check_filters(filters: Mapping[str, Any] | None, config: ServiceConfig) -> N
             if isinstance(item, str) and len(item) > config.max_chars:
                 raise HTTPProblem(413, f"a value of filter {field!r} has {len(item)} characters;"
                                   f" the limit is {config.max_chars}")  # fmt: skip
+            if isinstance(item, str):
+                check_unicode(item, f"a value of filter {field!r}")
     if count > config.max_filter_values:
         raise HTTPProblem(422, f"the filters hold {count} values; this service's maximum is "
                           f"{config.max_filter_values} (serve --max-filter-values)")  # fmt: skip

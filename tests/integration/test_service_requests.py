@@ -170,7 +170,8 @@ def test_tei_embed_counts_the_prefix_the_model_adds(tiny):
     ("path", "body"),
     [("/embed", '{"inputs": "a\\ud800b"}'), ("/v1/embeddings", '{"input": ["ok", "a\\ud800b"]}'),
      ("/rerank", '{"query": "q\\udfff", "texts": ["cat"]}'),
-     ("/indices/docs/search", '{"query": "a\\ud800b"}')],
+     ("/indices/docs/search", '{"query": "a\\ud800b"}'),
+     ("/indices/docs/search", '{"query": "a", "filters": {"lang": "x\\ud800"}}')],
 )  # fmt: skip
 def test_a_lone_surrogate_is_a_400_not_a_500_in_the_shared_encode_pass(
     es_server, tiny, tiny_cross_encoder_dir, path, body
