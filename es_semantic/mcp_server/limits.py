@@ -48,13 +48,24 @@ def check_index(index: str, allowed: Sequence[str]) -> str:
     return index
 
 
+def check_unicode(text: str, name: str) -> str:
+    """JSON may carry a lone surrogate (``"\\ud800"``) that no UTF-8 tokenizer or cluster
+    takes: refused here in one line, not deep in the model."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name} is not valid Unicode (it holds a lone surrogate such as "
+                         "\\ud800): send UTF-8 text") from None  # fmt: skip
+    return text
+
+
 def check_query(query: str, limits: McpLimits) -> str:
     if len(query) > limits.max_query_chars:
         raise InputError(
             f"query has {len(query)} characters; the limit is {limits.max_query_chars}: "
             "shorten it to the words that matter"
         )
-    return query
+    return check_unicode(query, "query")
 
 
 def check_k(k: int, limits: McpLimits) -> int:
@@ -66,7 +77,7 @@ def check_k(k: int, limits: McpLimits) -> int:
 def check_id(doc_id: str, limits: McpLimits) -> str:
     if not doc_id or len(doc_id) > limits.max_id_chars:
         raise InputError(f"id must be 1 to {limits.max_id_chars} characters (an id from search)")
-    return doc_id
+    return check_unicode(doc_id, "id")
 
 
 def check_filters(filters: Mapping[str, Any] | None, limits: McpLimits) -> dict[str, Any] | None:
@@ -83,6 +94,7 @@ def check_filters(filters: Mapping[str, Any] | None, limits: McpLimits) -> dict[
                 f"a filter field name has {len(field)} characters; the limit is "
                 f"{limits.max_value_chars} (list_indices names the fields)"
             )
+        check_unicode(field, "a filter field name")
         if isinstance(value, Mapping):
             bounds = {k: v for k, v in value.items() if v is not None}
             unknown = sorted(set(bounds) - set(RANGE_KEYS))
@@ -108,6 +120,8 @@ def check_filters(filters: Mapping[str, Any] | None, limits: McpLimits) -> dict[
                     f"a value of filter {field!r} has {len(item)} characters; the limit is "
                     f"{limits.max_value_chars}"
                 )
+            if isinstance(item, str):
+                check_unicode(item, f"a value of filter {field!r}")
     return out
 
 

@@ -13,6 +13,7 @@ from es_semantic.mcp_server.limits import (
     argument_error,
     argument_hints,
     check_filters,
+    check_id,
     check_index,
     check_k,
     check_query,
@@ -46,6 +47,9 @@ CONTRACT = IndexContract(
         (lambda: check_filters({"a": []}, LIMITS), "needs 1 to 3 values"),
         (lambda: check_filters({"a": "x" * 9}, LIMITS), "has 9 characters; the limit is 8"),
         (lambda: check_filters({"a": {"near": 1}}, LIMITS), "takes gte, gt, lte, lt"),
+        (lambda: check_query("caf\ud800", LIMITS), "query is not valid Unicode"),
+        (lambda: check_filters({"a": "x\udfff"}, LIMITS), "is not valid Unicode"),
+        (lambda: check_id("doc-\ud800", LIMITS), "id is not valid Unicode"),
     ],
 )  # fmt: skip
 def test_caps_are_one_sentence_naming_the_cap(check, named: str) -> None:
