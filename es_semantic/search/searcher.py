@@ -1,10 +1,11 @@
 """Searcher (sync) and AsyncSearcher: encode -> one _msearch -> fuse -> optional rerank.
 
 Both are thin shells over :mod:`es_semantic.search.core`; a unit test keeps their public
-signatures identical. The contract of the index is read once and checked against the encoder;
-when an alias moves to an index built with another model (``es-semantic migrate``), a searcher
-given both encoders notices (hits from another index, or an error), re-reads the contract and
-repeats the search with the encoder that fits, so queries keep working across the swap.
+signatures identical. The index contract is checked against the encoder and read again after
+``contract_ttl_s`` (an index rebuilt under its name with another model is refused); when an
+alias moves to an index of another model (``migrate``), a searcher given both encoders notices
+(hits from another index, an error), re-reads the contract and repeats the search with the
+encoder that fits, so queries keep working across the swap.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from es_semantic.encoding.sparse import SparseEncoder
 
 RERANK_CHUNK = 8
-
+CONTRACT_TTL_S = 10.0  # seconds a contract is trusted; then read (tuning too), checked again
 
 ClientT = TypeVar("ClientT")
 
@@ -71,6 +72,7 @@ class _SearcherBase(Generic[ClientT]):
         self.sparse_encoder = sparse_encoder  # the sparse leg's model (its queries)
         self.sparse_from_contract = sparse_from_contract  # else: the model its contract names
         self._contract: IndexContract | None = None
+        self._read_at, self.contract_ttl_s = 0.0, CONTRACT_TTL_S  # when the contract was read
         self._tuning: Tuning | None = None  # what `eval --tune --save` stored for the index
         self._indices: frozenset[str] = frozenset()
         self._cluster: ClusterInfo | None = None
@@ -96,6 +98,7 @@ class _SearcherBase(Generic[ClientT]):
             contract.check(self.encoders[0].config, self.index)  # raises, naming the differences
         with self._lock:
             self._contract, self._indices, self.encoder = contract, frozenset(mapping), fitting[0]
+            self._read_at = time.monotonic()
             self._tuning = tuning_from_mapping_response(mapping)
         return contract
 
@@ -111,7 +114,7 @@ class _SearcherBase(Generic[ClientT]):
         return mapping
 
     def _contract_steps(self) -> Steps[IndexContract]:
-        if self._contract is not None:
+        if self._contract is not None and time.monotonic() < self._read_at + self.contract_ttl_s:
             return self._contract
         return self._accept_mapping((yield from self._mapping_steps()))
 
@@ -186,9 +189,8 @@ class _SearcherBase(Generic[ClientT]):
         return split_responses(plan, answer.body)
 
     def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Steps[bool]:
-        """Whether the alias may have moved since the contract was read: an error, hits from
-        another index, or no hits at all and another index behind the name now. Then the
-        contract is read again and the search made once more."""
+        """Whether the alias may have moved since the contract was read (an error, hits from
+        another index, or none and another index behind the name): then read it, search again."""
         errors = any(core.response_error(r) is not None for r in responses.values())
         found = core.hit_indices(responses)
         if not errors and found and found <= self._indices:
@@ -271,8 +273,7 @@ class Searcher(_SearcherBase[Elasticsearch]):
     """
 
     def contract(self) -> IndexContract:
-        """The index contract, read once (again when the alias moves), checked against the
-        encoder(s)."""
+        """The index contract, checked against the encoder(s); read again after contract_ttl_s."""
         return run(self.es, self._contract_steps())
 
     def cluster(self) -> ClusterInfo:
@@ -339,8 +340,7 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
     """
 
     async def contract(self) -> IndexContract:
-        """The index contract, read once (again when the alias moves), checked against the
-        encoder(s)."""
+        """The index contract, checked against the encoder(s); read again after contract_ttl_s."""
         return await run_async(self.es, self._contract_steps())
 
     async def cluster(self) -> ClusterInfo:
