@@ -24,6 +24,8 @@ from es_semantic.errors import EsSemanticError
 from es_semantic.indexing.admin import index_info_steps
 from es_semantic.redact import redact
 
+INDEX_READ_TIMEOUT_S = 10.0  # per request, no retries: a hanging cluster is a fail line, soon
+
 
 def gather(
     es_config: ESConfig,
@@ -44,7 +46,8 @@ def gather(
             error = str(connection_error(es_config, exc))
         index_facts = None if index is None else IndexFacts(index)  # not read: no answer
         if index is not None and error is None:
-            index_facts = read_index(es, index, es_config.secrets())
+            quick = es.options(request_timeout=INDEX_READ_TIMEOUT_S, max_retries=0)
+            index_facts = read_index(quick, index, es_config.secrets())
     finally:
         es.close()
     return Facts(

@@ -4,6 +4,7 @@ basic-licence and a trial-licence Elasticsearch 8.19."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import elasticsearch
@@ -102,3 +103,34 @@ def test_a_missing_index_is_one_fail_line(es_server, tiny_st_dir):
     index = checks(out, "index no-such-index-doctor")
     assert code == 1 and list(index) == ["contract"]
     assert "does not exist" in index["contract"]["detail"] and index["contract"]["fix"]
+
+
+class SlowCount:
+    """The index's count held for ``seconds`` before it is forwarded: a cluster that hangs."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, method: str, path: str, body: bytes, headers: Any) -> Any:
+        if path.split("?", 1)[0].endswith("/_count"):
+            time.sleep(self.seconds)
+        return None
+
+
+def test_an_index_read_that_hangs_is_a_fail_line_not_a_long_wait(
+    es, es_server, index_name, tiny_st_dir, monkeypatch
+):
+    """The doctor reads --index with its own short timeout and no retries: the client's
+    (30 s, retried) would keep a first-hour user waiting minutes on a hanging cluster."""
+    from es_semantic.doctor import gather
+
+    Indexer(es, index_name, Encoder(tiny_st_dir), chunking="none").index(DOCS)
+    monkeypatch.setattr(gather, "INDEX_READ_TIMEOUT_S", 1.0, raising=False)
+    with fault_proxy(es_server.config.url, SlowCount(4.0)) as proxy:
+        started = time.monotonic()
+        code, out = doctor(proxy.url, tiny_st_dir, "--index", index_name)
+        elapsed = time.monotonic() - started
+    failed = checks(out, f"index {index_name}")["contract"]
+    assert code == 1 and failed["status"] == "fail", failed
+    assert "reading it failed" in failed["detail"] and "health" in failed["fix"], failed
+    assert elapsed < 4.0, f"doctor waited {elapsed:.1f} s on the hanging index read"
