@@ -55,6 +55,20 @@ class InputError(EsSemanticError):
     """Input data (a corpus file, a query, a filter) is invalid."""
 
 
+def check_unicode(text: str, name: str) -> str:
+    """``text``, or an :class:`InputError` naming it when no UTF-8 tokenizer or cluster takes
+    it: JSON may carry a lone surrogate (``"\\ud800"``); the service and MCP refuse it at the
+    door, before a batched encode pass other requests share or a client's serializer."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name} is not valid Unicode (it holds a lone surrogate such as "
+                         "\\ud800): send UTF-8 text") from None  # fmt: skip
+    return text
+
+
 class IndexingError(EsSemanticError):
     """An indexing run had to stop (documents already sent are reported).
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from es_semantic.errors import InputError
+from es_semantic.errors import InputError, check_unicode
 from es_semantic.schema.contract import IndexContract
 from es_semantic.search.core import passage_text
 from es_semantic.types import Hit, SearchResult
@@ -46,17 +46,6 @@ def check_index(index: str, allowed: Sequence[str]) -> str:
             "(list_indices describes them)"
         )
     return index
-
-
-def check_unicode(text: str, name: str) -> str:
-    """JSON may carry a lone surrogate (``"\\ud800"``) that no UTF-8 tokenizer or cluster
-    takes: refused here in one line, not deep in the model."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(f"{name} is not valid Unicode (it holds a lone surrogate such as "
-                         "\\ud800): send UTF-8 text") from None  # fmt: skip
-    return text
 
 
 def check_query(query: str, limits: McpLimits) -> str:

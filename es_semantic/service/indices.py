@@ -13,11 +13,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from es_semantic.elastic.calls import run_async
+from es_semantic.errors import check_unicode
 from es_semantic.indexing.admin import index_info_steps
 from es_semantic.schema.contract import META_KEY, IndexContract
 from es_semantic.search.tuned import RERANK_HURTS
 from es_semantic.service.settings import ServiceConfig
-from es_semantic.service.state import HTTPProblem, ServiceState, check_unicode, service_state
+from es_semantic.service.state import HTTPProblem, ServiceState, service_state
 
 router = APIRouter()
 logger = logging.getLogger("es_semantic.service")

@@ -20,7 +20,7 @@ from es_semantic.config import EncoderConfig, ESConfig
 from es_semantic.elastic.calls import run_async
 from es_semantic.elastic.client import make_async_client
 from es_semantic.encoding import sparse_models
-from es_semantic.errors import EsSemanticError
+from es_semantic.errors import EsSemanticError, check_unicode
 from es_semantic.indexing.admin import read_contract_steps
 from es_semantic.schema.contract import SparseLeg
 from es_semantic.search.searcher import AsyncSearcher
@@ -61,18 +61,6 @@ def check_inputs(texts: Sequence[str], config: ServiceConfig, what: str = "input
             )
         check_unicode(text, name)
     return list(texts)
-
-
-def check_unicode(text: str, name: str) -> None:
-    """A 400 for text no UTF-8 tokenizer takes (JSON may carry a lone surrogate, "\\ud800"):
-    refused here, it never fails the batched encode pass other requests share."""
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise HTTPProblem(400, f"{name} is not valid Unicode (it holds a lone surrogate such "
-                          "as \\ud800): send UTF-8 text") from None  # fmt: skip
 
 
 class BatchedEncoder:
