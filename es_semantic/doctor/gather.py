@@ -24,8 +24,6 @@ from es_semantic.errors import EsSemanticError
 from es_semantic.indexing.admin import index_info_steps
 from es_semantic.redact import redact
 
-INDEX_READ_TIMEOUT_S = 10.0  # per request, no retries: a hanging cluster is a fail line, soon
-
 
 def gather(
     es_config: ESConfig,
@@ -36,17 +34,16 @@ def gather(
     """Probe the cluster (version, licence), load the model, look for the extras and read
     ``index``; every failure becomes a one-line fact, never an exception."""
     es = make_client(es_config, check=False)
+    # every request short and not retried: a hanging cluster is a fail line, soon
+    quick = es.options(request_timeout=CONNECT_CHECK_TIMEOUT_S, max_retries=0)
     try:
         cluster, error = None, None
         try:
-            cluster = probe_cluster(
-                es.options(request_timeout=CONNECT_CHECK_TIMEOUT_S, max_retries=0)
-            )
+            cluster = probe_cluster(quick)
         except Exception as exc:  # every way of not answering: one line naming the URL
             error = str(connection_error(es_config, exc))
         index_facts = None if index is None else IndexFacts(index)  # not read: no answer
         if index is not None and error is None:
-            quick = es.options(request_timeout=INDEX_READ_TIMEOUT_S, max_retries=0)
             index_facts = read_index(quick, index, es_config.secrets())
     finally:
         es.close()

@@ -125,7 +125,7 @@ def test_an_index_read_that_hangs_is_a_fail_line_not_a_long_wait(
     from es_semantic.doctor import gather
 
     Indexer(es, index_name, Encoder(tiny_st_dir), chunking="none").index(DOCS)
-    monkeypatch.setattr(gather, "INDEX_READ_TIMEOUT_S", 1.0, raising=False)
+    monkeypatch.setattr(gather, "CONNECT_CHECK_TIMEOUT_S", 1.0)
     with fault_proxy(es_server.config.url, SlowCount(4.0)) as proxy:
         started = time.monotonic()
         code, out = doctor(proxy.url, tiny_st_dir, "--index", index_name)
