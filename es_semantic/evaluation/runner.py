@@ -142,8 +142,7 @@ def fused_mode(
     for qid in legs.hits[names[0]]:
         lists = {leg: legs.hits[leg].get(qid, []) for leg in names}
         started = time.perf_counter()
-        fused = fuse_legs("rrf" if method == "hybrid" else method, lists,
-                          rank_constant=rank_constant, alpha=alpha)  # fmt: skip
+        fused = fuse_legs(method, lists, rank_constant=rank_constant, alpha=alpha)
         fuse_ms = (time.perf_counter() - started) * 1000
         out.ranked[qid] = [f.id for f in fused]
         out.scores[qid] = [f.score for f in fused]

@@ -59,13 +59,7 @@ def tune(
     (:func:`es_semantic.evaluation.runner.hybrid_fusion`)."""
 
     def score(method: str, value: float, qrels: Qrels) -> float:
-        if method == "weighted":
-            run = fused_mode(legs, "weighted", alpha=value)
-        elif method == "rrf":
-            run = fused_mode(legs, "rrf", rank_constant=int(value))
-        else:
-            run = fused_mode(legs, method)
-        return evaluate(run.ranked, qrels, [metric])[metric]
+        return evaluate(_run(legs, method, value), qrels, [metric])[metric]
 
     baseline = score(*default_setting(legs), test_qrels)  # what a search runs, nothing stored
     results = []
