@@ -4,7 +4,8 @@ A Ray Data file datasource (the documented way to read a custom file type): Ray 
 paths on any filesystem it is given (local, s3://, gs://, hdfs://) and runs one read task per
 file; each task streams the file through ``indexing.readers``, so every record keeps its
 ``file:line`` (``file:row N`` for Parquet) origin and a bad line becomes a dead letter, not a
-failed read.
+failed read. A task stops reading once the run has stopped (the cluster failed, Ctrl-C): each
+row it has handed on is accounted for downstream, the rest are never read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
+import ray
 from ray.data.datasource import FileBasedDatasource
 
 from es_semantic.distributed.rows import RECORD_COLUMNS, record_to_row
@@ -28,10 +30,10 @@ class RecordFiles(FileBasedDatasource):
 
     def __init__(
         self, paths: str | list[str], fmt: InputFormat, spec: FieldSpec, *,
-        text_unit: str = "line", **file_options: Any,
+        text_unit: str = "line", state: Any = None, **file_options: Any,
     ) -> None:  # fmt: skip
         super().__init__(paths, **file_options)
-        self.fmt, self.spec, self.text_unit = fmt, spec, text_unit
+        self.fmt, self.spec, self.text_unit, self.state = fmt, spec, text_unit, state
 
     def _open_input_source(self, filesystem: Any, path: str, **open_args: Any) -> Any:
         if self.fmt == "parquet":  # Parquet needs random access, not a stream
@@ -45,8 +47,13 @@ class RecordFiles(FileBasedDatasource):
             if len(rows) >= ROWS_PER_BLOCK:
                 yield pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
                 rows = []
+                if self._stopped():
+                    return
         if rows:
             yield pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+
+    def _stopped(self) -> bool:
+        return self.state is not None and ray.get(self.state.not_sent.remote()) is not None
 
     def _records(self, f: Any, path: str) -> Iterator[Record]:
         if self.fmt != "parquet":  # Parquet needs random access, the rest a buffered stream

@@ -7,8 +7,11 @@ streams the rows through a pool of encoder actors, and the driver adds up their 
 
 The pool is fitted to the cluster first: Ray Data starts the actors before any read task, so
 actors holding every CPU leave the reads none and the run waits forever (ray-project/ray#44687).
-A batch that meets a stopped cluster tells the others (a stop signal): later batches are
-dead-lettered unsent, and the driver reads every summary before it raises.
+A batch that meets a stopped cluster tells the others (the run's shared state): later batches
+are dead-lettered unsent, file reads stop, and the driver reads every summary before it
+raises. Ctrl-C (or SIGTERM) does the same: the batches on the workers finish, what was read
+after is dead-lettered unsent, and the report accounts for every record read; a second
+Ctrl-C stops at once (the batches in flight are then not in the report).
 
 Each actor builds its own client from the same :class:`ESConfig` (secrets travel inside it,
 never in a message or log line) and runs the local ``Indexer`` on each batch, so contract
@@ -17,17 +20,19 @@ checks, the content-hash skip, chunking, bulk retries and dead letters are the l
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-import math
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from es_semantic.config import EncoderConfig, ESConfig
+from es_semantic.distributed.resources import Resources, machine_cpus
 from es_semantic.distributed.rows import add_summary, summary_total
 from es_semantic.elastic.calls import run
 from es_semantic.elastic.client import make_client
@@ -46,72 +51,10 @@ from es_semantic.types import IndexReport
 
 log = logging.getLogger(__name__)
 
-GPU_CALLS_PER_ACTOR = 2
 # CPUs kept free beside the pool for reading: each file read task of index_files asks for
 # READ_CPUS (parsing is light next to encoding); a user's dataset's own tasks ask Ray's default.
 READ_CPUS = 0.25
 DATASET_TASK_CPUS = 1.0
-
-
-@dataclass(frozen=True)
-class Resources:
-    """The actor pool: ``workers`` actors, each with these CPUs and GPUs (fractions share)."""
-
-    workers: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.workers < 1 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise ConfigError(
-                f"workers={self.workers}, cpus_per_worker={self.cpus_per_worker}, "
-                f"gpus_per_worker={self.gpus_per_worker}: workers and CPUs must be > 0, GPUs >= 0"
-            )
-
-    def calls_per_actor(self) -> int:
-        """Two on a GPU (encoding overlaps the other batch's requests); one on CPUs, where a
-        second call's tokenising competes with the model for the same cores (measured:
-        benchmarks/distributed.py on 2 cores was slower with two)."""
-        return GPU_CALLS_PER_ACTOR if self.gpus_per_worker else 1
-
-    def remote_args(self) -> dict[str, float]:
-        args = {"num_cpus": self.cpus_per_worker}
-        if self.gpus_per_worker:
-            args["num_gpus"] = self.gpus_per_worker
-        return args
-
-    def fit(self, cluster: Mapping[str, float], reading: float) -> tuple[Resources, str | None]:
-        """The pool a cluster with these total resources can run beside ``reading`` CPUs for
-        the read tasks: as asked, or fewer workers with the line that says why; a one-line
-        ``ConfigError`` naming the resources when not even one worker fits."""
-        cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-        by_cpu = math.floor((cpus - reading) / self.cpus_per_worker + 1e-9)
-        by_gpu = self.workers
-        if self.gpus_per_worker:
-            by_gpu = math.floor(gpus / self.gpus_per_worker + 1e-9)
-        fits = min(self.workers, by_cpu, by_gpu)
-        has = f"the Ray cluster has {cpus:g} CPU and {gpus:g} GPU"
-        if fits < 1:
-            gpu = f" and {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else ""
-            raise ConfigError(
-                f"{has}: one worker needs {self.cpus_per_worker:g} CPU{gpu}, and reading "
-                f"{reading:g} CPU beside it; ask for less per worker (--cpus-per-worker, "
-                "--gpus-per-worker) or join a bigger cluster (--ray-address)"
-            )
-        if fits == self.workers:
-            return self, None
-        asked = f"{self.workers} workers of {self.cpus_per_worker:g} CPU"
-        running = f"running {fits} worker{'s' if fits > 1 else ''}"
-        if by_gpu < self.workers:
-            return replace(self, workers=fits), (
-                f"{has}: {asked} and {self.gpus_per_worker:g} GPU do not fit; {running}"
-            )
-        room = math.floor((cpus - reading) / self.workers * 1000) / 1000
-        return replace(self, workers=fits), (
-            f"{has}: {asked} would leave less than the {reading:g} CPU reading needs, and the "
-            f"run would wait forever; {running} (--cpus-per-worker {room:g} or less runs all "
-            f"{self.workers})"
-        )  # fmt: skip
 
 
 def require_ray() -> Any:
@@ -133,27 +76,6 @@ def connect(address: str | None = None, **init_options: Any) -> None:
         if address is None and not os.environ.get("RAY_ADDRESS"):
             init_options.setdefault("num_cpus", machine_cpus())
         ray.init(address=address, **init_options)
-
-
-def machine_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
-    """The CPUs this process may run on: its CPU affinity (``taskset``, a cpuset), capped by
-    a cgroup quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``). Ray alone counts the host's
-    logical CPUs, which under an affinity mask are more than the process has."""
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    cpus = len(getaffinity(0)) if getaffinity else (os.cpu_count() or 1)
-    for quota_file, period_file in (("cpu.max", None),
-                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):  # fmt: skip
-        try:
-            words = (cgroup_root / quota_file).read_text().split()
-            if period_file is not None:
-                words.append((cgroup_root / period_file).read_text().strip())
-            quota, period = float(words[0]), float(words[1])
-        except (OSError, ValueError, IndexError):  # "max", no such file, no cgroup
-            continue
-        if quota > 0 and period > 0:
-            cpus = min(cpus, max(1, math.floor(quota / period)))
-        break
-    return max(1, cpus)
 
 
 def index_dataset(
@@ -179,7 +101,7 @@ def index_dataset(
     ``IndexingError`` (with ``.report``) when the cluster stopped the run."""
     return _Run(es_config, index, model, encoder_options, options or IndexOptions(),
                 Resources(workers, cpus_per_worker, gpus_per_worker)).go(
-        lambda spec: dataset, source, total, DATASET_TASK_CPUS)  # fmt: skip
+        lambda spec, state: dataset, source, total, DATASET_TASK_CPUS)  # fmt: skip
 
 
 def index_files(
@@ -203,14 +125,16 @@ def index_files(
         raise ConfigError("the Ray engine reads files, not stdin: pass file paths")
     run = _Run(es_config, index, model, encoder_options, options or IndexOptions(),
                Resources(workers, cpus_per_worker, gpus_per_worker))  # fmt: skip
-    return run.go(lambda spec: _read_files(paths, fmt, spec, text_unit), ", ".join(paths),
+    return run.go(lambda spec, state: _read_files(paths, fmt, spec, text_unit, state),
+                  ", ".join(paths),
                   _count(paths, fmt, text_unit), READ_CPUS)  # fmt: skip
 
 
 def _read_files(
-    paths: Sequence[str], fmt: InputFormat | None, spec: FieldSpec, text_unit: str
+    paths: Sequence[str], fmt: InputFormat | None, spec: FieldSpec, text_unit: str, state: Any
 ) -> Any:
-    """One dataset over every path (files of one format are read by one datasource)."""
+    """One dataset over every path (files of one format are read by one datasource, which
+    stops reading when the run stops)."""
     ray = require_ray()
     from es_semantic.distributed.datasource import RecordFiles
 
@@ -224,7 +148,7 @@ def _read_files(
     if "num_cpus" not in inspect.signature(read).parameters:
         cpus = {"ray_remote_args": cpus}
     datasets = [
-        read(RecordFiles(files, file_fmt, file_spec, text_unit=text_unit), **cpus)
+        read(RecordFiles(files, file_fmt, file_spec, text_unit=text_unit, state=state), **cpus)
         for (file_fmt, file_spec), files in groups.items()
     ]
     return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
@@ -272,18 +196,18 @@ class _Run:
         with make_client(self.es_config) as es:
             setup = IndexSetup(self.index, config, self.options)
             run(es, setup.steps())  # creates the index, or checks its contract
-            signal = ray.remote(num_cpus=0)(_stop_signal()).remote()  # no CPU from the pool
+            state = ray.remote(num_cpus=0)(_run_state()).remote()  # no CPU from the pool
             try:
-                out = self._map(dataset_for(setup.spec()), source, signal)
-                report = self._collect(out, client_secrets(es), total)
+                out = self._map(dataset_for(setup.spec(), state), source, state)
+                report = self._collect(out, client_secrets(es), total, state)
             finally:
-                ray.kill(signal)
+                ray.kill(state)
             report.seconds = time.perf_counter() - started
             if self.options.refresh:
                 es.indices.refresh(index=setup.target)
         return report
 
-    def _map(self, dataset: Any, source: str, signal: Any) -> Any:
+    def _map(self, dataset: Any, source: str, state: Any) -> Any:
         ray = require_ray()
         return dataset.map_batches(
             _index_batches(),
@@ -295,7 +219,7 @@ class _Run:
                 "options": self.options.for_batches(),
                 "source": source,
                 "concurrent": self.resources.calls_per_actor(),
-                "signal": signal,
+                "signal": state,
             },
             batch_size=self.options.batch_size,
             batch_format="pyarrow",
@@ -312,35 +236,80 @@ class _Run:
             config: EncoderConfig = ray.get(remote.remote(self.model, self.encoder_options))
             return config
 
-    def _collect(self, out: Any, secrets: list[str], total: int | None) -> IndexReport:
+    def _collect(self, out: Any, secrets: list[str], total: int | None, state: Any) -> (
+            IndexReport):  # fmt: skip
         """Add up every summary as it streams in (after a batch met a stopped cluster too:
-        batches on other actors may still write); then raise when one did. Ctrl-C or SIGTERM
-        stops the run with the report of what the summaries say (re-run to resume)."""
+        batches on other actors may still write); then raise when one did. The first Ctrl-C
+        or SIGTERM drains the run (see the module's docstring); a second stops at once."""
         run = open_run(self.index, self.options, secrets, total)
         run.report.encoder = self.ran
         stopped: str | None = None
-        try:
-            for row in out.iter_rows():
-                for letter in add_summary(run.report, row):
-                    run.fail(letter["source"], letter["reason"], letter["document"])
-                run.bar.update(summary_total(row) - len(row["dead_letters"] or ()))
-                stopped = stopped or row["stopped"]  # later batches come back unsent
-        except KeyboardInterrupt as exc:
-            interrupted = IndexingInterrupted(
-                f"the Ray run into {self.index!r} was interrupted; {run.report.indexed} "
-                "documents were indexed in the batches that came back (the report counts "
-                "those only: what the batches still running wrote, a re-run skips); re-run "
-                "the same command to resume"
-            )
-            interrupted.report = run.close()
-            raise interrupted from exc
-        except Exception as exc:  # Ray gave up (after its retries): what was counted stands
-            reason = f"the Ray run failed: {describe(exc)}"
-            raise stopped_error(self.index, reason, run.close(), secrets) from exc
+        with _drain_on_interrupt(state, self.index) as interrupted:
+            try:
+                for row in out.iter_rows():
+                    for letter in add_summary(run.report, row):
+                        run.fail(letter["source"], letter["reason"], letter["document"])
+                    run.bar.update(summary_total(row) - len(row["dead_letters"] or ()))
+                    stopped = stopped or row["stopped"]  # later batches come back unsent
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(run.close(), drained=False) from exc
+            except Exception as exc:  # Ray gave up (after its retries): what was counted stands
+                reason = f"the Ray run failed: {describe(exc)}"
+                raise stopped_error(self.index, reason, run.close(), secrets) from exc
         report = run.close()
         if stopped is not None:
             raise stopped_error(self.index, stopped, report, secrets)
+        if interrupted.is_set():
+            raise self._interrupted(report, drained=True)
         return report
+
+    def _interrupted(self, report: IndexReport, drained: bool) -> IndexingInterrupted:
+        counted = (
+            "the batches in flight finished and what was read after is dead-lettered unsent"
+            if drained else "the report counts the batches that came back only: what the "
+            "batches still running wrote, a re-run skips"
+        )  # fmt: skip
+        interrupted = IndexingInterrupted(
+            f"the Ray run into {self.index!r} was interrupted; {report.indexed} documents were "
+            f"indexed ({counted}); re-run the same command to resume"
+        )
+        interrupted.report = report
+        return interrupted
+
+
+@contextlib.contextmanager
+def _drain_on_interrupt(state: Any, index: str) -> Iterator[threading.Event]:
+    """While inside (in the main thread, where signals arrive), the first SIGINT or SIGTERM
+    tells the run's state to stop sending and reading (from a thread: no Ray call in a signal
+    handler) and sets the event; the next raises ``KeyboardInterrupt``."""
+    interrupted, leaving = threading.Event(), threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt(f"signal {signum}")
+        interrupted.set()
+
+    def tell() -> None:
+        while not interrupted.wait(0.2):
+            if leaving.is_set():
+                return
+        require_ray().get(state.interrupt.remote())
+        said = f"interrupted: finishing the batches in flight into {index!r} (every record read"
+        print(f"{said} is counted); Ctrl-C again stops at once", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    teller = threading.Thread(target=tell, name="es-semantic-ray-interrupt", daemon=True)
+    teller.start()
+    try:
+        yield interrupted
+    finally:
+        leaving.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        teller.join(timeout=5)
 
 
 def _actor_pool(ray: Any, resources: Resources) -> Any:
@@ -367,7 +336,7 @@ def _index_batches() -> type:
     return IndexBatches
 
 
-def _stop_signal() -> type:
-    from es_semantic.distributed.worker import StopSignal
+def _run_state() -> type:
+    from es_semantic.distributed.worker import RunState
 
-    return StopSignal
+    return RunState

@@ -1,18 +1,25 @@
 """The Ray actor: one model load and one client per worker; each batch goes through the local
 :class:`~es_semantic.indexing.indexer.Indexer` (content-hash skip by ``mget``, chunking, bulk,
-dead letters) and comes back as one summary row. A batch that meets a stopped cluster sets
-the run's :class:`StopSignal`; the batches after it are dead-lettered without being sent.
+dead letters) and comes back as summary rows. A batch that meets a stopped cluster stops the
+run (:class:`RunState`); the batches after it, and after Ctrl-C, are dead-lettered unsent.
 
 A batch is idempotent: document ids are stable and unchanged documents are skipped, so when
 Ray retries a batch on a restarted actor, what the dead actor had written is counted as
-skipped, never written twice.
+skipped, never written twice. Ray restarts a dead actor and retries its batch without limit,
+so a record that kills its process (a native crash, the kernel's OOM killer) would be sent
+forever: a batch that was begun and never ended is taken again one record at a time, alone
+on its worker, and a record in hand when the process died a second time is dead-lettered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import queue
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -27,7 +34,11 @@ from es_semantic.indexing.indexer import Indexer
 from es_semantic.indexing.options import IndexOptions
 from es_semantic.types import Document, IndexReport, ReadFailure
 
-NOT_SENT = "not sent: indexing stopped"  # the local engine's reason for the same records
+# the local engine's reasons for the same records
+NOT_SENT = "not sent: indexing stopped"
+INTERRUPTED = "not sent: indexing was interrupted"
+DIED = ("not sent: the worker process died twice with this record in hand (a native crash or "
+        "the memory limit); the run went on without it")  # fmt: skip
 
 SUMMARY_SCHEMA = pa.schema(
     [*((name, pa.int64()) for name in COUNTED), ("encode_seconds", pa.float64()),
@@ -44,22 +55,57 @@ def load_encoder(model: str | None, options: Mapping[str, Any]) -> Any:
     return Encoder(model, **options)
 
 
-class StopSignal:
-    """Why the run stopped (the first batch that met a stopped cluster), shared by the actors
-    (a Ray actor of its own)."""
+@dataclass
+class _Begun:
+    """A batch a worker has begun: the record in hand (None: the whole batch) and what the
+    deaths of earlier tries tell."""
+
+    hand: int | None = None
+    died: bool = False
+    poison: set[int] = field(default_factory=set)
+
+
+class RunState:
+    """What the actors share (a Ray actor of its own): why the run stopped, whether it was
+    interrupted, and the batches begun and not yet ended (a retry of one means its worker
+    died)."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.interrupted = False
+        self.begun: dict[str, _Begun] = {}
 
     def stop(self, reason: str) -> None:
         self.reason = self.reason or reason
 
-    def stopped(self) -> str | None:
-        return self.reason
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+    def not_sent(self) -> str | None:
+        """The dead-letter reason for records that are no longer sent (None: send them)."""
+        return NOT_SENT if self.reason else INTERRUPTED if self.interrupted else None
+
+    def begin(self, batch: str) -> tuple[bool, list[int]]:
+        """Whether a worker died on this batch before, and the records it died on twice."""
+        begun = self.begun.get(batch)
+        if begun is None:
+            begun = self.begun[batch] = _Begun()
+        elif begun.hand is None:
+            begun.died = True
+        else:
+            begun.poison.add(begun.hand)
+        begun.hand = None
+        return begun.died, sorted(begun.poison)
+
+    def hand(self, batch: str, record: int) -> None:
+        self.begun[batch].hand = record
+
+    def end(self, batch: str) -> None:
+        self.begun.pop(batch, None)
 
 
 class IndexBatches:
-    """``map_batches`` callable: a batch of rows in, one summary row out.
+    """``map_batches`` callable: a batch of rows in, its summary rows out.
 
     ``concurrent`` calls may run at once (threads): one encodes while another waits on its
     ``mget`` and bulk requests, as the local indexer overlaps them. They share the model
@@ -78,39 +124,84 @@ class IndexBatches:
     ) -> None:
         es, encoder = make_client(es_config), load_encoder(model, encoder_options)
         self._idle: queue.SimpleQueue[Indexer] = queue.SimpleQueue()
+        self._alone = threading.Lock()
         for _ in range(concurrent):  # every failure comes back in the batch's report
             indexer = Indexer.from_options(es, index, encoder, options.for_batches())
             self.spec = indexer.field_spec()
             self._idle.put(indexer)
+        self.concurrent = concurrent
         self.source, self.index, self.signal, self.options = source, index, signal, options
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        indexer = self._idle.get()
-        try:
-            return self._index(indexer, batch)
-        finally:
-            self._idle.put(indexer)
+        key = _fingerprint(batch)
+        died, poison = self._call("begin", key) or (False, [])
+        if not died:
+            with self._indexers(alone=False) as indexer:
+                out = self._index(indexer, batch)
+        else:  # its worker died on it: one record at a time, alone, so a death names one
+            with self._indexers(alone=True) as indexer:
+                out = pa.concat_tables([self._one(indexer, batch, row, key, row in poison)
+                                        for row in range(batch.num_rows)])  # fmt: skip
+        self._call("end", key)
+        return out
+
+    def _one(self, indexer: Indexer, batch: pa.Table, row: int, key: str, poison: bool) -> (
+        pa.Table):  # fmt: skip
+        one = batch.slice(row, 1)
+        if poison:
+            return _table(self._not_sent(self._records(one), DIED), None)
+        self._call("hand", key, row)
+        return self._index(indexer, one)
 
     def _index(self, indexer: Indexer, batch: pa.Table) -> pa.Table:
-        records = list(to_records(batch.to_pylist(), batch.column_names, self.spec, self.source))
+        records = self._records(batch)
         stopped = None
         try:
-            if self.signal is not None and ray.get(self.signal.stopped.remote()):
-                report = self._not_sent(records)
-            else:
-                report = indexer.index(records)
+            reason = self._call("not_sent")
+            report = self._not_sent(records, reason) if reason else indexer.index(records)
         except IndexingError as exc:  # the cluster failed: every document is dead-lettered
             report, stopped = exc.report, exc.reason or str(exc)
             if report is None:  # stopped before the batch began: none of it was sent
                 report = self._not_sent(records, f"not sent: {stopped}")
-            if self.signal is not None:
-                ray.get(self.signal.stop.remote(stopped))
-        dead = [json.dumps(f.to_json(), ensure_ascii=False) for f in report.failures]
-        return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
+            self._call("stop", stopped)
+        return _table(report, stopped)
 
-    def _not_sent(self, records: list[Document | ReadFailure], reason: str = NOT_SENT) -> (
-        IndexReport):  # fmt: skip
-        """The run has stopped: each record is a dead letter, as the local engine's are."""
+    def _records(self, batch: pa.Table) -> list[Document | ReadFailure]:
+        return list(to_records(batch.to_pylist(), batch.column_names, self.spec, self.source))
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """A call to the run's shared state (none when built without one)."""
+        if self.signal is None:
+            return None
+        return ray.get(getattr(self.signal, method).remote(*args))
+
+    @contextlib.contextmanager
+    def _indexers(self, alone: bool) -> Iterator[Indexer]:
+        """An idle indexer; ``alone``: every indexer, so no other call runs beside it."""
+        if not alone:
+            taken = [self._idle.get()]
+        else:
+            with self._alone:
+                taken = [self._idle.get() for _ in range(self.concurrent)]
+        try:
+            yield taken[0]
+        finally:
+            for indexer in taken:
+                self._idle.put(indexer)
+
+    def _not_sent(self, records: list[Document | ReadFailure], reason: str) -> IndexReport:
+        """Records that are not sent: each is a dead letter, as the local engine's are."""
         run = open_run(self.index, self.options.for_batches(), [])
         run.fail_records(records, reason)
         return run.close()
+
+
+def _table(report: IndexReport, stopped: str | None) -> pa.Table:
+    dead = [json.dumps(f.to_json(), ensure_ascii=False) for f in report.failures]
+    return pa.Table.from_pylist([summary_row(report, dead, stopped)], schema=SUMMARY_SCHEMA)
+
+
+def _fingerprint(batch: pa.Table) -> str:
+    """The same key for the same rows when Ray sends a batch again."""
+    rows = json.dumps(batch.to_pylist(), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.blake2b(rows.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

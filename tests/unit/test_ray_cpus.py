@@ -71,7 +71,8 @@ def test_a_cgroup_quota_caps_the_count(
 
 
 class _Stopped:
-    """Ray's output stream: one batch summary back, then Ctrl-C."""
+    """Ray's output stream: one batch summary back, then a Ctrl-C that stops at once (the
+    second, or one outside the main thread)."""
 
     def iter_rows(self) -> Any:
         from es_semantic.distributed.rows import summary_row
@@ -81,10 +82,10 @@ class _Stopped:
         raise KeyboardInterrupt
 
 
-def test_an_interrupt_says_the_batches_still_running_are_not_in_the_count() -> None:
-    """The driver counts the summaries that came back; batches still running on the actors
-    when Ctrl-C came may have written more. The line says so rather than imply that the
-    report covers every record read."""
+def test_a_hard_interrupt_says_the_batches_still_running_are_not_in_the_count() -> None:
+    """Stopped at once, the driver counts the summaries that came back; batches still running
+    on the actors may have written more. The line says so rather than imply that the report
+    covers every record read (the first Ctrl-C drains: test_distributed_faults)."""
     from es_semantic.config import ESConfig
     from es_semantic.distributed.engine import Resources, _Run
     from es_semantic.errors import IndexingInterrupted
@@ -93,7 +94,7 @@ def test_an_interrupt_says_the_batches_still_running_are_not_in_the_count() -> N
     run = _Run(ESConfig(url="http://localhost:9200"), "ix", None, None,
                IndexOptions(progress=False), Resources())  # fmt: skip
     with pytest.raises(IndexingInterrupted) as stopped:
-        run._collect(_Stopped(), [], 10)
+        run._collect(_Stopped(), [], 10, None)
     assert stopped.value.report.indexed == 4
     message = str(stopped.value)
     assert "4 documents" in message and "still running" in message and "re-run" in message

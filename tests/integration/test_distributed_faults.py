@@ -1,0 +1,121 @@
+"""The Ray engine's promise under the faults a cluster meets: a record that kills its worker
+process every time it is encoded is dead-lettered and the run goes on (Ray alone restarts the
+actor and sends the batch again, forever), and Ctrl-C accounts for every record read,
+the batches in flight included."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from es_semantic.demo.server import ServerHandle
+from es_semantic.errors import IndexingInterrupted
+from tests.integration import ray_poison
+from tests.integration.test_distributed import (
+    _cluster_cpus,
+    _docs,
+    _stored,
+    _within,
+    _write_inputs,
+    local_ray,
+)
+
+ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
+
+from es_semantic.distributed import engine, index_files  # noqa: E402
+from es_semantic.indexing.options import IndexOptions  # noqa: E402
+
+__all__ = ["local_ray"]
+
+
+def _letters(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_record_that_kills_its_worker_is_dead_lettered_and_the_run_goes_on(
+    local_ray: None, es: Elasticsearch, es_server: ServerHandle, index_name: str,
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    docs = _docs(60)
+    docs[17]["text"] = f"{ray_poison.POISON}: the process that encodes this record dies"
+    jsonl, _ = _write_inputs(tmp_path, docs)  # 62 lines: 2 of them bad
+    dead = tmp_path / "poison.dead.jsonl"
+    ray.cloudpickle.register_pickle_by_value(ray_poison)
+    monkeypatch.setattr(engine, "_index_batches", lambda: ray_poison.DiesOnPoison)
+    report = _within(180, lambda: index_files(
+        [str(jsonl)], es_server.config, index_name, str(tiny_st_dir), workers=1,
+        options=IndexOptions(batch_size=10, dead_letter=dead)))  # fmt: skip
+    assert (report.indexed + report.skipped, report.failed, report.total) == (59, 3, 62)
+    letters = _letters(dead)
+    poisoned = [x for x in letters if isinstance(x["document"], dict)
+                and x["document"].get("id") == "d17"]  # fmt: skip
+    assert len(poisoned) == 1 and "died" in poisoned[0]["reason"], letters
+    assert set(_stored(es, index_name)) == {d["id"] for d in docs} - {"d17"}
+
+
+def test_ctrl_c_accounts_for_the_batches_in_flight(
+    local_ray: None, es: Elasticsearch, es_server: ServerHandle, index_name: str,
+    tiny_st_dir: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Ctrl-C mid-run: the batches on the workers finish, what was read and not yet sent is
+    dead-lettered, and the report accounts for each record read once: the index holds exactly
+    the documents it counts, and the records it counts are the file's first lines."""
+    docs = _docs(1500)
+    jsonl, _ = _write_inputs(tmp_path, docs)  # 1502 lines
+    dead = tmp_path / "interrupted.dead.jsonl"
+    stop = threading.Event()
+
+    def interrupt_mid_run() -> None:  # Ctrl-C once the run has indexed 100 documents
+        deadline = time.monotonic() + 180
+        while not stop.is_set() and time.monotonic() < deadline:
+            if es.indices.exists(index=index_name):
+                es.indices.refresh(index=index_name)
+                if es.count(index=index_name)["count"] >= 100:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=interrupt_mid_run, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(IndexingInterrupted) as raised:
+            index_files([str(jsonl)], es_server.config, index_name, str(tiny_st_dir),
+                        workers=2, cpus_per_worker=_cluster_cpus() / 4,
+                        options=IndexOptions(batch_size=10, dead_letter=dead))  # fmt: skip
+    finally:
+        stop.set()
+        watcher.join()
+    report = raised.value.report
+    assert report is not None and 100 <= report.indexed < 1500
+    stored = _stored(es, index_name)
+    assert len(stored) == report.indexed + report.skipped  # nothing written goes uncounted
+    letters = _letters(dead)
+    assert len(letters) == report.failed
+    lines = {f"{jsonl}:{n}" for n in range(1, report.total + 1)}
+    line_of = {d["id"]: n for n, d in _numbered(docs)}
+    counted = {letter["source"] for letter in letters} | {
+        f"{jsonl}:{line_of[doc_id]}" for doc_id in stored
+    }
+    assert counted == lines  # each record read counted once: the file's first report.total
+    assert any(letter["reason"] == "not sent: indexing was interrupted" for letter in letters)
+    assert "re-run" in str(raised.value)
+
+
+def _numbered(docs: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Each document with its line in the file ``_write_inputs`` writes (bad lines after the
+    4th and the 8th document)."""
+    out, line = [], 0
+    for i, doc in enumerate(docs):
+        line += 1
+        out.append((line, doc))
+        if i in (3, 7):
+            line += 1
+    return out
