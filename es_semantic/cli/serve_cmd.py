@@ -29,6 +29,8 @@ from es_semantic.service.settings import ServiceConfig
 
 LIMITS = {  # serve option -> (ServiceConfig field, help); defaults are ServiceConfig's
     "--max-body-bytes": ("max_body_bytes", "request body limit (413 beyond)"),
+    "--max-body-seconds": ("max_body_seconds", "seconds a request body may take to arrive "
+                           "(408 beyond: a stalled client frees its connection)"),
     "--max-k": ("max_k", "largest k (and offset + k) a search may ask for"),
     "--max-window": ("max_window", "largest fusion window a search may ask for"),
     "--max-num-candidates": ("max_num_candidates", "largest kNN num_candidates"),

@@ -98,6 +98,7 @@ def http_app(server: Any, options: McpOptions, secrets: list[str]) -> Any:
                                      json_response=True, host=options.host,
                                      max_request_body_size=config.max_body_bytes)  # fmt: skip
     app.add_middleware(Guard, api_keys=config.api_keys, max_body_bytes=config.max_body_bytes,
+                       max_body_seconds=config.max_body_seconds,
                        metrics=ServiceMetrics(), secrets=secrets)  # fmt: skip
     return app
 

@@ -107,6 +107,7 @@ def create_app(
     for unreachable in UNREACHABLE:  # the cluster down or refusing us: not an internal error
         app.add_exception_handler(unreachable, _on_unreachable)
     app.add_middleware(Guard, api_keys=config.api_keys, max_body_bytes=config.max_body_bytes,
+                       max_body_seconds=config.max_body_seconds,
                        metrics=metrics, secrets=state.secrets)  # fmt: skip
     if config.cors_origins:  # outermost: it answers preflights, which carry no key
         from fastapi.middleware.cors import CORSMiddleware

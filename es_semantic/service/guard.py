@@ -1,8 +1,10 @@
-"""The service's ASGI guard: API keys, the request-body limit, request metrics, and unhandled
-errors logged redacted (never re-raised to the server's own logger)."""
+"""The service's ASGI guard: API keys, the request-body limits (its size and the time it may
+take to arrive), request metrics, and unhandled errors logged redacted (never re-raised to the
+server's own logger)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -28,8 +30,10 @@ class Guard:
     ``@app.middleware``). CORS, when on, wraps it: preflights never reach the key check."""
 
     def __init__(self, app: ASGIApp, *, api_keys: Sequence[str], max_body_bytes: int,
-                 metrics: ServiceMetrics, secrets: Sequence[str]) -> None:  # fmt: skip
+                 metrics: ServiceMetrics, secrets: Sequence[str],
+                 max_body_seconds: float = 30) -> None:  # fmt: skip
         self.app, self.api_keys, self.max_body = app, tuple(api_keys), max_body_bytes
+        self.max_seconds = max_body_seconds
         self.metrics, self.secrets = metrics, list(secrets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,10 +52,9 @@ class Guard:
         if self.api_keys and scope["path"] not in OPEN_ROUTES and not self._authorized(request):
             await _answer(401, "missing or wrong API key", scope, receive, sending)
         else:
-            body = await _read_body(request, receive, self.max_body)
-            if body is None:
-                message = f"request body over {self.max_body} bytes: send less per request"
-                await _answer(413, message, scope, receive, sending)
+            body = await self._read_body(request, receive)
+            if isinstance(body, tuple):
+                await _answer(*body, scope, receive, sending)
             else:
                 await self._run(scope, body, receive, sending, status)
         self.metrics.request(_route_label(request), status["code"], time.perf_counter() - started)
@@ -80,6 +83,36 @@ class Guard:
                               scope, replay, send)  # fmt: skip
             status["code"] = 500
 
+    async def _read_body(self, request: Request, receive: Receive) -> list[Message] | tuple[
+            int, str]:  # fmt: skip
+        """The request's messages, or the refusal: 413 past ``max_body_bytes`` (a declared
+        Content-Length over it before reading), 408 when the body is not in within
+        ``max_body_seconds`` (a client that stalls would hold its connection for ever)."""
+        too_big = 413, f"request body over {self.max_body} bytes: send less per request"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return too_big
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return []
+        messages: list[Message] = []
+        size = 0
+        deadline = asyncio.get_running_loop().time() + self.max_seconds
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0))
+            except asyncio.TimeoutError:
+                return 408, (f"request body not received within {self.max_seconds:g} s: send "
+                             "it whole, or raise serve --max-body-seconds")  # fmt: skip
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                return too_big
+            if not message.get("more_body", False):
+                return messages
+
     def _authorized(self, request: Request) -> bool:
         given = request.headers.get("x-api-key") or ""
         bearer = request.headers.get("authorization") or ""
@@ -88,28 +121,6 @@ class Guard:
         # constant-time against every key (no early exit that would time the match)
         matches = [hmac.compare_digest(given.encode(), key.encode()) for key in self.api_keys]
         return bool(given) and any(matches)
-
-
-async def _read_body(request: Request, receive: Receive, limit: int) -> list[Message] | None:
-    """The request's messages, read up to ``limit`` body bytes; None past it (a declared
-    Content-Length over it is refused before reading)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return []
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages
-        size += len(message.get("body", b""))
-        if size > limit:
-            return None
-        if not message.get("more_body", False):
-            return messages
 
 
 async def _answer(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:

@@ -23,6 +23,7 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     eval_report: Mapping[str, Any] | None = None  # an `eval --json` report for the playground
     max_body_bytes: int = 16 << 20
+    max_body_seconds: int = 30  # a body not in by then: 408 (a stalled client frees its slot)
     max_k: int = 1_000  # caps k and offset + k
     max_window: int = 1_000
     max_num_candidates: int = 10_000

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -77,6 +79,22 @@ def test_a_body_over_the_limit_is_413_with_or_without_a_length(tiny):
         status, _, text = raw(f"{url}/embed", "POST", chunked, iter([big[:1500], big[1500:]]))
         assert status == 413 and "2000 bytes" in text
         assert call(f"{url}/embed", {"inputs": ["cat"]})[0] == 200
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot(tiny):
+    """A client that sends its headers and part of a body, then stalls, held a connection
+    (one of --max-connections) for as long as it liked: it is answered 408 and closed."""
+    with running(create_app(tiny, config=ServiceConfig(max_body_seconds=1))) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as slow:
+            slow.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nContent-Length: 100\r\n\r\n{\"inputs\": ")  # fmt: skip
+            started = time.monotonic()
+            answer = slow.recv(4096).decode()
+            took = time.monotonic() - started
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "1 s" in answer and took < 5, (answer, took)
+        assert call(f"{url}/embed", {"inputs": ["cat"]})[0] == 200  # a whole body still passes
 
 
 @pytest.mark.parametrize(
