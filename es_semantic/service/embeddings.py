@@ -78,7 +78,30 @@ class EmbedRequest(BaseModel):
     inputs: str | list[Item]  # {"text"}/{"image"} items: the CLIP model (service/images.py)
     normalize: bool = True
     truncate: bool = False
+    truncation_direction: str = "Right"
     prompt_name: str | None = None
+
+
+# prompt names (TEI: the model's ``prompts`` keys) -> what the model is told the text is; the
+# document's other names are those model folders use for its prompt (encoding/model_folder.py)
+PROMPT_KINDS: dict[str, Kind] = {"query": "query", "document": "document", "passage": "document",
+                                 "corpus": "document", "doc": "document"}  # fmt: skip
+
+
+def _embed_kind(body: EmbedRequest) -> Kind:
+    """The prompt ``prompt_name`` names (the document's when none: es-semantic's default), after
+    the options the service cannot honour are refused (422, as TEI refuses a bad option)."""
+    if body.truncation_direction.lower() != "right":
+        asked = body.truncation_direction[:20]
+        raise HTTPProblem(422, f"truncation_direction {asked!r}: the model keeps a text's "
+                          "first tokens; send Right or leave it out")  # fmt: skip
+    if body.prompt_name is None:
+        return "document"
+    kind = PROMPT_KINDS.get(body.prompt_name)
+    if kind is None:
+        raise HTTPProblem(422, f"prompt_name {body.prompt_name[:40]!r} is not one of this "
+                          f"model's prompts: {', '.join(PROMPT_KINDS)}")  # fmt: skip
+    return kind
 
 
 @router.post("/embed")
@@ -88,11 +111,14 @@ async def tei_embed(body: EmbedRequest, state: State) -> Response:
     inputs = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     if not inputs:  # TEI: 400 "`inputs` cannot be empty"
         raise HTTPProblem(400, "inputs is empty: send a text or a list of them")
+    kind = _embed_kind(body)
     if has_items(inputs):
+        if not body.normalize:
+            raise HTTPProblem(422, "normalize=false: image and text items are CLIP vectors, "
+                              "unit length in one space; leave normalize out")  # fmt: skip
         vectors = await embed_items(state, inputs)
         return Response(json.dumps(vectors.tolist()), media_type="application/json")
     texts = check_inputs([str(x) for x in inputs], state.config)
-    kind: Kind = "query" if body.prompt_name == "query" else "document"
     config = state.encoder.config
     window = config.max_length
     prefix = config.query_prefix if kind == "query" else config.document_prefix

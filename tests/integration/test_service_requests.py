@@ -186,3 +186,28 @@ def test_a_lone_surrogate_is_a_400_not_a_500_in_the_shared_encode_pass(
         status, _, text = raw(f"{url}{path}", "POST", {"Content-Type": "application/json"},
                               body.encode())  # fmt: skip
         assert status == 400 and "Unicode" in text and "\\n" not in text, text
+
+
+def test_tei_embed_prompt_names_are_the_models_and_others_are_refused(tiny):
+    """``prompt_name`` picks the model's prompt ("query"; "document" and its other names);
+    a name the model does not have was encoded as a document, silently: TEI refuses it."""
+    with running(create_app(tiny)) as url:
+        as_query = call(f"{url}/embed", {"inputs": "cat", "prompt_name": "query"})[1]
+        for name in (None, "document", "passage"):
+            status, vector, _ = call(f"{url}/embed", {"inputs": "cat", "prompt_name": name})
+            assert status == 200 and vector != as_query, name
+        assert np.allclose(as_query, tiny.encode_queries(["cat"]), atol=1e-5)
+        status, body, _ = call(f"{url}/embed", {"inputs": "cat", "prompt_name": "qurey"})
+        assert status == 422 and "qurey" in body["error"] and "query" in body["error"], body
+
+
+def test_tei_embed_truncation_direction_left_is_refused_not_ignored(tiny):
+    """The model keeps a text's first tokens: asked to keep the last (``Left``), the service
+    cut the other end, silently."""
+    window = tiny.config.max_length
+    text = " ".join(["search"] * (window * 2))
+    with running(create_app(tiny)) as url:
+        right = {"inputs": text, "truncate": True, "truncation_direction": "Right"}
+        assert call(f"{url}/embed", right)[0] == 200
+        status, body, _ = call(f"{url}/embed", {**right, "truncation_direction": "Left"})
+        assert status == 422 and "Left" in body["error"] and "Right" in body["error"], body

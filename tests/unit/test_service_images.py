@@ -76,6 +76,15 @@ def test_images_and_texts_embed_in_the_clip_space(client: TestClient, clip: Any)
     np.testing.assert_allclose(np.array(tei, dtype=np.float32), got, atol=1e-6)
 
 
+def test_tei_normalize_false_is_refused_for_image_items(client: TestClient) -> None:
+    """CLIP vectors are unit length here (texts and images share one space): asked for them
+    not normalised, the service answered unit vectors, silently."""
+    items = [{"image": b64(png("red"))}, {"text": "a red square"}]
+    refused = client.post("/embed", json={"inputs": items, "normalize": False})
+    assert refused.status_code == 422 and "normalize" in refused.json()["error"], refused.text
+    assert client.post("/embed", json={"inputs": items, "normalize": True}).status_code == 200
+
+
 def test_plain_texts_still_go_to_the_text_model(client: TestClient, tiny: Any) -> None:
     answer = client.post("/v1/embeddings", json={"input": ["search engine"]})
     got = np.array(answer.json()["data"][0]["embedding"], dtype=np.float32)
