@@ -9,6 +9,8 @@ skipped, never written twice. Ray restarts a dead actor and retries its batch wi
 so a record that kills its process (a native crash, the kernel's OOM killer) would be sent
 forever: a batch that was begun and never ended is taken again one record at a time, alone
 on its worker, and a record in hand when the process died a second time is dead-lettered.
+Only a try from the restarted process of the actor whose dead process began a batch is a
+retry: the same rows at once on a live worker (a dataset that repeats) are another batch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import json
 import queue
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +60,10 @@ def load_encoder(model: str | None, options: Mapping[str, Any]) -> Any:
 
 @dataclass
 class _Begun:
-    """A batch a worker has begun: the record in hand (None: the whole batch) and what the
-    deaths of earlier tries tell."""
+    """A batch a worker process has begun: the process (``owner``), the record in hand (None:
+    the whole batch) and what the deaths of earlier tries tell."""
 
+    owner: str
     hand: int | None = None
     died: bool = False
     poison: set[int] = field(default_factory=set)
@@ -67,13 +71,17 @@ class _Begun:
 
 class RunState:
     """What the actors share (a Ray actor of its own): why the run stopped, whether it was
-    interrupted, and the batches begun and not yet ended (a retry of one means its worker
-    died)."""
+    interrupted, and the batches begun and not yet ended. A batch is known by its rows; a
+    retry of one is told from another batch of the same rows by its process: a retry comes
+    from the restarted process of an actor whose process began it, and that one is dead."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
         self.interrupted = False
-        self.begun: dict[str, _Begun] = {}
+        self.begun: dict[int, tuple[str, _Begun]] = {}  # by the number begin() gave
+        self.processes: dict[str, str] = {}  # each actor's live process
+        self.dead: set[str] = set()
+        self.count = 0
 
     def stop(self, reason: str) -> None:
         self.reason = self.reason or reason
@@ -85,23 +93,36 @@ class RunState:
         """The dead-letter reason for records that are no longer sent (None: send them)."""
         return NOT_SENT if self.reason else INTERRUPTED if self.interrupted else None
 
-    def begin(self, batch: str) -> tuple[bool, list[int]]:
-        """Whether a worker died on this batch before, and the records it died on twice."""
-        begun = self.begun.get(batch)
-        if begun is None:
-            begun = self.begun[batch] = _Begun()
-        elif begun.hand is None:
+    def started(self, actor: str | None, process: str) -> None:
+        """An actor's process started: the one before it, if any, died."""
+        if actor is not None:
+            before = self.processes.get(actor)
+            if before is not None and before != process:
+                self.dead.add(before)
+            self.processes[actor] = process
+
+    def begin(self, batch: str, process: str) -> tuple[int, bool, list[int]]:
+        """The number of this try of a batch, whether a process died on it before, and the
+        records it died on twice."""
+        taken = next((number for number, (rows, begun) in self.begun.items()
+                      if rows == batch and begun.owner in self.dead), None)  # fmt: skip
+        if taken is None:
+            self.count += 1
+            self.begun[self.count] = (batch, _Begun(process))
+            return self.count, False, []
+        begun = self.begun[taken][1]
+        if begun.hand is None:
             begun.died = True
         else:
             begun.poison.add(begun.hand)
-        begun.hand = None
-        return begun.died, sorted(begun.poison)
+        begun.owner, begun.hand = process, None
+        return taken, begun.died, sorted(begun.poison)
 
-    def hand(self, batch: str, record: int) -> None:
-        self.begun[batch].hand = record
+    def hand(self, number: int, record: int | None) -> None:
+        self.begun[number][1].hand = record
 
-    def end(self, batch: str) -> None:
-        self.begun.pop(batch, None)
+    def end(self, number: int) -> None:
+        self.begun.pop(number, None)
 
 
 class IndexBatches:
@@ -131,10 +152,13 @@ class IndexBatches:
             self._idle.put(indexer)
         self.concurrent = concurrent
         self.source, self.index, self.signal, self.options = source, index, signal, options
+        self.process = uuid.uuid4().hex  # this process: a restarted actor gets another
+        if signal is not None:
+            self._call("started", ray.get_runtime_context().get_actor_id(), self.process)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        key = _fingerprint(batch)
-        died, poison = self._call("begin", key) or (False, [])
+        key, died, poison = self._call("begin", _fingerprint(batch), self.process) or (
+            0, False, [])  # fmt: skip
         if not died:
             with self._indexers(alone=False) as indexer:
                 out = self._index(indexer, batch)
@@ -145,13 +169,15 @@ class IndexBatches:
         self._call("end", key)
         return out
 
-    def _one(self, indexer: Indexer, batch: pa.Table, row: int, key: str, poison: bool) -> (
+    def _one(self, indexer: Indexer, batch: pa.Table, row: int, key: int, poison: bool) -> (
         pa.Table):  # fmt: skip
         one = batch.slice(row, 1)
         if poison:
             return _table(self._not_sent(self._records(one), DIED), None)
         self._call("hand", key, row)
-        return self._index(indexer, one)
+        out = self._index(indexer, one)
+        self._call("hand", key, None)  # a death from now on is not this record's
+        return out
 
     def _index(self, indexer: Indexer, batch: pa.Table) -> pa.Table:
         records = self._records(batch)

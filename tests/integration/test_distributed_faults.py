@@ -30,7 +30,7 @@ from tests.integration.test_distributed import (
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")
 
-from es_semantic.distributed import engine, index_files  # noqa: E402
+from es_semantic.distributed import engine, index_dataset, index_files  # noqa: E402
 from es_semantic.indexing.options import IndexOptions  # noqa: E402
 
 __all__ = ["local_ray"]
@@ -119,3 +119,18 @@ def _numbered(docs: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
         if i in (3, 7):
             line += 1
     return out
+
+
+def test_identical_batches_at_once_are_not_taken_for_a_worker_death(
+    local_ray: None, es_server: ServerHandle, index_name: str, tiny_st_dir: Path,
+) -> None:  # fmt: skip
+    """A dataset whose batches repeat (the same rows again, as a union of a dataset with
+    itself makes): batches of the same rows on two workers at once are two batches, not a
+    retry of a batch whose worker died; none is dead-lettered and the run ends."""
+    rows = [{"doc": f"u{i % 10}", "body": f"user row {i % 10}"} for i in range(400)]
+    report = _within(180, lambda: index_dataset(
+        ray.data.from_items(rows), es_server.config, index_name, str(tiny_st_dir),
+        workers=2, cpus_per_worker=_cluster_cpus() / 4,
+        options=IndexOptions(id_field="doc", text_fields=("body",), batch_size=10)))  # fmt: skip
+    assert report.failed == 0, [f.reason for f in report.failures]
+    assert report.total == 400
