@@ -296,19 +296,12 @@ class IndexContract:
             tokens = options.setdefault("chunk_tokens", default_tokens)
             options.setdefault("chunk_overlap", min(DEFAULT_CHUNK_OVERLAP, tokens // 4))
         return cls(
-            model_name=config.model_name,
-            model_fingerprint=config.fingerprint,
-            pooling=config.pooling,
-            normalize=config.normalize,
-            max_length=config.max_length,
-            query_prefix=config.query_prefix,
-            document_prefix=config.document_prefix,
-            dims=config.dim,
-            backend=config.backend,
-            quantize=config.quantize,
-            precision=config.precision,
-            **options,
-        )
+            model_name=config.model_name, model_fingerprint=config.fingerprint,
+            pooling=config.pooling, normalize=config.normalize, max_length=config.max_length,
+            query_prefix=config.query_prefix, document_prefix=config.document_prefix,
+            dims=config.dim, backend=config.backend, quantize=config.quantize,
+            precision=config.precision, **options,
+        )  # fmt: skip
 
     def to_meta(self) -> dict[str, Any]:
         data = asdict(self)
@@ -344,9 +337,8 @@ class IndexContract:
         theirs = {"dims": config.dim, **{k: getattr(config, k) for k in CHECKED_FIELDS[1:]}}
         if for_indexing:
             mine["max_length"], theirs["max_length"] = self.max_length, config.max_length
-        diffs = [
-            f"{k}: index {mine[k]!r}, encoder {theirs[k]!r}" for k in mine if mine[k] != theirs[k]
-        ]
+        diffs = [f"{k}: index {mine[k]!r}, encoder {theirs[k]!r}" for k in mine
+                 if mine[k] != theirs[k]]  # fmt: skip
         modality = getattr(config, "modality", "text")
         if self.modality != modality:
             diffs.insert(0, f"modality: index {self.modality!r}, encoder {modality!r}")
@@ -362,6 +354,15 @@ class IndexContract:
     def vector_space(self) -> tuple[str, int, str]:
         """What makes vectors of two indices comparable: the model, its dims and pooling."""
         return (self.model_fingerprint, self.dims, self.pooling)
+
+    @property
+    def query_space(self) -> tuple[Any, ...]:
+        """What one query sent to several indices at once must fit on each (both models)."""
+        sparse = self.sparse
+        leg = sparse and (sparse.model_fingerprint, sparse.pooling, sparse.activation,
+                          sparse.query_mode, sparse.query_prefix, sparse.field)  # fmt: skip
+        return (self.model_fingerprint, self.modality, *(getattr(self, k) for k in
+                CHECKED_FIELDS), self.vector_path, self.similarity, leg)  # fmt: skip
 
     def check(self, config: EncoderConfig, index: str, *, for_indexing: bool = False) -> None:
         """Refuse an encoder that would make vectors incompatible with this index."""
@@ -391,9 +392,9 @@ def contract_from_mapping_response(body: dict[str, Any], index: str) -> IndexCon
     }
     if not contracts:
         raise missing_index_error(index)
-    distinct = {c.vector_space for c in contracts.values()}
-    if len(distinct) > 1:
+    if len({c.query_space for c in contracts.values()}) > 1:  # one query goes to them all
         raise IndexContractError(
-            f"alias {index!r} covers indices built with different models: {sorted(contracts)}"
+            f"{index!r} covers indices whose contracts differ (model, query options, vector "
+            f"field, similarity or sparse model): {sorted(contracts)}; search them one by one"
         )
     return next(iter(contracts.values()))
