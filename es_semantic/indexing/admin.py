@@ -118,22 +118,24 @@ def add_metadata_field_steps(
     index: str, contract: IndexContract, name: str, kind: str
 ) -> Steps[IndexContract]:
     """The contract with metadata field ``name`` (added to the mapping and ``_meta`` when it is
-    not there yet: a new field is allowed on a live index)."""
+    not there yet: a new field is allowed on a live index).
+
+    A put-mapping replaces ``_meta`` whole, so each index (each one behind an alias) gets its
+    own ``_meta`` as read just now back, with the field added to the contract found there, not
+    to ``contract`` (read earlier: another writer may have changed it since)."""
     if name in contract.metadata_fields:
         return contract
-    updated = replace(contract, metadata_fields={**contract.metadata_fields, name: kind})
     mapping = (yield Call("indices.get_mapping", {"index": index})).raise_for_error()
-    meta = dict(mapping[next(iter(mapping))]["mappings"].get("_meta") or {})  # keep other keys
-    answer = yield Call(
-        "indices.put_mapping",
-        {
-            "index": index,
-            "properties": {name: {"type": kind}},
-            "meta": {**meta, **updated.to_meta()},
-        },
-    )
-    answer.raise_for_error()
-    return updated
+    for concrete, entry in sorted(mapping.items()):
+        meta = dict((entry.get("mappings") or {}).get("_meta") or {})  # keep other keys
+        current = IndexContract.from_meta(meta, concrete)
+        if name in current.metadata_fields:
+            continue
+        fields = {**current.metadata_fields, name: kind}
+        put = {"index": concrete, "properties": {name: {"type": kind}},
+               "meta": {**meta, **replace(current, metadata_fields=fields).to_meta()}}  # fmt: skip
+        (yield Call("indices.put_mapping", put)).raise_for_error()
+    return replace(contract, metadata_fields={**contract.metadata_fields, name: kind})
 
 
 def read_contract(es: Elasticsearch, index: str) -> IndexContract:

@@ -346,3 +346,37 @@ def block_not_shards_acknowledged(upstream: str, index: str) -> Rule:
         return None
 
     return rule
+
+
+class MetaReplaced:
+    """A put-mapping ``_meta`` replaces the whole object, as Elasticsearch does (the local
+    server merges it into the old one, so a writer that drops another's keys goes unseen).
+
+    Each ``PUT /{names}/_mapping`` carrying ``_meta`` is forwarded (its properties applied) and
+    its ``_meta`` recorded as the whole ``_meta`` of every index it reached; ``GET .../_mapping``
+    answers carry the recorded ``_meta`` of those indices."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.metas: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
+        route = path.split("?")[0]
+        if not route.endswith("/_mapping") or method not in ("GET", "PUT", "POST"):
+            return None
+        with self._lock:  # one mapping read or write at a time, as the cluster's master does
+            if method == "GET":
+                status, answer = _send_upstream(self.upstream, method, path, body, headers)
+                if status == 200:
+                    for name, entry in answer.items():
+                        if name in self.metas:
+                            entry.setdefault("mappings", {})["_meta"] = self.metas[name]
+                return status, answer
+            status, answer = _send_upstream(self.upstream, method, path, body, headers)
+            meta = json.loads(body or b"{}").get("_meta")
+            if status == 200 and meta is not None:
+                _, reached = _send_upstream(self.upstream, "GET", route, b"", headers)
+                for name in reached:
+                    self.metas[name] = meta
+            return status, answer
