@@ -24,12 +24,15 @@ from tqdm import tqdm
 from es_semantic.corpus.pairs import DuplicatePair, best_of, pairs_from_response
 from es_semantic.corpus.pairs import text_snippet as snippet_of
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
-from es_semantic.elastic.calls import run
+from es_semantic.elastic.calls import Call, Steps, run
 from es_semantic.errors import ConfigError
-from es_semantic.indexing.admin import read_contract
 from es_semantic.indexing.dedupe import neighbour_steps, probe_body
 from es_semantic.indexing.readers import BadLine, json_lines
-from es_semantic.schema.contract import IndexContract
+from es_semantic.schema.contract import (
+    IndexContract,
+    contract_from_mapping_response,
+    missing_index_error,
+)
 from es_semantic.schema.filters import build_filters
 from es_semantic.schema.similarity import knn_threshold
 
@@ -61,7 +64,7 @@ def find_duplicates(
     ``encoder``: the index's model, needed on chunked indices."""
     if top_k < 1 or page_size < 1:
         raise ConfigError("top_k and page_size must be >= 1")
-    contract = read_contract(es, index)
+    contract, probed = run(es, _read_steps(index))
     knn_threshold(threshold, contract.similarity)  # refuse a threshold outside its unit first
     if encoder is not None:
         contract.check(encoder.config, index)
@@ -83,7 +86,7 @@ def find_duplicates(
             todo = [d for d in page if state is None or d.id not in state.done]
             if limit is not None:
                 todo = todo[: max(limit - scanned, 0)]
-            found = _probe_page(es, index, contract, todo, built, threshold, top_k)
+            found = _probe_page(es, probed, contract, todo, built, threshold, top_k)
             new = [p for p in found if (p.a, p.b) not in seen]
             seen.update((p.a, p.b) for p in new)
             if state is not None:
@@ -95,6 +98,17 @@ def find_duplicates(
                 return
     finally:
         bar.close()
+
+
+def _read_steps(index: str) -> Steps[tuple[IndexContract, str]]:
+    """The contract of ``index`` and the concrete indices behind it, comma-joined: the probes
+    go there, to the vectors the scan reads, never to where an alias points later (migrate
+    swaps it to an index another model wrote)."""
+    answer = yield Call("indices.get_mapping", {"index": index})
+    if answer.status == 404:
+        raise missing_index_error(index)
+    mapping = dict(answer.raise_for_error())
+    return contract_from_mapping_response(mapping, index), ",".join(sorted(mapping))
 
 
 def _probe_page(
