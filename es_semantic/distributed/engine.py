@@ -11,7 +11,9 @@ A batch that meets a stopped cluster tells the others (the run's shared state): 
 are dead-lettered unsent, file reads stop, and the driver reads every summary before it
 raises. Ctrl-C (or SIGTERM) does the same: the batches on the workers finish, what was read
 after is dead-lettered unsent, and the report accounts for every record read; a second
-Ctrl-C stops at once (the batches in flight are then not in the report).
+Ctrl-C stops at once (the batches in flight are then not in the report). A user's dataset is
+read by its own tasks, which only leaving the stream stops: after a stop its batches are left
+unread, and the driver leaves once it has counted every batch begun before.
 
 Each actor builds its own client from the same :class:`ESConfig` (secrets travel inside it,
 never in a message or log line) and runs the local ``Indexer`` on each batch, so contract
@@ -101,7 +103,8 @@ def index_dataset(
     ``IndexingError`` (with ``.report``) when the cluster stopped the run."""
     return _Run(es_config, index, model, encoder_options, options or IndexOptions(),
                 Resources(workers, cpus_per_worker, gpus_per_worker)).go(
-        lambda spec, state: dataset, source, total, DATASET_TASK_CPUS)  # fmt: skip
+        lambda spec, state: dataset, source, total, DATASET_TASK_CPUS,
+        leave_unread=True)  # fmt: skip
 
 
 def index_files(
@@ -179,8 +182,11 @@ class _Run:
         self.options, self.resources = options, resources
         self.ran: dict[str, str] | None = None  # the planned encoder, named in the report
 
-    def go(self, dataset_for: Any, source: str, total: int | None, reading: float) -> IndexReport:
-        """Run on the cluster; ``reading``: the CPUs the dataset's read tasks need."""
+    def go(self, dataset_for: Any, source: str, total: int | None, reading: float, *,
+           leave_unread: bool = False) -> IndexReport:  # fmt: skip
+        """Run on the cluster; ``reading``: the CPUs the dataset's read tasks need;
+        ``leave_unread``: the dataset's reads go on after a stop (a user's dataset), so what
+        reaches a worker after it is left unread and the run ends once the rest is counted."""
         ray = require_ray()
         connect()
         started = time.perf_counter()
@@ -196,7 +202,7 @@ class _Run:
         with make_client(self.es_config) as es:
             setup = IndexSetup(self.index, config, self.options)
             run(es, setup.steps())  # creates the index, or checks its contract
-            state = ray.remote(num_cpus=0)(_run_state()).remote()  # no CPU from the pool
+            state = ray.remote(num_cpus=0)(_run_state()).remote(leave_unread)  # no pool CPU
             try:
                 out = self._map(dataset_for(setup.spec(), state), source, state)
                 report = self._collect(out, client_secrets(es), total, state)
@@ -244,13 +250,18 @@ class _Run:
         run = open_run(self.index, self.options, secrets, total)
         run.report.encoder = self.ran
         stopped: str | None = None
+        consumed = 0  # records counted; a user's dataset is read no further once they are all
         with _drain_on_interrupt(state, self.index) as interrupted:
             try:
                 for row in out.iter_rows():
                     for letter in add_summary(run.report, row):
                         run.fail(letter["source"], letter["reason"], letter["document"])
+                    consumed += summary_total(row)
                     run.bar.update(summary_total(row) - len(row["dead_letters"] or ()))
                     stopped = stopped or row["stopped"]  # later batches come back unsent
+                    if (stopped or interrupted.is_set()) and require_ray().get(
+                            state.drained.remote(consumed)):  # fmt: skip
+                        break  # leaving the loop ends the dataset's reads
             except KeyboardInterrupt as exc:
                 raise self._interrupted(run.close(), drained=False) from exc
             except Exception as exc:  # Ray gave up (after its retries): what was counted stands
@@ -265,9 +276,9 @@ class _Run:
 
     def _interrupted(self, report: IndexReport, drained: bool) -> IndexingInterrupted:
         counted = (
-            "the batches in flight finished and what was read after is dead-lettered unsent"
-            if drained else "the report counts the batches that came back only: what the "
-            "batches still running wrote, a re-run skips"
+            "the batches in flight finished and what was read after is dead-lettered unsent "
+            "(a dataset is read no further)" if drained else "the report counts the batches "
+            "that came back only: what the batches still running wrote, a re-run skips"
         )  # fmt: skip
         interrupted = IndexingInterrupted(
             f"the Ray run into {self.index!r} was interrupted; {report.indexed} documents were "

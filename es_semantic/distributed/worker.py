@@ -1,7 +1,8 @@
 """The Ray actor: one model load and one client per worker; each batch goes through the local
 :class:`~es_semantic.indexing.indexer.Indexer` (content-hash skip by ``mget``, chunking, bulk,
 dead letters) and comes back as summary rows. A batch that meets a stopped cluster stops the
-run (:class:`RunState`); the batches after it, and after Ctrl-C, are dead-lettered unsent.
+run (:class:`RunState`); the batches after it, and after Ctrl-C, are dead-lettered unsent
+(those of a user's dataset, whose reads the run cannot stop, are left unread instead).
 
 A batch is idempotent: document ids are stable and unchanged documents are skipped, so when
 Ray retries a batch on a restarted actor, what the dead actor had written is counted as
@@ -75,13 +76,16 @@ class RunState:
     retry of one is told from another batch of the same rows by its process: a retry comes
     from the restarted process of an actor whose process began it, and that one is dead."""
 
-    def __init__(self) -> None:
+    def __init__(self, leave_unread: bool = False) -> None:
         self.reason: str | None = None
         self.interrupted = False
         self.begun: dict[int, tuple[str, _Begun]] = {}  # by the number begin() gave
         self.processes: dict[str, str] = {}  # each actor's live process
         self.dead: set[str] = set()
         self.count = 0
+        # a user's dataset, whose reads go on after a stop: a batch begun after it is left
+        # unread, and the driver stops once it has the records the ended batches account for
+        self.leave_unread, self.accounted = leave_unread, 0
 
     def stop(self, reason: str) -> None:
         self.reason = self.reason or reason
@@ -101,28 +105,37 @@ class RunState:
                 self.dead.add(before)
             self.processes[actor] = process
 
-    def begin(self, batch: str, process: str) -> tuple[int, bool, list[int]]:
-        """The number of this try of a batch, whether a process died on it before, and the
-        records it died on twice."""
+    def begin(self, batch: str, process: str) -> tuple[int, bool, list[int], bool]:
+        """The number of this try of a batch, whether a process died on it before, the
+        records it died on twice, and whether to leave it unread (the run has stopped)."""
         taken = next((number for number, (rows, begun) in self.begun.items()
                       if rows == batch and begun.owner in self.dead), None)  # fmt: skip
         if taken is None:
+            if self.leave_unread and self.not_sent() is not None:
+                return 0, False, [], True
             self.count += 1
             self.begun[self.count] = (batch, _Begun(process))
-            return self.count, False, []
+            return self.count, False, [], False
         begun = self.begun[taken][1]
         if begun.hand is None:
             begun.died = True
         else:
             begun.poison.add(begun.hand)
         begun.owner, begun.hand = process, None
-        return taken, begun.died, sorted(begun.poison)
+        return taken, begun.died, sorted(begun.poison), False
 
     def hand(self, number: int, record: int | None) -> None:
         self.begun[number][1].hand = record
 
-    def end(self, number: int) -> None:
-        self.begun.pop(number, None)
+    def end(self, number: int, records: int) -> None:
+        if self.begun.pop(number, None) is not None:
+            self.accounted += records
+
+    def drained(self, consumed: int) -> bool:
+        """Whether the driver, with ``consumed`` records counted, has every record read of a
+        run that stopped (a user's dataset only: files stop being read)."""
+        stopped = self.leave_unread and self.not_sent() is not None
+        return stopped and not self.begun and self.accounted == consumed
 
 
 class IndexBatches:
@@ -157,8 +170,10 @@ class IndexBatches:
             self._call("started", ray.get_runtime_context().get_actor_id(), self.process)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        key, died, poison = self._call("begin", _fingerprint(batch), self.process) or (
-            0, False, [])  # fmt: skip
+        key, died, poison, unread = self._call("begin", _fingerprint(batch), self.process) or (
+            0, False, [], False)  # fmt: skip
+        if unread:  # a user's dataset after the run stopped: none of this batch is read
+            return _table(IndexReport(self.index), None)
         if not died:
             with self._indexers(alone=False) as indexer:
                 out = self._index(indexer, batch)
@@ -166,7 +181,7 @@ class IndexBatches:
             with self._indexers(alone=True) as indexer:
                 out = pa.concat_tables([self._one(indexer, batch, row, key, row in poison)
                                         for row in range(batch.num_rows)])  # fmt: skip
-        self._call("end", key)
+        self._call("end", key, batch.num_rows)
         return out
 
     def _one(self, indexer: Indexer, batch: pa.Table, row: int, key: int, poison: bool) -> (

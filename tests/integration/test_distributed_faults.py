@@ -5,11 +5,13 @@ the batches in flight included."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,28 +73,10 @@ def test_ctrl_c_accounts_for_the_batches_in_flight(
     docs = _docs(1500)
     jsonl, _ = _write_inputs(tmp_path, docs)  # 1502 lines
     dead = tmp_path / "interrupted.dead.jsonl"
-    stop = threading.Event()
-
-    def interrupt_mid_run() -> None:  # Ctrl-C once the run has indexed 100 documents
-        deadline = time.monotonic() + 180
-        while not stop.is_set() and time.monotonic() < deadline:
-            if es.indices.exists(index=index_name):
-                es.indices.refresh(index=index_name)
-                if es.count(index=index_name)["count"] >= 100:
-                    os.kill(os.getpid(), signal.SIGINT)
-                    return
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=interrupt_mid_run, daemon=True)
-    watcher.start()
-    try:
-        with pytest.raises(IndexingInterrupted) as raised:
-            index_files([str(jsonl)], es_server.config, index_name, str(tiny_st_dir),
-                        workers=2, cpus_per_worker=_cluster_cpus() / 4,
-                        options=IndexOptions(batch_size=10, dead_letter=dead))  # fmt: skip
-    finally:
-        stop.set()
-        watcher.join()
+    with pytest.raises(IndexingInterrupted) as raised, _ctrl_c_at(es, index_name, 100):
+        index_files([str(jsonl)], es_server.config, index_name, str(tiny_st_dir),
+                    workers=2, cpus_per_worker=_cluster_cpus() / 4,
+                    options=IndexOptions(batch_size=10, dead_letter=dead))  # fmt: skip
     report = raised.value.report
     assert report is not None and 100 <= report.indexed < 1500
     stored = _stored(es, index_name)
@@ -107,6 +91,58 @@ def test_ctrl_c_accounts_for_the_batches_in_flight(
     assert counted == lines  # each record read counted once: the file's first report.total
     assert any(letter["reason"] == "not sent: indexing was interrupted" for letter in letters)
     assert "re-run" in str(raised.value)
+
+
+def test_ctrl_c_stops_reading_a_users_dataset(
+    local_ray: None, es: Elasticsearch, es_server: ServerHandle, index_name: str,
+    tiny_st_dir: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A user's dataset is read by its own tasks, which the run cannot stop: after Ctrl-C the
+    run ends once the batches begun before it are counted, and reads no more of the dataset
+    (before: it read the dataset to its end and dead-lettered every row of it)."""
+
+    def slow_row(row: dict[str, Any]) -> dict[str, Any]:  # a dataset that takes time to read
+        time.sleep(0.01)
+        return {"doc": f"r{row['id']}", "body": f"user row {row['id']} about {row['id'] % 7}"}
+
+    rows = 4000
+    dataset = ray.data.range(rows, override_num_blocks=80).map(slow_row)
+    dead = tmp_path / "dataset.dead.jsonl"
+    with pytest.raises(IndexingInterrupted) as raised, _ctrl_c_at(es, index_name, 100):
+        index_dataset(dataset, es_server.config, index_name, str(tiny_st_dir), workers=2,
+                      cpus_per_worker=_cluster_cpus() / 4,
+                      options=IndexOptions(id_field="doc", text_fields=("body",), batch_size=10,
+                                           dead_letter=dead))  # fmt: skip
+    report = raised.value.report
+    assert report is not None and report.indexed >= 100 and report.total < rows / 2
+    assert len(_stored(es, index_name)) == report.indexed + report.skipped
+    letters = _letters(dead) if dead.exists() else []
+    assert len(letters) == report.failed
+    assert "re-run" in str(raised.value)
+
+
+@contextlib.contextmanager
+def _ctrl_c_at(es: Elasticsearch, index: str, count: int) -> Iterator[None]:
+    """Ctrl-C (SIGINT to this process) once the index holds ``count`` documents."""
+    stop = threading.Event()
+
+    def interrupt_mid_run() -> None:
+        deadline = time.monotonic() + 180
+        while not stop.is_set() and time.monotonic() < deadline:
+            if es.indices.exists(index=index):
+                es.indices.refresh(index=index)
+                if es.count(index=index)["count"] >= count:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=interrupt_mid_run, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _numbered(docs: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
