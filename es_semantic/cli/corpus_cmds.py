@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from es_semantic.cli.common import client, connection_options, encoder, handle_errors, settings
+from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.corpus.clusters import ClusterReport, cluster_index
 from es_semantic.corpus.duplicates import find_duplicates
 from es_semantic.corpus.pairs import DuplicatePair, best_of, group_pairs
@@ -114,6 +115,10 @@ def _write_csv(path: str, pairs: list[DuplicatePair]) -> None:
               help="documents k-means is fitted on (all are then assigned)")  # fmt: skip
 @click.option("--filter", "filters", multiple=True, help="only documents matching FIELD=VALUE")
 @click.option("--write-field", help="store each document's cluster id in this integer field")
+@sparse_model_option(
+    "with --write-field on an index with a sparse leg: the leg's model, which makes its "
+    "vectors again (default: found from the index's contract)"
+)
 @click.option("--terms", type=click.IntRange(1, 50), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts")
@@ -126,6 +131,7 @@ def clusters_cmd(
     sample: int,
     filters: tuple[str, ...],
     write_field: str | None,
+    sparse_model: str | None,
     terms: int,
     seed: int,
     as_json: bool,
@@ -138,7 +144,8 @@ def clusters_cmd(
     document assigned; labels are class-based TF-IDF terms of each cluster's texts.
     --write-field stores the cluster id so searches can filter or facet by it; a document
     changed or deleted meanwhile is left as it is and counted (conflicts). On passage indices
-    --model must be the index's model (checked first: the passages are re-encoded).
+    --model must be the index's model (checked first: the passages are re-encoded); on an index
+    with a sparse leg the write-back makes its vectors again with the leg's model.
     """
     state = settings(click.get_current_context(), options)
     es = client(state)
@@ -146,6 +153,7 @@ def clusters_cmd(
     report = cluster_index(
         es, index, k=k, sample=sample, filters=parse_cli_filters(filters), encoder=model,
         write_field=write_field, top_terms=terms, seed=seed, progress=not quiet and not as_json,
+        sparse_encoder=load_sparse(state, sparse_model) if write_field else None,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))

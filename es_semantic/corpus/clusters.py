@@ -12,6 +12,8 @@ mapping excludes them), and so would drop them. Each write is guarded by optimis
 control: ``if_seq_no``/``if_primary_term`` of the version the scan read, so a document changed
 or deleted since the scan gets a 409 version conflict from Elasticsearch, is counted among
 ``conflicts`` and left as it is (never overwritten with the scanned copy, never brought back).
+The sparse leg's vectors are not in ``_source`` either: the write-back makes them again with
+the leg's model (given, or found from the contract), checked against the leg first.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from es_semantic.elastic.calls import run
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.admin import add_metadata_field_steps, read_contract
-from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract
+from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract, escape_vector
 from es_semantic.schema.filters import build_filters
 from es_semantic.schema.similarity import unit_rows
 
 if TYPE_CHECKING:
     from es_semantic.encoding.encoder import Encoder
+    from es_semantic.encoding.sparse import SparseEncoder
 
 PAGE_SIZE = 200
 VERSION_CONFLICT = 409  # the document changed or was deleted since the scan read it
@@ -93,16 +96,19 @@ def cluster_index(
     central: int = 3,
     seed: int = 0,
     progress: bool = False,
+    sparse_encoder: SparseEncoder | None = None,
 ) -> ClusterReport:
     """``k`` topic clusters of ``index``; ``write_field``: store each document's cluster id
     there (an ``integer`` metadata field, filterable; documents changed or deleted since the
     scan are left as they are, see ``conflict_ids``); ``encoder``: the index's model, needed on
-    chunked indices (checked against the index contract)."""
+    chunked indices (checked against the index contract); ``sparse_encoder``: the sparse
+    leg's model, for a write-back on an index with one (None: found from the contract)."""
     if k < 2 or sample < k:
         raise ConfigError(f"k={k} must be >= 2 and --sample ({sample}) at least k")
     contract = read_contract(es, index)
     if encoder is not None:  # before anything compares or writes vectors
         contract.check(encoder.config, index)
+    sparse = _sparse_model(contract, index, sparse_encoder) if write_field is not None else None
     built = build_filters(filters, list(contract.metadata_fields))
     total = int(es.count(index=index, query=scan_query(contract, built))["count"])
     if total < k:
@@ -120,7 +126,7 @@ def cluster_index(
         contract = run(es, add_metadata_field_steps(index, contract, write_field, "integer"))
     assigned = chosen if total <= sample and write_field is None else None
     stream = assigned or _scan(es, index, contract, built, encoder, total, progress, "assigning")
-    writer = _Writer(es, index, contract, write_field) if write_field is not None else None
+    writer = _Writer(es, index, contract, write_field, sparse) if write_field else None
     for page in _chunks(stream, PAGE_SIZE):
         vectors = np.stack([d.mean_vector() for d in page])  # unit rows already
         labels = model.predict(vectors)
@@ -146,6 +152,25 @@ def cluster_index(
         topic.terms = terms
     report.topics = sorted(topics, key=lambda t: (-t.size, t.id))
     return report
+
+
+def _sparse_model(
+    contract: IndexContract, index: str, given: SparseEncoder | None
+) -> SparseEncoder | None:
+    """The model that makes the sparse leg's vectors again for the write-back (None: the
+    index has no sparse leg, or keeps its vectors in ``_source``), checked against the leg
+    before anything is read or written."""
+    leg = contract.sparse
+    if leg is None or contract.keep_vectors_in_source:
+        return None
+    if given is None:
+        from es_semantic.encoding.sparse import SparseEncoder
+        from es_semantic.encoding.sparse_models import locate
+
+        given = SparseEncoder(locate(leg, index), query_mode=leg.query_mode,
+                              max_active_dims=leg.max_active_dims)  # fmt: skip
+    leg.check(given.spec, index, for_indexing=True, max_active_dims=given.max_active_dims)
+    return given
 
 
 def _scan(
@@ -194,9 +219,11 @@ class _Writer:
     still the version the scan read (``if_seq_no``/``if_primary_term``)."""
 
     def __init__(
-        self, es: Elasticsearch, index: str, contract: IndexContract, field: str | None
-    ) -> None:
+        self, es: Elasticsearch, index: str, contract: IndexContract, field: str | None,
+        sparse: SparseEncoder | None = None,
+    ) -> None:  # fmt: skip
         self.es, self.index, self.contract, self.field = es, index, contract, field
+        self.sparse = sparse
         self.written = 0
         self.conflicts: list[str] = []
         self.failures: list[tuple[str, str]] = []
@@ -209,6 +236,11 @@ class _Writer:
                 self.failures.append((doc.id, why))
             else:
                 actions.append(self._action(doc, int(label)))
+        if self.sparse is not None and actions:  # the leg's vectors, made as the indexer does
+            assert self.contract.sparse is not None
+            vectors = self.sparse.encode_documents([self._text(a["_source"]) for a in actions])
+            for action, vector in zip(actions, vectors, strict=True):
+                action["_source"][self.contract.sparse.field] = escape_vector(vector)
         for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
                                                max_retries=3):  # fmt: skip
             outcome = parse_bulk_item(ok, item)
@@ -230,6 +262,11 @@ class _Writer:
             source[self.contract.vector_field] = doc.vectors[0].tolist()
         return {"_op_type": "index", "_index": self.index, "_id": doc.id, "_source": source,
                 "if_seq_no": doc.seq_no, "if_primary_term": doc.primary_term}  # fmt: skip
+
+    def _text(self, source: Mapping[str, Any]) -> str:
+        """The text the indexer encodes (``Document.full_text``): non-empty fields in order."""
+        texts = (source.get(f) for f in self.contract.text_fields)
+        return " ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
 
     def close(self) -> None:
         self.es.indices.refresh(index=self.index)

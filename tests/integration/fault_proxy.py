@@ -380,3 +380,22 @@ class MetaReplaced:
                 for name in reached:
                     self.metas[name] = meta
             return status, answer
+
+
+class SourceExcludes:
+    """Search hits without the mapping's ``_source.excludes`` fields (``fields``, top-level
+    names), as Elasticsearch returns them: the local server ignores the excludes and keeps
+    the vectors in ``_source``, so a writer that rebuilds documents from it loses nothing
+    there and everything on a real cluster."""
+
+    def __init__(self, upstream: str, fields: set[str]) -> None:
+        self.upstream, self.fields = upstream, fields
+
+    def __call__(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, Any] | None:
+        if not path.split("?")[0].endswith("/_search"):
+            return None
+        status, answer = _send_upstream(self.upstream, method, path, body, headers)
+        for hit in (answer.get("hits") or {}).get("hits", []) if status == 200 else []:
+            for name in self.fields & set(hit.get("_source") or {}):
+                del hit["_source"][name]
+        return status, answer
