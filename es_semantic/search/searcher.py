@@ -71,10 +71,11 @@ class _SearcherBase(Generic[ClientT]):
         self.fields = list(fields) if fields else None
         self.sparse_encoder = sparse_encoder  # the sparse leg's model (its queries)
         self.sparse_from_contract = sparse_from_contract  # else: the model its contract names
-        self._contract: IndexContract | None = None
+        # the contract, the indices it was read from and the encoder fitting it, held together:
+        # a search uses all three as one, whatever another search reads meanwhile
+        self._held: tuple[IndexContract, frozenset[str], QueryEncoder] | None = None
         self._read_at, self.contract_ttl_s = 0.0, CONTRACT_TTL_S  # when the contract was read
         self._tuning: Tuning | None = None  # what `eval --tune --save` stored for the index
-        self._indices: frozenset[str] = frozenset()
         self._cluster: ClusterInfo | None = None
         self._refused: frozenset[str] = frozenset()  # server fusions the cluster refused
         self._lock = threading.Lock()
@@ -86,7 +87,9 @@ class _SearcherBase(Generic[ClientT]):
         options.setdefault("fields", self.fields)
         return SearchRequest(query, **options)
 
-    def _accept_mapping(self, mapping: Mapping[str, Any]) -> IndexContract:
+    def _accept_mapping(
+        self, mapping: Mapping[str, Any]
+    ) -> tuple[IndexContract, frozenset[str], QueryEncoder]:
         """Read the contract from a get-mapping response and pick the encoder that fits it."""
         contract = contract_from_mapping_response(dict(mapping), self.index)
         if contract.sparse is not None and self.sparse_encoder is not None:
@@ -96,15 +99,15 @@ class _SearcherBase(Generic[ClientT]):
         ]
         if not fitting:
             contract.check(self.encoders[0].config, self.index)  # raises, naming the differences
+        held = (contract, frozenset(mapping), fitting[0])
         with self._lock:
-            self._contract, self._indices, self.encoder = contract, frozenset(mapping), fitting[0]
-            self._read_at = time.monotonic()
+            self._held, self.encoder, self._read_at = held, fitting[0], time.monotonic()
             self._tuning = tuning_from_mapping_response(mapping)
-        return contract
+        return held
 
     def _forget_contract(self) -> None:
         with self._lock:
-            self._contract = None
+            self._held = None
 
     def _mapping_steps(self) -> Steps[Mapping[str, Any]]:
         answer = yield Call("indices.get_mapping", {"index": self.index})
@@ -114,8 +117,12 @@ class _SearcherBase(Generic[ClientT]):
         return mapping
 
     def _contract_steps(self) -> Steps[IndexContract]:
-        if self._contract is not None and time.monotonic() < self._read_at + self.contract_ttl_s:
-            return self._contract
+        return (yield from self._held_steps())[0]
+
+    def _held_steps(self) -> Steps[tuple[IndexContract, frozenset[str], QueryEncoder]]:
+        held = self._held
+        if held is not None and time.monotonic() < self._read_at + self.contract_ttl_s:
+            return held
         return self._accept_mapping((yield from self._mapping_steps()))
 
     def _cluster_steps(self) -> Steps[ClusterInfo]:
@@ -134,7 +141,7 @@ class _SearcherBase(Generic[ClientT]):
         first: IndexContract | None = None
         given, fingerprint = request, getattr(self.reranker, "fingerprint", None)
         for attempt in range(2):
-            contract = yield from self._contract_steps()
+            contract, indices, encoder = yield from self._held_steps()
             request = tuned.apply_tuning(given, self._tuning, fingerprint)
             first = first or contract
             if query_vector is not None and first.vector_space != contract.vector_space:
@@ -146,7 +153,7 @@ class _SearcherBase(Generic[ClientT]):
             vector = core.given_vector(query_vector, contract)
             if vector is None and core.needs_vector(request):
                 t0 = time.perf_counter()
-                vector = (yield self._encode_work(request)).body
+                vector = (yield self._encode_work(request, encoder)).body
                 took["encode"] = (time.perf_counter() - t0) * 1000
             sparse = yield from self._sparse_steps(request, contract, took)
             cluster = self._cluster or core.UNKNOWN_CLUSTER
@@ -162,7 +169,7 @@ class _SearcherBase(Generic[ClientT]):
                 plan = core.plan_search(request, contract, vector, cluster=cluster,
                                         refused=self._refused, sparse=sparse)  # fmt: skip
                 responses = yield from self._msearch(plan, took)
-            if attempt == 0 and (yield from self._moved(responses)):
+            if attempt == 0 and (yield from self._moved(responses, indices)):
                 continue
             break
         raise_for_errors(self.index, responses, self.secrets)
@@ -188,16 +195,19 @@ class _SearcherBase(Generic[ClientT]):
         took["request"] = took.get("request", 0.0) + (time.perf_counter() - t0) * 1000
         return split_responses(plan, answer.body)
 
-    def _moved(self, responses: Mapping[str, Mapping[str, Any]]) -> Steps[bool]:
-        """Whether the alias may have moved since the contract was read (an error, hits from
-        another index, or none and another index behind the name): then read it, search again."""
+    def _moved(
+        self, responses: Mapping[str, Mapping[str, Any]], indices: frozenset[str]
+    ) -> Steps[bool]:
+        """Whether the alias may have moved since this search's contract was read from
+        ``indices`` (an error, hits from another index, or none and another index behind the
+        name): then read it, search again."""
         errors = any(core.response_error(r) is not None for r in responses.values())
         found = core.hit_indices(responses)
-        if not errors and found and found <= self._indices:
+        if not errors and found and found <= indices:
             return False
         if not errors and not found:  # nothing to tell from: look at the name itself
             mapping = yield from self._mapping_steps()
-            if frozenset(mapping) == self._indices:
+            if frozenset(mapping) == indices:
                 return False
         self._forget_contract()
         return True
@@ -238,10 +248,10 @@ class _SearcherBase(Generic[ClientT]):
         took["sparse_encode"] = (time.perf_counter() - t0) * 1000
         return vector
 
-    def _encode_work(self, request: SearchRequest) -> Work:
-        """The query's vector: in a thread, or awaited from an async encoder (the service's
-        batcher) by the async searcher."""
-        encoder, texts = self.encoder, [request.query]
+    def _encode_work(self, request: SearchRequest, encoder: QueryEncoder) -> Work:
+        """The query's vector by ``encoder`` (the one fitting this search's contract): in a
+        thread, or awaited from an async encoder (the service's batcher) by the async searcher."""
+        texts = [request.query]
 
         def encode() -> list[float]:
             vector: list[float] = encoder.encode_queries(texts)[0].tolist()
@@ -281,29 +291,14 @@ class Searcher(_SearcherBase[Elasticsearch]):
         return run(self.es, self._cluster_steps())
 
     def search(
-        self,
-        query: str,
-        *,
-        mode: Mode = "hybrid",
-        legs: Sequence[str] | None = None,
-        k: int = 10,
-        offset: int = 0,
-        fusion: Fusion = "auto",
-        alpha: float = 0.5,
-        rank_constant: int = 60,
-        window: int = DEFAULT_WINDOW,
-        num_candidates: int | None = None,
-        oversample: float | None = None,
-        filters: Mapping[str, Any] | None = None,
-        source: Sequence[str] | None = None,
-        highlight: bool = False,
-        exact: bool = False,
-        rerank: bool = False,
-        rerank_top: int = 20,
-        rerank_budget_ms: float | None = None,
-        rerank_weight: float | None = None,
-        query_vector: Sequence[float] | None = None,
-    ) -> SearchResult:
+        self, query: str, *, mode: Mode = "hybrid", legs: Sequence[str] | None = None,
+        k: int = 10, offset: int = 0, fusion: Fusion = "auto", alpha: float = 0.5,
+        rank_constant: int = 60, window: int = DEFAULT_WINDOW, num_candidates: int | None = None,
+        oversample: float | None = None, filters: Mapping[str, Any] | None = None,
+        source: Sequence[str] | None = None, highlight: bool = False, exact: bool = False,
+        rerank: bool = False, rerank_top: int = 20, rerank_budget_ms: float | None = None,
+        rerank_weight: float | None = None, query_vector: Sequence[float] | None = None,
+    ) -> SearchResult:  # fmt: skip
         """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
@@ -348,29 +343,14 @@ class AsyncSearcher(_SearcherBase[AsyncElasticsearch]):
         return await run_async(self.es, self._cluster_steps())
 
     async def search(
-        self,
-        query: str,
-        *,
-        mode: Mode = "hybrid",
-        legs: Sequence[str] | None = None,
-        k: int = 10,
-        offset: int = 0,
-        fusion: Fusion = "auto",
-        alpha: float = 0.5,
-        rank_constant: int = 60,
-        window: int = DEFAULT_WINDOW,
-        num_candidates: int | None = None,
-        oversample: float | None = None,
-        filters: Mapping[str, Any] | None = None,
-        source: Sequence[str] | None = None,
-        highlight: bool = False,
-        exact: bool = False,
-        rerank: bool = False,
-        rerank_top: int = 20,
-        rerank_budget_ms: float | None = None,
-        rerank_weight: float | None = None,
-        query_vector: Sequence[float] | None = None,
-    ) -> SearchResult:
+        self, query: str, *, mode: Mode = "hybrid", legs: Sequence[str] | None = None,
+        k: int = 10, offset: int = 0, fusion: Fusion = "auto", alpha: float = 0.5,
+        rank_constant: int = 60, window: int = DEFAULT_WINDOW, num_candidates: int | None = None,
+        oversample: float | None = None, filters: Mapping[str, Any] | None = None,
+        source: Sequence[str] | None = None, highlight: bool = False, exact: bool = False,
+        rerank: bool = False, rerank_top: int = 20, rerank_budget_ms: float | None = None,
+        rerank_weight: float | None = None, query_vector: Sequence[float] | None = None,
+    ) -> SearchResult:  # fmt: skip
         """Search ``query``; see :class:`es_semantic.search.request.SearchRequest` for options.
 
         ``query_vector``: a vector already made with this index's encoder (skips encoding).
