@@ -88,6 +88,7 @@ def image_search_steps(searcher: Any, image: Any, request: SearchRequest) -> Ste
     work = Work(lambda: encoder.encode_images([picture])[0].tolist())
     vector: list[float] = (yield work).body
     encoded_ms = (time.perf_counter() - t0) * 1000
-    result: SearchResult = yield from searcher._steps(request, vector)
+    # the vector is the old model's if the alias moved meanwhile: refused, never searched
+    result: SearchResult = yield from searcher._steps(request, vector, contract)
     result.took_ms["encode"] = encoded_ms
     return result

@@ -131,14 +131,16 @@ class _SearcherBase(Generic[ClientT]):
         return self._cluster
 
     def _steps(
-        self, request: SearchRequest, query_vector: Sequence[float] | None
-    ) -> Steps[SearchResult]:
+        self, request: SearchRequest, query_vector: Sequence[float] | None,
+        made_for: IndexContract | None = None,
+    ) -> Steps[SearchResult]:  # fmt: skip
         """The whole search as steps: contract, encode, one _msearch, licence fallback, alias
         move check, fuse, rerank. Each ``yield`` hands one piece of I/O (a client call, or the
-        model's work) to ``calls.run`` or ``calls.run_async``."""
+        model's work) to ``calls.run`` or ``calls.run_async``. ``made_for``: the contract
+        ``query_vector`` was made for (else: the one held when the search starts)."""
         started = time.perf_counter()
         took: dict[str, float] = {}
-        first: IndexContract | None = None
+        first = made_for
         given, fingerprint = request, getattr(self.reranker, "fingerprint", None)
         for attempt in range(2):
             contract, indices, encoder = yield from self._held_steps()
