@@ -332,6 +332,9 @@ def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> Non
     click.echo(f"{indexer.index_name}: {verb} {count} documents missing from the input", err=True)
     for doc_id in result.sample_ids:
         click.echo(f"  {doc_id}", err=True)
+    if result.failures:
+        click.echo(result.failed_line(), err=True)
+        raise click.exceptions.Exit(1)
 
 
 @contextlib.contextmanager

@@ -9,10 +9,12 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from es_semantic.errors import InputError
+from es_semantic.indexing.actions import parse_bulk_item
 from es_semantic.indexing.admin import read_contract
 from es_semantic.schema.filters import build_filters
 
 SAMPLE = 20
+NOT_FOUND = 404  # a delete of a document already gone: what was wanted, no failure
 
 
 @dataclass
@@ -25,9 +27,23 @@ class DeleteReport:
     dry_run: bool = False
     sample_ids: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (id, the server's reason)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["failures"] = [{"id": doc_id, "reason": why} for doc_id, why in self.failures]
+        return data
+
+    def failed_line(self) -> str:
+        """One line on the deletes the cluster refused (empty when none was)."""
+        if not self.failures:
+            return ""
+        doc_id, reason = self.failures[0]
+        return (
+            f"{self.index}: could not delete {len(self.failures)} of {self.matched} documents "
+            f"missing from the input (first: {doc_id}: {reason}); they are still in the index: "
+            "re-run the same command"
+        )
 
 
 def delete_documents(
@@ -64,7 +80,9 @@ def delete_documents(
 def delete_missing(
     es: Elasticsearch, index: str, seen_ids: set[str], *, dry_run: bool = False
 ) -> DeleteReport:
-    """Delete the documents of ``index`` whose ids were not in this run's input."""
+    """Delete the documents of ``index`` whose ids were not in this run's input. A delete the
+    cluster refuses (after the client's retries of 429s) is in ``failures``; one of a document
+    already gone counts as deleted."""
     report = DeleteReport(index, dry_run=dry_run)
     stored = (
         str(h["_id"])
@@ -75,7 +93,13 @@ def delete_missing(
     if dry_run or not missing:
         return report
     actions = ({"_op_type": "delete", "_index": index, "_id": doc_id} for doc_id in missing)
-    for ok, _item in helpers.streaming_bulk(es, actions, raise_on_error=False, chunk_size=500):
-        report.deleted += int(ok)
+    for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False, chunk_size=500,
+                                           max_retries=3, initial_backoff=1):  # fmt: skip
+        outcome = parse_bulk_item(ok, item)
+        status = [op.get("status") for op in item.values() if isinstance(op, Mapping)]
+        if outcome.ok or status == [NOT_FOUND]:
+            report.deleted += 1
+        else:
+            report.failures.append((outcome.doc_id, outcome.reason))
     es.indices.refresh(index=index)
     return report

@@ -261,6 +261,12 @@ def _copy(
         raise refused
     stale = delete_missing(es, report.new_index, indexer.seen_ids or set())
     report.removed_stale += stale.deleted
+    if stale.failures:  # the new index would hold documents the old one no longer has
+        refused = MigrationRefused(
+            f"{stale.failed_line()}; the alias {report.alias!r} still points at {report.old_index}"
+        )
+        refused.report = copied
+        raise refused
     return copied
 
 

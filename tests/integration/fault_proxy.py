@@ -399,3 +399,22 @@ class SourceExcludes:
             for name in self.fields & set(hit.get("_source") or {}):
                 del hit["_source"][name]
         return status, answer
+
+
+def reject_deletes(status: int = 429) -> Rule:
+    """Answer every ``_bulk`` of delete actions item by item with ``status`` (an overloaded
+    node's ``es_rejected_execution_exception``), as a busy cluster does: the request succeeds,
+    each delete in it fails."""
+
+    def rule(method: str, path: str, payload: bytes, headers: Any) -> tuple[int, Any] | None:
+        if not path.split("?")[0].endswith("_bulk"):
+            return None
+        lines = [json.loads(x) for x in payload.decode().splitlines() if x.strip()]
+        if not lines or any(next(iter(line)) != "delete" for line in lines):
+            return None
+        error = REJECTED["error"]
+        items = [{"delete": {"_index": line["delete"].get("_index"), "_id": line["delete"]["_id"],
+                             "status": status, "error": error}} for line in lines]  # fmt: skip
+        return 200, {"took": 1, "errors": True, "items": items}
+
+    return rule
