@@ -324,8 +324,8 @@ def _delete_missing(indexer: Indexer, report: IndexReport, dry_run: bool) -> Non
             err=True,
         )
         dry_run = True
-    result = delete_missing(
-        indexer.es, indexer.index_name, indexer.seen_ids or set(), dry_run=dry_run
+    result = delete_missing(  # the index written to: behind an alias, its write index only
+        indexer.es, indexer.target, indexer.seen_ids or set(), dry_run=dry_run
     )
     verb = "would delete" if dry_run else "deleted"
     count = result.matched if dry_run else result.deleted

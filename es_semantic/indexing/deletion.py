@@ -80,19 +80,20 @@ def delete_documents(
 def delete_missing(
     es: Elasticsearch, index: str, seen_ids: set[str], *, dry_run: bool = False
 ) -> DeleteReport:
-    """Delete the documents of ``index`` whose ids were not in this run's input. A delete the
-    cluster refuses (after the client's retries of 429s) is in ``failures``; one of a document
-    already gone counts as deleted."""
+    """Delete the documents of ``index`` (pass the concrete index the run wrote to, not an
+    alias over others) whose ids were not in this run's input, each from the index the scan
+    found it in. A delete the cluster refuses (after the client's retries of 429s) is in
+    ``failures``; one of a document already gone counts as deleted."""
     report = DeleteReport(index, dry_run=dry_run)
     stored = (
-        str(h["_id"])
+        (str(h["_index"]), str(h["_id"]))
         for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}, "source": False})
     )
-    missing = [doc_id for doc_id in stored if doc_id not in seen_ids]
-    report.matched, report.sample_ids = len(missing), missing[:SAMPLE]
+    missing = [(where, doc_id) for where, doc_id in stored if doc_id not in seen_ids]
+    report.matched, report.sample_ids = len(missing), [i for _, i in missing[:SAMPLE]]
     if dry_run or not missing:
         return report
-    actions = ({"_op_type": "delete", "_index": index, "_id": doc_id} for doc_id in missing)
+    actions = ({"_op_type": "delete", "_index": where, "_id": i} for where, i in missing)
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False, chunk_size=500,
                                            max_retries=3, initial_backoff=1):  # fmt: skip
         outcome = parse_bulk_item(ok, item)

@@ -88,3 +88,26 @@ def test_migration_does_not_swap_with_stale_documents_left(
     assert list(es.indices.get_alias(name=alias)) == [old], "the alias moved"
     blocked = es.indices.get_settings(index=old, name="index.blocks.write", flat_settings=True)
     assert blocked[old]["settings"].get("index.blocks.write", "false") == "false"
+
+
+def test_behind_an_alias_only_the_index_written_to_is_mirrored(
+    es, es_server, index_name, tiny_st_dir, tmp_path, monkeypatch
+):
+    """An alias over last year's index and this year's (its write index): the run writes to
+    this year's, so only this year's documents can be missing from its input; last year's are
+    neither deleted nor reported as deleted."""
+    monkeypatch.chdir(tmp_path)
+    old, new = f"{index_name}-2024", f"{index_name}-2025"
+    url = es_server.config.url
+    assert _index(url, old, tiny_st_dir, ["x", "y"]).exit_code == 0
+    assert _index(url, new, tiny_st_dir, ["a", "b", "c"]).exit_code == 0
+    es.indices.update_aliases(actions=[
+        {"add": {"index": old, "alias": index_name}},
+        {"add": {"index": new, "alias": index_name, "is_write_index": True}},
+    ])  # fmt: skip
+    dry = _index(url, index_name, tiny_st_dir, ["a", "b"], "--delete-missing", "--dry-run")
+    assert dry.exit_code == 0 and "would delete 1 documents" in dry.output, dry.output
+    real = _index(url, index_name, tiny_st_dir, ["a", "b"], "--delete-missing")
+    assert real.exit_code == 0 and "deleted 1 documents" in real.output, real.output
+    es.indices.refresh(index=f"{old},{new}")
+    assert es.count(index=old)["count"] == 2 and es.count(index=new)["count"] == 2
