@@ -79,7 +79,9 @@ def _replaced(lines: list[str]) -> str:
 def _rows(
     lines: _RowLines, name: str, delimiter: str, fields: Sequence[str], id_field: str | None
 ) -> Iterator[Row | ReadFailure]:
-    reader = csv.reader(lines, delimiter=delimiter)
+    # strict: a quote left open is an error at the end of the file, not one field swallowing
+    # every row after it (rows that would then be missing from the input, unnoticed)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -107,7 +109,11 @@ def _rows(
             continue
         origin = f"{name}:{first}"
         if isinstance(row, csv.Error):
-            yield ReadFailure(origin, f"unreadable row: {row}", _replaced(raw))
+            why = f"unreadable row: {row}"
+            if "unexpected end of data" in str(row):  # strict: a quote open at the end
+                why = (f"a quote opened on line {first} is never closed: its {len(raw)} lines "
+                       "up to the end of the file were not read as rows")  # fmt: skip
+            yield ReadFailure(origin, why, _replaced(raw))
         elif (undecoded := _undecoded(row, header, first, raw)) is not None:
             yield ReadFailure(origin, undecoded, _replaced(raw))
         elif len(row) != len(header):

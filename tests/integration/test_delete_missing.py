@@ -111,3 +111,29 @@ def test_behind_an_alias_only_the_index_written_to_is_mirrored(
     assert real.exit_code == 0 and "deleted 1 documents" in real.output, real.output
     es.indices.refresh(index=f"{old},{new}")
     assert es.count(index=old)["count"] == 2 and es.count(index=new)["count"] == 2
+
+
+def test_a_csv_quote_left_open_does_not_delete_the_rows_it_swallowed(
+    es, es_server, index_name, tiny_st_dir, tmp_path, monkeypatch
+):
+    """A quote opened and never closed runs its field to the end of the file: the rows after
+    it are no records of the input, but they were not proved gone either. The run must count
+    a failure (so --delete-missing deletes nothing) instead of reading one long row."""
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "docs.csv"
+    good.write_text("id,text\n1,one\n2,two\n3,three\n4,four\n", encoding="utf-8")
+    url, model = es_server.config.url, str(tiny_st_dir)
+    args = ["index", index_name, "--quiet", "--es-url", url, "--model", model]
+    assert CliRunner().invoke(cli, [*args, str(good)]).exit_code == 0
+    broken = tmp_path / "edited.csv"
+    broken.write_text('id,text\n1,one\n2,"two, with a quote left open\n3,three\n4,four\n',
+                      encoding="utf-8")  # fmt: skip
+    result = CliRunner().invoke(cli, [*args, str(broken), "--delete-missing"])
+    es.indices.refresh(index=index_name)
+    assert sorted(h["_id"] for h in es.search(index=index_name)["hits"]["hits"]) == list("1234")
+    assert result.exit_code == 1, result.output
+    assert "--delete-missing skipped" in result.output, result.output
+    (dead,) = [
+        json.loads(x) for x in (tmp_path / f"{index_name}.dead.jsonl").read_text().splitlines()
+    ]
+    assert "edited.csv:3" in json.dumps(dead) and "never closed" in json.dumps(dead), dead
