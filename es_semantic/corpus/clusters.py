@@ -35,7 +35,7 @@ from es_semantic.corpus.topics import Topic, ctfidf_labels, kmeans, terms_of
 from es_semantic.elastic.calls import run
 from es_semantic.errors import ConfigError
 from es_semantic.indexing.actions import parse_bulk_item
-from es_semantic.indexing.admin import add_metadata_field_steps, read_contract
+from es_semantic.indexing.admin import add_metadata_field_steps, read_pinned_steps
 from es_semantic.schema.contract import PASSAGES_FIELD, IndexContract, escape_vector
 from es_semantic.schema.filters import build_filters
 from es_semantic.schema.similarity import unit_rows
@@ -105,7 +105,7 @@ def cluster_index(
     leg's model, for a write-back on an index with one (None: found from the contract)."""
     if k < 2 or sample < k:
         raise ConfigError(f"k={k} must be >= 2 and --sample ({sample}) at least k")
-    contract = read_contract(es, index)
+    contract, pinned = run(es, read_pinned_steps(index))  # each pass is checked against it
     if encoder is not None:  # before anything compares or writes vectors
         contract.check(encoder.config, index)
     sparse = _sparse_model(contract, index, sparse_encoder) if write_field is not None else None
@@ -114,7 +114,7 @@ def cluster_index(
     if total < k:
         raise ConfigError(f"index {index!r} has {total} documents with vectors: fewer than k={k}")
     report = ClusterReport(index, k, write_field=write_field)
-    docs = _scan(es, index, contract, built, encoder, total, progress, "sampling")
+    docs = _scan(es, index, contract, built, encoder, total, progress, "sampling", pinned)
     chosen = _reservoir(docs, sample, seed)
     report.sampled = len(chosen)
     model = kmeans(np.stack([d.mean_vector() for d in chosen]), k, seed)
@@ -125,7 +125,8 @@ def cluster_index(
     if write_field is not None:
         contract = run(es, add_metadata_field_steps(index, contract, write_field, "integer"))
     assigned = chosen if total <= sample and write_field is None else None
-    stream = assigned or _scan(es, index, contract, built, encoder, total, progress, "assigning")
+    stream = assigned or _scan(es, index, contract, built, encoder, total, progress, "assigning",
+                               pinned)  # fmt: skip
     writer = _Writer(es, index, contract, write_field, sparse) if write_field else None
     for page in _chunks(stream, PAGE_SIZE):
         vectors = np.stack([d.mean_vector() for d in page])  # unit rows already
@@ -182,10 +183,11 @@ def _scan(
     total: int,
     progress: bool,
     what: str,
+    pinned: list[str],
 ) -> Iterator[DocVectors]:
     with tqdm(total=total, desc=f"{what} {index}", unit="doc", disable=not progress) as bar:
         for page in vector_pages(es, index, contract, filters=filters, encoder=encoder,
-                                 page_size=PAGE_SIZE):  # fmt: skip
+                                 page_size=PAGE_SIZE, pinned=pinned):  # fmt: skip
             yield from page
             bar.update(len(page))
 
@@ -260,8 +262,10 @@ class _Writer:
             ]
         else:
             source[self.contract.vector_field] = doc.vectors[0].tolist()
-        return {"_op_type": "index", "_index": self.index, "_id": doc.id, "_source": source,
-                "if_seq_no": doc.seq_no, "if_primary_term": doc.primary_term}  # fmt: skip
+        # back where it was read: an alias over several indices takes no write of its own
+        return {"_op_type": "index", "_index": doc.index or self.index, "_id": doc.id,
+                "_source": source, "if_seq_no": doc.seq_no,
+                "if_primary_term": doc.primary_term}  # fmt: skip
 
     def _text(self, source: Mapping[str, Any]) -> str:
         """The text the indexer encodes (``Document.full_text``): non-empty fields in order."""

@@ -24,15 +24,12 @@ from tqdm import tqdm
 from es_semantic.corpus.pairs import DuplicatePair, best_of, pairs_from_response
 from es_semantic.corpus.pairs import text_snippet as snippet_of
 from es_semantic.corpus.scan import DocVectors, scan_query, vector_pages
-from es_semantic.elastic.calls import Call, Steps, run
+from es_semantic.elastic.calls import run
 from es_semantic.errors import ConfigError
+from es_semantic.indexing.admin import read_pinned_steps
 from es_semantic.indexing.dedupe import neighbour_steps, probe_body
 from es_semantic.indexing.readers import BadLine, json_lines
-from es_semantic.schema.contract import (
-    IndexContract,
-    contract_from_mapping_response,
-    missing_index_error,
-)
+from es_semantic.schema.contract import IndexContract
 from es_semantic.schema.filters import build_filters
 from es_semantic.schema.similarity import knn_threshold
 
@@ -64,7 +61,9 @@ def find_duplicates(
     ``encoder``: the index's model, needed on chunked indices."""
     if top_k < 1 or page_size < 1:
         raise ConfigError("top_k and page_size must be >= 1")
-    contract, probed = run(es, _read_steps(index))
+    # the probes go to the vectors the scan reads, never to where an alias points later
+    contract, pinned = run(es, read_pinned_steps(index))
+    probed = ",".join(pinned)
     knn_threshold(threshold, contract.similarity)  # refuse a threshold outside its unit first
     if encoder is not None:
         contract.check(encoder.config, index)
@@ -81,7 +80,8 @@ def find_duplicates(
     scanned = 0
     try:
         pages = vector_pages(es, index, contract, filters=built, encoder=encoder,
-                             page_size=page_size, source=contract.text_fields)  # fmt: skip
+                             page_size=page_size, source=contract.text_fields,
+                             pinned=pinned)  # fmt: skip
         for page in pages:
             todo = [d for d in page if state is None or d.id not in state.done]
             if limit is not None:
@@ -98,17 +98,6 @@ def find_duplicates(
                 return
     finally:
         bar.close()
-
-
-def _read_steps(index: str) -> Steps[tuple[IndexContract, str]]:
-    """The contract of ``index`` and the concrete indices behind it, comma-joined: the probes
-    go there, to the vectors the scan reads, never to where an alias points later (migrate
-    swaps it to an index another model wrote)."""
-    answer = yield Call("indices.get_mapping", {"index": index})
-    if answer.status == 404:
-        raise missing_index_error(index)
-    mapping = dict(answer.raise_for_error())
-    return contract_from_mapping_response(mapping, index), ",".join(sorted(mapping))
 
 
 def _probe_page(

@@ -44,6 +44,7 @@ class DocVectors:
     passages: Sequence[str] = ()
     seq_no: int | None = None
     primary_term: int | None = None
+    index: str = ""  # the concrete index it was read from (a write-back goes there)
 
     def mean_vector(self) -> npt.NDArray[np.float32]:
         """One vector for the document (the unit mean of its passages)."""
@@ -71,9 +72,11 @@ def vector_pages(
     encoder: Encoder | None,
     page_size: int,
     source: Sequence[str] | None = None,
+    pinned: Sequence[str] | None = None,
 ) -> Iterator[list[DocVectors]]:
     """Pages of documents with their vectors. ``source``: the ``_source`` fields to return
-    (None: all of it)."""
+    (None: all of it); ``pinned``: the concrete indices the run read the contract from (a
+    hit from another means the alias moved: refused before the page is handed on)."""
     if contract.nested and encoder is None:
         raise ConfigError(
             f"index {index!r} holds passages: pass its model (--model) to re-encode them"
@@ -94,7 +97,19 @@ def vector_pages(
     with closing(pit_pages(es, index, page_size=page_size, query=query,
                            seq_no_primary_term=True, **extra)) as pages:  # fmt: skip
         for hits in pages:
+            _check_pinned(index, hits, pinned)
             yield _page_vectors(hits, contract, encoder)
+
+
+def _check_pinned(index: str, hits: Sequence[dict[str, Any]], pinned: Sequence[str] | None) -> (
+        None):  # fmt: skip
+    moved = sorted({str(h.get("_index")) for h in hits} - set(pinned or ())) if pinned else []
+    if moved:
+        raise ConfigError(
+            f"{index!r} moved to {', '.join(moved[:3])} during the run (it began on "
+            f"{', '.join(pinned[:3]) if pinned else ''}; migrate swaps aliases): nothing was "
+            "written from this pass; re-run against the index as it is now"
+        )
 
 
 def _page_vectors(
@@ -131,4 +146,5 @@ def _doc(
     seq_no, term = hit.get("_seq_no"), hit.get("_primary_term")
     return DocVectors(str(hit["_id"]), dict(hit.get("_source") or {}), rows, texts,
                       None if seq_no is None else int(seq_no),
-                      None if term is None else int(term))  # fmt: skip
+                      None if term is None else int(term),
+                      str(hit.get("_index") or ""))  # fmt: skip

@@ -108,10 +108,19 @@ def create_index(
 
 def read_contract_steps(index: str) -> Steps[IndexContract]:
     """The contract of ``index`` (or of the indices behind an alias, which must agree)."""
+    contract, _ = yield from read_pinned_steps(index)
+    return contract
+
+
+def read_pinned_steps(index: str) -> Steps[tuple[IndexContract, list[str]]]:
+    """The contract of ``index`` and the concrete indices it was read from (sorted): a run
+    that reads ``index`` more than once checks each read against them, since an alias moves
+    (``migrate`` swaps it to an index another model wrote)."""
     answer = yield Call("indices.get_mapping", {"index": index})
     if answer.status == 404:
         raise missing_index_error(index)
-    return contract_from_mapping_response(dict(answer.raise_for_error()), index)
+    mapping = dict(answer.raise_for_error())
+    return contract_from_mapping_response(mapping, index), sorted(mapping)
 
 
 def add_metadata_field_steps(
