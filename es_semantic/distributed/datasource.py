@@ -4,8 +4,10 @@ A Ray Data file datasource (the documented way to read a custom file type): Ray 
 paths on any filesystem it is given (local, s3://, gs://, hdfs://) and runs one read task per
 file; each task streams the file through ``indexing.readers``, so every record keeps its
 ``file:line`` (``file:row N`` for Parquet) origin and a bad line becomes a dead letter, not a
-failed read. A task stops reading once the run has stopped (the cluster failed, Ctrl-C): each
-row it has handed on is accounted for downstream, the rest are never read.
+failed read. A task stops reading once the run has stopped (the cluster failed, Ctrl-C), before
+each file and after each block: each row it has handed on is accounted for downstream, the
+rest are never read (a file smaller than a block, as shards of a corpus often are, would
+otherwise be read to its end).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class RecordFiles(FileBasedDatasource):
         return super()._open_input_source(filesystem, path, **open_args)
 
     def _read_stream(self, f: Any, path: str) -> Iterator[pa.Table]:
+        if self._stopped():  # a file begun after the stop is not read (small shards: most)
+            return
         rows: list[dict[str, str | None]] = []
         for record in self._records(f, path):
             rows.append(record_to_row(record))

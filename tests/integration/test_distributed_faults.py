@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from es_semantic.demo.server import ServerHandle
 from es_semantic.errors import IndexingInterrupted
-from tests.integration import ray_poison
+from tests.integration import ray_poison, ray_slow
 from tests.integration.test_distributed import (
     _cluster_cpus,
     _docs,
@@ -119,6 +119,32 @@ def test_ctrl_c_stops_reading_a_users_dataset(
     letters = _letters(dead) if dead.exists() else []
     assert len(letters) == report.failed
     assert "re-run" in str(raised.value)
+
+
+def test_ctrl_c_reads_no_file_it_has_not_begun(
+    local_ray: None, es: Elasticsearch, es_server: ServerHandle, index_name: str,
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Many small files (a corpus in shards): after Ctrl-C a file not begun is not read (before:
+    each was read to its end, under the block after which a read stops, and dead-lettered)."""
+    paths = []
+    for shard in range(60):
+        path = tmp_path / f"shard-{shard:02}.jsonl"
+        docs = _docs(25)
+        path.write_text("".join(json.dumps({**d, "id": f"s{shard}-{d['id']}"}) + "\n"
+                                for d in docs), encoding="utf-8")  # fmt: skip
+        paths.append(str(path))
+    ray.cloudpickle.register_pickle_by_value(ray_slow)
+    monkeypatch.setattr(engine, "_read_files", ray_slow.read_files)
+    dead = tmp_path / "shards.dead.jsonl"
+    with pytest.raises(IndexingInterrupted) as raised, _ctrl_c_at(es, index_name, 100):
+        index_files(paths, es_server.config, index_name, str(tiny_st_dir), workers=2,
+                    cpus_per_worker=_cluster_cpus() / 4,
+                    options=IndexOptions(batch_size=10, dead_letter=dead))  # fmt: skip
+    report = raised.value.report
+    assert report is not None and report.indexed >= 100 and report.total < 60 * 25 / 2
+    assert len(_stored(es, index_name)) == report.indexed + report.skipped
+    assert len(_letters(dead) if dead.exists() else []) == report.failed
 
 
 @contextlib.contextmanager
