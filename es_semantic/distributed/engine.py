@@ -307,7 +307,11 @@ def _drain_on_interrupt(state: Any, index: str) -> Iterator[threading.Event]:
         while not interrupted.wait(0.2):
             if leaving.is_set():
                 return
-        require_ray().get(state.interrupt.remote())
+        try:
+            require_ray().get(state.interrupt.remote())
+        except Exception as exc:  # the run ended (its state gone) as the signal came
+            log.debug("the interrupt reached no run state: %s", describe(exc))
+            return
         said = f"interrupted: finishing the batches in flight into {index!r} (every record read"
         print(f"{said} is counted); Ctrl-C again stops at once", file=sys.stderr, flush=True)
 
