@@ -5,8 +5,9 @@ the name would compare the old model's vectors with the new model's."""
 
 from __future__ import annotations
 
-from es_semantic import Encoder, Indexer
+from es_semantic import Encoder
 from es_semantic.corpus.duplicates import find_duplicates
+from tests.integration.alias_moves import old_and_new, swap
 from tests.integration.test_searcher_recreated import DOCS, second  # noqa: F401 (fixture)
 
 
@@ -16,21 +17,11 @@ def test_probes_stay_on_the_scanned_index_when_the_alias_moves(
     tiny: Encoder,
     second: Encoder,  # noqa: F811
 ) -> None:
-    old, new = f"{index_name}-old", f"{index_name}-new"
-    Indexer(es, old, tiny, chunking="none").index(
-        [{"id": f"old-{i}", "text": t} for i, t in enumerate(DOCS)]
-    )
-    Indexer(es, new, second, chunking="none").index(
-        [{"id": f"new-{i}", "text": t} for i, t in enumerate(DOCS)]
-    )
-    es.indices.refresh(index=f"{old},{new}")
-    es.indices.put_alias(index=old, name=index_name)
+    old, new = old_and_new(es, index_name, (tiny, second), lambda tag: [
+        {"id": f"{tag}-{i}", "text": t} for i, t in enumerate(DOCS)], chunking="none")  # fmt: skip
     scan = find_duplicates(es, index_name, threshold=-1.0, top_k=len(DOCS), page_size=1)
     pairs = [next(scan)]  # the scan is under way: its point in time holds the old index
-    es.indices.update_aliases(actions=[  # what migrate's swap does
-        {"remove": {"index": old, "alias": index_name}},
-        {"add": {"index": new, "alias": index_name}},
-    ])  # fmt: skip
+    swap(es, index_name, old, new)
     pairs += list(scan)
     ids = {i for p in pairs for i in (p.a, p.b)}
     assert ids == {f"old-{i}" for i in range(len(DOCS))}, sorted(ids)

@@ -12,8 +12,9 @@ import pytest
 
 pytest.importorskip("PIL")
 
-from es_semantic import Indexer, Searcher
+from es_semantic import Searcher
 from es_semantic.errors import IndexContractError
+from tests.integration.alias_moves import old_and_new, swap
 from tests.tiny_clip import image_bytes, tiny_clip, write_image
 
 COLOURS = {"red": (220, 20, 20), "blue": (20, 20, 220), "green": (20, 200, 20)}
@@ -28,11 +29,7 @@ def test_an_image_encoded_for_the_old_index_is_not_sent_to_the_new_one(
     assert first.config.fingerprint != other.config.fingerprint
     docs = [{"id": name, "path": str(write_image(tmp_path / f"{name}.png", colour))}
             for name, colour in COLOURS.items()]  # fmt: skip
-    old, new = f"{index_name}-old", f"{index_name}-new"
-    Indexer(es, old, first).index(docs)
-    Indexer(es, new, other).index(docs)
-    es.indices.refresh(index=f"{old},{new}")
-    es.indices.put_alias(index=old, name=index_name)
+    old, new = old_and_new(es, index_name, (first, other), lambda tag: docs)
     searcher = Searcher(es, index_name, [first, other])  # an app that knows both models
     assert searcher.search_image(image_bytes(COLOURS["red"])).hits
     encode, raced = first.encode_images, []
@@ -40,10 +37,7 @@ def test_an_image_encoded_for_the_old_index_is_not_sent_to_the_new_one(
     def racing(images: Any) -> Any:  # while the image is encoded with the old model ...
         if not raced:
             raced.append(True)
-            es.indices.update_aliases(actions=[
-                {"remove": {"index": old, "alias": index_name}},
-                {"add": {"index": new, "alias": index_name}},
-            ])  # fmt: skip
+            swap(es, index_name, old, new)
             # ... another search notices the swap and reads the new contract
             assert searcher.search("red", mode="knn").hits
             assert searcher.encoder is other

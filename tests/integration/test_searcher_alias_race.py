@@ -5,7 +5,8 @@ read the new contract (and so changed what the searcher holds)."""
 
 from __future__ import annotations
 
-from es_semantic import Encoder, Indexer, Searcher
+from es_semantic import Encoder, Searcher
+from tests.integration.alias_moves import old_and_new, swap
 from tests.integration.test_searcher_recreated import DOCS, second  # noqa: F401 (fixture)
 
 
@@ -15,12 +16,8 @@ def test_a_search_racing_the_swap_is_not_answered_with_the_old_model(
     tiny: Encoder,
     second: Encoder,  # noqa: F811
 ) -> None:
-    old, new = f"{index_name}-old", f"{index_name}-new"
-    docs = [{"id": str(i), "text": t} for i, t in enumerate(DOCS)]
-    Indexer(es, old, tiny, chunking="none").index(docs)
-    Indexer(es, new, second, chunking="none").index(docs)
-    es.indices.refresh(index=f"{old},{new}")
-    es.indices.put_alias(index=old, name=index_name)
+    old, new = old_and_new(es, index_name, (tiny, second), lambda tag: [
+        {"id": str(i), "text": t} for i, t in enumerate(DOCS)], chunking="none")  # fmt: skip
     searcher = Searcher(es, index_name, [tiny, second])  # an app that knows both models
     assert searcher.search("vector search", mode="knn", k=3).hits
     assert searcher.encoder is tiny
@@ -30,10 +27,7 @@ def test_a_search_racing_the_swap_is_not_answered_with_the_old_model(
     def racing(plan, took):  # this search's request is made for the old index ...
         if not raced:
             raced.append(True)
-            es.indices.update_aliases(actions=[
-                {"remove": {"index": old, "alias": index_name}},
-                {"add": {"index": new, "alias": index_name}},
-            ])  # fmt: skip
+            swap(es, index_name, old, new)
             # ... meanwhile another search notices the swap and reads the new contract
             raced.append(searcher.search("vector search", mode="knn", k=3))
         return (yield from original(plan, took))
