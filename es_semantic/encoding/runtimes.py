@@ -4,6 +4,8 @@ never a runtime's own default."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -120,7 +122,7 @@ class OpenVinoRuntime:
         target = "GPU" if device.startswith(("cuda", "gpu")) else "CPU"
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT":
                   OPENVINO_HINTS[precision]}  # fmt: skip
-        compiled = ov.Core().compile_model(str(path), target, config)
+        compiled = _off_thread(lambda: ov.Core().compile_model(str(path), target, config))
         ran = compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = OPENVINO_NAMES.get(ran.get_type_name(), str(ran))
         self.request = compiled.create_infer_request()
@@ -130,6 +132,28 @@ class OpenVinoRuntime:
         wanted = {k: v for k, v in feeds.items() if k in self.inputs}
         result = self.request.infer(wanted)
         return np.array(next(iter(result.values())), dtype=np.float32)
+
+
+def _off_thread(compile_model: Callable[[], Any]) -> Any:
+    """``compile_model()`` in a thread of its own. OpenVINO's CPU plugin gives the compiling
+    thread an alternate signal stack and, when the model is freed, puts back the one it
+    replaced only if its own is still current: two models freed in the order they were made
+    leave that thread on unmapped memory, and its next signal (Ctrl-C) is a SIGSEGV. The
+    thread that took the stack ends here; no thread of ours keeps it."""
+    result: dict[str, Any] = {}
+
+    def compile_it() -> None:
+        try:
+            result["model"] = compile_model()
+        except BaseException as exc:  # raised again in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=compile_it, name="es-semantic-openvino-compile")
+    worker.start()
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["model"]
 
 
 def load_runtime(slot: ExportSlot, device: str, precision: str = "float32") -> Runtime:
