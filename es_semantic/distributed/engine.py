@@ -315,7 +315,10 @@ def _drain_on_interrupt(state: Any, index: str) -> Iterator[threading.Event]:
         said = f"interrupted: finishing the batches in flight into {index!r} (every record read"
         print(f"{said} is counted); Ctrl-C again stops at once", file=sys.stderr, flush=True)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # a handler installed outside Python (Ray's driver puts one on SIGTERM) cannot be put
+    # back by ``signal.signal``: such a signal is left to it
+    ours = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not None]
+    previous = {sig: signal.signal(sig, on_signal) for sig in ours}
     teller = threading.Thread(target=tell, name="es-semantic-ray-interrupt", daemon=True)
     teller.start()
     try:

@@ -98,3 +98,29 @@ def test_a_hard_interrupt_says_the_batches_still_running_are_not_in_the_count() 
     assert stopped.value.report.indexed == 4
     message = str(stopped.value)
     assert "4 documents" in message and "still running" in message and "re-run" in message
+
+
+def test_a_signal_handler_installed_outside_python_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's driver installs its own SIGTERM handler in C: Python can neither see nor put it
+    back (``signal.signal`` returns None for it), so the drain must not take that signal over
+    (it would restore SIG_DFL after the run, leaving Ray's handler lost)."""
+    import signal
+
+    from es_semantic.distributed.engine import _drain_on_interrupt
+
+    real = signal.getsignal
+    taken: list[int] = []
+    monkeypatch.setattr(signal, "getsignal",
+                        lambda sig: None if sig == signal.SIGTERM else real(sig))  # fmt: skip
+    real_set = signal.signal
+
+    def spy(sig: int, handler: Any) -> Any:
+        taken.append(sig)
+        return real_set(sig, handler)
+
+    monkeypatch.setattr(signal, "signal", spy)
+    with _drain_on_interrupt(None, "ix"):
+        pass
+    assert signal.SIGINT in taken and signal.SIGTERM not in taken
