@@ -111,10 +111,11 @@ def _options(epochs: int, batch_size: int, lr: float | str) -> list[Any]:
 @_common()
 @click.option(
     "--loss",
-    type=click.Choice(["auto", "cosent", "mnrl", "contrastive"]),
+    type=click.Choice(["auto", "cosine", "cosent", "mnrl", "contrastive"]),
     default="auto",
     show_default=True,
-    help="auto: CoSENT for scored pairs, contrastive for labelled, MNRL for queries",
+    help="auto: for scored pairs a short trial of cosent and cosine (the better on dev trains), "
+    "contrastive for labelled, MNRL for queries",
 )
 @click.option("--matryoshka", help="also train truncated vectors, e.g. 384,256,128")
 @click.option(

@@ -80,6 +80,7 @@ class TrainReport:
     kept: Literal["trained", "base"] = "trained"  # "base": no point beat it, the base was saved
     lr: float | None = None  # the rate that ran (chosen by the trials with lr="auto")
     lr_trials: list[dict[str, float]] = field(default_factory=list)  # [{"lr", "dev"}]
+    loss_trials: list[dict[str, Any]] = field(default_factory=list)  # [{"loss", "dev"}]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

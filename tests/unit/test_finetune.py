@@ -15,7 +15,7 @@ from es_semantic.training.data import read_pairs, split_dev
 from tests.tiny_models import WORDS
 
 pytest.importorskip("datasets", reason="the train extra is not installed")
-from es_semantic.training.finetune import finetune, pick_loss
+from es_semantic.training.finetune import finetune, loss_candidates
 from es_semantic.training.run import RECORD_FILE, TrainSettings, read_record
 
 NOUNS = [w for w in WORDS if w.isalpha() and len(w) > 3]
@@ -38,9 +38,12 @@ def scored_rows(n: int = 48) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("kind", ["scored", "labelled", "queries"])
+@pytest.mark.parametrize(
+    ("kind", "loss"),
+    [("scored", "auto"), ("scored", "cosent"), ("labelled", "auto"), ("queries", "auto")],
+)
 def test_each_loss_trains_and_the_folder_loads(
-    tiny_st_dir: Path, tmp_path: Path, kind: str
+    tiny_st_dir: Path, tmp_path: Path, kind: str, loss: str
 ) -> None:
     rows = scored_rows()
     if kind == "labelled":
@@ -54,10 +57,14 @@ def test_each_loss_trains_and_the_folder_loads(
     out = tmp_path / "out"
     lines: list[str] = []
     # keep_trained: this checks that each loss trains; the guard has its own tests
-    report = finetune(str(tiny_st_dir), train, out, report=lines.append, progress=False,
-                      settings=TrainSettings(epochs=3, batch_size=8, lr=1e-3, device="cpu",
-                                             keep_trained=True))  # fmt: skip
-    assert report.loss == {"scored": "cosent", "labelled": "contrastive", "queries": "mnrl"}[kind]
+    report = finetune(str(tiny_st_dir), train, out, loss=loss, report=lines.append,
+                      progress=False, settings=TrainSettings(epochs=3, batch_size=8, lr=1e-3,
+                                                             device="cpu", keep_trained=True))  # fmt: skip
+    if kind == "scored" and loss == "auto":  # a trial of each scored-pair loss chose it
+        assert report.loss == max(report.loss_trials, key=lambda t: t["dev"])["loss"]
+    else:
+        auto = {"scored": "cosent", "labelled": "contrastive", "queries": "mnrl"}[kind]
+        assert report.loss == (auto if loss == "auto" else loss) and not report.loss_trials
     assert len(report.losses) == 3 and report.losses[-1] < report.losses[0]
     assert any("cut from" in line for line in lines)  # no --dev: a split, said out loud
     assert report.dev_rows + report.train_rows == len(rows)
@@ -112,11 +119,28 @@ def test_sts_b_layout_without_header_and_score_range(tmp_path: Path) -> None:
     assert pairs.kind == "scored" and pairs.scores == [1.0, 0.0]
 
 
+def test_auto_loss_on_scored_pairs_keeps_the_loss_whose_trial_scored_best_on_dev(
+    tiny_st_dir: Path, tmp_path: Path
+) -> None:
+    train = read_pairs(write(tmp_path / "train.jsonl", scored_rows()))
+    lines: list[str] = []
+    report = finetune(str(tiny_st_dir), train, tmp_path / "out", report=lines.append,
+                      progress=False, settings=TrainSettings(epochs=1, batch_size=8, lr=1e-3,
+                                                             device="cpu", keep_trained=True))  # fmt: skip
+    assert [t["loss"] for t in report.loss_trials] == ["cosent", "cosine"]
+    dev = {t["loss"]: t["dev"] for t in report.loss_trials}
+    assert len(set(dev.values())) == 2  # two different runs, each scored
+    assert report.loss == max(dev, key=lambda loss: dev[loss])
+    assert sum("--loss auto" in line for line in lines) == 3  # each trial, then the choice
+    assert read_record(tmp_path / "out")["result"]["loss_trials"] == report.loss_trials
+
+
 def test_a_loss_that_does_not_fit_the_rows_is_refused(tmp_path: Path) -> None:
     pairs = read_pairs(write(tmp_path / "t.jsonl", scored_rows(4)))
-    assert pick_loss("auto", pairs) == "cosent"
+    assert loss_candidates("auto", pairs) == ("cosent", "cosine")
+    assert loss_candidates("cosine", pairs) == ("cosine",)
     with pytest.raises(ConfigError, match="--loss mnrl needs queries rows"):
-        pick_loss("mnrl", pairs)
+        loss_candidates("mnrl", pairs)
 
 
 def test_reranker_trains_and_loads_in_cross_encoder(tiny_bert_dir: Path, tmp_path: Path) -> None:
