@@ -37,7 +37,8 @@ from es_semantic.types import Hit, SearchResult
 @click.option(
     "--legs",
     help="hybrid: the legs to fuse, e.g. keyword,knn,sparse [keyword,knn]; with the sparse leg "
-    "fusion is client-side (rrf, weighted: kNN --alpha, the others share the rest, adaptive)",
+    "fusion is client-side (rrf, weighted or zscore: kNN --alpha, the others share the rest, "
+    "adaptive)",
 )
 @sparse_model_option(
     "the sparse leg's model (the one the index was made with) for sparse "
@@ -45,7 +46,7 @@ from es_semantic.types import Hit, SearchResult
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive"]),
+    type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive", "zscore"]),
     default="auto",
     show_default=True,
     help="hybrid: auto = the fusion `eval --tune --save` stored for the index, else adaptive "
@@ -53,14 +54,15 @@ from es_semantic.types import Hit, SearchResult
     "8.14+, enterprise or trial, else client-side RRF); server = the rrf retriever or an "
     "error; rrf/weighted = client-side; linear = the linear retriever (8.18+, licensed), "
     "else client-side weighted (min-max); adaptive = client-side, per-query leg weights from "
-    "each leg's own scores",
+    "each leg's own scores; zscore = client-side weighted, each leg's scores scaled by their "
+    "standard deviation instead of their range",
 )
 @click.option(
     "--alpha",
     type=click.FloatRange(0, 1),
     default=0.5,
     show_default=True,
-    help="weighted fusion: kNN weight (0 keyword only, 1 kNN only)",
+    help="weighted and zscore fusion: kNN weight (0 keyword only, 1 kNN only)",
 )
 @click.option("--rank-constant", type=click.IntRange(1), default=60, show_default=True)
 @click.option(

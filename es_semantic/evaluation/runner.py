@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
 
 LEG_MODES = ("keyword", "knn")
-FUSED_MODES = ("hybrid", "rrf", "weighted", "adaptive")
+FUSED_MODES = ("hybrid", "rrf", "weighted", "adaptive", "zscore")
 SPARSE = "sparse"  # the learned sparse leg: run when the searcher has the sparse model
 SERVER_RRF = "server-rrf"  # the server's rrf retriever over the legs run (a licensed cluster)
 ALL_MODES = (*LEG_MODES, SPARSE, *FUSED_MODES, SERVER_RRF)
@@ -250,6 +250,7 @@ def build_modes(
         "rrf": lambda: fused_mode(legs, "rrf", rank_constant=rank_constant),
         "weighted": lambda: fused_mode(legs, "weighted", alpha=alpha),
         "adaptive": lambda: fused_mode(legs, "adaptive"),
+        "zscore": lambda: fused_mode(legs, "zscore", alpha=alpha),
         SERVER_RRF: lambda: server_rrf_mode(  # every leg run
             searcher, queries, list(legs.hits), depth=depth, rank_constant=rank_constant
         ),

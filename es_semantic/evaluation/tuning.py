@@ -54,8 +54,8 @@ def tune(
     test_qrels: Mapping[str, Mapping[str, int]],
     metric: str = "ndcg@10",
 ) -> list[TuneResult]:
-    """Best alpha (weighted) and rank constant (RRF), and adaptive, on ``tune_qrels``, scored on
-    ``test_qrels`` against what a hybrid search does there with nothing stored
+    """Best alpha (weighted, zscore) and rank constant (RRF), and adaptive, on ``tune_qrels``,
+    scored on ``test_qrels`` against what a hybrid search does there with nothing stored
     (:func:`es_semantic.evaluation.runner.hybrid_fusion`)."""
 
     def score(method: str, value: float, qrels: Qrels) -> float:
@@ -63,7 +63,8 @@ def tune(
 
     baseline = score(*default_setting(legs), test_qrels)  # what a search runs, nothing stored
     results = []
-    grids = (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60), ("adaptive", (0.0,), 0.0))
+    grids = (("weighted", ALPHAS, 0.5), ("rrf", RANK_CONSTANTS, 60), ("adaptive", (0.0,), 0.0),
+             ("zscore", ALPHAS, 0.5))  # fmt: skip
     for method, grid, default in grids:
         best = max(grid, key=lambda v: (score(method, v, tune_qrels), -abs(v - default)))
         results.append(
@@ -161,8 +162,8 @@ def _scored(
 
 def tuned_run(legs: LegRuns, chosen: TuneResult) -> ModeRun:
     """The first stage a search with ``chosen`` stored would give."""
-    if chosen.method == "weighted":
-        return fused_mode(legs, "weighted", alpha=chosen.setting)
+    if chosen.method in ("weighted", "zscore"):
+        return fused_mode(legs, chosen.method, alpha=chosen.setting)
     if chosen.method == "rrf":
         return fused_mode(legs, "rrf", rank_constant=int(chosen.setting))
     return fused_mode(legs, chosen.method)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 TUNING_KEY = "es_semantic_tuning"
-TUNED_FUSIONS = ("rrf", "weighted", "adaptive")
+TUNED_FUSIONS = ("rrf", "weighted", "adaptive", "zscore")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class Tuning:
         setting = {
             "rrf": f"rrf rank_constant={self.rank_constant}",
             "weighted": f"weighted alpha={self.alpha}",
+            "zscore": f"zscore alpha={self.alpha}",
             "adaptive": "adaptive",
         }[self.fusion]
         line = (

@@ -1,9 +1,10 @@
-"""Client-side fusion of ranked lists (pure): reciprocal rank fusion and weighted min-max."""
+"""Client-side fusion of ranked lists (pure): reciprocal rank fusion, and weighted sums of
+scores min-max scaled (``weighted``, ``adaptive``) or scaled by their spread (``zscore``)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -74,10 +75,29 @@ def min_max(scores: Sequence[float]) -> list[float]:
     return [(s - low) / (high - low) for s in scores]
 
 
+def std_scaled(scores: Sequence[float]) -> list[float]:
+    """Each score's distance above the list's lowest, in standard deviations of the list (a
+    z-score shifted so the last hit is 0); all-equal scores become 1.0. Unlike min-max, a
+    leg's top hit scores high only when it stands out from the leg's other hits."""
+    if not scores:
+        return []
+    mean = sum(scores) / len(scores)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    if std == 0:
+        return [1.0] * len(scores)
+    low = min(scores)
+    return [(s - low) / std for s in scores]
+
+
+Scale = Callable[[Sequence[float]], list[float]]
+
+
 def weighted(
-    legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, float], *, window: int | None = None
-) -> list[Fused]:
-    """Weighted sum of min-max-normalised leg scores; a leg that missed a hit adds 0.
+    legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, float], *,
+    window: int | None = None, scale: Scale = min_max,
+) -> list[Fused]:  # fmt: skip
+    """Weighted sum of each leg's scores scaled by ``scale`` (min-max unless told); a leg that
+    missed a hit adds 0 (its floor).
 
     With weights {"knn": alpha, "keyword": 1 - alpha}, alpha=1 ranks exactly like kNN alone.
     """
@@ -87,7 +107,7 @@ def weighted(
     for leg, hits in legs.items():
         kept = hits[:window] if window else hits
         unique = {h.id: h.score for h in reversed(kept)}  # best (first) occurrence wins
-        normalised = dict(zip(unique, min_max(list(unique.values())), strict=True))
+        normalised = dict(zip(unique, scale(list(unique.values())), strict=True))
         for doc_id, value in normalised.items():
             fused[doc_id].score += weights.get(leg, 0.0) * value
     ordered = _ordered(fused, sorted(legs, key=lambda leg: -weights.get(leg, 0.0)))
@@ -170,7 +190,7 @@ def leg_weights(legs: Sequence[str], alpha: float) -> dict[str, float]:
     return {"knn": alpha, **{leg: (1.0 - alpha) / max(len(others), 1) for leg in others}}
 
 
-CLIENT_FUSIONS = ("rrf", "weighted", "adaptive")
+CLIENT_FUSIONS = ("rrf", "weighted", "adaptive", "zscore")
 
 
 def fuse_legs(
@@ -178,11 +198,14 @@ def fuse_legs(
     alpha: float = 0.5,
 ) -> list[Fused]:  # fmt: skip
     """One query's legs fused on the client, one rule for search and ``eval``: ``rrf``,
-    ``adaptive`` or ``weighted`` (kNN ``alpha``, the other legs sharing ``1 - alpha``)."""
+    ``adaptive``, ``weighted`` or ``zscore`` (kNN ``alpha``, the other legs sharing
+    ``1 - alpha``; scores min-max scaled, or by their spread: :func:`std_scaled`)."""
     if method == "rrf":
         return rrf(legs, rank_constant=rank_constant)
     if method == "adaptive":
         return adaptive(legs)
     if method == "weighted":
         return weighted(legs, leg_weights(list(legs), alpha))
+    if method == "zscore":
+        return weighted(legs, leg_weights(list(legs), alpha), scale=std_scaled)
     raise ValueError(f"unknown client fusion {method!r}: one of {', '.join(CLIENT_FUSIONS)}")

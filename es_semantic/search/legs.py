@@ -39,8 +39,8 @@ def legs_plan(
     filters: list[dict[str, Any]], source: list[str] | None,
 ) -> tuple[dict[str, dict[str, Any]], str]:  # fmt: skip
     """Hybrid over the legs named (any of keyword, knn, sparse): one body per leg, fused on the
-    client (``weighted``/``linear``: weighted; ``adaptive``; otherwise RRF). Server-side RRF
-    over these legs is ``queries.rrf_body``."""
+    client (``weighted``/``linear``: weighted; ``adaptive``; ``zscore``; otherwise RRF).
+    Server-side RRF over these legs is ``queries.rrf_body``."""
     bodies: dict[str, dict[str, Any]] = {}
     for leg in request.leg_names:
         if leg == "keyword":
@@ -56,7 +56,8 @@ def legs_plan(
         else:
             bodies[leg] = queries.sparse_body(sparse_of(sparse), contract, size=window,
                                               filters=filters, source=source)  # fmt: skip
-    fusion = {"weighted": "weighted", "linear": "weighted", "adaptive": "adaptive"}
+    fusion = {"weighted": "weighted", "linear": "weighted", "adaptive": "adaptive",
+              "zscore": "zscore"}  # fmt: skip
     return bodies, fusion.get(request.fusion, "rrf")
 
 

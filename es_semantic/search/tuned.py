@@ -33,8 +33,8 @@ def apply_tuning(
     elif auto and tuning is not None:
         if tuning.fusion == "rrf":  # the same formula on the server or the client
             changes["rank_constant"] = tuning.rank_constant
-        elif tuning.fusion == "weighted":
-            changes.update(fusion="weighted", alpha=tuning.alpha)
+        elif tuning.fusion in ("weighted", "zscore"):
+            changes.update(fusion=tuning.fusion, alpha=tuning.alpha)
         else:
             changes["fusion"] = tuning.fusion
     if request.rerank and request.rerank_weight is None:

@@ -37,7 +37,7 @@ class SearchBody(BaseModel):
     legs: list[str] | None = None
     k: int = 10
     offset: int = 0
-    fusion: Literal["auto", "server", "rrf", "weighted", "linear", "adaptive"] = "auto"
+    fusion: Literal["auto", "server", "rrf", "weighted", "linear", "adaptive", "zscore"] = "auto"
     alpha: float = 0.5
     rank_constant: int = 60
     window: int = 100

@@ -1,6 +1,8 @@
+import math
+
 import pytest
 
-from es_semantic.search.fusion import LegHit, min_max, rrf, weighted
+from es_semantic.search.fusion import LegHit, fuse_legs, min_max, rrf, std_scaled, weighted
 
 KW = [LegHit("a", 10.0), LegHit("b", 8.0), LegHit("c", 2.0)]
 KNN = [LegHit("c", 0.9), LegHit("d", 0.8), LegHit("a", 0.7)]
@@ -65,3 +67,34 @@ def test_bad_parameters():
         rrf({"a": KW}, rank_constant=0)
     with pytest.raises(ValueError):
         weighted({"a": KW}, {"a": -1})
+
+
+def test_std_scaled_divides_by_the_spread_of_the_whole_list_not_its_range():
+    # min-max gives the top hit 1.0 whatever the rest; std-scaling rewards a top hit that
+    # stands out from a leg's other hits
+    assert std_scaled([3.0, 1.0, 1.0, 1.0]) == pytest.approx([2.0 / math.sqrt(0.75), 0, 0, 0])
+    assert std_scaled([5.0, 5.0]) == [1.0, 1.0]
+    assert std_scaled([]) == []
+
+
+def test_zscore_fusion_hand_computed_and_unlike_min_max():
+    # keyword: one hit far above the rest (BM25's heavy head); knn: evenly spaced scores
+    keyword = [LegHit("a", 10.0)] + [LegHit(f"k{i}", 2.0 - 0.1 * i) for i in range(9)]
+    knn = [LegHit("b", 0.9)] + [LegHit(f"n{i}", 0.85 - 0.05 * i) for i in range(9)]
+    legs = {"keyword": keyword, "knn": knn}
+    fused = fuse_legs("zscore", legs, alpha=0.55)
+    mean = sum(h.score for h in keyword) / 10
+    std = math.sqrt(sum((h.score - mean) ** 2 for h in keyword) / 10)
+    scores = {f.id: f.score for f in fused}
+    assert scores["a"] == pytest.approx(0.45 * (10.0 - 1.2) / std)
+    assert scores["n8"] == pytest.approx(0.0)  # the knn leg's last hit: its floor
+    # min-max gives a 1.0 like any top hit, so knn's second hit n0 beats it; scaled by the
+    # spread of its leg, a's lead over the other keyword hits counts
+    assert [f.id for f in fuse_legs("weighted", legs, alpha=0.55)][:3] == ["b", "n0", "a"]
+    assert [f.id for f in fused][:3] == ["b", "a", "n0"]
+
+
+@pytest.mark.parametrize(("alpha", "leg"), [(1.0, KNN), (0.0, KW)])
+def test_zscore_weights_zero_and_one_equal_single_legs(alpha, leg):
+    out = fuse_legs("zscore", {"keyword": KW, "knn": KNN}, alpha=alpha)
+    assert [f.id for f in out] == [h.id for h in leg]

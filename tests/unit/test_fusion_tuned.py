@@ -124,3 +124,11 @@ def test_the_legs_line_says_how_far_the_kept_fusion_is_from_the_best_leg(kept: f
     chosen = TuneResult("weighted", 0.5, 0.7367, kept, 0.7312, "ndcg@10")
     line = _legs_line({"keyword": 0.6916, "knn": 0.6550}, chosen)
     assert line.endswith(f"weighted (kept) {said}"), line
+
+
+def test_a_stored_zscore_fusion_is_taken_with_its_alpha():
+    stored = Tuning("zscore", alpha=0.4)
+    assert Tuning.from_meta(stored.to_meta()) == stored
+    auto = apply_tuning(SearchRequest("q", legs="keyword,knn,sparse"), stored)
+    assert (auto.fusion, auto.alpha) == ("zscore", 0.4)
+    assert "zscore alpha=0.4" in stored.summary()

@@ -137,5 +137,5 @@ def test_every_tuned_fusion_is_reported_against_the_same_default():
     # the default: what a keyword + kNN hybrid search does with nothing stored (adaptive)
     default = evaluate(fused_mode(legs, "adaptive").ranked, test_q, ["ndcg@10"])["ndcg@10"]
     results = tune(legs, tune_q, test_q)
-    assert {r.method for r in results} == {"weighted", "rrf", "adaptive"}
+    assert {r.method for r in results} == {"weighted", "rrf", "adaptive", "zscore"}
     assert all(r.default_held_out == default for r in results)
