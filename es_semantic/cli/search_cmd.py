@@ -49,9 +49,9 @@ from es_semantic.types import Hit, SearchResult
     type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive", "zscore"]),
     default="auto",
     show_default=True,
-    help="hybrid: auto = the fusion `eval --tune --save` stored for the index, else adaptive "
-    "(keyword + knn; with the sparse leg: the rrf retriever where version and licence allow, "
-    "8.14+, enterprise or trial, else client-side RRF); server = the rrf retriever or an "
+    help="hybrid: auto = the fusion `eval --tune --save` stored for the index (a stored rrf: "
+    "the rrf retriever where version and licence allow, 8.14+, enterprise or trial), else "
+    "adaptive (keyword + knn) or zscore (with the sparse leg); server = the rrf retriever or an "
     "error; rrf/weighted = client-side; linear = the linear retriever (8.18+, licensed), "
     "else client-side weighted (min-max); adaptive = client-side, per-query leg weights from "
     "each leg's own scores; zscore = client-side weighted, each leg's scores scaled by their "

@@ -139,7 +139,7 @@ def default_setting(legs: LegRuns) -> tuple[str, float]:
     """The fusion and its setting (alpha, rank constant, or 0 for adaptive) a hybrid search
     over ``legs`` runs with nothing stored, as a :class:`TuneResult` names them."""
     method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)
-    return method, alpha if method == "weighted" else float(
+    return method, alpha if method in ("weighted", "zscore") else float(
         rank_constant
     ) if method == "rrf" else 0.0
 

@@ -119,7 +119,7 @@ def test_sparse_mode_finds_each_document_first(es, sparse_index, tiny, splade):
 def test_hybrid_over_three_legs(es, sparse_index, tiny, splade):
     searcher = Searcher(es, sparse_index, tiny, sparse_encoder=splade)
     result = searcher.search("capital of france", legs=["keyword", "knn", "sparse"], k=6)
-    assert result.fusion == "rrf"
+    assert result.fusion == "zscore"  # auto, nothing stored: the sparse leg's default
     top = result.hits[0]
     assert top.id == "paris" and {"keyword", "knn", "sparse"} <= set(top.ranks)
     weighted = searcher.search("capital of france", legs="keyword,sparse", fusion="weighted")
@@ -258,7 +258,8 @@ def test_three_legs_fused_by_the_servers_rrf_retriever(
         assert {h.id: h.score for h in server.hits} == pytest.approx(
             {h.id: h.score for h in client.hits}
         ), query
-    assert searcher.search("capital of france", legs=legs, k=1).fusion == "server-rrf"  # auto
+    # auto with nothing stored fuses the sparse leg's hybrids by zscore, on the client
+    assert searcher.search("capital of france", legs=legs, k=1).fusion == "zscore"
 
 
 def test_three_legs_on_a_basic_licence(es_server, flat_sparse_index, tiny, splade):
@@ -277,7 +278,7 @@ def test_three_legs_on_a_basic_licence(es_server, flat_sparse_index, tiny, splad
         try:
             searcher = Searcher(client, flat_sparse_index, tiny, sparse_encoder=splade)
             auto = searcher.search("capital of france", legs="keyword,knn,sparse", k=3)
-            assert (auto.fusion, auto.hits[0].id) == ("rrf", "paris")
+            assert (auto.fusion, auto.hits[0].id) == ("zscore", "paris")
             assert {"keyword", "knn", "sparse"} <= set(auto.hits[0].scores)
             with pytest.raises(SearchError, match=r"enterprise or trial licence; .* basic"):
                 searcher.search("capital", legs="keyword,knn,sparse", fusion="server", k=3)

@@ -42,10 +42,10 @@ def test_hybrid_with_nothing_stored_is_the_searchs_default() -> None:
     assert ranked["hybrid"] == ranked["adaptive"]
 
 
-def test_hybrid_with_the_sparse_leg_and_nothing_stored_is_rrf() -> None:
-    ranked = _modes(["hybrid", "rrf", "adaptive", "hybrid:keyword+knn"], _legs(True))
-    assert ranked["rrf"] != ranked["adaptive"]
-    assert ranked["hybrid"] == ranked["rrf"]
+def test_hybrid_with_the_sparse_leg_and_nothing_stored_is_zscore() -> None:
+    ranked = _modes(["hybrid", "rrf", "zscore", "hybrid:keyword+knn"], _legs(True))
+    assert ranked["rrf"] != ranked["zscore"]
+    assert ranked["hybrid"] == ranked["zscore"]
     assert ranked["hybrid:keyword+knn"] == _modes(["adaptive"], _legs())["adaptive"]
 
 

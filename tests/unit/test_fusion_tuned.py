@@ -74,9 +74,12 @@ def test_auto_with_nothing_stored_fuses_keyword_and_knn_adaptively():
     assert apply_tuning(named, None) == named
     for other in (SearchRequest("q", mode="knn"), SearchRequest("q", mode="keyword")):
         assert apply_tuning(other, None) == other
-    # hybrids with the sparse leg keep RRF (on the server where allowed) until measured
-    three = SearchRequest("q", legs="keyword,knn,sparse")
-    assert apply_tuning(three, None) == three
+    # hybrids with the sparse leg: zscore (measured on SciFact and STS-en: above RRF)
+    for legs in ("keyword,knn,sparse", "keyword,sparse", "knn,sparse"):
+        assert apply_tuning(SearchRequest("q", legs=legs), None).fusion == "zscore"
+    assert (
+        apply_tuning(SearchRequest("q", legs="keyword,sparse", fusion="rrf"), None).fusion == "rrf"
+    )
     assert apply_tuning(SearchRequest("q", legs="knn,keyword"), None).fusion == "adaptive"
 
 
@@ -132,3 +135,19 @@ def test_a_stored_zscore_fusion_is_taken_with_its_alpha():
     auto = apply_tuning(SearchRequest("q", legs="keyword,knn,sparse"), stored)
     assert (auto.fusion, auto.alpha) == ("zscore", 0.4)
     assert "zscore alpha=0.4" in stored.summary()
+
+
+def test_the_default_eval_tunes_against_is_the_one_a_search_runs():
+    from es_semantic.evaluation.runner import LegRuns, fused_mode
+    from es_semantic.evaluation.tuning import TuneResult, default_setting, tuned_run
+    from es_semantic.search.fusion import LegHit
+
+    legs = LegRuns()
+    for leg, scores in {"keyword": (9.0, 5.0, 1.0), "knn": (0.9, 0.8, 0.1),
+                        "sparse": (4.0, 3.9, 0.2)}.items():  # fmt: skip
+        legs.hits[leg] = {"q": [LegHit(d, s) for d, s in zip(("a", "b", "c"), scores, strict=True)]}
+        legs.ms[leg] = {"q": 0.0}
+    assert default_setting(legs) == ("zscore", 0.5)
+    method, setting = default_setting(legs)
+    run = tuned_run(legs, TuneResult(method, setting, 0.0, 0.0, 0.0, "ndcg@10"))
+    assert run.scores == fused_mode(legs, "zscore", alpha=0.5).scores
