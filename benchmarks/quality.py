@@ -42,7 +42,8 @@ from es_semantic.evaluation.data import load_qrels
 
 TARGETS = "targets nDCG@10: hybrid >= best single leg - 0.005 on every set; SciFact >= 0.74"
 SKIPPED_MODES = ("server-rrf", "rrf")  # server-rrf: the same RRF on the server; rrf = hybrid
-TWO_LEG_MODES = ("hybrid", "weighted", "adaptive", "zscore")  # with --sparse: also fused over 2 legs
+# with --sparse: also fused over keyword + kNN only
+TWO_LEG_MODES = ("hybrid", "weighted", "adaptive", "zscore")
 
 
 @dataclass(frozen=True)
