@@ -18,7 +18,7 @@ RERANK_ONLY = 1.0
 # auto's fusion for keyword + kNN when nothing is stored: the only fusion within 0.005 nDCG@10
 # of the best single leg on SciFact, STS-en and STS-zh (docs/guides/fusion-and-rerank.md)
 DEFAULT_FUSION = "adaptive"
-# ... and for any hybrid with the sparse leg: zscore (alpha 0.5) scored 0.02-0.03 above RRF on
+# ... and for any hybrid with the sparse leg: zscore (alpha 0.5) scored 0.016-0.028 above RRF on
 # SciFact over every set of legs and 0.01 on STS-en over three (docs/guides/fusion-and-rerank.md)
 SPARSE_DEFAULT_FUSION = "zscore"
 TWO_LEGS = ("keyword", "knn")
