@@ -69,9 +69,9 @@ def beir_index_name(folder: str, chunking: dict[str, Any] | None = None) -> str:
     "--modes",
     default=DEFAULT_MODES,
     show_default=True,
-    help="comma list of keyword, knn, sparse, hybrid (=rrf), rrf, weighted, adaptive, zscore, "
-    "server-rrf; +rerank each (with --sparse-model the fused modes fuse all three legs; "
-    "MODE:LEG+LEG fuses the legs named, e.g. weighted:keyword+knn)",
+    help="comma list of keyword, knn, sparse, hybrid (as search fuses), rrf, weighted, "
+    "adaptive, zscore, server-rrf; +rerank each (with --sparse-model the fused modes fuse "
+    "all three legs; MODE:LEG+LEG fuses the legs named, e.g. weighted:keyword+knn)",
 )
 @sparse_model_option("the index's sparse model: runs the sparse leg (mode sparse) and fuses it")
 @click.option(

@@ -145,8 +145,9 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a bi-encoder on your pairs; the best epoch on the dev rows is saved to --out.
 
-    Scored pairs (sentence1, sentence2, score) train with CoSENT, labelled pairs (label 0/1)
-    with a contrastive loss, (query, positive[, negative...]) with in-batch negatives (MNRL).
+    Scored pairs (sentence1, sentence2, score) train with CoSENT or the cosine loss (with
+    --loss auto, the better of a short trial of each on the dev rows), labelled pairs (label
+    0/1) with a contrastive loss, (query, positive[, negative...]) with in-batch negatives (MNRL).
     The folder loads in Encoder and records its base model, data hashes, loss and settings.
     """
     from es_semantic.training.data import read_pairs
@@ -269,6 +270,8 @@ class _Run:
             f"{report.loss}: {report.train_rows} training rows, {report.dev_rows} dev rows "
             f"({report.dev_source}); {report.seconds_per_epoch:.1f} s per epoch"
         )
+        for tried in report.loss_trials:
+            click.echo(f"--loss auto trial: {tried['loss']}: dev {tried['dev']:.4f}")
         for trial in report.lr_trials:
             click.echo(f"--lr auto trial: lr {trial['lr']:g}: dev {trial['dev']:.4f}")
         scored = ", ".join(f"{s:.4f}" for s in report.dev_scores[1:])

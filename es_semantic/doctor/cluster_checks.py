@@ -184,7 +184,7 @@ def _fusion_finding(cluster: ClusterInfo, kind: ServerFusion) -> Finding:
     """Server-side ``rrf``/``linear`` retrievers, or why hybrid search fuses on the client."""
     what = "RRF" if kind == "rrf" else "weighted (linear)"
     if cluster.server_fusion(kind):
-        option = "auto" if kind == "rrf" else "linear"
+        option = "server; auto with a stored rrf tuning" if kind == "rrf" else "linear"
         detail = f"server-side {what}: the {kind} retriever (--fusion {option})"
         if cluster.licensed is None:
             detail += ", tried once (licence unknown)"

@@ -81,11 +81,11 @@ def std_scaled(scores: Sequence[float]) -> list[float]:
     leg's top hit scores high only when it stands out from the leg's other hits."""
     if not scores:
         return []
+    low, high = min(scores), max(scores)
+    if high == low:  # not std == 0: the mean of equal floats may differ from them by rounding
+        return [1.0] * len(scores)
     mean = sum(scores) / len(scores)
     std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
-    if std == 0:
-        return [1.0] * len(scores)
-    low = min(scores)
     return [(s - low) / std for s in scores]
 
 

@@ -163,8 +163,15 @@ def finetune(
             loss, model, run.matryoshka), train_dataset=bi_encoder_dataset(rows),
             evaluator=evaluator, callbacks=dev_checks(run, trial))  # fmt: skip
 
+    # (loss, lr, rows) -> dev: lr="auto" repeats the loss trial at the default rate
+    tried: dict[tuple[str, float, int], float] = {}
+
     def trial(loss: str, rows: PairSet, run: TrainSettings) -> float:
-        return run_trial(trainer(loss, rows, run, trial=True), lambda: float(evaluator(model)[key]))
+        done = (loss, float(run.lr), len(rows))
+        if done not in tried:
+            tried[done] = run_trial(trainer(loss, rows, run, trial=True),
+                                    lambda: float(evaluator(model)[key]))  # fmt: skip
+        return tried[done]
 
     chosen, loss_trials = pick_scored_loss(candidates, settings, train, trial, report)
     settings, trials = pick_lr(settings, train, lambda rows, run: trial(chosen, rows, run), report)

@@ -135,6 +135,26 @@ def test_auto_loss_on_scored_pairs_keeps_the_loss_whose_trial_scored_best_on_dev
     assert read_record(tmp_path / "out")["result"]["loss_trials"] == report.loss_trials
 
 
+def test_auto_loss_and_auto_lr_do_not_run_the_same_trial_twice(
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import es_semantic.training.finetune as ft
+
+    runs: list[int] = []
+    real = ft.run_trial
+    monkeypatch.setattr(ft, "run_trial", lambda *a: (runs.append(1), real(*a))[1])
+    train = read_pairs(write(tmp_path / "train.jsonl", scored_rows()))
+    report = finetune(str(tiny_st_dir), train, tmp_path / "out", report=lambda _: None,
+                      progress=False, settings=TrainSettings(epochs=1, batch_size=8, lr="auto",
+                                                             device="cpu"))  # fmt: skip
+    # two losses at the default rate, then three rates for the chosen loss: one of them is
+    # the loss trial already run at the default rate
+    assert len(report.loss_trials) == 2 and len(report.lr_trials) == 3
+    assert len(runs) == 4
+    chosen = next(t for t in report.loss_trials if t["loss"] == report.loss)
+    assert chosen["dev"] == next(t["dev"] for t in report.lr_trials if t["lr"] == 2e-5)
+
+
 def test_a_loss_that_does_not_fit_the_rows_is_refused(tmp_path: Path) -> None:
     pairs = read_pairs(write(tmp_path / "t.jsonl", scored_rows(4)))
     assert loss_candidates("auto", pairs) == ("cosent", "cosine")

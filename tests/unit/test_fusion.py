@@ -98,3 +98,16 @@ def test_zscore_fusion_hand_computed_and_unlike_min_max():
 def test_zscore_weights_zero_and_one_equal_single_legs(alpha, leg):
     out = fuse_legs("zscore", {"keyword": KW, "knn": KNN}, alpha=alpha)
     assert [f.id for f in out] == [h.id for h in leg]
+
+
+def test_std_scaled_gives_a_flat_list_one_like_min_max_despite_rounding():
+    # the mean of three 0.1s is not exactly 0.1 in floating point: the std is not exactly 0
+    assert std_scaled([0.1, 0.1, 0.1]) == [1.0, 1.0, 1.0] == min_max([0.1, 0.1, 0.1])
+    flat = {
+        "keyword": [LegHit(i, 0.1) for i in "abc"],
+        "knn": [LegHit("d", 0.9), LegHit("a", 0.5), LegHit("e", 0.1)],
+    }
+    scores = {f.id: f.score for f in fuse_legs("zscore", flat, alpha=0.5)}
+    # the flat keyword leg still counts for the hits it found (1.0 each, not 0)
+    assert scores["a"] == pytest.approx(0.5 * 1.0 + 0.5 * 0.4 / math.sqrt(0.32 / 3))
+    assert scores["b"] == pytest.approx(0.5)
