@@ -19,7 +19,7 @@ from es_semantic.cli.common import (
 )
 from es_semantic.cli.sparse_options import load_sparse, sparse_model_option
 from es_semantic.schema.filters import parse_cli_filters
-from es_semantic.search.request import DEFAULT_WINDOW, Fusion, Mode
+from es_semantic.search.request import DEFAULT_WINDOW, FUSIONS, Fusion, Mode
 from es_semantic.search.searcher import Searcher
 from es_semantic.types import Hit, SearchResult
 
@@ -46,7 +46,7 @@ from es_semantic.types import Hit, SearchResult
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["auto", "server", "rrf", "weighted", "linear", "adaptive", "zscore"]),
+    type=click.Choice(FUSIONS),
     default="auto",
     show_default=True,
     help="hybrid: auto = the fusion `eval --tune --save` stored for the index (a stored rrf: "

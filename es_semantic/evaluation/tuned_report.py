@@ -34,6 +34,7 @@ from es_semantic.evaluation.tuning import (
     tuned_run,
 )
 from es_semantic.schema.tuning import RerankEvaluation, Tuning
+from es_semantic.search.fusion import ALPHA_FUSIONS
 
 if TYPE_CHECKING:
     from es_semantic.encoding.reranker import CrossEncoder
@@ -80,7 +81,7 @@ def rerank_gain_lines(runs: Mapping[str, ModeRun], qrels: Qrels) -> list[str]:
 
 
 def _fusion_lines(results: list[TuneResult], default: str) -> list[str]:
-    names = {"weighted": "best alpha=", "zscore": "best alpha=", "rrf": "best rank_constant="}
+    names = {**dict.fromkeys(ALPHA_FUSIONS, "best alpha="), "rrf": "best rank_constant="}
     return [
         f"  {r.method}: {names[r.method] + str(r.setting) if r.method in names else 'per query'} "
         f"({r.metric} {r.tuned_score:.4f} "
@@ -178,7 +179,7 @@ def tune_and_save(
         lines += more
     tuning = Tuning(
         fusion=chosen.method,
-        alpha=chosen.setting if chosen.method in ("weighted", "zscore") else 0.5,
+        alpha=chosen.setting if chosen.method in ALPHA_FUSIONS else 0.5,
         rank_constant=int(chosen.setting) if chosen.method == "rrf" else 60,
         metric=METRIC,
         before=round(chosen.default_held_out, 4),

@@ -16,6 +16,7 @@ from es_semantic.evaluation.runner import (
     hybrid_fusion,
 )
 from es_semantic.evaluation.significance import Gain, paired_bootstrap
+from es_semantic.search.fusion import ALPHA_FUSIONS
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 RANK_CONSTANTS = (1, 5, 10, 20, 40, 60, 100)
@@ -139,7 +140,7 @@ def default_setting(legs: LegRuns) -> tuple[str, float]:
     """The fusion and its setting (alpha, rank constant, or 0 for adaptive) a hybrid search
     over ``legs`` runs with nothing stored, as a :class:`TuneResult` names them."""
     method, rank_constant, alpha = hybrid_fusion(list(legs.hits), None)
-    return method, alpha if method in ("weighted", "zscore") else float(
+    return method, alpha if method in ALPHA_FUSIONS else float(
         rank_constant
     ) if method == "rrf" else 0.0
 
@@ -162,7 +163,7 @@ def _scored(
 
 def tuned_run(legs: LegRuns, chosen: TuneResult) -> ModeRun:
     """The first stage a search with ``chosen`` stored would give."""
-    if chosen.method in ("weighted", "zscore"):
+    if chosen.method in ALPHA_FUSIONS:
         return fused_mode(legs, chosen.method, alpha=chosen.setting)
     if chosen.method == "rrf":
         return fused_mode(legs, "rrf", rank_constant=int(chosen.setting))

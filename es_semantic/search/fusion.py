@@ -191,6 +191,7 @@ def leg_weights(legs: Sequence[str], alpha: float) -> dict[str, float]:
 
 
 CLIENT_FUSIONS = ("rrf", "weighted", "adaptive", "zscore")
+ALPHA_FUSIONS = ("weighted", "zscore")  # the fusions whose setting is the kNN weight alpha
 
 
 def fuse_legs(

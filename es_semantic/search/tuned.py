@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from es_semantic.schema.tuning import RerankEvaluation, Tuning
+from es_semantic.search.fusion import ALPHA_FUSIONS
 from es_semantic.search.request import SearchRequest
 
 RERANK_ONLY = 1.0
@@ -37,7 +38,7 @@ def apply_tuning(
     elif auto and tuning is not None:
         if tuning.fusion == "rrf":  # the same formula on the server or the client
             changes["rank_constant"] = tuning.rank_constant
-        elif tuning.fusion in ("weighted", "zscore"):
+        elif tuning.fusion in ALPHA_FUSIONS:
             changes.update(fusion=tuning.fusion, alpha=tuning.alpha)
         else:
             changes["fusion"] = tuning.fusion

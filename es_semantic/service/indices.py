@@ -16,6 +16,7 @@ from es_semantic.elastic.calls import run_async
 from es_semantic.errors import check_unicode
 from es_semantic.indexing.admin import index_info_steps
 from es_semantic.schema.contract import META_KEY, IndexContract
+from es_semantic.search.request import Fusion
 from es_semantic.search.tuned import RERANK_HURTS
 from es_semantic.service.settings import ServiceConfig
 from es_semantic.service.state import HTTPProblem, ServiceState, service_state
@@ -37,7 +38,7 @@ class SearchBody(BaseModel):
     legs: list[str] | None = None
     k: int = 10
     offset: int = 0
-    fusion: Literal["auto", "server", "rrf", "weighted", "linear", "adaptive", "zscore"] = "auto"
+    fusion: Fusion = "auto"
     alpha: float = 0.5
     rank_constant: int = 60
     window: int = 100
